@@ -1,0 +1,102 @@
+"""A transformers ``CLIPModel`` + ``CLIPProcessor`` (hub name or local folder)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from PIL import Image
+
+from clipprobe_ext.encoders.base import ClipEncoder, TextEmbeddingCache, TokenChunk
+from clipprobe_ext.errors import ModelError
+
+
+class HFClipEncoder(ClipEncoder):
+    """Wraps a loaded transformers CLIP; use ``from_pretrained`` to load one."""
+
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        model_id: str,
+        cache: TextEmbeddingCache | None = None,
+        batch_size: int = 32,
+    ) -> None:
+        super().__init__(cache, batch_size)
+        self.model = model.eval()
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self._model_id = model_id
+        self.context_length = int(model.config.text_config.max_position_embeddings)
+        self._comma = self.tokenize(",")[0]
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_dir: str,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        cache: TextEmbeddingCache | None = None,
+    ) -> HFClipEncoder:
+        """Load weights and processor; a missing or offline model is a ``ModelError``."""
+        from transformers import CLIPModel, CLIPProcessor
+
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if dtype is None:
+            dtype = torch.float16 if device.type == "cuda" else torch.float32
+        try:
+            model = CLIPModel.from_pretrained(name_or_dir, torch_dtype=dtype)
+            processor = CLIPProcessor.from_pretrained(name_or_dir)
+        except (OSError, ValueError) as exc:
+            raise ModelError(
+                f"Could not load the CLIP model '{name_or_dir}': it is neither a local folder "
+                "with a transformers CLIP nor available offline in the Hugging Face cache "
+                f"({_first_line(exc)})."
+            ) from exc
+        return cls(model.to(device), processor, f"hf:{name_or_dir}", cache)
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def logit_scale(self) -> float:
+        return float(self.model.logit_scale.detach().float().exp().item())
+
+    @property
+    def comma_token(self) -> int:
+        return self._comma
+
+    def tokenize(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _device_dtype(self) -> tuple[torch.device, torch.dtype]:
+        param = next(self.model.parameters())
+        return param.device, param.dtype
+
+    def _encode_chunks(self, chunks: Sequence[TokenChunk]) -> torch.Tensor:
+        device, _ = self._device_dtype()
+        bos, eos = self.tokenizer.bos_token_id, self.tokenizer.eos_token_id
+        width = max(len(c) for c in chunks) + 2
+        ids = torch.full((len(chunks), width), eos, dtype=torch.long)
+        mask = torch.zeros((len(chunks), width), dtype=torch.long)
+        for row, chunk in enumerate(chunks):
+            seq = [bos, *chunk, eos]
+            ids[row, : len(seq)] = torch.tensor(seq)
+            mask[row, : len(seq)] = 1
+        # CLIP pools at the first end token and its attention is causal, so padding
+        # after it changes nothing: batches need not be padded to 77.
+        return self.model.get_text_features(
+            input_ids=ids.to(device), attention_mask=mask.to(device)
+        )
+
+    def _encode_image_batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        device, dtype = self._device_dtype()
+        pixels = self.processor.image_processor(list(images), return_tensors="pt")["pixel_values"]
+        return self.model.get_image_features(pixel_values=pixels.to(device, dtype))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

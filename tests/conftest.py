@@ -1,0 +1,63 @@
+"""Shared fixtures: small real CLIP models and test images."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tiny_clip import save_tiny_hf_clip, tiny_openai_clip  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_hf_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding a tiny transformers CLIP, loadable with ``from_pretrained``."""
+    return save_tiny_hf_clip(tmp_path_factory.mktemp("tiny-clip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_openai_clip_pair():
+    return tiny_openai_clip()
+
+
+@pytest.fixture()
+def tiny_openai_clip(tiny_openai_clip_pair):
+    """``(model, preprocess)`` of a tiny openai ``clip.model.CLIP``."""
+    return tiny_openai_clip_pair
+
+
+@pytest.fixture()
+def hf_encoder(tiny_hf_clip_dir: Path):
+    from clipprobe_ext.encoders.hf import HFClipEncoder
+
+    return HFClipEncoder.from_pretrained(str(tiny_hf_clip_dir), device="cpu")
+
+
+@pytest.fixture()
+def openai_encoder(tiny_openai_clip_pair):
+    from clipprobe_ext.encoders.openai_clip import OpenAIClipEncoder
+
+    model, preprocess = tiny_openai_clip_pair
+    return OpenAIClipEncoder(model, preprocess, model_id="openai-clip:tiny")
+
+
+def make_image(seed: int = 0, size: tuple[int, int] = (64, 48)) -> Image.Image:
+    """A deterministic RGB test picture (gradients and a seeded block pattern)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    w, h = size
+    x = np.linspace(0, 255, w)[None, :, None]
+    y = np.linspace(0, 255, h)[:, None, None]
+    base = (x * [1, 0.3, 0.1] + y * [0.1, 0.6, 1]) / 2
+    noise = rng.integers(0, 120, size=(h, w, 3))
+    return Image.fromarray(np.clip(base + noise, 0, 255).astype("uint8"), "RGB")
+
+
+@pytest.fixture()
+def images() -> list[Image.Image]:
+    return [make_image(1), make_image(2), make_image(3)]
