@@ -10,18 +10,18 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tiny_clip import save_tiny_hf_clip, tiny_openai_clip  # noqa: E402
+import tiny_clip  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def tiny_hf_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding a tiny transformers CLIP, loadable with ``from_pretrained``."""
-    return save_tiny_hf_clip(tmp_path_factory.mktemp("tiny-clip"))
+    return tiny_clip.save_tiny_hf_clip(tmp_path_factory.mktemp("tiny-clip"))
 
 
 @pytest.fixture(scope="session")
 def tiny_openai_clip_pair():
-    return tiny_openai_clip()
+    return tiny_clip.tiny_openai_clip()
 
 
 @pytest.fixture()

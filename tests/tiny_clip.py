@@ -22,7 +22,8 @@ def _bpe_vocab_and_merges() -> tuple[dict[str, int], list[str]]:
     """The vocabulary and merges of CLIP's tokenizer, from the file openai-clip ships."""
     from clip.simple_tokenizer import bytes_to_unicode, default_bpe
 
-    lines = gzip.open(default_bpe()).read().decode("utf-8").split("\n")
+    with gzip.open(default_bpe()) as f:
+        lines = f.read().decode("utf-8").split("\n")
     merges = lines[1 : 49152 - 256 - 2 + 1]
     vocab = list(bytes_to_unicode().values())
     vocab += [v + "</w>" for v in vocab]
