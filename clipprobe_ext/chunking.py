@@ -27,6 +27,18 @@ def chunk_tokens(
 
     Always returns at least one chunk; an empty chunk only for an empty sequence.
     """
+    positions = chunk_positions(tokens, comma_token, chunk_length, backtrack)
+    return [[tokens[i] for i in chunk] for chunk in positions]
+
+
+def chunk_positions(
+    tokens: Sequence[int],
+    comma_token: int,
+    chunk_length: int = CHUNK_LENGTH,
+    backtrack: int = COMMA_BACKTRACK,
+) -> list[list[int]]:
+    """Like ``chunk_tokens`` but each chunk lists positions in ``tokens``, so callers can
+    tell which phrase every token of a chunk came from."""
     chunks: list[list[int]] = []
     chunk: list[int] = []
     last_comma = -1
@@ -37,7 +49,7 @@ def chunk_tokens(
         chunk = []
         last_comma = -1
 
-    for token in tokens:
+    for position, token in enumerate(tokens):
         if token == BREAK:
             close()
             continue
@@ -55,7 +67,7 @@ def chunk_tokens(
             chunk = moved
         if len(chunk) == chunk_length:
             close()
-        chunk.append(token)
+        chunk.append(position)
     if chunk or not chunks:
         close()
     return chunks

@@ -1,18 +1,39 @@
 """One call that runs every analysis of a prompt against one or more images.
 
-(Work in progress: the signature below is the contract; the body lands shortly.)
+Cost model: each image is encoded once; every distinct phrase, synonym and prompt
+variant is encoded once, in batches, through the encoder's text cache (so a second
+image or an edited prompt only pays for what is new); every analysis after that is
+arithmetic on those embeddings.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+import numpy as np
 from PIL import Image
 
+from clipprobe_ext.analysis.contribution import leave_one_out
+from clipprobe_ext.analysis.pruning import lazy_greedy_prune
+from clipprobe_ext.analysis.ranking import elimination_ranking, rank_group
+from clipprobe_ext.analysis.verdict import phrase_verdicts
 from clipprobe_ext.encoders.base import ClipEncoder, Progress
-from clipprobe_ext.results import ProbeReport
+from clipprobe_ext.errors import ClipProbeError, ImageError, PromptError
+from clipprobe_ext.layout import PromptLayout
+from clipprobe_ext.prompt import ParsedPrompt, parse_prompt, remove_phrases, require_measurable
+from clipprobe_ext.results import (
+    ContributionResult,
+    ImageAnalysis,
+    PhraseInfo,
+    ProbeReport,
+    PruneResult,
+    PruneStep,
+)
+
+MAX_ROUNDS = 100
 
 
 @dataclass
@@ -25,10 +46,32 @@ class ProbeOptions:
     contribution: bool = True  # leave-one-out in-context contribution
     prune: bool = True  # suggest a pruned prompt
 
+    def validate(self) -> None:
+        """Raise ``ClipProbeError`` for options no analysis can run with."""
+        if not 1 <= self.rounds <= MAX_ROUNDS:
+            raise ClipProbeError(f"Rounds must be between 1 and {MAX_ROUNDS}, not {self.rounds}.")
+        if not 0 <= self.threshold < 1:
+            raise ClipProbeError(f"The threshold must be in [0, 1), not {self.threshold}.")
+        if not 0 <= self.tolerance < 1:
+            raise ClipProbeError(f"The tolerance must be in [0, 1), not {self.tolerance}.")
+        if self.granularity not in ("phrase", "word"):
+            raise ClipProbeError(f"Granularity is 'phrase' or 'word', not {self.granularity!r}.")
+        for group in self.synonyms:
+            if len([t for t in group if t.strip()]) < 2:
+                raise PromptError(
+                    f"A synonym group needs at least two alternatives: {' | '.join(group)!r}."
+                )
+
 
 def parse_synonyms(text: str) -> list[list[str]]:
-    """Groups from 'girl | woman; umbrella | parasol' (groups split by ';' or new lines)."""
-    raise NotImplementedError
+    """Groups from ``'girl | woman; umbrella | parasol'`` (groups split by ';' or new lines)."""
+    groups = []
+    for chunk in re.split(r"[;\n]", text or ""):
+        words = [w.strip() for w in chunk.split("|")]
+        words = [w for w in words if w]
+        if words:
+            groups.append(words)
+    return groups
 
 
 def analyze(
@@ -40,4 +83,114 @@ def analyze(
     progress: Progress | None = None,
 ) -> ProbeReport:
     """Analyse ``prompt`` against RGB ``images``; raises ``ClipProbeError`` on bad input."""
-    raise NotImplementedError
+    options = options or ProbeOptions()
+    options.validate()
+    if not images:
+        raise ImageError("No image to analyse.")
+    labels = list(labels) if labels else [f"image {i + 1}" for i in range(len(images))]
+
+    def report(message: str, fraction: float | None) -> None:
+        if progress is not None:
+            progress(message, fraction)
+
+    parsed = parse_prompt(prompt, granularity=options.granularity)
+    require_measurable(parsed)
+    phrases = [
+        PhraseInfo(p.index, p.text, p.weight, p.start, p.end, p.measurable) for p in parsed.phrases
+    ]
+    measurable = [p.index for p in parsed.phrases if p.measurable]
+    notes: list[str] = []
+
+    report("Encoding images", 0.0)
+    image_embs = encoder.encode_images(list(images)).numpy().astype(np.float64)
+
+    report("Encoding phrases", 0.1)
+    texts = [phrases[i].text for i in measurable]
+    synonym_texts = [t for group in options.synonyms for t in group]
+    text_embs, chunk_counts = encoder.encode_texts(texts + synonym_texts)
+    text_embs = text_embs.numpy().astype(np.float64)
+    long_phrases = [texts[k] for k, n in enumerate(chunk_counts[: len(texts)]) if n > 1]
+    if long_phrases:
+        notes.append(
+            f"{len(long_phrases)} phrase(s) longer than {encoder.chunk_length} tokens were read "
+            "in 75-token chunks whose embeddings were averaged."
+        )
+    phrase_sims = image_embs @ text_embs[: len(texts)].T  # [images, phrases]
+    synonym_sims = image_embs @ text_embs[len(texts) :].T
+
+    contribution: list[ContributionResult | None] = [None] * len(images)
+    pruning: PruneResult | None = None
+    if options.contribution or options.prune:
+        report("Encoding the prompt and its variants", 0.3)
+        layout = PromptLayout(parsed, measurable, encoder, image_embs)
+        if layout.chunk_count > 1:
+            notes.append(
+                f"The prompt is longer than {encoder.chunk_length} tokens: it was read the way the "
+                f"WebUI conditions it, in {layout.chunk_count} chunks whose embeddings were "
+                "averaged."
+            )
+        everything = frozenset(measurable)
+        sims = layout.similarities([everything, *(everything - {i} for i in measurable)])
+        full, without = sims[:, 0], sims[:, 1:]
+        if options.contribution:
+            contribution = [
+                leave_one_out(full[m], without[m], measurable, len(phrases))
+                for m in range(len(images))
+            ]
+        if options.prune:
+            report("Searching for a pruned prompt", 0.6)
+            pruning = _prune(parsed, measurable, layout, full, without, options)
+
+    report("Ranking", 0.9)
+    per_image = []
+    for m, label in enumerate(labels):
+        ranking = elimination_ranking(
+            phrase_sims[m], encoder.logit_scale, options.rounds, options.threshold, measurable
+        )
+        groups, start = [], 0
+        for group in options.synonyms:
+            sims = synonym_sims[m, start : start + len(group)]
+            groups.append(rank_group(group, sims, encoder.logit_scale))
+            start += len(group)
+        per_image.append(ImageAnalysis(label, ranking, groups, contribution[m]))
+
+    pruned = set(pruning.removed) if pruning is not None else None
+    verdicts = phrase_verdicts(phrases, per_image, pruned, options.threshold)
+    if any(not p.measurable for p in phrases):
+        notes.append("Extra-network tags (<lora:...>, <hypernet:...>) are not measurable by CLIP.")
+    report("Done", 1.0)
+    return ProbeReport(
+        model_id=encoder.model_id,
+        prompt=prompt,
+        phrases=phrases,
+        images=per_image,
+        verdicts=verdicts,
+        pruning=pruning,
+        options=asdict(options),
+        notes=notes,
+    )
+
+
+def _prune(
+    parsed: ParsedPrompt,
+    measurable: list[int],
+    layout: PromptLayout,
+    full: np.ndarray,
+    without: np.ndarray,
+    options: ProbeOptions,
+) -> PruneResult:
+    """Pruning on the batch's mean similarity, so one prompt serves every image."""
+
+    def oracle(variants: Sequence[frozenset[int]]) -> np.ndarray:
+        return layout.similarities(variants).mean(0)
+
+    original = float(full.mean())
+    search = lazy_greedy_prune(measurable, original, without.mean(0), oracle, options.tolerance)
+    removed = [i for i, _ in search.steps]
+    return PruneResult(
+        original_similarity=original,
+        tolerance=options.tolerance,
+        steps=[PruneStep(i, s) for i, s in search.steps],
+        pruned_prompt=remove_phrases(parsed.prompt, parsed, removed),
+        full_encodes=len(measurable) + 1 + search.evaluations,
+    )
