@@ -1,0 +1,417 @@
+"""Which CLIP ClipProbe uses inside the WebUI, and the one call that runs an analysis.
+
+Public API (the tab and the API call only these):
+
+- ``WEBUI_CLIP``: the choice "WebUI Interrogate CLIP (ViT-L/14)", the model behind the
+  WebUI's "Interrogate CLIP" button (``shared.interrogator.clip_model``), reused as it is.
+- ``HF_MODELS``: transformers CLIP names offered besides it.  Any other string is read as
+  a transformers hub name or a local folder.
+- ``list_models() -> list[str]``: the choices, the configured default first if custom.
+- ``run_analysis(images, prompt, options=None, model_name=None, progress=None, *,
+  labels=None, inside_generation=False) -> ProbeReport``: runs
+  ``clipprobe_ext.probe.analyze`` under the WebUI's queue lock (so it never runs beside a
+  generation) with progress in ``shared.state``; ``model_name=None`` means the default from
+  Settings.  Raises only ``ClipProbeError`` subclasses (messages meant for the user).
+  ``inside_generation=True`` is for code that already runs inside a WebUI job holding the
+  lock (a script's ``postprocess``): then neither the lock (``FIFOLock`` is not
+  re-entrant: taking it again would deadlock) nor ``state.begin/end`` is touched.
+  Do not wrap a call in ``call_queue.wrap_gradio_gpu_call`` (it takes the same lock);
+  ``wrap_gradio_call`` is fine.
+- ``text_cache(model_id) -> TextEmbeddingCache``: the cache shared by all runs of a model.
+- ``clear_cache() -> None``: forget loaded transformers models and text caches.
+
+Memory follows ``InterrogateModels.interrogate()`` of 1.10: with ``--lowvram``/``--medvram``
+the SD model is moved off the GPU first, afterwards the CLIP goes back to RAM
+(``send_clip_to_ram``, which honours "Keep models in VRAM") unless ClipProbe's own
+"keep the CLIP model on the GPU" setting is on, then ``devices.torch_gc()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from clipprobe_ext.errors import ClipProbeError, ModelError
+
+WEBUI_CLIP = "WebUI Interrogate CLIP (ViT-L/14)"
+WEBUI_CLIP_ID = "webui-interrogate:ViT-L/14"
+HF_MODELS = ("openai/clip-vit-base-patch32", "openai/clip-vit-large-patch14")
+
+NO_INTERROGATOR = (
+    "This WebUI has no Interrogate CLIP model (shared.interrogator); "
+    "choose a transformers CLIP model instead."
+)
+MODEL_GONE = (
+    "The WebUI's Interrogate CLIP model was unloaded or replaced while ClipProbe was using "
+    "it; run the analysis again."
+)
+OUT_OF_MEMORY = (
+    "CUDA ran out of memory while running the CLIP model (the memory has been freed); "
+    "try again after the current generation finishes, with fewer images, or choose a "
+    "smaller model such as openai/clip-vit-base-patch32."
+)
+
+log = logging.getLogger("clipprobe")
+
+Progress = Callable[[str, "float | None"], None]
+
+_text_caches: dict[str, Any] = {}
+_hf_encoders: dict[tuple[str, str], Any] = {}
+_fallback_lock = threading.Lock()  # outside the WebUI (no modules.call_queue)
+
+
+def list_models() -> list[str]:
+    from clipprobe_ext.webui import settings
+
+    names = [WEBUI_CLIP, *HF_MODELS]
+    default = settings.default_model()
+    if default not in names:
+        names.insert(0, default)
+    return names
+
+
+def text_cache(model_id: str) -> Any:
+    from clipprobe_ext.encoders import TextEmbeddingCache
+
+    cache = _text_caches.get(model_id)
+    if cache is None:
+        cache = _text_caches[model_id] = TextEmbeddingCache()
+    return cache
+
+
+def clear_cache() -> None:
+    _hf_encoders.clear()
+    _text_caches.clear()
+
+
+def run_analysis(
+    images: Sequence[Any],
+    prompt: str,
+    options: Any = None,
+    model_name: str | None = None,
+    progress: Progress | None = None,
+    *,
+    labels: Sequence[str] | None = None,
+    inside_generation: bool = False,
+) -> Any:
+    """Analyse ``prompt`` against PIL ``images`` with the chosen CLIP; see the module doc."""
+    from clipprobe_ext.webui import settings
+
+    name = (model_name or "").strip() or settings.default_model()
+    lock = contextlib.nullcontext() if inside_generation else _queue_lock()
+    with lock:
+        state = _state()
+        if state is not None and not inside_generation:
+            state.begin(job="clipprobe")
+        try:
+            return _run_locked(
+                images, prompt, options, name, progress, labels, state, not inside_generation
+            )
+        finally:
+            if state is not None and not inside_generation:
+                state.end()
+
+
+# -- internals ---------------------------------------------------------------------------
+
+
+def _queue_lock() -> Any:
+    from clipprobe_ext.webui import compat
+
+    try:
+        return compat.queue_lock()
+    except ImportError:
+        return _fallback_lock
+
+
+def _shared() -> Any:
+    try:
+        from modules import shared
+    except ImportError:
+        return None
+    return shared
+
+
+def _state() -> Any:
+    shared = _shared()
+    return getattr(shared, "state", None) if shared is not None else None
+
+
+def _cmd_opt(name: str) -> Any:
+    shared = _shared()
+    return getattr(getattr(shared, "cmd_opts", None), name, None)
+
+
+def _devices() -> Any:
+    try:
+        from modules import devices
+    except ImportError:
+        return None
+    return devices
+
+
+def _torch_gc() -> None:
+    devices = _devices()
+    if devices is not None:
+        devices.torch_gc()
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _target_device() -> Any:
+    import torch
+
+    devices = _devices()
+    device = getattr(devices, "device_interrogate", None) if devices is not None else None
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
+
+
+def _run_locked(
+    images: Sequence[Any],
+    prompt: str,
+    options: Any,
+    name: str,
+    progress: Progress | None,
+    labels: Sequence[str] | None,
+    state: Any,
+    own_job: bool,
+) -> Any:
+    import torch
+
+    from clipprobe_ext.probe import analyze
+
+    _set_progress(state, "Loading the CLIP model", None, own_job)
+    if _cmd_opt("lowvram") or _cmd_opt("medvram") or _cmd_opt("medvram_sdxl"):
+        from modules import lowvram
+
+        lowvram.send_everything_to_cpu()
+        _torch_gc()
+
+    source: _Source | None = None
+    try:
+        source = _open_source(name)
+        check = source.check
+
+        def report(message: str, fraction: float | None) -> None:
+            check()
+            if state is not None and getattr(state, "interrupted", False):
+                raise ClipProbeError("The analysis was interrupted.")
+            _set_progress(state, message, fraction, own_job)
+            if progress is not None:
+                progress(message, fraction)
+
+        result = analyze(list(images), prompt, source.encoder, options, labels, report)
+        check()
+        return result
+    except torch.cuda.OutOfMemoryError as exc:
+        source = _release(source, force_ram=True)
+        raise ModelError(OUT_OF_MEMORY) from exc
+    except ClipProbeError:
+        raise
+    except Exception as exc:
+        if source is not None and source.gone():
+            raise ModelError(MODEL_GONE) from exc
+        log.exception("ClipProbe: the CLIP model failed")
+        raise ModelError(
+            f"The CLIP model '{name}' failed: {type(exc).__name__}: {_first_line(exc)}"
+        ) from exc
+    finally:
+        _release(source)
+
+
+def _set_progress(state: Any, message: str, fraction: float | None, own_job: bool) -> None:
+    """Progress in ``shared.state``; inside a generation only ``textinfo`` (the job is not ours)."""
+    if state is None:
+        return
+    state.textinfo = f"ClipProbe: {message}"
+    if not own_job:
+        return
+    state.job = "ClipProbe"
+    state.job_count = 1
+    if fraction is not None:
+        state.sampling_steps = 100
+        state.sampling_step = int(round(max(0.0, min(1.0, fraction)) * 100))
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+class _Source:
+    """An encoder plus what to do after the run."""
+
+    def __init__(self, encoder: Any, after: Callable[[bool], None], gone: Callable[[], bool]):
+        self.encoder = encoder
+        self._after = after
+        self.gone = gone
+        self.released = False
+
+    def check(self) -> None:
+        if self.gone():
+            raise ModelError(MODEL_GONE)
+
+    def release(self, force_ram: bool) -> None:
+        if not self.released:
+            self.released = True
+            self._after(force_ram)
+
+
+def _release(source: _Source | None, force_ram: bool = False) -> None:
+    try:
+        if source is not None:
+            source.release(force_ram)
+    except Exception:  # freeing memory must never hide the real error
+        log.exception("ClipProbe: could not move the CLIP model off the GPU")
+    finally:
+        _torch_gc()
+    return None
+
+
+def _open_source(name: str) -> _Source:
+    if name == WEBUI_CLIP:
+        return _webui_clip()
+    return _hf_clip(name)
+
+
+# -- the WebUI's Interrogate CLIP ------------------------------------------------------------
+
+
+def _unwrap(model: Any) -> Any:
+    """Forge may hold the CLIP in a ``ModelPatcher``: the CLIP is its ``.model``."""
+    if model is not None and not hasattr(model, "encode_image") and hasattr(model, "model"):
+        return model.model
+    return model
+
+
+def _webui_clip() -> _Source:
+    from clipprobe_ext.encoders.openai_clip import OpenAIClipEncoder
+    from clipprobe_ext.webui import settings
+
+    shared = _shared()
+    interrogator = getattr(shared, "interrogator", None) if shared is not None else None
+    if interrogator is None:
+        raise ModelError(NO_INTERROGATOR)
+
+    forge = _is_forge_interrogator(interrogator)
+    try:
+        if forge:
+            _load_forge_clip(interrogator)
+        else:
+            _load_a1111_clip(interrogator, shared)
+    except ClipProbeError:
+        raise
+    except Exception as exc:
+        log.exception("ClipProbe: could not load the Interrogate CLIP")
+        raise ModelError(
+            f"Could not load the WebUI's Interrogate CLIP (ViT-L/14): {type(exc).__name__}: "
+            f"{_first_line(exc)}; choose a transformers CLIP model instead."
+        ) from exc
+
+    held = interrogator.clip_model
+    model = _unwrap(held)
+    preprocess = interrogator.clip_preprocess
+    if model is None or preprocess is None:
+        raise ModelError(MODEL_GONE)
+    encoder = OpenAIClipEncoder(
+        model, preprocess, model_id=WEBUI_CLIP_ID, cache=text_cache(WEBUI_CLIP_ID)
+    )
+
+    def gone() -> bool:
+        return (
+            getattr(interrogator, "clip_model", None) is not held
+            or shared.interrogator is not interrogator
+        )
+
+    def after(force_ram: bool) -> None:
+        if forge:
+            return  # Forge's memory management owns the model (send_clip_to_ram does nothing)
+        if (force_ram or not settings.keep_on_gpu()) and interrogator.clip_model is not None:
+            interrogator.send_clip_to_ram()
+
+    return _Source(encoder, after, gone)
+
+
+def _is_forge_interrogator(interrogator: Any) -> bool:
+    return hasattr(interrogator, "clip_patcher") or hasattr(interrogator, "load_device")
+
+
+def _load_a1111_clip(interrogator: Any, shared: Any) -> None:
+    """The CLIP half of ``InterrogateModels.load()`` of 1.10 (never ``load()``: it loads BLIP)."""
+    devices = _devices()
+    device = devices.device_interrogate
+    if interrogator.clip_model is None:
+        model, preprocess = interrogator.load_clip_model()
+        if not shared.cmd_opts.no_half and not interrogator.running_on_cpu:
+            model = model.half()
+        interrogator.clip_model, interrogator.clip_preprocess = model, preprocess
+    interrogator.clip_model = interrogator.clip_model.to(device)
+    interrogator.dtype = next(_unwrap(interrogator.clip_model).parameters()).dtype
+
+
+def _load_forge_clip(interrogator: Any) -> None:
+    """Forge: CLIP kept on its offload device inside a ``ModelPatcher``, moved by
+    ``memory_management.load_models_gpu`` (mirrors Forge's ``InterrogateModels.load()``)."""
+    from clipprobe_ext.webui import compat
+
+    if interrogator.clip_model is None:
+        model, preprocess = interrogator.load_clip_model()
+        offload = getattr(interrogator, "offload_device", None)
+        dtype = getattr(interrogator, "dtype", None)
+        if offload is not None or dtype is not None:
+            model = model.to(device=offload, dtype=dtype)
+        interrogator.clip_model, interrogator.clip_preprocess = model, preprocess
+        if hasattr(interrogator, "clip_patcher"):
+            try:
+                from backend.patcher.base import ModelPatcher
+            except ImportError:
+                ModelPatcher = None  # noqa: N806
+            if ModelPatcher is not None:
+                interrogator.clip_patcher = ModelPatcher(
+                    model, load_device=interrogator.load_device, offload_device=offload
+                )
+    patcher = getattr(interrogator, "clip_patcher", None)
+    if patcher is None and _unwrap(interrogator.clip_model) is not interrogator.clip_model:
+        patcher = interrogator.clip_model
+    memory = compat.forge_memory_management()
+    if patcher is not None and memory is not None:
+        memory.load_models_gpu([patcher])
+
+
+# -- transformers CLIP -------------------------------------------------------------------------
+
+
+def _hf_clip(name: str) -> _Source:
+    import torch
+
+    from clipprobe_ext.encoders.hf import HFClipEncoder
+    from clipprobe_ext.webui import settings
+
+    device = _target_device()
+    key = (name, str(device))
+    encoder = _hf_encoders.get(key)
+    if encoder is None:
+        half = device.type != "cpu" and not _cmd_opt("no_half")
+        encoder = HFClipEncoder.from_pretrained(
+            name,
+            device=device,
+            dtype=torch.float16 if half else torch.float32,
+            cache=text_cache(f"hf:{name}"),
+        )
+        _hf_encoders[key] = encoder
+    else:
+        encoder.model.to(device)
+
+    def after(force_ram: bool) -> None:
+        if device.type != "cpu" and (force_ram or not settings.keep_on_gpu()):
+            encoder.model.to("cpu")
+
+    return _Source(encoder, after, lambda: False)

@@ -1,0 +1,423 @@
+"""model_source: reuse of the WebUI's Interrogate CLIP, locking, memory and failures."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import types
+
+import pytest
+import torch
+
+from clipprobe_ext import probe
+from clipprobe_ext.errors import ClipProbeError, ModelError
+from clipprobe_ext.results import ProbeReport
+from clipprobe_ext.webui import model_source, settings
+from clipprobe_ext.webui.model_source import WEBUI_CLIP, run_analysis
+
+
+class FakeAnalyze:
+    """Stands in for ``probe.analyze``: uses the encoder like the engine, records calls."""
+
+    def __init__(self) -> None:
+        self.encoders: list = []
+        self.during: list = []  # callables run in the middle of the analysis
+        self.events: list = []
+
+    def __call__(self, images, prompt, encoder, options=None, labels=None, progress=None):
+        self.encoders.append(encoder)
+        self.events.append(("enter", threading.get_ident(), time.monotonic()))
+        encoder.encode_images(images)
+        if progress is not None:
+            progress("Encoding images", 0.5)
+        for action in self.during:
+            action()
+        encoder.encode_texts([prompt, *prompt.split(",")])
+        if progress is not None:
+            progress("Ranking", 1.0)
+        self.events.append(("exit", threading.get_ident(), time.monotonic()))
+        return ProbeReport(encoder.model_id, prompt, [], [], [], None, {})
+
+
+@pytest.fixture()
+def fake_analyze(monkeypatch):
+    fake = FakeAnalyze()
+    monkeypatch.setattr(probe, "analyze", fake)
+    return fake
+
+
+# -- choices ------------------------------------------------------------------------------
+
+
+def test_list_models_offers_webui_clip_first_and_transformers(webui):
+    names = model_source.list_models()
+    assert names[0] == WEBUI_CLIP
+    assert "openai/clip-vit-base-patch32" in names
+    assert "openai/clip-vit-large-patch14" in names
+
+
+def test_list_models_includes_a_custom_default(webui):
+    settings.on_ui_settings()
+    webui.shared.opts.clipprobe_default_model = "/models/my-clip"
+    assert model_source.list_models()[0] == "/models/my-clip"
+
+
+def test_import_is_light():
+    code = (
+        "import sys, clipprobe_ext.webui, clipprobe_ext.webui.model_source, "
+        "clipprobe_ext.webui.settings, clipprobe_ext.webui.compat; "
+        "bad = [m for m in ('torch', 'transformers', 'gradio', 'clip', 'modules') "
+        "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+    )
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- the WebUI's Interrogate CLIP -----------------------------------------------------------
+
+
+def test_reuses_the_loaded_interrogator_clip(webui, interrogator, fake_analyze, images):
+    model, preprocess = interrogator.load_clip_model()
+    interrogator.clip_model, interrogator.clip_preprocess = model, preprocess
+    interrogator.calls.clear()
+
+    report = run_analysis(images[:1], "a red cube, blue sky", model_name=WEBUI_CLIP)
+
+    assert report.model_id == model_source.WEBUI_CLIP_ID
+    (encoder,) = fake_analyze.encoders
+    assert encoder.model is interrogator.clip_model is model
+    assert encoder.preprocess is preprocess
+    assert "load_clip_model" not in interrogator.calls
+    assert "load" not in interrogator.calls and "load_blip_model" not in interrogator.calls
+
+
+def test_loads_only_clip_like_interrogate_load(webui, interrogator, fake_analyze, images):
+    assert interrogator.clip_model is None
+
+    run_analysis(images[:1], "a red cube", model_name=WEBUI_CLIP)
+
+    assert interrogator.calls.count("load_clip_model") == 1
+    assert "load" not in interrogator.calls
+    assert "load_blip_model" not in interrogator.calls
+    assert interrogator.blip_model is None
+    assert interrogator.clip_model is fake_analyze.encoders[0].model
+    assert interrogator.clip_preprocess is not None
+    assert interrogator.dtype == torch.float32  # running on the CPU: no half precision
+
+    run_analysis(images[:1], "a red cube", model_name=WEBUI_CLIP)
+    assert interrogator.calls.count("load_clip_model") == 1
+    assert fake_analyze.encoders[1].model is fake_analyze.encoders[0].model
+
+
+def test_half_precision_unless_no_half(webui, interrogator, fake_analyze, images, monkeypatch):
+    interrogator.running_on_cpu = False  # pretend a GPU: the model goes half like load() does
+    halves = []
+    original = interrogator.load_clip_model
+
+    def load_clip_model():
+        model, preprocess = original()
+        real_half = model.half
+        model.half = lambda: halves.append(True) or real_half().float()
+        return model, preprocess
+
+    monkeypatch.setattr(interrogator, "load_clip_model", load_clip_model)
+    run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
+    assert halves == [True]
+
+    interrogator.clip_model = None
+    webui.shared.cmd_opts.no_half = True
+    run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
+    assert halves == [True]
+
+
+def test_sends_clip_to_ram_after_the_run(webui, interrogator, fake_analyze, images):
+    gc_before = webui.devices.torch_gc_calls
+    run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
+    assert interrogator.calls[-1] == "send_clip_to_ram"
+    assert webui.devices.torch_gc_calls > gc_before
+
+
+def test_keep_on_gpu_setting_skips_send_to_ram(webui, interrogator, fake_analyze, images):
+    settings.on_ui_settings()
+    webui.shared.opts.clipprobe_keep_clip_on_gpu = True
+    run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
+    assert "send_clip_to_ram" not in interrogator.calls
+
+
+@pytest.mark.parametrize("flag", ["lowvram", "medvram"])
+def test_lowvram_moves_everything_to_cpu_first(webui, interrogator, fake_analyze, images, flag):
+    setattr(webui.shared.cmd_opts, flag, True)
+    run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
+    assert webui.lowvram.send_everything_to_cpu_calls == 1
+
+
+def test_no_lowvram_leaves_the_sd_model(webui, interrogator, fake_analyze, images):
+    run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
+    assert webui.lowvram.send_everything_to_cpu_calls == 0
+
+
+def test_no_interrogator_is_a_model_error(webui, fake_analyze, images):
+    webui.shared.interrogator = None
+    with pytest.raises(ModelError) as err:
+        run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
+    assert str(err.value) == model_source.NO_INTERROGATOR
+    assert not webui.call_queue.queue_lock.locked()
+
+
+def test_shared_without_interrogator_attribute(webui, fake_analyze, images):
+    del webui.shared.interrogator
+    with pytest.raises(ModelError, match="no Interrogate CLIP"):
+        run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
+
+
+def test_failed_clip_load_is_a_model_error(webui, interrogator, fake_analyze, images):
+    def broken():
+        raise OSError("ViT-L-14.pt: no such file and no internet")
+
+    interrogator.load_clip_model = broken
+    with pytest.raises(ModelError, match="Could not load the WebUI's Interrogate CLIP"):
+        run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
+    assert not webui.call_queue.queue_lock.locked()
+
+
+def test_text_cache_is_shared_across_runs(webui, interrogator, fake_analyze, images):
+    run_analysis(images[:1], "a red cube, blue sky", model_name=WEBUI_CLIP)
+    run_analysis(images[:1], "a red cube, blue sky", model_name=WEBUI_CLIP)
+    first, second = fake_analyze.encoders
+    assert first is not second
+    assert first.cache is second.cache is model_source.text_cache(model_source.WEBUI_CLIP_ID)
+    assert first.stats.text_forwards > 0
+    assert second.stats.text_forwards == 0
+
+
+# -- state, progress, lock --------------------------------------------------------------------
+
+
+def test_progress_goes_to_state_and_callback(webui, interrogator, fake_analyze, images):
+    seen = []
+    textinfos = []
+
+    def progress(message, fraction):
+        seen.append((message, fraction))
+        textinfos.append((webui.shared.state.textinfo, webui.shared.state.job))
+
+    run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP, progress=progress)
+    assert ("Ranking", 1.0) in seen
+    assert ("ClipProbe: Ranking", "ClipProbe") in textinfos
+    assert webui.shared.state.history == [("begin", "clipprobe"), ("end", "ClipProbe")]
+    assert webui.shared.state.job == ""
+
+
+def test_interrupt_stops_the_run(webui, interrogator, fake_analyze, images):
+    fake_analyze.during.append(webui.shared.state.interrupt)
+    with pytest.raises(ClipProbeError, match="interrupted"):
+        run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
+    assert not webui.call_queue.queue_lock.locked()
+
+
+def test_runs_under_the_queue_lock(webui, interrogator, fake_analyze, images):
+    held = []
+    fake_analyze.during.append(lambda: held.append(webui.call_queue.queue_lock.locked()))
+    run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
+    assert held == [True]
+    assert not webui.call_queue.queue_lock.locked()
+
+
+def test_waits_for_a_running_generation(webui, interrogator, fake_analyze, images):
+    lock = webui.call_queue.queue_lock
+    lock.acquire()  # a generation is running
+    done = threading.Event()
+    worker = threading.Thread(
+        target=lambda: (run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP), done.set())
+    )
+    worker.start()
+    time.sleep(0.2)
+    assert not done.is_set() and fake_analyze.encoders == []
+    lock.release()
+    worker.join(timeout=30)
+    assert done.is_set()
+
+
+def test_two_users_are_serialised(webui, interrogator, fake_analyze, images):
+    fake_analyze.during.append(lambda: time.sleep(0.1))
+    errors = []
+
+    def user(prompt):
+        try:
+            run_analysis(images[:1], prompt, model_name=WEBUI_CLIP)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=user, args=(p,)) for p in ("a cube", "a ball")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    kinds = [kind for kind, _, _ in fake_analyze.events]
+    assert kinds == ["enter", "exit", "enter", "exit"]
+    (_, first, _), (_, _, _), (_, second, _), _ = fake_analyze.events
+    assert first != second
+
+
+def test_inside_generation_does_not_take_the_lock(webui, interrogator, fake_analyze, images):
+    with webui.call_queue.queue_lock:  # as in a script's postprocess during a generation
+        webui.shared.state.begin(job="txt2img")
+        run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP, inside_generation=True)
+        assert webui.shared.state.job == "txt2img"
+        assert webui.shared.state.textinfo.startswith("ClipProbe:")
+        webui.shared.state.end()
+    assert webui.shared.state.history == [("begin", "txt2img"), ("end", "txt2img")]
+
+
+# -- failures become messages ---------------------------------------------------------------
+
+
+def test_clip_unloaded_mid_run_is_a_model_error(webui, interrogator, fake_analyze, images):
+    def unload(message, fraction):
+        interrogator.clip_model = None
+
+    with pytest.raises(ModelError, match="unloaded or replaced"):
+        run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP, progress=unload)
+    assert not webui.call_queue.queue_lock.locked()
+    assert webui.shared.state.history[-1][0] == "end"
+
+
+def test_clip_moved_away_mid_run_is_a_model_error(webui, interrogator, fake_analyze, images):
+    def move():
+        interrogator.clip_model.to("meta")  # weights gone: every forward fails
+
+    fake_analyze.during.append(move)
+    with pytest.raises(ModelError) as err:
+        run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
+    assert "CLIP model" in str(err.value)
+    assert not webui.call_queue.queue_lock.locked()
+
+
+def test_out_of_memory_frees_memory_and_explains(webui, interrogator, fake_analyze, images):
+    settings.on_ui_settings()
+    webui.shared.opts.clipprobe_keep_clip_on_gpu = True
+
+    def oom():
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    fake_analyze.during.append(oom)
+    gc_before = webui.devices.torch_gc_calls
+    with pytest.raises(ModelError, match="CUDA ran out of memory") as err:
+        run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
+    assert "smaller model" in str(err.value)
+    assert "send_clip_to_ram" in interrogator.calls  # even with "keep on GPU"
+    assert webui.devices.torch_gc_calls > gc_before
+    assert not webui.call_queue.queue_lock.locked()
+
+
+def test_unexpected_error_releases_everything(webui, interrogator, fake_analyze, images):
+    def boom():
+        raise RuntimeError("something broke")
+
+    fake_analyze.during.append(boom)
+    with pytest.raises(ModelError, match="RuntimeError: something broke"):
+        run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
+    assert not webui.call_queue.queue_lock.locked()
+    # The WebUI stays usable: the next run works.
+    fake_analyze.during.clear()
+    assert run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP).prompt == "a cube"
+
+
+# -- Forge -------------------------------------------------------------------------------------
+
+
+class FakePatcher:
+    def __init__(self, model, load_device=None, offload_device=None):
+        self.model = model
+        self.load_device = load_device
+        self.offload_device = offload_device
+
+
+def _forge_backend(monkeypatch):
+    loaded = []
+    memory = types.ModuleType("backend.memory_management")
+    memory.load_models_gpu = lambda patchers: loaded.append(list(patchers))
+    patcher_base = types.ModuleType("backend.patcher.base")
+    patcher_base.ModelPatcher = FakePatcher
+    backend = types.ModuleType("backend")
+    backend.memory_management = memory
+    monkeypatch.setitem(sys.modules, "backend", backend)
+    monkeypatch.setitem(sys.modules, "backend.memory_management", memory)
+    monkeypatch.setitem(sys.modules, "backend.patcher", types.ModuleType("backend.patcher"))
+    monkeypatch.setitem(sys.modules, "backend.patcher.base", patcher_base)
+    return loaded
+
+
+def test_forge_interrogator_loads_through_a_patcher(
+    webui, interrogator, fake_analyze, images, monkeypatch
+):
+    loaded = _forge_backend(monkeypatch)
+    # Forge's InterrogateModels: load/offload devices, dtype, clip_patcher, no-op send_*.
+    interrogator.load_device = torch.device("cpu")
+    interrogator.offload_device = torch.device("cpu")
+    interrogator.dtype = torch.float32
+    interrogator.clip_patcher = None
+
+    run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
+
+    patcher = interrogator.clip_patcher
+    assert isinstance(patcher, FakePatcher)
+    assert patcher.model is interrogator.clip_model is fake_analyze.encoders[0].model
+    assert loaded == [[patcher]]
+    assert "send_clip_to_ram" not in interrogator.calls
+    assert "load" not in interrogator.calls
+
+
+def test_forge_patcher_as_clip_model_is_unwrapped(
+    webui, interrogator, fake_analyze, images, monkeypatch, tiny_openai_clip
+):
+    loaded = _forge_backend(monkeypatch)
+    model, preprocess = interrogator.load_clip_model()
+    patcher = FakePatcher(model)
+    interrogator.clip_model, interrogator.clip_preprocess = patcher, preprocess
+    interrogator.load_device = torch.device("cpu")
+
+    run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
+
+    assert fake_analyze.encoders[0].model is model
+    assert loaded == [[patcher]]
+
+
+# -- transformers models ---------------------------------------------------------------------
+
+
+def test_transformers_model_from_a_folder_is_cached(webui, fake_analyze, images, tiny_hf_clip_dir):
+    name = str(tiny_hf_clip_dir)
+    run_analysis(images[:1], "a cube", model_name=name)
+    run_analysis(images[:1], "a cube, a ball", model_name=name)
+    first, second = fake_analyze.encoders
+    assert first is second
+    assert first.model_id == f"hf:{name}"
+    assert first.cache is model_source.text_cache(f"hf:{name}")
+
+
+def test_transformers_model_used_when_no_interrogator(
+    webui, fake_analyze, images, tiny_hf_clip_dir
+):
+    webui.shared.interrogator = None
+    report = run_analysis(images[:1], "a cube", model_name=str(tiny_hf_clip_dir))
+    assert report.model_id.startswith("hf:")
+
+
+def test_unavailable_transformers_model_is_a_model_error(webui, fake_analyze, images, tmp_path):
+    missing = tmp_path / "no-such-clip"
+    missing.mkdir()
+    with pytest.raises(ModelError, match="Could not load the CLIP model"):
+        run_analysis(images[:1], "a cube", model_name=str(missing))
+    assert not webui.call_queue.queue_lock.locked()
+
+
+def test_default_model_comes_from_settings(webui, fake_analyze, images, tiny_hf_clip_dir):
+    settings.on_ui_settings()
+    webui.shared.opts.clipprobe_default_model = str(tiny_hf_clip_dir)
+    report = run_analysis(images[:1], "a cube")
+    assert report.model_id == f"hf:{tiny_hf_clip_dir}"
