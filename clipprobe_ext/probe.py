@@ -130,8 +130,9 @@ def analyze(
                 "averaged."
             )
         everything = frozenset(measurable)
-        sims = layout.similarities([everything, *(everything - {i} for i in measurable)])
-        full, without = sims[:, 0], sims[:, 1:]
+        # The whole prompt first: its chunks are the shared prefixes of every variant.
+        full = layout.similarities([everything])[:, 0]
+        without = layout.similarities([everything - {i} for i in measurable])
         if options.contribution:
             contribution = [
                 leave_one_out(full[m], without[m], measurable, len(phrases))

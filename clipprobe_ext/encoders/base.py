@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from clipprobe_ext.chunking import BREAK, chunk_tokens
+from clipprobe_ext.encoders.text_tower import PrefixStore, Tower, encode_sequences
 
 TokenChunk = tuple[int, ...]
 
@@ -66,6 +67,7 @@ class EncodeStats:
     image_forwards: int = 0  # images run through the image tower
     text_forwards: int = 0  # token chunks run through the text tower
     text_batches: int = 0
+    text_tokens: int = 0  # token positions computed by the text tower (shared prefixes skipped)
 
 
 # Progress callback: (message, fraction done in [0, 1] or None when unknown).
@@ -82,6 +84,8 @@ class ClipEncoder(ABC):
         self.cache = cache if cache is not None else TextEmbeddingCache()
         self.batch_size = batch_size
         self.stats = EncodeStats()
+        self.prefix_store = PrefixStore()
+        self._store_device: torch.device | None = None
 
     # -- what a backend provides -------------------------------------------------------
     @property
@@ -106,6 +110,25 @@ class ClipEncoder(ABC):
     @abstractmethod
     def _encode_chunks(self, chunks: Sequence[TokenChunk]) -> torch.Tensor:
         """Text-tower features of chunks of at most ``context_length - 2`` tokens."""
+
+    def _text_tower(self) -> tuple[Tower, torch.device, int, int] | None:
+        """(tower, device, start id, end id) for prefix-sharing encodes; ``None`` to
+        always use ``_encode_chunks``."""
+        return None
+
+    def _encode_chunk_batch(self, chunks: Sequence[TokenChunk]) -> torch.Tensor:
+        spec = self._text_tower()
+        if spec is None:
+            self.stats.text_tokens += sum(len(c) + 2 for c in chunks)
+            return self._encode_chunks(chunks)
+        tower, device, bos, eos = spec
+        if device != self._store_device:  # the model moved: stored keys are elsewhere
+            self.prefix_store.clear()
+            self._store_device = device
+        seqs = [(bos, *chunk, eos) for chunk in chunks]
+        features, computed = encode_sequences(tower, seqs, self.prefix_store, device)
+        self.stats.text_tokens += computed
+        return features
 
     @abstractmethod
     def _encode_image_batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
@@ -178,7 +201,7 @@ class ClipEncoder(ABC):
         with torch.inference_mode():
             for start in range(0, len(missing), self.batch_size):
                 batch = missing[start : start + self.batch_size]
-                features = _unit(self._encode_chunks(batch))
+                features = _unit(self._encode_chunk_batch(batch))
                 self.stats.text_forwards += len(batch)
                 self.stats.text_batches += 1
                 for chunk, feature in zip(batch, features):

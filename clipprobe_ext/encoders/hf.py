@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from clipprobe_ext.encoders.base import ClipEncoder, TextEmbeddingCache, TokenChunk
+from clipprobe_ext.encoders.text_tower import Tower, hf_tower
 from clipprobe_ext.errors import ModelError
 
 
@@ -74,6 +75,15 @@ class HFClipEncoder(ClipEncoder):
     def _device_dtype(self) -> tuple[torch.device, torch.dtype]:
         param = next(self.model.parameters())
         return param.device, param.dtype
+
+    def _text_tower(self) -> tuple[Tower, torch.device, int, int]:
+        device, _ = self._device_dtype()
+        return (
+            hf_tower(self.model),
+            device,
+            self.tokenizer.bos_token_id,
+            self.tokenizer.eos_token_id,
+        )
 
     def _encode_chunks(self, chunks: Sequence[TokenChunk]) -> torch.Tensor:
         device, _ = self._device_dtype()

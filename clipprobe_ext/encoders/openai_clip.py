@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from clipprobe_ext.encoders.base import ClipEncoder, TextEmbeddingCache, TokenChunk
+from clipprobe_ext.encoders.text_tower import Tower, openai_tower
 
 
 class OpenAIClipEncoder(ClipEncoder):
@@ -57,50 +58,23 @@ class OpenAIClipEncoder(ClipEncoder):
         param = self.model.token_embedding.weight
         return param.device, param.dtype
 
+    def _text_tower(self) -> tuple[Tower, torch.device, int, int] | None:
+        tower = openai_tower(self.model)
+        if tower is None:
+            return None
+        device, _ = self._device_dtype()
+        return tower, device, self._sot, self._eot
+
     def _encode_chunks(self, chunks: Sequence[TokenChunk]) -> torch.Tensor:
-        device, dtype = self._device_dtype()
-        width = max(len(c) for c in chunks) + 2
-        ids = torch.zeros((len(chunks), width), dtype=torch.long)
-        ends = torch.empty(len(chunks), dtype=torch.long)
+        """``encode_text`` on 77-token rows: the fallback for unknown text towers."""
+        device, _ = self._device_dtype()
+        ids = torch.zeros((len(chunks), self.context_length), dtype=torch.long)
         for row, chunk in enumerate(chunks):
             seq = [self._sot, *chunk, self._eot]
             ids[row, : len(seq)] = torch.tensor(seq)
-            ends[row] = len(seq) - 1
-        ids = ids.to(device)
-        if not _has_standard_text_tower(self.model):
-            full = torch.zeros((len(chunks), self.context_length), dtype=torch.long, device=device)
-            full[:, :width] = ids
-            return self.model.encode_text(full)
-        return _encode_text_short(self.model, ids, ends.to(device), dtype)
+        return self.model.encode_text(ids.to(device))
 
     def _encode_image_batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
         device, dtype = self._device_dtype()
         pixels = torch.stack([self.preprocess(image) for image in images])
         return self.model.encode_image(pixels.to(device, dtype))
-
-
-def _has_standard_text_tower(model: Any) -> bool:
-    blocks = getattr(getattr(model, "transformer", None), "resblocks", None)
-    return blocks is not None and all(hasattr(b, "attn") and hasattr(b, "ln_1") for b in blocks)
-
-
-def _encode_text_short(
-    model: Any, ids: torch.Tensor, ends: torch.Tensor, dtype: torch.dtype
-) -> torch.Tensor:
-    """``model.encode_text`` on sequences shorter than 77 tokens.
-
-    The text tower is causal and pools at the end token, so the padding up to 77 that
-    ``encode_text`` requires changes nothing but the cost; this runs the same blocks on
-    the real length only (checked against ``encode_text`` in the tests).
-    """
-    length = ids.shape[1]
-    x = model.token_embedding(ids).type(dtype) + model.positional_embedding[:length].type(dtype)
-    mask = torch.full((length, length), float("-inf"), device=ids.device).triu_(1).to(x.dtype)
-    x = x.permute(1, 0, 2)
-    for block in model.transformer.resblocks:
-        h = block.ln_1(x)
-        x = x + block.attn(h, h, h, need_weights=False, attn_mask=mask)[0]
-        x = x + block.mlp(block.ln_2(x))
-    x = model.ln_final(x.permute(1, 0, 2)).type(dtype)
-    pooled = x[torch.arange(x.shape[0], device=x.device), ends]
-    return pooled @ model.text_projection

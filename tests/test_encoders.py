@@ -1,0 +1,107 @@
+"""Encoders against the libraries' own forward passes on small real models."""
+
+from __future__ import annotations
+
+import clip
+import pytest
+import torch
+
+from clipprobe_ext.encoders.hf import HFClipEncoder
+from clipprobe_ext.encoders.openai_clip import OpenAIClipEncoder
+from clipprobe_ext.errors import ModelError
+
+TEXTS = ["a girl", "a woman", "umbrella", "wearing sun glass, smiling", "Claude Monet"]
+
+
+def unit(t: torch.Tensor) -> torch.Tensor:
+    t = t.detach().float()
+    return t / t.norm(dim=-1, keepdim=True)
+
+
+def test_hf_texts_match_get_text_features(hf_encoder: HFClipEncoder) -> None:
+    inputs = hf_encoder.processor(text=TEXTS, return_tensors="pt", padding="max_length")
+    reference = unit(hf_encoder.model.get_text_features(**inputs))
+    ours, chunks = hf_encoder.encode_texts(TEXTS)
+    assert chunks == [1] * len(TEXTS)
+    torch.testing.assert_close(ours, reference, atol=1e-5, rtol=0)
+
+
+def test_hf_images_match_get_image_features(hf_encoder: HFClipEncoder, images) -> None:
+    pixels = hf_encoder.processor(images=images, return_tensors="pt")["pixel_values"]
+    reference = unit(hf_encoder.model.get_image_features(pixel_values=pixels))
+    torch.testing.assert_close(hf_encoder.encode_images(images), reference, atol=1e-5, rtol=0)
+
+
+def test_openai_texts_match_encode_text(openai_encoder: OpenAIClipEncoder) -> None:
+    reference = unit(openai_encoder.model.encode_text(clip.tokenize(TEXTS)))
+    ours, _ = openai_encoder.encode_texts(TEXTS)
+    torch.testing.assert_close(ours, reference, atol=1e-5, rtol=0)
+
+
+def test_openai_images_match_encode_image(openai_encoder: OpenAIClipEncoder, images) -> None:
+    model, preprocess = openai_encoder.model, openai_encoder.preprocess
+    reference = unit(model.encode_image(torch.stack([preprocess(i) for i in images])))
+    torch.testing.assert_close(openai_encoder.encode_images(images), reference, atol=1e-5, rtol=0)
+
+
+def test_openai_fallback_path_for_unknown_text_towers(openai_encoder, monkeypatch) -> None:
+    monkeypatch.setattr(openai_encoder, "_text_tower", lambda: None)
+    reference = unit(openai_encoder.model.encode_text(clip.tokenize(TEXTS)))
+    ours, _ = openai_encoder.encode_texts(TEXTS)
+    torch.testing.assert_close(ours, reference, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["hf", "openai"])
+def test_shared_prefixes_give_the_same_embeddings_for_fewer_tokens(
+    kind: str, tiny_hf_clip_dir, tiny_openai_clip_pair
+) -> None:
+    def fresh():
+        if kind == "hf":
+            return HFClipEncoder.from_pretrained(str(tiny_hf_clip_dir), device="cpu")
+        return OpenAIClipEncoder(*tiny_openai_clip_pair)
+
+    full = "a girl, umbrella, hat, bikini, smiling, blue eye, cloud, tree"
+    variants = [full.replace(w, "").replace(", ,", ",") for w in ("hat, ", "cloud, ", "tree")]
+    shared = fresh()
+    shared.encode_texts([full])
+    before = shared.stats.text_tokens
+    ours, _ = shared.encode_texts(variants)
+    alone = fresh()
+    alone.prefix_store.max_items = 0  # nothing kept: every token computed
+    reference, _ = alone.encode_texts(variants)
+    torch.testing.assert_close(ours, reference, atol=1e-5, rtol=0)
+    assert shared.stats.text_tokens - before < alone.stats.text_tokens
+
+
+def test_cache_encodes_each_text_once_per_model(hf_encoder: HFClipEncoder, tiny_hf_clip_dir):
+    hf_encoder.encode_texts(["a girl", "umbrella"])
+    forwards = hf_encoder.stats.text_forwards
+    again, _ = hf_encoder.encode_texts(["umbrella", "a girl", "  A GIRL "])
+    assert hf_encoder.stats.text_forwards == forwards  # same tokens: cache hits
+    torch.testing.assert_close(again[1], again[2])
+    other = HFClipEncoder(hf_encoder.model, hf_encoder.processor, "hf:other", hf_encoder.cache)
+    other.encode_texts(["a girl"])
+    assert other.stats.text_forwards == 1  # another model id never reuses entries
+
+
+def test_long_text_is_read_in_chunks_and_averaged(hf_encoder: HFClipEncoder) -> None:
+    words = [f"word{i}" for i in range(60)]
+    text = ", ".join(words)
+    tokens = hf_encoder.tokenize(text)
+    assert len(tokens) > 75
+    embedding, chunks = hf_encoder.encode_texts([text])
+    assert chunks == [len(hf_encoder.chunks_of(text))] and chunks[0] >= 2
+    # Independent: split the token list at the chunks, run the model on each, average.
+    bos, eos = hf_encoder.tokenizer.bos_token_id, hf_encoder.tokenizer.eos_token_id
+    rows = []
+    for chunk in hf_encoder.chunks_of(text):
+        ids = torch.tensor([[bos, *chunk, eos]])
+        rows.append(unit(hf_encoder.model.get_text_features(input_ids=ids))[0])
+    reference = unit(torch.stack(rows).mean(0, keepdim=True))
+    torch.testing.assert_close(embedding, reference, atol=1e-5, rtol=0)
+    assert [t for c in hf_encoder.chunks_of(text) for t in c] == tokens
+
+
+def test_missing_model_folder_is_a_clear_model_error(tmp_path) -> None:
+    with pytest.raises(ModelError, match="Could not load the CLIP model"):
+        HFClipEncoder.from_pretrained(str(tmp_path / "nowhere"), device="cpu")
