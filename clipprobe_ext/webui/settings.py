@@ -8,8 +8,8 @@ Public API:
   "Interrogate" section it has no ``category_id``, so 1.10 lists it after the categories.
 - Getters, each returning the documented default when the option is missing, invalid,
   or when there is no WebUI at all: ``default_model() -> str``, ``rounds() -> int``
-  (1-20, default 5), ``threshold() -> float`` (0-1, default 0.01),
-  ``tolerance() -> float`` (0-1, default 0.01), ``keep_on_gpu() -> bool`` (False),
+  (1-20, default 5), ``threshold() -> float`` (in [0, 1), default 0.01),
+  ``tolerance() -> float`` (in [0, 1), default 0.01), ``keep_on_gpu() -> bool`` (False),
   ``probe_after_generation() -> bool`` (False).
 - ``probe_options(**overrides) -> ProbeOptions``: options from the settings, any field
   overridden by a keyword that is not None.
@@ -119,7 +119,7 @@ def _fraction(key: str, default: float) -> float:
         value = float(_opt(key, default))
     except (TypeError, ValueError):
         return default
-    return value if 0.0 <= value <= 1.0 else default
+    return value if 0.0 <= value < 1.0 else default
 
 
 def threshold() -> float:

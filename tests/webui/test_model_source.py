@@ -421,3 +421,37 @@ def test_default_model_comes_from_settings(webui, fake_analyze, images, tiny_hf_
     webui.shared.opts.clipprobe_default_model = str(tiny_hf_clip_dir)
     report = run_analysis(images[:1], "a cube")
     assert report.model_id == f"hf:{tiny_hf_clip_dir}"
+
+
+# -- with the real engine --------------------------------------------------------------------
+
+
+def test_real_analysis_on_the_interrogator_clip(webui, interrogator, images):
+    options = settings.probe_options(rounds=2)
+    report = run_analysis(images[:2], "a red cube, blue sky, studio lighting", options, WEBUI_CLIP)
+    assert [p.text for p in report.phrases] == ["a red cube", "blue sky", "studio lighting"]
+    assert len(report.images) == 2
+    assert report.model_id == model_source.WEBUI_CLIP_ID
+    assert not webui.call_queue.queue_lock.locked()
+
+
+def test_real_analysis_reuses_text_embeddings(webui, interrogator, images):
+    cache = model_source.text_cache(model_source.WEBUI_CLIP_ID)
+    run_analysis(images[:1], "a red cube, blue sky", model_name=WEBUI_CLIP)
+    misses = cache.misses
+    run_analysis(images[:1], "a red cube, blue sky", model_name=WEBUI_CLIP)
+    assert cache.misses == misses  # nothing new to encode
+    assert cache.hits > 0
+
+
+def test_real_analysis_on_a_transformers_folder(webui, images, tiny_hf_clip_dir):
+    report = run_analysis(images[:1], "a cat, a hat", model_name=str(tiny_hf_clip_dir))
+    assert report.model_id == f"hf:{tiny_hf_clip_dir}"
+
+
+def test_engine_errors_pass_through(webui, interrogator, images):
+    from clipprobe_ext.errors import PromptError
+
+    with pytest.raises(PromptError):
+        run_analysis(images[:1], "   ", model_name=WEBUI_CLIP)
+    assert not webui.call_queue.queue_lock.locked()

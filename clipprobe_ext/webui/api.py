@@ -1,0 +1,197 @@
+"""ClipProbe's HTTP API, next to the WebUI's ``/sdapi/v1/*``.
+
+Public API: ``on_app_started(demo, app) -> None`` (pass it to
+``script_callbacks.on_app_started``) registers
+
+- ``GET /clipprobe/v1/models`` -> ``{"models": [...], "default": str,
+  "webui_clip_available": bool}``
+- ``POST /clipprobe/v1/analyze`` with an ``AnalyzeRequest`` JSON body ->
+  ``ProbeReport.to_dict()``.
+
+``image`` is base64 or a ``data:image/...;base64,`` URL and nothing else: a string that
+looks like a file path or URL is rejected as invalid base64, never opened.  Without
+``prompt`` the prompt is read from the image's generation parameters.  ``model`` must be
+one of ``GET /models`` (an API caller cannot make the server load arbitrary folders).
+
+Errors: invalid fields (e.g. ``rounds`` outside 1-20) -> 422 (FastAPI's validation body);
+``PromptError``/``ImageError``/bad options, and a ``model`` the server does not offer -> 400;
+``ModelError`` (model missing, offline, out of memory, unloaded mid-run: the server cannot
+serve the request now) -> 503; both as ``{"error": "<ErrorClass>", "detail": message}``.
+
+Auth mirrors ``Api.auth`` in ``modules/api/api.py`` of 1.10: when ``--api-auth
+user:pass,user2:pass2`` is set (``shared.cmd_opts.api_auth``, read when the routes are
+registered, as the WebUI does), every route requires HTTP Basic credentials, compared with
+``secrets.compare_digest``; otherwise 401 with ``WWW-Authenticate: Basic``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from secrets import compare_digest
+from typing import Any, Literal
+
+from fastapi import Depends, FastAPI, HTTPException
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from pydantic import BaseModel, Field, conlist, constr
+
+from clipprobe_ext.errors import ClipProbeError, ImageError, ModelError, PromptError
+
+PREFIX = "/clipprobe/v1"
+MAX_IMAGE_CHARS = 64 * 1024 * 1024  # base64 text of a ~48 MB file
+MAX_PROMPT_CHARS = 20_000
+
+_DATA_URL = re.compile(r"^data:image/[\w.+-]+(?:;[\w=.+-]+)*;base64,", re.IGNORECASE)
+
+SynonymGroup = conlist(constr(min_length=1, max_length=500), min_items=2, max_items=64)
+
+
+class AnalyzeRequest(BaseModel):
+    image: str = Field(
+        ..., min_length=1, max_length=MAX_IMAGE_CHARS, description="base64 or data URL"
+    )
+    prompt: str | None = Field(
+        None, max_length=MAX_PROMPT_CHARS, description="default: read from the image"
+    )
+    model: str | None = Field(None, description="one of GET /clipprobe/v1/models")
+    rounds: int | None = Field(None, ge=1, le=20, description="default: Settings")
+    threshold: float | None = Field(None, ge=0.0, lt=1.0, description="default: Settings")
+    tolerance: float | None = Field(None, ge=0.0, lt=1.0, description="default: Settings")
+    synonyms: conlist(SynonymGroup, max_items=64) = Field(default_factory=list)  # type: ignore[valid-type]
+    granularity: Literal["phrase", "word"] = "phrase"
+    contribution: bool = True
+    prune: bool = True
+
+    class Config:
+        extra = "forbid"
+
+
+def on_app_started(demo: Any, app: FastAPI) -> None:
+    dependencies = _auth_dependencies()
+    routes = {
+        ("GET", f"{PREFIX}/models"): models_endpoint,
+        ("POST", f"{PREFIX}/analyze"): analyze_endpoint,
+    }
+    existing = {
+        (method, getattr(route, "path", None))
+        for route in app.router.routes
+        for method in (getattr(route, "methods", None) or ())
+    }
+    for (method, path), endpoint in routes.items():
+        if (method, path) in existing:
+            continue
+        app.add_api_route(path, endpoint, methods=[method], dependencies=dependencies)
+
+
+def _auth_dependencies() -> list[Any]:
+    from modules import shared
+
+    api_auth = getattr(shared.cmd_opts, "api_auth", None)
+    if not api_auth:
+        return []
+    credentials: dict[str, str] = {}
+    for pair in api_auth.split(","):
+        user, _, password = pair.strip().partition(":")
+        credentials[user] = password
+
+    def auth(given: HTTPBasicCredentials = Depends(HTTPBasic())) -> bool:  # noqa: B008
+        if given.username in credentials and compare_digest(
+            given.password, credentials[given.username]
+        ):
+            return True
+        raise HTTPException(
+            status_code=401,
+            detail="Incorrect username or password",
+            headers={"WWW-Authenticate": "Basic"},
+        )
+
+    return [Depends(auth)]
+
+
+class _UnknownModel(ClipProbeError):
+    """A model name the server does not offer (400, reported as a ModelError)."""
+
+
+def _error(exc: ClipProbeError) -> JSONResponse:
+    if isinstance(exc, _UnknownModel):
+        return JSONResponse(status_code=400, content={"error": "ModelError", "detail": str(exc)})
+    status = 503 if isinstance(exc, ModelError) else 400
+    return JSONResponse(
+        status_code=status, content={"error": type(exc).__name__, "detail": str(exc)}
+    )
+
+
+def models_endpoint() -> dict[str, Any]:
+    from clipprobe_ext.webui import model_source, settings
+
+    try:
+        from modules import shared
+    except ImportError:
+        shared = None
+    return {
+        "models": model_source.list_models(),
+        "default": settings.default_model(),
+        "webui_clip_available": getattr(shared, "interrogator", None) is not None,
+    }
+
+
+def analyze_endpoint(request: AnalyzeRequest) -> Any:
+    from clipprobe_ext.webui import model_source, settings
+
+    try:
+        model = request.model or settings.default_model()
+        if model not in model_source.list_models():
+            raise _UnknownModel(
+                f"Unknown model '{model}'; GET {PREFIX}/models lists the models this server offers."
+            )
+        image, prompt = _image_and_prompt(request)
+        options = settings.probe_options(
+            rounds=request.rounds,
+            threshold=request.threshold,
+            tolerance=request.tolerance,
+            synonyms=[list(group) for group in request.synonyms],
+            granularity=request.granularity,
+            contribution=request.contribution,
+            prune=request.prune,
+        )
+        report = model_source.run_analysis([image], prompt, options, model, labels=["image"])
+    except ClipProbeError as exc:
+        return _error(exc)
+    return report.to_dict()
+
+
+def decode_base64_image(text: str) -> bytes:
+    """Bytes of a base64 string or ``data:image/...;base64,`` URL; ImageError otherwise.
+
+    Strict: only the base64 alphabet (whitespace ignored), so file paths and URLs fail here.
+    """
+    body = _DATA_URL.sub("", text.strip(), count=1)
+    body = "".join(body.split())
+    try:
+        data = base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ImageError(
+            "'image' must be a base64-encoded image or a data:image/...;base64 URL."
+        ) from exc
+    if not data:
+        raise ImageError("'image' is empty.")
+    return data
+
+
+def _image_and_prompt(request: AnalyzeRequest) -> tuple[Any, str]:
+    data = decode_base64_image(request.image)
+    from clipprobe_ext import images
+
+    if request.prompt and request.prompt.strip():
+        return images.load_image(data), request.prompt
+    loaded = images.load_image_with_parameters(data)
+    image, parameters = loaded if isinstance(loaded, tuple) else (loaded, None)
+    found = (getattr(parameters, "prompt", None) or "").strip()
+    if not found:
+        raise PromptError(
+            "No prompt given and the image holds no generation parameters with a prompt; "
+            "send 'prompt'."
+        )
+    return image, found

@@ -1,0 +1,276 @@
+"""The HTTP API through a real FastAPI TestClient (fastapi 0.94, httpx 0.24)."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from PIL import Image, PngImagePlugin
+
+from clipprobe_ext.webui import api, model_source
+
+PARAMETERS = (
+    "a red cube, blue sky, studio lighting\n"
+    "Negative prompt: blurry\n"
+    "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 64x48, Model: test"
+)
+
+
+def png_bytes(image: Image.Image, parameters: str | None = None) -> bytes:
+    info = PngImagePlugin.PngInfo()
+    if parameters is not None:
+        info.add_text("parameters", parameters)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def make_client(webui) -> TestClient:
+    app = FastAPI()
+    webui.script_callbacks.on_app_started(api.on_app_started)
+    webui.script_callbacks.app_started_callback(None, app)
+    return TestClient(app)
+
+
+@pytest.fixture()
+def client(webui, interrogator) -> TestClient:
+    return make_client(webui)
+
+
+@pytest.fixture()
+def image_b64(images) -> str:
+    return b64(png_bytes(images[0]))
+
+
+# -- models ------------------------------------------------------------------------------------
+
+
+def test_models_lists_the_choices(client):
+    response = client.get("/clipprobe/v1/models")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["models"] == model_source.list_models()
+    assert body["default"] == model_source.WEBUI_CLIP
+    assert body["webui_clip_available"] is True
+
+
+def test_routes_are_registered_once(webui):
+    app = FastAPI()
+    api.on_app_started(None, app)
+    api.on_app_started(None, app)
+    paths = [r.path for r in app.router.routes if r.path.startswith("/clipprobe")]
+    assert sorted(paths) == ["/clipprobe/v1/analyze", "/clipprobe/v1/models"]
+
+
+# -- analyze -----------------------------------------------------------------------------------
+
+
+def test_analyze_returns_the_report(client, image_b64, interrogator):
+    response = client.post(
+        "/clipprobe/v1/analyze",
+        json={"image": image_b64, "prompt": "a red cube, blue sky, studio lighting", "rounds": 2},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["prompt"] == "a red cube, blue sky, studio lighting"
+    assert body["model_id"] == model_source.WEBUI_CLIP_ID
+    assert [p["text"] for p in body["phrases"]] == ["a red cube", "blue sky", "studio lighting"]
+    assert len(body["images"]) == 1
+    assert len(body["images"][0]["ranking"]["rounds"]) == 2
+    assert {v["verdict"] for v in body["verdicts"]} <= {"keep", "weak", "prune"}
+    assert body["options"]["rounds"] == 2
+    assert "send_clip_to_ram" in interrogator.calls
+
+
+def test_analyze_accepts_a_data_url_and_all_options(client, images):
+    url = "data:image/png;base64," + b64(png_bytes(images[1]))
+    response = client.post(
+        "/clipprobe/v1/analyze",
+        json={
+            "image": url,
+            "prompt": "a girl with an umbrella, rain",
+            "threshold": 0.05,
+            "tolerance": 0.02,
+            "synonyms": [["girl", "woman"], ["umbrella", "parasol"]],
+            "granularity": "word",
+            "contribution": False,
+            "prune": False,
+        },
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["options"]["granularity"] == "word"
+    assert body["pruning"] is None
+    assert body["images"][0]["contribution"] is None
+    assert len(body["images"][0]["synonyms"]) == 2
+
+
+def test_analyze_reads_the_prompt_from_the_image(client, images):
+    pytest.importorskip("clipprobe_ext.images")
+    data = png_bytes(images[0], PARAMETERS)
+    response = client.post("/clipprobe/v1/analyze", json={"image": b64(data)})
+    assert response.status_code == 200, response.text
+    assert response.json()["prompt"] == "a red cube, blue sky, studio lighting"
+
+
+def test_missing_prompt_without_parameters_is_400(client, image_b64):
+    pytest.importorskip("clipprobe_ext.images")
+    response = client.post("/clipprobe/v1/analyze", json={"image": image_b64})
+    assert response.status_code == 400
+    assert response.json()["error"] == "PromptError"
+    assert "prompt" in response.json()["detail"]
+
+
+def test_blank_prompt_counts_as_missing(client, image_b64):
+    pytest.importorskip("clipprobe_ext.images")
+    response = client.post("/clipprobe/v1/analyze", json={"image": image_b64, "prompt": "  "})
+    assert response.status_code == 400
+    assert response.json()["error"] == "PromptError"
+
+
+@pytest.mark.parametrize(
+    "image", ["not base64 at all!", "aGVsbG8", "%%%%", "data:image/png;base64,@@"]
+)
+def test_malformed_base64_is_400(client, image):
+    response = client.post("/clipprobe/v1/analyze", json={"image": image, "prompt": "a cube"})
+    assert response.status_code == 400
+    assert response.json()["error"] == "ImageError"
+
+
+def test_valid_base64_that_is_not_an_image_is_400(client):
+    pytest.importorskip("clipprobe_ext.images")
+    response = client.post(
+        "/clipprobe/v1/analyze", json={"image": b64(b"hello world, no picture"), "prompt": "x"}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "ImageError"
+
+
+def test_a_file_path_is_never_opened(client, images, tmp_path, monkeypatch):
+    # A real picture on the server's disk, named so the path is also valid base64.
+    folder = tmp_path / "abc"
+    folder.mkdir()
+    path = folder / "ABCD"
+    images[0].save(path, format="PNG")
+    opened = []
+    real_open = Image.open
+
+    def spy(fp, *args, **kwargs):
+        opened.append(fp)
+        return real_open(fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", spy)
+    for candidate in (str(path), str(tmp_path / "abc" / "ABCD"), path.as_uri()):
+        response = client.post("/clipprobe/v1/analyze", json={"image": candidate, "prompt": "x"})
+        assert response.status_code == 400, candidate
+        assert response.json()["error"] == "ImageError"
+    assert not [fp for fp in opened if isinstance(fp, str) or hasattr(fp, "__fspath__")]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"rounds": 1000},
+        {"rounds": 0},
+        {"threshold": 1.5},
+        {"tolerance": -0.1},
+        {"granularity": "letter"},
+        {"synonyms": [["only one"]]},
+        {"synonyms": "girl | woman"},
+        {"unexpected": True},
+    ],
+)
+def test_out_of_range_values_are_422(client, image_b64, extra):
+    response = client.post(
+        "/clipprobe/v1/analyze", json={"image": image_b64, "prompt": "a cube", **extra}
+    )
+    assert response.status_code == 422, response.text
+
+
+def test_missing_image_is_422(client):
+    response = client.post("/clipprobe/v1/analyze", json={"prompt": "a cube"})
+    assert response.status_code == 422
+
+
+def test_unknown_model_is_400_and_not_loaded(client, image_b64, tmp_path):
+    response = client.post(
+        "/clipprobe/v1/analyze",
+        json={"image": image_b64, "prompt": "a cube", "model": str(tmp_path)},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "ModelError"
+    assert "Unknown model" in response.json()["detail"]
+
+
+def test_missing_interrogator_is_503(webui, image_b64):
+    webui.shared.interrogator = None
+    client = make_client(webui)
+    response = client.post("/clipprobe/v1/analyze", json={"image": image_b64, "prompt": "a cube"})
+    assert response.status_code == 503
+    assert response.json() == {"error": "ModelError", "detail": model_source.NO_INTERROGATOR}
+    assert client.get("/clipprobe/v1/models").json()["webui_clip_available"] is False
+
+
+def test_configured_transformers_model_is_offered_and_used(webui, image_b64, tiny_hf_clip_dir):
+    from clipprobe_ext.webui import settings
+
+    settings.on_ui_settings()
+    webui.shared.opts.clipprobe_default_model = str(tiny_hf_clip_dir)
+    client = make_client(webui)
+    assert str(tiny_hf_clip_dir) in client.get("/clipprobe/v1/models").json()["models"]
+    response = client.post(
+        "/clipprobe/v1/analyze",
+        json={"image": image_b64, "prompt": "a cube, a ball", "model": str(tiny_hf_clip_dir)},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["model_id"] == f"hf:{tiny_hf_clip_dir}"
+
+
+# -- auth --------------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def auth_client(webui, interrogator) -> TestClient:
+    webui.shared.cmd_opts.api_auth = "alice:s3cret,bob:pa:ss"
+    return make_client(webui)
+
+
+def test_no_credentials_is_401_with_basic_challenge(auth_client, image_b64):
+    for response in (
+        auth_client.get("/clipprobe/v1/models"),
+        auth_client.post("/clipprobe/v1/analyze", json={"image": image_b64, "prompt": "x"}),
+    ):
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"] == "Basic"
+
+
+@pytest.mark.parametrize(
+    "credentials", [("alice", "wrong"), ("mallory", "s3cret"), ("alice", ""), ("bob", "pa")]
+)
+def test_wrong_credentials_are_401(auth_client, credentials):
+    response = auth_client.get("/clipprobe/v1/models", auth=credentials)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Basic"
+    assert response.json()["detail"] == "Incorrect username or password"
+
+
+def test_right_credentials_pass(auth_client, image_b64):
+    assert auth_client.get("/clipprobe/v1/models", auth=("alice", "s3cret")).status_code == 200
+    assert auth_client.get("/clipprobe/v1/models", auth=("bob", "pa:ss")).status_code == 200
+    response = auth_client.post(
+        "/clipprobe/v1/analyze",
+        json={"image": image_b64, "prompt": "a red cube", "rounds": 1},
+        auth=("alice", "s3cret"),
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_without_api_auth_no_credentials_needed(client):
+    assert client.get("/clipprobe/v1/models").status_code == 200
