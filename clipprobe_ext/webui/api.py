@@ -126,14 +126,10 @@ def _error(exc: ClipProbeError) -> JSONResponse:
 def models_endpoint() -> dict[str, Any]:
     from clipprobe_ext.webui import model_source, settings
 
-    try:
-        from modules import shared
-    except ImportError:
-        shared = None
     return {
         "models": model_source.list_models(),
         "default": settings.default_model(),
-        "webui_clip_available": getattr(shared, "interrogator", None) is not None,
+        "webui_clip_available": model_source.webui_clip_available(),
     }
 
 

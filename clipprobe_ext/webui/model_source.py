@@ -7,6 +7,8 @@ Public API (the tab and the API call only these):
 - ``HF_MODELS``: transformers CLIP names offered besides it.  Any other string is read as
   a transformers hub name or a local folder.
 - ``list_models() -> list[str]``: the choices, the configured default first if custom.
+- ``webui_clip_available() -> bool``: whether ``shared.interrogator`` exists (some Forge
+  forks have none: then only transformers models work).
 - ``run_analysis(images, prompt, options=None, model_name=None, progress=None, *,
   labels=None, inside_generation=False) -> ProbeReport``: runs
   ``clipprobe_ext.probe.analyze`` under the WebUI's queue lock (so it never runs beside a
@@ -71,6 +73,12 @@ def list_models() -> list[str]:
     if default not in names:
         names.insert(0, default)
     return names
+
+
+def webui_clip_available() -> bool:
+    """Whether this WebUI has an Interrogate CLIP (``shared.interrogator``) to reuse."""
+    shared = _shared()
+    return shared is not None and getattr(shared, "interrogator", None) is not None
 
 
 def text_cache(model_id: str) -> Any:
@@ -341,7 +349,12 @@ def _webui_clip() -> _Source:
 
 
 def _is_forge_interrogator(interrogator: Any) -> bool:
-    return hasattr(interrogator, "clip_patcher") or hasattr(interrogator, "load_device")
+    held = getattr(interrogator, "clip_model", None)
+    return (
+        hasattr(interrogator, "clip_patcher")
+        or hasattr(interrogator, "load_device")
+        or (held is not None and _unwrap(held) is not held)
+    )
 
 
 def _load_a1111_clip(interrogator: Any, shared: Any) -> None:
@@ -384,6 +397,10 @@ def _load_forge_clip(interrogator: Any) -> None:
     memory = compat.forge_memory_management()
     if patcher is not None and memory is not None:
         memory.load_models_gpu([patcher])
+    elif _unwrap(interrogator.clip_model) is interrogator.clip_model:
+        # No Forge memory management to ask: move it like A1111's load() does.
+        device = getattr(interrogator, "load_device", None) or _target_device()
+        interrogator.clip_model = interrogator.clip_model.to(device)
 
 
 # -- transformers CLIP -------------------------------------------------------------------------

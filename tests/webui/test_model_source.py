@@ -455,3 +455,18 @@ def test_engine_errors_pass_through(webui, interrogator, images):
     with pytest.raises(PromptError):
         run_analysis(images[:1], "   ", model_name=WEBUI_CLIP)
     assert not webui.call_queue.queue_lock.locked()
+
+
+def test_forge_without_memory_management_moves_the_clip_itself(
+    webui, interrogator, fake_analyze, images
+):
+    interrogator.load_device = torch.device("cpu")  # Forge-like, but no backend module
+    run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
+    assert fake_analyze.encoders[0].model is interrogator.clip_model
+    assert "load" not in interrogator.calls
+
+
+def test_webui_clip_available(webui):
+    assert model_source.webui_clip_available() is False
+    webui.shared.interrogator = webui.interrogate.InterrogateModels("interrogate")
+    assert model_source.webui_clip_available() is True
