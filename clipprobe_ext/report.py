@@ -260,7 +260,14 @@ def _signed(x: float | None, digits: int = 4) -> str:
     return f"{x:+.{digits}f}"
 
 
+def _sim(x: float | None) -> str:
+    return f"{x:.4f}" if x is not None and math.isfinite(x) else "–"
+
+
 def _bar(p: float, width: int = 20) -> str:
+    if not math.isfinite(p):
+        return ""
+    p = min(max(p, 0.0), 1.0)
     filled = p * width
     full = int(filled)
     partial = "▏▎▍▌▋▊▉"[int((filled - full) * 7)] if full < width and filled - full >= 1 / 7 else ""
@@ -270,6 +277,8 @@ def _bar(p: float, width: int = 20) -> str:
 def _table(rows: list[list[str]], align: str, indent: int = 2) -> list[list[str]]:
     """Pad cells to aligned columns; ``align`` has one of '<' or '>' per column."""
     widths = [max(len(r[c]) for r in rows) for c in range(len(align))]
+    if align[-1] == "<":  # nothing to align after the last column: no trailing blanks
+        widths[-1] = 0
     out = []
     for row in rows:
         cells = [
@@ -350,12 +359,12 @@ def _format_one(report: ProbeReport, paint: _Painter) -> str:
                 add(paint("".join(_join(cells)).rstrip(), "dim"))
             elif style == "top":
                 cells[3] = paint(cells[3], "bold")
-                cells[5] = paint(cells[5].rstrip(), "bar")
+                cells[5] = paint(cells[5], "bar")
                 add("".join(_join(cells)).rstrip())
             elif style == "dim":
                 add(paint("".join(_join(cells)).rstrip(), "dim"))
             else:
-                cells[5] = paint(cells[5].rstrip(), "bar")
+                cells[5] = paint(cells[5], "bar")
                 add("".join(_join(cells)).rstrip())
 
         if analysis.synonyms:
@@ -377,7 +386,7 @@ def _format_one(report: ProbeReport, paint: _Painter) -> str:
             add("")
             add(
                 paint("In-context contribution", "bold")
-                + paint(f" — whole prompt similarity {contrib.full_similarity:.4f}", "dim")
+                + paint(f" — whole prompt similarity {_sim(contrib.full_similarity)}", "dim")
             )
             items = [
                 (i, c, contrib.similarity_without[i])
@@ -387,7 +396,7 @@ def _format_one(report: ProbeReport, paint: _Painter) -> str:
             items.sort(key=lambda t: -t[1])
             rows = [["No.", "Phrase", "Contribution", "Without it"]]
             for i, c, w in items:
-                rows.append([str(i), _label(phrases[i]), _signed(c), f"{w:.4f}" if w else "–"])
+                rows.append([str(i), _label(phrases[i]), _signed(c), _sim(w)])
             for k, cells in enumerate(_table(rows, "><>>")):
                 line = "".join(_join(cells)).rstrip()
                 add(paint(line, "dim") if k == 0 else line)
@@ -439,15 +448,15 @@ def _format_one(report: ProbeReport, paint: _Painter) -> str:
             removed = ", ".join(f'"{phrases[i].text}"' for i in pruning.removed if i in phrases)
             add(f"  removed: {removed}")
             add(
-                f"  similarity {pruning.original_similarity:.4f} → "
-                f"{pruning.final_similarity:.4f} (keeps {_pct(kept)}; "
+                f"  similarity {_sim(pruning.original_similarity)} → "
+                f"{_sim(pruning.final_similarity)} (keeps {_pct(kept)}; "
                 f"allowed loss {_pct(pruning.tolerance)})"
             )
         else:
             add(
                 f"  Nothing can go: every phrase removal costs more than "
                 f"{_pct(pruning.tolerance)} of the similarity "
-                f"({pruning.original_similarity:.4f})."
+                f"({_sim(pruning.original_similarity)})."
             )
 
     if report.notes:
