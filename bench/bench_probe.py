@@ -113,6 +113,55 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def measure_size(n: int, model, processor, repeat: int) -> dict:
+    """Every timing and count for one prompt size, all in this process."""
+
+    def fresh() -> HFClipEncoder:
+        return HFClipEncoder(model, processor, "bench")
+
+    img_a, img_b = image(1), image(2)
+    rank_only = ProbeOptions(contribution=False, prune=False)
+    prompt = prompt_of(n)
+    texts = [p.text for p in parse_prompt(prompt).measurable]
+    r: dict = {"phrases": n}
+    analyze([img_a], prompt, fresh(), rank_only)  # warm up kernels
+
+    r["per_round_s"], r["per_round_forwards"] = best_of(
+        repeat, lambda: per_round_method(model, processor, img_a, texts)
+    )
+    r["floor_s"], _ = best_of(repeat, lambda: floor(model, processor, img_a, texts))
+
+    def cold_ranking():
+        enc = fresh()
+        analyze([img_a], prompt, enc, rank_only)
+        return enc.stats
+
+    r["ranking_cold_s"], stats = best_of(repeat, cold_ranking)
+    r["ranking_cold_forwards"] = stats.image_forwards + stats.text_forwards
+
+    warm = fresh()
+    analyze([img_a], prompt, warm, rank_only)
+    before = warm.stats.text_forwards
+    r["ranking_warm_new_image_s"], _ = best_of(
+        repeat, lambda: analyze([img_b], prompt, warm, rank_only)
+    )
+    r["ranking_warm_text_forwards"] = warm.stats.text_forwards - before
+    r["image_encode_s"], _ = best_of(repeat, lambda: fresh().encode_images([img_b]))
+
+    def full():
+        enc = fresh()
+        report = analyze([img_a], prompt, enc)
+        return enc.stats, report
+
+    r["full_cold_s"], (stats, report) = best_of(repeat, full)
+    r["full_text_tokens"] = stats.text_tokens
+    r["full_text_forwards"] = stats.text_forwards
+    r["prune_removed"] = len(report.pruning.removed)
+    r["prune_variant_measurements"] = report.pruning.full_encodes
+    r["peak_rss_mb"] = peak_rss_mb()
+    return r
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -128,49 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     def fresh() -> HFClipEncoder:
         return HFClipEncoder(model, processor, "bench")
 
-    results: dict[str, dict] = {}
-    img_a, img_b = image(1), image(2)
-    rank_only = ProbeOptions(contribution=False, prune=False)
-    for n in args.sizes:
-        prompt = prompt_of(n)
-        texts = [p.text for p in parse_prompt(prompt).measurable]
-        r: dict = {"phrases": n}
-        analyze([img_a], prompt, fresh(), rank_only)  # warm up kernels
-
-        r["per_round_s"], r["per_round_forwards"] = best_of(
-            args.repeat, lambda: per_round_method(model, processor, img_a, texts)
-        )
-        r["floor_s"], _ = best_of(args.repeat, lambda: floor(model, processor, img_a, texts))
-
-        def cold_ranking():
-            enc = fresh()
-            analyze([img_a], prompt, enc, rank_only)
-            return enc.stats
-
-        r["ranking_cold_s"], stats = best_of(args.repeat, cold_ranking)
-        r["ranking_cold_forwards"] = stats.image_forwards + stats.text_forwards
-
-        warm = fresh()
-        analyze([img_a], prompt, warm, rank_only)
-        before = warm.stats.text_forwards
-        r["ranking_warm_new_image_s"], _ = best_of(
-            args.repeat, lambda: analyze([img_b], prompt, warm, rank_only)
-        )
-        r["ranking_warm_text_forwards"] = warm.stats.text_forwards - before
-        r["image_encode_s"], _ = best_of(args.repeat, lambda: fresh().encode_images([img_b]))
-
-        def full():
-            enc = fresh()
-            report = analyze([img_a], prompt, enc)
-            return enc.stats, report
-
-        r["full_cold_s"], (stats, report) = best_of(args.repeat, full)
-        r["full_text_tokens"] = stats.text_tokens
-        r["full_text_forwards"] = stats.text_forwards
-        r["prune_removed"] = len(report.pruning.removed)
-        r["prune_variant_measurements"] = report.pruning.full_encodes
-        r["peak_rss_mb"] = peak_rss_mb()
-        results[str(n)] = r
+    results = {str(n): measure_size(n, model, processor, args.repeat) for n in args.sizes}
+    img_a = image(1)
 
     # The quadratic reference, measured on the smallest prompt only (it is slow).
     n0 = str(min(args.sizes))
