@@ -1,0 +1,454 @@
+"""``python -m clipprobe_ext``: probe a prompt against images from the command line.
+
+Usage::
+
+    python -m clipprobe_ext IMAGE... [--prompt TEXT] [--model NAME_OR_DIR]
+        [--device cpu|cuda] [--rounds K] [--threshold P] [--tolerance T]
+        [--synonyms "a|b"]... [--words] [--no-contribution] [--no-prune]
+        [--json | --csv] [-o FILE] [--color auto|always|never] [-q]
+
+Prompt: ``--prompt`` applies to every image.  Without it, each image's prompt is read
+from the generation parameters the WebUI stores in it (PNG ``parameters`` text chunk,
+JPEG/WebP EXIF UserComment); images sharing a prompt are analysed together as one
+batch, and each distinct prompt is a separate *prompt group* with its own report (the
+table shows them one after another, ``--json`` writes an array of reports instead of a
+single report object, ``--csv`` numbers them in its ``group`` column).  An image without
+parameters and no ``--prompt`` is an error.
+
+Model: a transformers hub name (default ``openai/clip-vit-base-patch32``; needs the
+Hugging Face cache or network) or a local folder holding a transformers CLIP;
+``openai-clip:NAME`` loads the openai ``clip`` package's model (``openai-clip:ViT-L/14``,
+the WebUI's Interrogate CLIP; or ``openai-clip:/path/to/ViT-L-14.pt``).
+
+Output: the table goes to stdout (or ``-o FILE``); ``--json``/``--csv`` write only the
+document there.  Progress is shown on stderr while it is a terminal (never on stdout);
+``-q`` silences it.
+
+Exit status: 0 done; 1 an error the user can act on (unreadable image, no prompt, model
+not available, ...), reported as one ``clipprobe: error: ...`` line on stderr; 2 a bad
+command line; 130 interrupted.  Set ``CLIPPROBE_DEBUG=1`` for tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from clipprobe_ext.errors import ClipProbeError, ImageError, ModelError, PromptError
+
+PROG = "clipprobe"
+DEFAULT_MODEL = "openai/clip-vit-base-patch32"
+OPENAI_PREFIX = "openai-clip:"
+
+
+class UsageError(Exception):
+    """A bad command line: exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _fraction(text: str) -> float:
+    """``0.05`` or ``5%``."""
+    raw = text.strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number or percentage: {text!r}") from None
+    if value != value:  # NaN
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog=PROG,
+        description=(
+            "Ask CLIP which phrases of a Stable Diffusion prompt actually show up in the "
+            "images: elimination rounds, synonym groups, in-context contribution, verdicts "
+            "and a pruned prompt that keeps the CLIP score."
+        ),
+        epilog=(
+            "Without --prompt each image's prompt is read from its WebUI generation "
+            "parameters; images with different prompts are analysed as separate groups."
+        ),
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG or WebP files")
+    p.add_argument("--prompt", help="the prompt (default: read from each image's parameters)")
+    p.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help=(
+            f"transformers hub name or local folder (default {DEFAULT_MODEL}); "
+            f"'{OPENAI_PREFIX}ViT-L/14' for the openai clip package"
+        ),
+    )
+    p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
+    p.add_argument("--rounds", type=_positive_int, default=5, help="elimination rounds (5)")
+    p.add_argument(
+        "--threshold",
+        type=_fraction,
+        default=0.01,
+        help="list phrases above this probability each round: 0.01 or 1%% (default)",
+    )
+    p.add_argument(
+        "--tolerance",
+        type=_fraction,
+        default=0.01,
+        help="similarity the pruned prompt may lose, relative: 0.01 or 1%% (default)",
+    )
+    p.add_argument(
+        "--synonyms",
+        action="append",
+        default=[],
+        metavar='"A|B"',
+        help="a group of alternatives ranked against each other; repeatable, or 'a|b; c|d'",
+    )
+    p.add_argument("--words", action="store_true", help="probe word by word, not by phrase")
+    p.add_argument(
+        "--no-contribution", action="store_true", help="skip the leave-one-out contribution"
+    )
+    p.add_argument("--no-prune", action="store_true", help="skip the pruned-prompt search")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="write the report as JSON")
+    fmt.add_argument("--csv", action="store_true", help="write one CSV row per image and phrase")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    p.add_argument(
+        "--color",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="colour the table (auto: when stdout is a terminal and NO_COLOR is unset)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    return p
+
+
+# -- progress ----------------------------------------------------------------------------
+
+
+class _Status:
+    """One self-overwriting status line on stderr, only when stderr is a terminal."""
+
+    def __init__(self, stream: TextIO, enabled: bool) -> None:
+        self.stream = stream
+        self.enabled = enabled and _isatty(stream)
+        self.prefix = ""
+        self._shown = 0
+        self._last = 0.0
+
+    def __call__(self, message: str, fraction: float | None = None) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if fraction is not None and 0 < fraction < 1 and now - self._last < 0.1:
+            return
+        self._last = now
+        text = f"{PROG}: {self.prefix}{message}"
+        if fraction is not None:
+            text += f" {100 * max(0.0, min(1.0, fraction)):3.0f}%"
+        text = text[:100]
+        pad = " " * max(0, self._shown - len(text))
+        self.stream.write("\r" + text + pad)
+        self.stream.flush()
+        self._shown = len(text)
+
+    def clear(self) -> None:
+        if self.enabled and self._shown:
+            self.stream.write("\r" + " " * self._shown + "\r")
+            self.stream.flush()
+            self._shown = 0
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+# -- inputs ------------------------------------------------------------------------------
+
+
+def _labels(paths: Sequence[str]) -> list[str]:
+    """File names, or the paths as given where two files share a name."""
+    names = [Path(p).name for p in paths]
+    return [n if names.count(n) == 1 else p for n, p in zip(names, paths)]
+
+
+def load_inputs(paths: Sequence[str], prompt: str | None) -> list[tuple[str, list[Any], list[str]]]:
+    """``(prompt, images, labels)`` per prompt group, in order of first appearance."""
+    from clipprobe_ext.images import load_image, load_image_with_parameters
+
+    labels = _labels(paths)
+    if prompt is not None:
+        if not prompt.strip():
+            raise PromptError("The prompt given with --prompt is empty.")
+        return [(prompt, [load_image(p) for p in paths], labels)]
+
+    from clipprobe_ext.infotext import parse_parameters
+
+    groups: dict[str, tuple[list[Any], list[str]]] = {}
+    for path, label in zip(paths, labels):
+        image, parameters = load_image_with_parameters(path)
+        found = parse_parameters(parameters).prompt if parameters else ""
+        if not (found or "").strip():
+            raise PromptError(
+                f"{path} has no prompt in its generation parameters (PNG 'parameters' chunk "
+                "or EXIF UserComment); pass one with --prompt."
+            )
+        images, names = groups.setdefault(found, ([], []))
+        images.append(image)
+        names.append(label)
+    return [(text, images, names) for text, (images, names) in groups.items()]
+
+
+# -- model -------------------------------------------------------------------------------
+
+
+def _device(requested: str | None) -> str:
+    import torch
+
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ModelError("--device cuda was asked for, but this PyTorch sees no CUDA GPU.")
+    return requested or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_encoder(name: str, device: str | None = None) -> Any:
+    """A ``ClipEncoder`` for ``name`` (see the module docstring); ``ModelError`` on failure."""
+    device = _device(device)
+    if name.startswith(OPENAI_PREFIX):
+        return _load_openai_clip(name[len(OPENAI_PREFIX) :].strip(), device)
+    return _load_hf(name, device)
+
+
+def _looks_like_path(name: str) -> bool:
+    return (
+        os.path.isabs(name)
+        or name.startswith(("./", "../", "~", ".\\", "..\\"))
+        or name in (".", "..")
+        or (os.sep == "\\" and ":" in name)
+    )
+
+
+def _load_hf(name: str, device: str) -> Any:
+    import logging
+
+    from clipprobe_ext.encoders.hf import HFClipEncoder
+
+    expanded = os.path.expanduser(name)
+    if _looks_like_path(name) and not os.path.exists(expanded):
+        raise ModelError(f"The model folder {name} does not exist.")
+    if os.path.exists(expanded) and not os.path.isdir(expanded):
+        raise ModelError(f"{name} is a file; --model wants a folder holding a transformers CLIP.")
+    # Retry chatter of huggingface_hub / transformers would break the one-line error.
+    for logger in ("huggingface_hub", "transformers"):
+        logging.getLogger(logger).setLevel(logging.ERROR)
+    with _quiet_transformers():
+        try:
+            return HFClipEncoder.from_pretrained(expanded, device=device)
+        except ModelError as exc:
+            if os.path.isdir(expanded):
+                raise
+            raise ModelError(
+                f"The CLIP model '{name}' is not available offline (it is not in the Hugging "
+                "Face cache and could not be downloaded); download it once where there is "
+                "network, or pass --model with a local folder holding a transformers CLIP "
+                "(config.json, weights, tokenizer and preprocessor files)."
+            ) from exc
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Any:
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        yield
+        return
+    before = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(before)
+
+
+def _load_openai_clip(name: str, device: str) -> Any:
+    import urllib.error
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            import clip
+        except ImportError:
+            raise ModelError(
+                f"'{OPENAI_PREFIX}' models need the openai clip package (pip install openai-clip)."
+            ) from None
+    from clipprobe_ext.encoders.openai_clip import OpenAIClipEncoder
+
+    if not name:
+        raise ModelError(f"Name the model after '{OPENAI_PREFIX}', e.g. {OPENAI_PREFIX}ViT-L/14.")
+    path = os.path.expanduser(name)
+    is_file = os.path.isfile(path)
+    if not is_file and name not in clip.available_models():
+        raise ModelError(
+            f"'{name}' is neither a file nor an openai clip model "
+            f"({', '.join(clip.available_models())})."
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model, preprocess = clip.load(path if is_file else name, device=device, jit=False)
+    except Exception as exc:
+        if is_file:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(
+                f"Could not load the clip model file {name} (clip.load wants one of the "
+                f"openai TorchScript checkpoints): {reason}"
+            ) from exc
+        if isinstance(exc, (urllib.error.URLError, OSError, ConnectionError, TimeoutError)):
+            raise ModelError(
+                f"The openai clip model '{name}' is not available offline (it is not in "
+                "~/.cache/clip and could not be downloaded); download it once where there is "
+                f"network, or pass --model {OPENAI_PREFIX}/path/to/the/model.pt, or a local "
+                "folder holding a transformers CLIP."
+            ) from exc
+        raise ModelError(f"Could not load the clip model '{name}': {exc}") from exc
+    return OpenAIClipEncoder(model.eval(), preprocess, model_id=f"{OPENAI_PREFIX}{name}")
+
+
+# -- main --------------------------------------------------------------------------------
+
+
+def _options(args: argparse.Namespace) -> Any:
+    from clipprobe_ext.probe import ProbeOptions, parse_synonyms
+
+    synonyms = [group for text in args.synonyms for group in parse_synonyms(text)]
+    options = ProbeOptions(
+        rounds=args.rounds,
+        threshold=args.threshold,
+        tolerance=args.tolerance,
+        synonyms=synonyms,
+        granularity="word" if args.words else "phrase",
+        contribution=not args.no_contribution,
+        prune=not args.no_prune,
+    )
+    try:
+        options.validate()
+    except ClipProbeError as exc:
+        raise UsageError(str(exc)) from exc
+    return options
+
+
+def _render(reports: list[Any], args: argparse.Namespace, color: bool) -> str:
+    from clipprobe_ext import report as render
+
+    if args.json:
+        return render.to_json(reports[0] if len(reports) == 1 else reports) + "\n"
+    if args.csv:
+        return render.to_csv(reports)
+    return render.format_table(reports, color=color)
+
+
+def _use_color(args: argparse.Namespace, stdout: TextIO) -> bool:
+    if args.json or args.csv or args.color == "never":
+        return False
+    if args.color == "always":
+        return True
+    return args.output is None and _isatty(stdout) and not os.environ.get("NO_COLOR")
+
+
+def _error(message: str) -> None:
+    message = " ".join(str(message).split()) or "unknown error"
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (see the module docstring)."""
+    parser = build_parser()
+    status: _Status | None = None
+    try:
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help
+            return int(exc.code or 0)
+        options = _options(args)
+        for image in args.images:
+            if not os.path.exists(image):
+                raise ImageError(f"No such image file: {image}")
+        status = _Status(sys.stderr, enabled=not args.quiet)
+        status("Reading images")
+        groups = load_inputs(args.images, args.prompt)
+
+        from clipprobe_ext.probe import analyze
+
+        status(f"Loading {args.model}")
+        encoder = load_encoder(args.model, args.device)
+        reports = []
+        for n, (prompt, images, labels) in enumerate(groups, start=1):
+            if len(groups) > 1:
+                status.prefix = f"group {n}/{len(groups)}: "
+            reports.append(analyze(images, prompt, encoder, options, labels, status))
+        status.clear()
+        text = _render(reports, args, _use_color(args, sys.stdout))
+        if args.output:
+            try:
+                Path(args.output).write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise ClipProbeError(
+                    f"Could not write {args.output}: {exc.strerror or exc}"
+                ) from exc
+        else:
+            _write_stdout(text)
+        return 0
+    except UsageError as exc:
+        _clear(status)
+        _error(f"{exc} (see {PROG} --help)")
+        return 2
+    except ClipProbeError as exc:
+        _clear(status)
+        _error(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        _clear(status)
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug or an environment failure: still one line
+        _clear(status)
+        if os.environ.get("CLIPPROBE_DEBUG"):
+            raise
+        _error(f"unexpected {type(exc).__name__}: {exc} (set CLIPPROBE_DEBUG=1 for a traceback)")
+        return 1
+
+
+def _clear(status: _Status | None) -> None:
+    if status is not None:
+        status.clear()
+
+
+def _write_stdout(text: str) -> None:
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except UnicodeEncodeError:
+        data = text.encode(sys.stdout.encoding or "utf-8", errors="replace")
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `| head`
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
