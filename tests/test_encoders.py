@@ -105,3 +105,23 @@ def test_long_text_is_read_in_chunks_and_averaged(hf_encoder: HFClipEncoder) -> 
 def test_missing_model_folder_is_a_clear_model_error(tmp_path) -> None:
     with pytest.raises(ModelError, match="Could not load the CLIP model"):
         HFClipEncoder.from_pretrained(str(tmp_path / "nowhere"), device="cpu")
+
+
+def test_open_clip_models_work_through_the_openai_encoder() -> None:
+    """open_clip's CLIP has the openai layout: the same encoder serves it."""
+    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+    from open_clip.transform import image_transform
+
+    torch.manual_seed(1)
+    model = CLIP(
+        embed_dim=16,
+        vision_cfg=CLIPVisionCfg(layers=2, width=64, patch_size=8, image_size=32, head_width=32),
+        text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=32, heads=2, layers=2),
+    ).eval()
+    with torch.no_grad():
+        model.token_embedding.weight.normal_(0, 1.0)
+    encoder = OpenAIClipEncoder(model, image_transform(32, is_train=False), "open_clip:tiny")
+    assert encoder._text_tower() is not None
+    reference = unit(model.encode_text(clip.tokenize(TEXTS)))
+    ours, _ = encoder.encode_texts(TEXTS)
+    torch.testing.assert_close(ours, reference, atol=1e-5, rtol=0)

@@ -74,9 +74,7 @@ def openai_tower(model: Any) -> Tower | None:
     """Adapter for an openai ``clip.model.CLIP`` (and open_clip's, which has the same
     layout); ``None`` for an architecture it does not recognise."""
     blocks = getattr(getattr(model, "transformer", None), "resblocks", None)
-    if blocks is None or not all(
-        isinstance(getattr(b, "attn", None), torch.nn.MultiheadAttention) for b in blocks
-    ):
+    if blocks is None or not all(_plain_block(b) for b in blocks):
         return None
     dtype = model.token_embedding.weight.dtype
 
@@ -97,6 +95,17 @@ def openai_tower(model: Any) -> Tower | None:
         heads=blocks[0].attn.num_heads,
         final=lambda x: model.ln_final(x).type(dtype) @ model.text_projection,
         dtype=dtype,
+    )
+
+
+def _plain_block(block: Any) -> bool:
+    """A pre-norm block with standard attention and no layer scale (open_clip can add
+    ``ls_1``/``ls_2`` scales, which this loop does not apply)."""
+    identity = torch.nn.Identity
+    return (
+        isinstance(getattr(block, "attn", None), torch.nn.MultiheadAttention)
+        and isinstance(getattr(block, "ls_1", identity()), identity)
+        and isinstance(getattr(block, "ls_2", identity()), identity)
     )
 
 
