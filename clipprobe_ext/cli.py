@@ -150,14 +150,15 @@ class _Status:
         self.prefix = ""
         self._shown = 0
         self._last = 0.0
+        self._message = ""
 
     def __call__(self, message: str, fraction: float | None = None) -> None:
         if not self.enabled:
             return
         now = time.monotonic()
-        if fraction is not None and 0 < fraction < 1 and now - self._last < 0.1:
-            return
-        self._last = now
+        if message == self._message and now - self._last < 0.1:
+            return  # the same step counting up: redraw at most ten times a second
+        self._last, self._message = now, message
         text = f"{PROG}: {self.prefix}{message}"
         if fraction is not None:
             text += f" {100 * max(0.0, min(1.0, fraction)):3.0f}%"
