@@ -179,13 +179,13 @@ def decode_base64_image(text: str) -> bytes:
 def _image_and_prompt(request: AnalyzeRequest) -> tuple[Any, str]:
     data = decode_base64_image(request.image)
     from clipprobe_ext import images
+    from clipprobe_ext.infotext import parse_parameters
 
     if request.prompt and request.prompt.strip():
         return images.load_image(data), request.prompt
-    loaded = images.load_image_with_parameters(data)
-    image, parameters = loaded if isinstance(loaded, tuple) else (loaded, None)
-    found = (getattr(parameters, "prompt", None) or "").strip()
-    if not found:
+    image, parameters = images.load_image_with_parameters(data)  # (RGB image, infotext | None)
+    found = parse_parameters(parameters).prompt if parameters else ""
+    if not found.strip():
         raise PromptError(
             "No prompt given and the image holds no generation parameters with a prompt; "
             "send 'prompt'."
