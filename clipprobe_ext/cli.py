@@ -36,6 +36,7 @@ import contextlib
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
@@ -398,13 +399,17 @@ def main(argv: list[str] | None = None) -> int:
 
         from clipprobe_ext.probe import analyze
 
-        status(f"Loading {args.model}")
-        encoder = load_encoder(args.model, args.device)
         reports = []
-        for n, (prompt, images, labels) in enumerate(groups, start=1):
-            if len(groups) > 1:
-                status.prefix = f"group {n}/{len(groups)}: "
-            reports.append(analyze(images, prompt, encoder, options, labels, status))
+        with warnings.catch_warnings():
+            # deprecation chatter of torch/transformers/huggingface_hub is not for the user
+            if not os.environ.get("CLIPPROBE_DEBUG"):
+                warnings.simplefilter("ignore")
+            status(f"Loading {args.model}")
+            encoder = load_encoder(args.model, args.device)
+            for n, (prompt, images, labels) in enumerate(groups, start=1):
+                if len(groups) > 1:
+                    status.prefix = f"group {n}/{len(groups)}: "
+                reports.append(analyze(images, prompt, encoder, options, labels, status))
         status.clear()
         text = _render(reports, args, _use_color(args, sys.stdout))
         if args.output:

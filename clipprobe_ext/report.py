@@ -405,7 +405,7 @@ def _format_one(report: ProbeReport, paint: _Painter) -> str:
         add("")
         title = "Verdicts" + (f" (mean ± spread over {n_images} images)" if n_images > 1 else "")
         add(_rule(title, paint))
-        rows = [["No.", "Phrase", "Verdict", "Best round", "Contribution", "Why"]]
+        rows = [["No.", "Phrase", "Verdict", "Peak prob.", "Contribution", "Why"]]
         kinds = [""]
         for v in report.verdicts:
             best = _pct(v.max_probability)
