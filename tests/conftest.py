@@ -61,3 +61,11 @@ def make_image(seed: int = 0, size: tuple[int, int] = (64, 48)) -> Image.Image:
 @pytest.fixture()
 def images() -> list[Image.Image]:
     return [make_image(1), make_image(2), make_image(3)]
+
+
+@pytest.fixture(scope="session")
+def trained_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny CLIP trained to match four simple pictures with their captions."""
+    import trained_clip
+
+    return trained_clip.save_trained_clip(tmp_path_factory.mktemp("trained-clip"))
