@@ -113,7 +113,6 @@ def test_analyze_accepts_a_data_url_and_all_options(client, images):
 
 
 def test_analyze_reads_the_prompt_from_the_image(client, images):
-    pytest.importorskip("clipprobe_ext.images")
     data = png_bytes(images[0], PARAMETERS)
     response = client.post("/clipprobe/v1/analyze", json={"image": b64(data)})
     assert response.status_code == 200, response.text
@@ -121,7 +120,6 @@ def test_analyze_reads_the_prompt_from_the_image(client, images):
 
 
 def test_missing_prompt_without_parameters_is_400(client, image_b64):
-    pytest.importorskip("clipprobe_ext.images")
     response = client.post("/clipprobe/v1/analyze", json={"image": image_b64})
     assert response.status_code == 400
     assert response.json()["error"] == "PromptError"
@@ -129,7 +127,6 @@ def test_missing_prompt_without_parameters_is_400(client, image_b64):
 
 
 def test_blank_prompt_counts_as_missing(client, image_b64):
-    pytest.importorskip("clipprobe_ext.images")
     response = client.post("/clipprobe/v1/analyze", json={"image": image_b64, "prompt": "  "})
     assert response.status_code == 400
     assert response.json()["error"] == "PromptError"
@@ -145,7 +142,6 @@ def test_malformed_base64_is_400(client, image):
 
 
 def test_valid_base64_that_is_not_an_image_is_400(client):
-    pytest.importorskip("clipprobe_ext.images")
     response = client.post(
         "/clipprobe/v1/analyze", json={"image": b64(b"hello world, no picture"), "prompt": "x"}
     )
