@@ -1,0 +1,304 @@
+"""The ClipProbe tab built with the real gradio 3.41, its handlers run on the tiny CLIP."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import logging
+import re
+import threading
+import time
+from pathlib import Path
+
+import gradio as gr
+import pytest
+from PIL import PngImagePlugin
+
+from clipprobe_ext import probe
+from clipprobe_ext.errors import PromptError
+from clipprobe_ext.probe import ProbeOptions
+from clipprobe_ext.prompt import parse_prompt, require_measurable
+from clipprobe_ext.webui import model_source, tab
+from clipprobe_ext.webui.model_source import WEBUI_CLIP
+
+PROMPT = "a girl, red umbrella, <lora:rainy:0.7>, rain, city at night"
+NEGATIVE = "blurry, lowres"
+INFOTEXT = (
+    f"{PROMPT}\nNegative prompt: {NEGATIVE}\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1"
+)
+
+
+def with_parameters(image, text=INFOTEXT):
+    """The image as the WebUI saves it (PNG ``parameters`` chunk), read back as gradio would."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", text)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", pnginfo=info)
+    buffer.seek(0)
+    from PIL import Image
+
+    loaded = Image.open(buffer)
+    loaded.load()
+    return loaded
+
+
+@pytest.fixture()
+def built(webui):
+    return tab.on_ui_tabs()  # the WebUI calls it outside any gr.Blocks
+
+
+def _handler(blocks, fn):
+    for block_fn, dep in zip(blocks.fns, blocks.dependencies):
+        if block_fn.fn is fn:
+            return dep
+    raise AssertionError(f"{fn} is not wired")
+
+
+def _ids(components):
+    return [c._id for c in components]
+
+
+def test_tab_is_returned_for_on_ui_tabs_and_is_a_paste_target(webui, built):
+    [(blocks, title, tabname)] = built
+    assert isinstance(blocks, gr.Blocks)
+    assert (title, tabname) == ("ClipProbe", "clipprobe")
+    target = webui.infotext_utils.paste_fields["clipprobe"]
+    image = next(
+        b for b in blocks.blocks.values() if getattr(b, "elem_id", None) == "clipprobe_image"
+    )
+    assert target["init_img"] is image
+    names = [name for _, name in target["fields"]]
+    assert names == ["Prompt", "Negative prompt"]
+    by_name = {name: comp.elem_id for comp, name in target["fields"]}
+    assert by_name == {"Prompt": "clipprobe_prompt", "Negative prompt": "clipprobe_neg_prompt"}
+
+
+def test_events_are_wired(webui):
+    t = tab.create_tab()
+    analyze = _handler(t.blocks, tab.analyze)
+    assert (analyze["targets"], analyze["trigger"]) == ([t.analyze_button._id], "click")
+    assert analyze["inputs"] == _ids(
+        [t.image, t.prompt, t.synonyms, t.rounds, t.threshold, t.tolerance, t.granularity, t.model]
+    )
+    assert analyze["outputs"] == _ids(
+        [t.result, t.pruned_prompt, t.json_file, t.csv_file, t.send_txt2img, t.send_img2img]
+    )
+    change = _handler(t.blocks, tab.image_changed)
+    assert (change["targets"], change["trigger"]) == ([t.image._id], "change")
+    assert change["outputs"] == _ids([t.prompt, t.negative_prompt, t.status])
+    sends = {
+        dep["targets"][0]: dep
+        for dep in t.blocks.dependencies
+        if dep["js"] and dep["js"].startswith("clipprobe_send_to_")
+    }
+    assert sends[t.send_txt2img._id]["js"] == "clipprobe_send_to_txt2img"
+    assert sends[t.send_img2img._id]["js"] == "clipprobe_send_to_img2img"
+    for dep in sends.values():
+        assert dep["inputs"] == [t.pruned_prompt._id] and dep["backend_fn"] is False
+    assert t.pruned_prompt.visible is False
+    assert t.negative_prompt.interactive is False
+    assert t.model.choices and t.model.value == WEBUI_CLIP
+
+
+def test_image_with_parameters_fills_both_prompts(webui, images):
+    prompt, negative, status = tab.image_changed(with_parameters(images[0]))
+    assert prompt["value"] == PROMPT
+    assert negative["value"] == NEGATIVE
+    assert status == ""
+
+
+def test_image_without_parameters_keeps_the_typed_prompt(webui, images):
+    prompt, negative, status = tab.image_changed(images[0])
+    assert "value" not in prompt  # gr.update(): the user's text stays
+    assert negative["value"] == ""
+    assert "No generation parameters" in status
+
+
+def test_cleared_image_changes_nothing(webui):
+    prompt, negative, status = tab.image_changed(None)
+    assert "value" not in prompt and "value" not in negative and status == ""
+
+
+def _run(
+    image, prompt, model, synonyms="", rounds=4, threshold=0.0, tolerance=0.02, gran="phrases"
+):
+    return tab.analyze(image, prompt, synonyms, rounds, threshold, tolerance, gran, model)
+
+
+def test_analysis_renders_the_real_report(webui, images, tiny_hf_clip_dir, hf_encoder):
+    out = _run(images[0], PROMPT, str(tiny_hf_clip_dir), synonyms="girl | woman; rain | snow")
+    page, pruned, json_path, csv_path, send_t2i, send_i2i = out
+    expected = probe.analyze(
+        [images[0]],
+        PROMPT,
+        hf_encoder,
+        ProbeOptions(
+            rounds=4, threshold=0.0, tolerance=0.02, synonyms=[["girl", "woman"], ["rain", "snow"]]
+        ),
+    )
+    assert "clipprobe-error" not in page
+    for v in expected.verdicts:
+        phrase = expected.phrases[v.index]
+        span = re.search(
+            rf'<span class="cp-phrase cp-(\w+)" data-index="{v.index}"[^>]*>([^<]*)</span>', page
+        )
+        assert span is not None, phrase.text
+        assert span.group(1) == v.verdict
+        assert span.group(2) == PROMPT[phrase.start : phrase.end]
+    assert 'cp-unmeasurable" data-index="2"' in page and "&lt;lora:rainy:0.7&gt;" in page
+    assert pruned == expected.pruning.pruned_prompt
+    assert send_t2i["interactive"] is True and send_i2i["interactive"] is True
+    data = json.loads(Path(json_path).read_text(encoding="utf-8"))
+    assert data["prompt"] == PROMPT
+    assert [v["verdict"] for v in data["verdicts"]] == [v.verdict for v in expected.verdicts]
+    assert data["pruning"]["pruned_prompt"] == pruned
+    rows = list(csv.DictReader(io.StringIO(Path(csv_path).read_text(encoding="utf-8"))))
+    assert rows and {r["text"] for r in rows} >= {"a girl", "rain"}
+    verdict_of = {int(r["phrase_index"]): r["verdict"] for r in rows if r["verdict"]}
+    assert verdict_of == {v.index: v.verdict for v in expected.verdicts}
+
+
+def test_word_granularity_and_prompt_from_the_image(webui, images, tiny_hf_clip_dir):
+    page, *_ = _run(with_parameters(images[1]), "", str(tiny_hf_clip_dir), gran="words")
+    assert "clipprobe-error" not in page
+    # word by word: "red" and "umbrella" are phrases of their own
+    assert re.search(r'data-index="\d+"[^>]*>red</span>', page)
+    assert re.search(r'data-index="\d+"[^>]*>umbrella</span>', page)
+
+
+def _error(out):
+    page, pruned, json_path, csv_path, send_t2i, _ = out
+    assert pruned == "" and json_path is None and csv_path is None
+    assert send_t2i["interactive"] is False
+    match = re.search(r'<div class="clipprobe-error[^"]*"[^>]*>(.*)</div>', page, re.S)
+    assert match, page
+    assert "Traceback" not in page
+    return match.group(1)
+
+
+def test_no_image(webui):
+    assert "Add an image first" in _error(_run(None, PROMPT, WEBUI_CLIP))
+
+
+def test_image_without_parameters_and_empty_prompt(webui, images, tiny_hf_clip_dir):
+    message = _error(_run(images[0], "  ", str(tiny_hf_clip_dir)))
+    assert "no generation parameters" in message
+
+
+def test_prompt_of_only_lora_tags(webui, images, tiny_hf_clip_dir):
+    prompt = "<lora:a:1>, <lora:b:0.5>"
+    message = _error(_run(images[0], prompt, str(tiny_hf_clip_dir)))
+    with pytest.raises(PromptError) as info:  # the engine's own message, shown as it is
+        require_measurable(parse_prompt(prompt))
+    assert message == html.escape(str(info.value))
+
+
+def test_model_that_fails_to_load(webui, images, tmp_path):
+    message = _error(_run(images[0], PROMPT, str(tmp_path / "no-such-model")))
+    assert "no-such-model" in message
+
+
+def test_webui_clip_without_interrogator(webui, images):
+    message = _error(_run(images[0], PROMPT, WEBUI_CLIP))
+    assert message == html.escape(model_source.NO_INTERROGATOR)
+
+
+def test_interrogator_unloaded_mid_run(webui, interrogator, images, monkeypatch):
+    real = probe.analyze
+
+    def unload_then_analyze(images_, prompt, encoder, options=None, labels=None, progress=None):
+        interrogator.clip_model = None  # e.g. Interrogate CLIP's own unload
+        return real(images_, prompt, encoder, options, labels, progress)
+
+    monkeypatch.setattr(probe, "analyze", unload_then_analyze)
+    message = _error(_run(images[0], PROMPT, WEBUI_CLIP))
+    assert "unloaded or replaced" in message
+
+
+def test_unexpected_error_is_one_line_and_logged(webui, images, monkeypatch, caplog):
+    def boom(*args, **kwargs):
+        raise RuntimeError("kaput\nsecond line")
+
+    monkeypatch.setattr(model_source, "run_analysis", boom)
+    with caplog.at_level(logging.ERROR, logger="clipprobe"):
+        message = _error(_run(images[0], PROMPT, WEBUI_CLIP))
+    assert "RuntimeError: kaput" in message and "second line" not in message
+    assert any(r.exc_info for r in caplog.records)
+
+
+def test_second_user_waits_for_the_first(webui, images, tiny_hf_clip_dir):
+    lock = webui.call_queue.queue_lock
+    results = []
+    lock.acquire()  # someone else's job (a generation, another user's analysis)
+    try:
+        worker = threading.Thread(
+            target=lambda: results.append(_run(images[0], PROMPT, str(tiny_hf_clip_dir)))
+        )
+        worker.start()
+        time.sleep(0.3)
+        assert results == []  # waiting, not failing
+    finally:
+        lock.release()
+    worker.join(60)
+    assert results and "clipprobe-error" not in results[0][0]
+
+
+# -- "Send to ClipProbe" in other tabs -------------------------------------------------------
+
+
+def test_send_to_buttons_in_galleries_and_png_info(webui):
+    from clipprobe_ext.webui import callbacks
+
+    send_to = callbacks.register()
+    fire = webui.script_callbacks.after_component_callback
+    ToolButton = webui.ui_components.ToolButton
+    with gr.Blocks():
+        txt2img_gallery = gr.Gallery(elem_id="txt2img_gallery")
+        fire(txt2img_gallery, elem_id="txt2img_gallery")
+        with gr.Row():
+            for name in ("img2img", "inpaint", "extras"):
+                extras = ToolButton("x", elem_id=f"txt2img_send_to_{name}")
+                fire(extras, elem_id=extras.elem_id)
+        img2img_gallery = gr.Gallery(elem_id="img2img_gallery")
+        fire(img2img_gallery)
+        with gr.Row():
+            button = ToolButton("x", elem_id="img2img_send_to_extras")
+            fire(button)
+        png_image = gr.Image(elem_id="pnginfo_image", type="pil")
+        fire(png_image)
+        png_text = gr.Textbox(visible=False, elem_id="pnginfo_generation_info")
+        fire(png_text)
+        with gr.Row():
+            for name in ("txt2img", "img2img", "inpaint", "extras"):
+                fire(gr.Button(f"Send to {name}", elem_id=f"{name}_tab"))
+    bindings = {b.paste_button.elem_id: b for b in webui.infotext_utils.registered_param_bindings}
+    assert set(bindings) == {
+        "txt2img_send_to_clipprobe",
+        "img2img_send_to_clipprobe",
+        "pnginfo_send_to_clipprobe",
+    }
+    t2i = bindings["txt2img_send_to_clipprobe"]
+    assert t2i.tabname == "clipprobe" and t2i.source_image_component is txt2img_gallery
+    assert t2i.source_tabname == "txt2img" and t2i.source_text_component is None
+    assert t2i.paste_button.parent is extras.parent  # next to the WebUI's own send buttons
+    i2i = bindings["img2img_send_to_clipprobe"]
+    assert i2i.source_image_component is img2img_gallery and i2i.source_tabname == "img2img"
+    png = bindings["pnginfo_send_to_clipprobe"]
+    assert png.source_image_component is png_image and png.source_text_component is png_text
+    assert png.source_tabname is None
+    assert send_to.buttons.keys() == {"txt2img", "img2img", "pnginfo"}
+
+
+def test_register_wires_every_callback(webui):
+    from clipprobe_ext.webui import api, callbacks, settings
+
+    callbacks.register()
+    cm = webui.script_callbacks.callback_map
+    assert [c.callback for c in cm["callbacks_ui_settings"]] == [settings.on_ui_settings]
+    assert [c.callback for c in cm["callbacks_ui_tabs"]] == [tab.on_ui_tabs]
+    assert [c.callback for c in cm["callbacks_app_started"]] == [api.on_app_started]
+    assert len(cm["callbacks_after_component"]) == 1
+    [(_, title, tabname)] = webui.script_callbacks.ui_tabs_callback()
+    assert (title, tabname) == ("ClipProbe", "clipprobe")
