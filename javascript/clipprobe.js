@@ -1,0 +1,90 @@
+// ClipProbe: page-side helpers.  The WebUI loads every javascript/*.js of an extension
+// into the page as a classic script, so the functions below are globals.
+//
+// - clipprobe_send_to_txt2img(text) / clipprobe_send_to_img2img(text): the "Send pruned
+//   prompt" buttons (gradio `_js`/`js`, input: the hidden pruned-prompt textbox).  They put
+//   the text into #txt2img_prompt / #img2img_prompt, fire an "input" event so gradio takes
+//   the new value, and switch tabs with the WebUI's own switch_to_txt2img() /
+//   switch_to_img2img().  Nothing else on those tabs changes.
+// - switch_to_clipprobe(): called by the WebUI's paste mechanism (infotext_utils
+//   connect_paste_params_buttons runs `switch_to_${tabname}`) after "Send to ClipProbe".
+// - recalculate_prompts_clipprobe(): the same mechanism calls `recalculate_prompts_${tabname}`
+//   after pasting text; ClipProbe has no token counter, so it only passes its arguments on.
+
+/* global gradioApp, switch_to_txt2img, switch_to_img2img */
+
+function clipprobe_app() {
+    return typeof gradioApp === "function" ? gradioApp() : document;
+}
+
+function clipprobe_set_prompt(tabname, text) {
+    var textarea = clipprobe_app().querySelector("#" + tabname + "_prompt textarea");
+    if (!textarea) {
+        return false;
+    }
+    textarea.value = text;
+    var event = new Event("input", {bubbles: true});
+    Object.defineProperty(event, "target", {value: textarea});
+    textarea.dispatchEvent(event);
+    return true;
+}
+
+function clipprobe_send_to(tabname, text) {
+    if (typeof text !== "string" || text.trim() === "") {
+        return false;
+    }
+    if (!clipprobe_set_prompt(tabname, text)) {
+        return false;
+    }
+    if (tabname === "txt2img" && typeof switch_to_txt2img === "function") {
+        switch_to_txt2img();
+    } else if (tabname === "img2img" && typeof switch_to_img2img === "function") {
+        switch_to_img2img();
+    }
+    return true;
+}
+
+function clipprobe_send_to_txt2img(text) {
+    clipprobe_send_to("txt2img", text);
+    return [];
+}
+
+function clipprobe_send_to_img2img(text) {
+    clipprobe_send_to("img2img", text);
+    return [];
+}
+
+// The top-level tab button of the ClipProbe tab: by its label, else by the position of
+// #tab_clipprobe among the tab panels (hidden tabs are not rendered, so positions agree).
+function clipprobe_tab_button() {
+    var tabs = clipprobe_app().querySelector("#tabs");
+    if (!tabs) {
+        return null;
+    }
+    var nav = tabs.querySelector(".tab-nav") || tabs.querySelector("div");
+    var buttons = nav ? Array.from(nav.querySelectorAll("button")) : [];
+    for (var i = 0; i < buttons.length; i++) {
+        if ((buttons[i].textContent || "").trim() === "ClipProbe") {
+            return buttons[i];
+        }
+    }
+    var panels = Array.from(tabs.children).filter(function(el) {
+        return el.id && el.id.indexOf("tab_") === 0;
+    });
+    var index = panels.findIndex(function(el) {
+        return el.id === "tab_clipprobe";
+    });
+    return index >= 0 && index < buttons.length ? buttons[index] : null;
+}
+
+function switch_to_clipprobe() {
+    var button = clipprobe_tab_button();
+    if (button) {
+        button.click();
+    }
+    return Array.from(arguments);
+}
+
+function recalculate_prompts_clipprobe() {
+    return Array.from(arguments);
+}

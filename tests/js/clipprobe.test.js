@@ -1,0 +1,161 @@
+// node --test tests/js: javascript/clipprobe.js run in a vm context with a tiny fake DOM.
+"use strict";
+
+const test = require("node:test");
+const assert = require("node:assert");
+const fs = require("node:fs");
+const path = require("node:path");
+const vm = require("node:vm");
+
+const SOURCE = fs.readFileSync(path.join(__dirname, "..", "..", "javascript", "clipprobe.js"), "utf8");
+
+class FakeElement {
+    constructor(tag, {id = "", text = "", classes = []} = {}) {
+        this.tagName = tag.toUpperCase();
+        this.id = id;
+        this.textContent = text;
+        this.classList = new Set(classes);
+        this.children = [];
+        this.parent = null;
+        this.value = "";
+        this.events = [];
+        this.clicks = 0;
+    }
+    append(...kids) {
+        for (const k of kids) {
+            k.parent = this;
+            this.children.push(k);
+        }
+        return this;
+    }
+    descendants() {
+        return this.children.flatMap((c) => [c, ...c.descendants()]);
+    }
+    // Enough of querySelector for the selectors the script uses:
+    // "#id", "tag", ".class", "#id tag" (descendant).
+    matches(simple) {
+        if (simple.startsWith("#")) return this.id === simple.slice(1);
+        if (simple.startsWith(".")) return this.classList.has(simple.slice(1));
+        return this.tagName === simple.toUpperCase();
+    }
+    querySelectorAll(selector) {
+        const parts = selector.trim().split(/\s+/);
+        let scope = [this];
+        for (const part of parts) {
+            scope = scope.flatMap((el) => el.descendants().filter((d) => d.matches(part)));
+        }
+        return [...new Set(scope)];
+    }
+    querySelector(selector) {
+        return this.querySelectorAll(selector)[0] || null;
+    }
+    dispatchEvent(event) {
+        this.events.push(event);
+        return true;
+    }
+    click() {
+        this.clicks += 1;
+    }
+}
+
+function page({withTab = true} = {}) {
+    const root = new FakeElement("div", {id: "root"});
+    const labels = ["txt2img", "img2img", "Extras", "PNG Info"].concat(withTab ? ["ClipProbe"] : []).concat(["Settings"]);
+    const nav = new FakeElement("div", {classes: ["tab-nav"]});
+    nav.append(...labels.map((l) => new FakeElement("button", {text: ` ${l} `})));
+    const tabs = new FakeElement("div", {id: "tabs"}).append(nav);
+    const ids = ["txt2img", "img2img", "extras", "pnginfo"].concat(withTab ? ["clipprobe"] : []).concat(["settings"]);
+    tabs.append(...ids.map((id) => new FakeElement("div", {id: `tab_${id}`, classes: ["tabitem"]})));
+    const t2i = new FakeElement("div", {id: "txt2img_prompt"}).append(new FakeElement("textarea"));
+    const i2i = new FakeElement("div", {id: "img2img_prompt"}).append(new FakeElement("textarea"));
+    const t2iNeg = new FakeElement("div", {id: "txt2img_neg_prompt"}).append(new FakeElement("textarea"));
+    t2iNeg.querySelector("textarea").value = "blurry";
+    root.append(tabs, t2i, i2i, t2iNeg);
+    return root;
+}
+
+function load(root) {
+    const switched = [];
+    class Event {
+        constructor(type, init = {}) {
+            this.type = type;
+            this.bubbles = !!init.bubbles;
+        }
+    }
+    const context = {
+        Event,
+        gradioApp: () => root,
+        switch_to_txt2img: () => switched.push("txt2img"),
+        switch_to_img2img: () => switched.push("img2img"),
+        document: root,
+    };
+    vm.createContext(context);
+    vm.runInContext(SOURCE, context);
+    return {context, switched};
+}
+
+test("send to txt2img fills only its prompt, fires input, switches tab", () => {
+    const root = page();
+    const {context, switched} = load(root);
+    const result = context.clipprobe_send_to_txt2img("a girl, rain");
+    const textarea = root.querySelector("#txt2img_prompt textarea");
+    assert.strictEqual(textarea.value, "a girl, rain");
+    assert.strictEqual(textarea.events.length, 1);
+    assert.strictEqual(textarea.events[0].type, "input");
+    assert.strictEqual(textarea.events[0].bubbles, true);
+    assert.strictEqual(textarea.events[0].target, textarea);
+    assert.deepStrictEqual(switched, ["txt2img"]);
+    assert.strictEqual(root.querySelector("#img2img_prompt textarea").value, "");
+    assert.strictEqual(root.querySelector("#txt2img_neg_prompt textarea").value, "blurry");
+    assert.strictEqual(result.length, 0);
+});
+
+test("send to img2img fills the img2img prompt and switches there", () => {
+    const root = page();
+    const {context, switched} = load(root);
+    context.clipprobe_send_to_img2img("a cat <lora:x:1>");
+    assert.strictEqual(root.querySelector("#img2img_prompt textarea").value, "a cat <lora:x:1>");
+    assert.strictEqual(root.querySelector("#txt2img_prompt textarea").value, "");
+    assert.deepStrictEqual(switched, ["img2img"]);
+});
+
+test("an empty pruned prompt changes nothing", () => {
+    const root = page();
+    const {context, switched} = load(root);
+    root.querySelector("#txt2img_prompt textarea").value = "typed";
+    context.clipprobe_send_to_txt2img("   ");
+    context.clipprobe_send_to_txt2img(null);
+    assert.strictEqual(root.querySelector("#txt2img_prompt textarea").value, "typed");
+    assert.deepStrictEqual(switched, []);
+});
+
+test("switch_to_clipprobe clicks the ClipProbe tab button and passes arguments on", () => {
+    const root = page();
+    const {context} = load(root);
+    const out = context.switch_to_clipprobe("img", "text");
+    const buttons = root.querySelector("#tabs").querySelector(".tab-nav").querySelectorAll("button");
+    assert.deepStrictEqual(buttons.map((b) => b.clicks), [0, 0, 0, 0, 1, 0]);
+    assert.deepStrictEqual(Array.from(out), ["img", "text"]);
+});
+
+test("switch_to_clipprobe finds the tab by position when labels differ (translations)", () => {
+    const root = page();
+    const nav = root.querySelector("#tabs").querySelector(".tab-nav");
+    nav.children[4].textContent = "ClipProbe (übersetzt)";
+    const {context} = load(root);
+    context.switch_to_clipprobe();
+    assert.deepStrictEqual(nav.children.map((b) => b.clicks), [0, 0, 0, 0, 1, 0]);
+});
+
+test("without a ClipProbe tab nothing is clicked", () => {
+    const root = page({withTab: false});
+    const {context} = load(root);
+    context.switch_to_clipprobe();
+    const nav = root.querySelector("#tabs").querySelector(".tab-nav");
+    assert.ok(nav.children.every((b) => b.clicks === 0));
+});
+
+test("recalculate_prompts_clipprobe passes its arguments on", () => {
+    const {context} = load(page());
+    assert.deepStrictEqual(Array.from(context.recalculate_prompts_clipprobe(1, 2)), [1, 2]);
+});
