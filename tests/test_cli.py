@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -326,7 +327,9 @@ def test_openai_clip_model_file(capsys, pngs, tmp_path):
     weights = tmp_path / "tiny-clip.pt"
     # the openai checkpoints are TorchScript archives; clip.load(jit=False) rebuilds them
     example = (torch.zeros(1, 3, 32, 32), torch.zeros(1, 77, dtype=torch.long))
-    torch.jit.save(torch.jit.trace(model, example, check_trace=False), str(weights))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TracerWarnings of the tracing itself
+        torch.jit.save(torch.jit.trace(model, example, check_trace=False), str(weights))
 
     code, out, err = run(
         capsys,
