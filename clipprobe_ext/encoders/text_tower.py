@@ -109,12 +109,36 @@ def _plain_block(block: Any) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class _Stored:
+    """Where a sequence's keys and values lie in the batch tensors that computed them:
+    its first ``prefix`` positions at ``[row, :prefix]``, the rest from ``[row, offset:]``.
+    Kept as views, so storing a batch costs no copies."""
+
+    layers: list[tuple[Tensor, Tensor]]
+    row: int
+    prefix: int
+    offset: int
+
+    def leading(self, layer: int, n: int) -> tuple[Tensor, Tensor]:
+        """Keys and values of the first ``n`` positions in one layer."""
+        keys, values = self.layers[layer]
+        head = min(n, self.prefix)
+        if n <= self.prefix:
+            return keys[self.row, :n], values[self.row, :n]
+        tail = slice(self.offset, self.offset + n - head)
+        return (
+            torch.cat([keys[self.row, :head], keys[self.row, tail]]),
+            torch.cat([values[self.row, :head], values[self.row, tail]]),
+        )
+
+
 class PrefixStore:
     """Keys and values of recently encoded sequences, least recently used dropped first."""
 
     def __init__(self, max_items: int = 48) -> None:
         self.max_items = max_items
-        self._items: OrderedDict[Seq, list[tuple[Tensor, Tensor]]] = OrderedDict()
+        self._items: OrderedDict[Seq, _Stored] = OrderedDict()
 
     def longest_prefix(self, seq: Seq) -> tuple[Seq | None, int]:
         """The stored sequence sharing the most leading tokens with ``seq``, and how many.
@@ -133,10 +157,10 @@ class PrefixStore:
             self._items.move_to_end(best)
         return best, best_len
 
-    def get(self, seq: Seq) -> list[tuple[Tensor, Tensor]]:
+    def get(self, seq: Seq) -> _Stored:
         return self._items[seq]
 
-    def put(self, seq: Seq, kv: list[tuple[Tensor, Tensor]]) -> None:
+    def put(self, seq: Seq, kv: _Stored) -> None:
         self._items[seq] = kv
         self._items.move_to_end(seq)
         while len(self._items) > self.max_items:
@@ -175,7 +199,7 @@ def encode_sequences(
     )[:, None]  # [B, 1, S, P+S]
 
     anchors = [store.get(a) if a is not None else None for a, _ in plans] if store else []
-    new_kv: list[list[tuple[Tensor, Tensor]]] = [[] for _ in seqs]
+    layers_kv: list[tuple[Tensor, Tensor]] = []
     heads = tower.heads
     for number, layer in enumerate(tower.layers):
         q, k, v = layer.qkv(layer.ln1(x))
@@ -184,16 +208,11 @@ def encode_sequences(
             pv = x.new_zeros((batch, width_p, v.shape[-1]))
             for b, anchor in enumerate(anchors):
                 if anchor is not None and prefix[b]:
-                    pk[b, : prefix[b]] = anchor[number][0][: prefix[b]]
-                    pv[b, : prefix[b]] = anchor[number][1][: prefix[b]]
+                    pk[b, : prefix[b]], pv[b, : prefix[b]] = anchor.leading(number, prefix[b])
             keys, values = torch.cat([pk, k], 1), torch.cat([pv, v], 1)
         else:
             keys, values = k, v
-        if store is not None:
-            for b in range(batch):
-                kb = keys[b, list(range(prefix[b])) + [width_p + j for j in range(suffix[b])]]
-                vb = values[b, list(range(prefix[b])) + [width_p + j for j in range(suffix[b])]]
-                new_kv[b].append((kb, vb))
+        layers_kv.append((keys, values))
         attended = F.scaled_dot_product_attention(
             _heads(q, heads), _heads(keys, heads), _heads(values, heads), attn_mask=mask
         )
@@ -201,8 +220,8 @@ def encode_sequences(
         x = x + layer.mlp(layer.ln2(x))
 
     if store is not None:
-        for seq, kv in zip(seqs, new_kv):
-            store.put(tuple(seq), kv)
+        for b, seq in enumerate(seqs):
+            store.put(tuple(seq), _Stored(layers_kv, b, prefix[b], width_p))
     last = torch.tensor([s - 1 for s in suffix], device=device)
     pooled = x[torch.arange(batch, device=device), last]
     return tower.final(pooled), sum(suffix)
