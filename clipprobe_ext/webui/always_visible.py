@@ -132,6 +132,9 @@ class ClipProbeScript(scripts.Script):
                 "prunable words) to the image's generation info.  Uses the model and "
                 "options of Settings → ClipProbe.</p>"
             )
+        # The default is a ClipProbe setting: not frozen by the WebUI's ui-config.json.
+        enabled.do_not_save_to_config = True
+        enabled.accordion.do_not_save_to_config = True
         return [enabled]
 
     def postprocess(self, p: Any, processed: Any, *args: Any) -> None:

@@ -332,10 +332,6 @@ def create_tab() -> ClipProbeTab:
                 )
                 status = gr.HTML(elem_id="clipprobe_status")
             with gr.Column(elem_id="clipprobe_outputs"):
-                result = gr.HTML(
-                    value='<div class="clipprobe-message">Results appear here.</div>',
-                    elem_id="clipprobe_result",
-                )
                 pruned_prompt = gr.Textbox(visible=False, elem_id="clipprobe_pruned_prompt")
                 with gr.Row(elem_id="clipprobe_send_row"):
                     send_txt2img = gr.Button(
@@ -348,9 +344,17 @@ def create_tab() -> ClipProbeTab:
                         interactive=False,
                         elem_id="clipprobe_send_img2img",
                     )
+                result = gr.HTML(
+                    value='<div class="clipprobe-message">Results appear here.</div>',
+                    elem_id="clipprobe_result",
+                )
                 with gr.Row(elem_id="clipprobe_exports"):
-                    json_file = gr.File(label="JSON", interactive=False, elem_id="clipprobe_json")
-                    csv_file = gr.File(label="CSV", interactive=False, elem_id="clipprobe_csv")
+                    json_file = gr.File(
+                        label="JSON", interactive=False, height=80, elem_id="clipprobe_json"
+                    )
+                    csv_file = gr.File(
+                        label="CSV", interactive=False, height=80, elem_id="clipprobe_csv"
+                    )
 
         image.change(
             fn=image_changed,
@@ -375,6 +379,11 @@ def create_tab() -> ClipProbeTab:
             outputs=[],
             **compat.js_kwarg("clipprobe_send_to_img2img"),
         )
+
+    # Their defaults come from Settings -> ClipProbe: keep the WebUI's ui-config.json from
+    # freezing the values of the first launch over later changes of those settings.
+    for component in (rounds, threshold, tolerance, model):
+        component.do_not_save_to_config = True
 
     tab = ClipProbeTab(
         blocks,

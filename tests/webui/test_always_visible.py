@@ -73,6 +73,7 @@ def test_ui_is_an_accordion_checkbox_off_by_default(always_visible, webui):
     assert isinstance(enabled, webui.ui_components.InputAccordion)
     assert enabled.value is False
     assert enabled.accordion.label == "ClipProbe: probe after generation"
+    assert enabled.do_not_save_to_config and enabled.accordion.do_not_save_to_config
 
 
 def test_ui_default_follows_the_setting(always_visible, webui):

@@ -100,6 +100,20 @@ def test_events_are_wired(webui):
     assert t.pruned_prompt.visible is False
     assert t.negative_prompt.interactive is False
     assert t.model.choices and t.model.value == WEBUI_CLIP
+    for component in (t.rounds, t.threshold, t.tolerance, t.model):  # defaults from Settings
+        assert component.do_not_save_to_config is True
+
+
+def test_defaults_come_from_settings(webui, tiny_hf_clip_dir):
+    from clipprobe_ext.webui import settings
+
+    settings.on_ui_settings()
+    opts = webui.shared.opts
+    opts.clipprobe_default_model = str(tiny_hf_clip_dir)
+    opts.clipprobe_rounds, opts.clipprobe_threshold, opts.clipprobe_tolerance = 7, 0.05, 0.02
+    t = tab.create_tab()
+    assert t.model.value == str(tiny_hf_clip_dir) and t.model.choices[0] == str(tiny_hf_clip_dir)
+    assert (t.rounds.value, t.threshold.value, t.tolerance.value) == (7, 0.05, 0.02)
 
 
 def test_image_with_parameters_fills_both_prompts(webui, images):
