@@ -198,3 +198,28 @@ def test_lazy_greedy_equals_naive_greedy_with_fewer_measurements(n: int):
     naive = naive_greedy_prune(phrases, original, oracle, tolerance=0.02)
     assert lazy.steps == naive.steps and len(lazy.steps) > 1
     assert lazy.evaluations < naive.evaluations / 3
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_speculative_batches_take_the_same_steps_as_one_at_a_time(seed: int):
+    """Any oracle, monotone or not: speculation changes the cost, never the result."""
+    rng = np.random.default_rng(seed)
+    n = 30
+    weights = rng.normal(0, 0.02, size=n)
+    pairs = rng.normal(0, 0.01, size=(n, n))
+
+    def oracle(variants):
+        out = []
+        for v in variants:
+            idx = sorted(v)
+            out.append(0.3 + weights[idx].sum() + pairs[np.ix_(idx, idx)].sum() / n)
+        return np.array(out)
+
+    phrases = list(range(n))
+    everything = frozenset(phrases)
+    original = float(oracle([everything])[0])
+    loo = oracle([everything - {i} for i in phrases])
+    one = lazy_greedy_prune(phrases, original, loo, oracle, tolerance=0.05, speculate=1)
+    many = lazy_greedy_prune(phrases, original, loo, oracle, tolerance=0.05, speculate=8)
+    assert many.steps == one.steps and len(one.steps) > 2
+    assert many.calls < one.calls

@@ -26,6 +26,7 @@ Oracle = Callable[[Sequence[frozenset[int]]], np.ndarray]
 class PruneSearch:
     steps: list[tuple[int, float]]  # (removed phrase, similarity after removal)
     evaluations: int  # prompt variants measured by the search
+    calls: int = 0  # oracle calls (text-tower batches) that measured them
 
 
 def similarity_floor(original: float, tolerance: float) -> float:
@@ -39,13 +40,20 @@ def lazy_greedy_prune(
     loo_similarity: Sequence[float],
     oracle: Oracle,
     tolerance: float = 0.01,
-    batch: int = 1,
     min_keep: int = 1,
+    speculate: int = 8,
 ) -> PruneSearch:
     """Greedy backward elimination with lazily refreshed costs (see module docstring).
 
     ``loo_similarity[k]`` is the measured similarity without ``phrases[k]`` (all others
     kept).  At least ``min_keep`` phrases are kept.
+
+    Speculation: a text-tower call costs about the same for one short variant as for a
+    few (loading the weights dominates), so each call measures the path the estimates
+    predict (remove the best, then also the next best, ...) and takes every step of it
+    that the one-at-a-time lazy rule would have taken; the first step it would not take
+    ends the batch.  The result is the same as measuring one variant per call
+    (``speculate=1``); the path length adapts to how often predictions hold.
     """
     floor = similarity_floor(original, tolerance)
     kept = frozenset(phrases)
@@ -54,25 +62,41 @@ def lazy_greedy_prune(
     estimate = {p: float(s) for p, s in zip(phrases, loo_similarity)}
     fresh = set(phrases)
     steps: list[tuple[int, float]] = []
-    evaluations = 0
+    evaluations = calls = 0
+    depth = 1
+
+    def key(p: int) -> tuple[float, int]:
+        return (-estimate[p], p)
+
     while len(kept) > min_keep:
-        order = sorted(kept, key=lambda p: (-estimate[p], p))
+        order = sorted(kept, key=key)
         best = order[0]
-        if best not in fresh:
-            stale = [p for p in order if p not in fresh][:batch]
-            sims = oracle([kept - {p} for p in stale])
-            evaluations += len(stale)
-            for p, s in zip(stale, sims):
-                estimate[p] = float(s)
-                fresh.add(p)
+        if best in fresh:
+            if estimate[best] < floor:
+                break
+            kept = kept - {best}
+            steps.append((best, estimate[best]))
+            del estimate[best]
+            fresh.clear()
             continue
-        if estimate[best] < floor:
-            break
-        kept = kept - {best}
-        steps.append((best, estimate[best]))
-        del estimate[best]
-        fresh.clear()
-    return PruneSearch(steps=steps, evaluations=evaluations)
+        path = order[: max(1, min(depth, len(kept) - min_keep))]
+        sims = oracle([kept - set(path[: j + 1]) for j in range(len(path))])
+        evaluations += len(path)
+        calls += 1
+        taken = 0
+        for j, p in enumerate(path):
+            estimate[p] = float(sims[j])  # measured against the prompt as it is now
+            fresh.add(p)
+            rest = order[j + 1 :]
+            if estimate[p] < floor or (rest and key(rest[0]) < key(p)):
+                break  # not a step the lazy rule takes now: the main loop decides
+            kept = kept - {p}
+            steps.append((p, estimate[p]))
+            del estimate[p]
+            fresh.clear()
+            taken += 1
+        depth = min(speculate, 2 * depth) if taken == len(path) else max(1, taken)
+    return PruneSearch(steps=steps, evaluations=evaluations, calls=calls)
 
 
 def naive_greedy_prune(
@@ -86,14 +110,15 @@ def naive_greedy_prune(
     floor = similarity_floor(original, tolerance)
     kept = frozenset(phrases)
     steps: list[tuple[int, float]] = []
-    evaluations = 0
+    evaluations = calls = 0
     while len(kept) > min_keep:
         candidates = sorted(kept)
         sims = oracle([kept - {p} for p in candidates])
         evaluations += len(candidates)
+        calls += 1
         k = int(np.argmax(sims))
         if sims[k] < floor:
             break
         kept = kept - {candidates[k]}
         steps.append((candidates[k], float(sims[k])))
-    return PruneSearch(steps=steps, evaluations=evaluations)
+    return PruneSearch(steps=steps, evaluations=evaluations, calls=calls)

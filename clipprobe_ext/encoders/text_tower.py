@@ -175,7 +175,46 @@ def encode_sequences(
 ) -> tuple[Tensor, int]:
     """Projected end-token features of full token sequences (start and end markers
     included), and the number of token positions actually computed."""
-    plans = [store.longest_prefix(s) if store is not None else (None, 0) for s in seqs]
+    plans = [_plan(store, s) for s in seqs]
+    suffix = [len(s) - p for s, (_, p) in zip(seqs, plans)]
+    # A batch computes every row to its longest suffix: group rows of similar length.
+    order = sorted(range(len(seqs)), key=lambda i: -suffix[i])
+    out: list[Tensor | None] = [None] * len(seqs)
+    group: list[int] = []
+    for i in order + [-1]:
+        if group and (
+            i < 0
+            or suffix[group[0]] * (len(group) + 1)
+            > PAD_SLACK * (sum(suffix[g] for g in group) + suffix[i])
+        ):
+            features = _encode_group(
+                tower, [seqs[g] for g in group], [plans[g] for g in group], store, device
+            )
+            for g, f in zip(group, features):
+                out[g] = f
+            group = []
+        group.append(i)
+    return torch.stack(out), sum(suffix)
+
+
+PAD_SLACK = 1.3  # at most 30 % padding in a batch
+
+
+def _plan(store: PrefixStore | None, seq: Seq) -> tuple[_Stored | None, int]:
+    """The stored keys/values to start from (taken now: later puts may evict them)."""
+    if store is None:
+        return None, 0
+    anchor, length = store.longest_prefix(seq)
+    return (store.get(anchor), length) if anchor is not None else (None, 0)
+
+
+def _encode_group(
+    tower: Tower,
+    seqs: Sequence[Seq],
+    plans: Sequence[tuple[_Stored | None, int]],
+    store: PrefixStore | None,
+    device: torch.device,
+) -> Tensor:
     batch = len(seqs)
     prefix = [p for _, p in plans]
     suffix = [len(s) - p for s, p in zip(seqs, prefix)]
@@ -198,7 +237,7 @@ def encode_sequences(
         dim=2,
     )[:, None]  # [B, 1, S, P+S]
 
-    anchors = [store.get(a) if a is not None else None for a, _ in plans] if store else []
+    anchors = [a for a, _ in plans]
     layers_kv: list[tuple[Tensor, Tensor]] = []
     heads = tower.heads
     for number, layer in enumerate(tower.layers):
@@ -224,7 +263,7 @@ def encode_sequences(
             store.put(tuple(seq), _Stored(layers_kv, b, prefix[b], width_p))
     last = torch.tensor([s - 1 for s in suffix], device=device)
     pooled = x[torch.arange(batch, device=device), last]
-    return tower.final(pooled), sum(suffix)
+    return tower.final(pooled)
 
 
 def _heads(t: Tensor, heads: int) -> Tensor:
