@@ -53,7 +53,10 @@ def on_ui_settings() -> None:
             _default_model_name(),
             "Default CLIP model (WebUI Interrogate CLIP, a transformers hub name or a local folder)",
             gr.Dropdown,
-            lambda: {"choices": model_source.list_models(), "allow_custom_value": True},
+            # Only what Dropdown.update() takes: 1.10 applies these args as an update
+            # on every page load (modules/ui_settings.py), and gradio 3.41's update has
+            # no allow_custom_value (a custom folder can still be typed in the tab).
+            lambda: {"choices": model_source.list_models()},
         ).info("the Interrogate CLIP is the model the WebUI's 'Interrogate CLIP' button uses"),
         KEY_ROUNDS: option(
             ROUNDS_DEFAULT,

@@ -48,8 +48,21 @@ def test_components_match_the_values(webui):
     assert model.component is gr.Dropdown
     args = model.component_args()  # a callable, evaluated when Settings is built
     assert args["choices"][0] == WEBUI_CLIP
-    assert args["allow_custom_value"] is True
     assert labels[settings.KEY_KEEP_ON_GPU].component is None  # a checkbox
+
+
+def test_component_args_are_valid_updates(webui):
+    """1.10 sends ``gr.update(value=..., **args)`` for every option on each page load
+    (modules/ui_settings.py): gradio must accept every arg as an update of that component."""
+    import inspect
+
+    settings.on_ui_settings()
+    for key, info in webui.shared.opts.data_labels.items():
+        if info.component is None or not key.startswith("clipprobe"):
+            continue
+        args = info.component_args() if callable(info.component_args) else info.component_args
+        accepted = inspect.signature(info.component.update).parameters
+        assert set(args or {}) <= set(accepted), (key, set(args) - set(accepted))
 
 
 def test_getters_default_when_options_are_missing(webui):
