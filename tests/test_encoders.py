@@ -125,3 +125,12 @@ def test_open_clip_models_work_through_the_openai_encoder() -> None:
     reference = unit(model.encode_text(clip.tokenize(TEXTS)))
     ours, _ = encoder.encode_texts(TEXTS)
     torch.testing.assert_close(ours, reference, atol=1e-5, rtol=0)
+
+
+def test_weights_refused_by_a_safe_unpickler_are_a_clear_model_error(
+    tiny_hf_clip_dir, monkeypatch
+) -> None:
+    """The WebUI's modules/safe.py makes torch.load return None for files it refuses."""
+    monkeypatch.setattr(torch, "load", lambda *args, **kwargs: None)
+    with pytest.raises(ModelError, match="safetensors"):
+        HFClipEncoder.from_pretrained(str(tiny_hf_clip_dir), device="cpu")
