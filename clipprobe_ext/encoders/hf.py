@@ -55,6 +55,13 @@ class HFClipEncoder(ClipEncoder):
                 "with a transformers CLIP nor available offline in the Hugging Face cache "
                 f"({_first_line(exc)})."
             ) from exc
+        except Exception as exc:  # e.g. the WebUI's safe unpickler returned None
+            raise ModelError(
+                f"Could not read the weights of the CLIP model '{name_or_dir}' "
+                f"({_first_line(exc)}). Inside the WebUI, whose safe unpickler refuses some "
+                "pytorch_model.bin files, use a folder saved as safetensors or start it with "
+                "--disable-safe-unpickle."
+            ) from exc
         return cls(model.to(device), processor, f"hf:{name_or_dir}", cache)
 
     @property
