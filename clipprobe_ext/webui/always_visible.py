@@ -1,29 +1,42 @@
 """'ClipProbe: probe after generation': an always-visible section in txt2img and img2img.
 
 Public API: ``ClipProbeScript`` (a ``modules.scripts.Script``; ``scripts/clipprobe.py``
-imports it into its namespace, which is where the WebUI looks for Script classes) and
-``probe_processed(p, processed) -> int`` (what ``postprocess`` does when enabled).
+imports it into its namespace, which is where the WebUI looks for Script classes),
+``probe_image(p, image) -> str | None`` (the one-line summary for the image being
+post-processed, or None) and ``ImageSummary`` (the value ClipProbe keeps under
+``p.extra_generation_params["ClipProbe"]`` during a generation).
 
 The section is an ``InputAccordion`` (a checkbox that opens/closes the accordion), off by
 default unless Settings -> ClipProbe -> "Probe after generation" says otherwise.  When it
-is off, ``postprocess`` returns at once: no model is loaded and nothing else is imported.
+is off, every hook only makes sure ``p.extra_generation_params`` has no ``ClipProbe`` key
+and returns: no model is loaded and nothing is imported.
 
-When on, after the batch (``Script.postprocess``, inside the generation job, which already
-holds the WebUI's queue lock, hence ``run_analysis(..., inside_generation=True)``), every
-generated image (``processed.images`` from ``processed.index_of_first_image`` on, i.e.
-without the grid) is analysed against its own prompt (``processed.all_prompts``) with the
-default model and options from Settings, and ``, ClipProbe: "<summary>"`` is appended to
-the parameter line of ``processed.infotexts[i]`` (and ``processed.info`` when it is that
-same text), so the infotext stays parseable.  1.10 saves image files before
-``postprocess`` runs, so the summary shows under the image in the UI but is not written
-into the saved PNG.  Any failure is logged as one warning line; the generation is never
+When on, each generated image is analysed in ``Script.postprocess_image`` (1.10 calls it
+per image with ``p.batch_index`` set, inside the generation job, which already holds the
+WebUI's queue lock, hence ``run_analysis(..., inside_generation=True)``) against its own
+prompt ``p.prompts[p.batch_index]``, with the default model and options from Settings.
+The summary goes into the generation parameters, not into finished text: 1.10 builds
+every infotext of an image (the saved file's, ``processed.infotexts[i]``, the PNG
+``parameters`` chunk) with ``create_infotext``, which adds ``p.extra_generation_params``
+and quotes values like any other parameter, so ``ClipProbe: "<summary>"`` is written into
+the saved image file and shown under the image, and the line stays parseable by
+``parse_generation_parameters``.
+
+That dict is shared by the whole job, so the value is an ``ImageSummary``: a callable
+(``create_infotext`` calls callables with its locals) that returns the summary only for
+the infotext of the image it was computed for (same ``p.iteration``, same batch index)
+and None otherwise, i.e. nothing for the grid (``use_main_prompt``), ``params.txt``,
+a save made before ``postprocess_image`` (e.g. "before face restoration"), or an image
+whose analysis failed or was skipped.  It is emptied in ``postprocess_batch`` and the key
+is removed in ``process`` and ``postprocess``, so nothing reaches the next batch or the
+next generation (scripts like X/Y/Z plot run many generations on copies of ``p`` that
+share the dict).  Any failure is logged as one warning line; the generation is never
 affected.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from modules import scripts
@@ -33,79 +46,117 @@ log = logging.getLogger("clipprobe")
 TITLE = "ClipProbe"
 LABEL = "ClipProbe: probe after generation"
 INFOTEXT_KEY = "ClipProbe"
-_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')  # re_param of 1.10
 
 
-def _quote(text: str) -> str:
+class ImageSummary:
+    """``p.extra_generation_params["ClipProbe"]``: the summary of the current image only.
+
+    ``create_infotext(p, ..., index=i)`` calls it as ``value(**locals())``; it answers the
+    summary set for (``iteration``, ``batch_index``) when asked for that image's infotext,
+    and None (the WebUI then leaves the parameter out) for anything else.
+    """
+
+    __slots__ = ("iteration", "batch_index", "text")
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.iteration: int | None = None
+        self.batch_index: int | None = None
+        self.text: str | None = None
+
+    def set(self, iteration: int, batch_index: int, text: str) -> None:
+        self.iteration, self.batch_index, self.text = iteration, batch_index, text
+
+    def __call__(
+        self, p: Any = None, index: Any = None, use_main_prompt: bool = False, **kwargs: Any
+    ) -> str | None:
+        if self.text is None or use_main_prompt or p is None:
+            return None
+        if index != self.batch_index or getattr(p, "batch_index", None) != self.batch_index:
+            return None
+        if (getattr(p, "iteration", 0) or 0) != self.iteration:
+            return None
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"ImageSummary({self.iteration}, {self.batch_index}, {self.text!r})"
+
+
+def _params(p: Any) -> dict | None:
+    params = getattr(p, "extra_generation_params", None)
+    return params if isinstance(params, dict) else None
+
+
+def _drop(p: Any) -> None:
+    """No ``ClipProbe`` key in ``p.extra_generation_params`` (cheap; imports nothing)."""
+    params = _params(p)
+    if params is not None:
+        params.pop(INFOTEXT_KEY, None)
+
+
+def _slot(p: Any) -> ImageSummary | None:
+    """This generation's ``ImageSummary`` in ``p.extra_generation_params`` (installed if missing)."""
+    params = _params(p)
+    if params is None:
+        return None
+    slot = params.get(INFOTEXT_KEY)
+    if not isinstance(slot, ImageSummary):
+        slot = params[INFOTEXT_KEY] = ImageSummary()
+    return slot
+
+
+def _enabled(args: tuple) -> bool:
+    return bool(args) and bool(args[0])
+
+
+def _index(value: Any) -> int:
     try:
-        from clipprobe_ext.webui import compat
-
-        return compat.infotext_utils().quote(text)
-    except Exception:
-        import json
-
-        return json.dumps(text, ensure_ascii=False) if ("," in text or ":" in text) else text
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
-def append_to_infotext(infotext: str, summary: str) -> str:
-    """``infotext`` with ``ClipProbe: <summary>`` added as one more parameter."""
-    value = f"{INFOTEXT_KEY}: {_quote(summary)}"
-    if not infotext.strip():
-        return value
-    last = infotext.rstrip("\n").rpartition("\n")[2]
-    if len(_PARAM.findall(last)) >= 3:  # the WebUI's own test for the parameter line
-        return f"{infotext.rstrip()}, {value}"
-    return f"{infotext.rstrip()}\n{value}"
+def probe_image(p: Any, image: Any) -> str | None:
+    """The summary of ``image`` (the one at ``p.batch_index``) against its prompt, or None.
 
-
-def probe_processed(p: Any, processed: Any) -> int:
-    """Analyse each generated image of ``processed``; returns how many got a summary."""
-    from clipprobe_ext import render
-    from clipprobe_ext.webui import model_source, settings
-
-    first = int(getattr(processed, "index_of_first_image", 0) or 0)
-    images = list(getattr(processed, "images", None) or [])
-    infotexts = getattr(processed, "infotexts", None)
-    prompts = list(getattr(processed, "all_prompts", None) or [])
-    fallback = getattr(processed, "prompt", None) or getattr(p, "prompt", "") or ""
+    Failures are logged as one warning line and give None.
+    """
     from modules import shared
 
     state = getattr(shared, "state", None)
-    done = 0
-    for i in range(first, len(images)):
-        if state is not None and (getattr(state, "interrupted", False)):
-            break
-        k = i - first
-        prompt = prompts[k] if k < len(prompts) else fallback
-        image = images[i]
-        if not hasattr(image, "convert") or not (prompt or "").strip():
-            continue
-        try:
-            report = model_source.run_analysis(
-                [image.convert("RGB")],
-                prompt,
-                settings.probe_options(),
-                None,
-                labels=[f"image {k + 1}"],
-                inside_generation=True,
-            )
-            summary = render.summary_text(report)
-        except Exception as exc:  # never break a generation
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            log.warning(
-                "ClipProbe: probe after generation failed for image %d: %s: %s",
-                k + 1,
-                type(exc).__name__,
-                message,
-            )
-            continue
-        if isinstance(infotexts, list) and i < len(infotexts):
-            old = infotexts[i]
-            infotexts[i] = append_to_infotext(old or "", summary)
-            if i == 0 and getattr(processed, "info", None) == old:  # info is infotexts[0]
-                processed.info = infotexts[i]
-        done += 1
-    return done
+    if state is not None and getattr(state, "interrupted", False):
+        return None
+    index = _index(getattr(p, "batch_index", 0))
+    prompts = list(getattr(p, "prompts", None) or [])
+    prompt = prompts[index] if 0 <= index < len(prompts) else getattr(p, "prompt", "")
+    if not isinstance(prompt, str) or not prompt.strip() or not hasattr(image, "convert"):
+        return None
+    number = _index(getattr(p, "iteration", 0)) * _index(getattr(p, "batch_size", 1)) + index + 1
+    try:
+        from clipprobe_ext import render
+        from clipprobe_ext.webui import model_source, settings
+
+        report = model_source.run_analysis(
+            [image.convert("RGB")],
+            prompt,
+            settings.probe_options(),
+            None,
+            labels=[f"image {number}"],
+            inside_generation=True,
+        )
+        summary = " ".join(render.summary_text(report).split())  # one line, always
+    except Exception as exc:  # never break a generation
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        log.warning(
+            "ClipProbe: probe after generation failed for image %d: %s: %s",
+            number,
+            type(exc).__name__,
+            message,
+        )
+        return None
+    return summary or None
 
 
 class ClipProbeScript(scripts.Script):
@@ -127,20 +178,45 @@ class ClipProbeScript(scripts.Script):
             settings.probe_after_generation(), label=LABEL, elem_id=self.elem_id("enabled")
         ) as enabled:
             gr.HTML(
-                "<p>After the batch, ClipProbe asks CLIP how well each word of the prompt "
-                "shows in every generated image and adds a one-line summary (weak and "
-                "prunable words) to the image's generation info.  Uses the model and "
-                "options of Settings → ClipProbe.</p>"
+                "<p>After each image is generated, ClipProbe asks CLIP how well each word "
+                "of its prompt shows in it and adds a one-line summary (weak and prunable "
+                "words) to the image's generation info, which is also saved in the image "
+                "file.  Uses the model and options of Settings → ClipProbe.</p>"
             )
         # The default is a ClipProbe setting: not frozen by the WebUI's ui-config.json.
         enabled.do_not_save_to_config = True
         enabled.accordion.do_not_save_to_config = True
         return [enabled]
 
-    def postprocess(self, p: Any, processed: Any, *args: Any) -> None:
-        if not args or not args[0]:
+    def process(self, p: Any, *args: Any) -> None:
+        _drop(p)  # whatever an earlier generation sharing this dict left behind
+
+    def postprocess_batch(self, p: Any, *args: Any, **kwargs: Any) -> None:
+        if not _enabled(args):
+            _drop(p)
+            return
+        slot = (_params(p) or {}).get(INFOTEXT_KEY)
+        if isinstance(slot, ImageSummary):
+            slot.clear()  # the previous batch's last image is not this batch's
+
+    def postprocess_image(self, p: Any, pp: Any, *args: Any) -> None:
+        if not _enabled(args):
+            _drop(p)
             return
         try:
-            probe_processed(p, processed)
+            slot = _slot(p)
+            if slot is None:
+                return
+            slot.clear()  # set per image: a failed or skipped one gets no summary
+            summary = probe_image(p, getattr(pp, "image", None))
+            if summary:
+                slot.set(
+                    _index(getattr(p, "iteration", 0)),
+                    _index(getattr(p, "batch_index", 0)),
+                    summary,
+                )
         except Exception as exc:  # never break a generation
             log.warning("ClipProbe: probe after generation failed: %s: %s", type(exc).__name__, exc)
+
+    def postprocess(self, p: Any, processed: Any, *args: Any) -> None:
+        _drop(p)  # every infotext has been built; nothing may reach the next generation

@@ -1,7 +1,14 @@
-"""'Probe after generation': the always-visible Script, on real images and the tiny CLIP."""
+"""'Probe after generation': the always-visible Script, on real images and the tiny CLIP.
+
+``generate`` replays the per-image part of 1.10.1's ``process_images_inner`` with the
+hooks ClipProbe implements, and ``create_infotext`` is 1.10.1's (fewer built-in fields):
+every infotext of an image (the saved file's, ``processed.infotexts``) comes from
+``p.extra_generation_params``, so the tests see what the WebUI would write.
+"""
 
 from __future__ import annotations
 
+import builtins
 import importlib
 import logging
 import sys
@@ -10,11 +17,18 @@ import types
 import gradio as gr
 import pytest
 
-from clipprobe_ext import probe, render
+from clipprobe_ext import render
 from clipprobe_ext.webui import model_source, settings
 
-PROMPTS = ["a girl, red umbrella, rain", "a cat, blue sofa, <lora:x:1>, sunlight"]
-PARAMS = "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: {seed}, Size: 64x48"
+# Two iterations of a batch of two; every image has its own prompt.
+PROMPTS = [
+    "a girl, red umbrella, rain",
+    "a cat, blue sofa, <lora:x:1>, sunlight",
+    "a lighthouse",
+    "a dog, green grass, yellow ball, evening sky, mountains",
+]
+NEGATIVE = "blurry"
+BATCH_SIZE = 2
 
 
 @pytest.fixture()
@@ -34,28 +48,138 @@ def tiny_default(webui, tiny_hf_clip_dir):
     return str(tiny_hf_clip_dir)
 
 
-def fake_processed(images, grid=None):
-    """What 1.10's process_images hands to ``postprocess``: a grid first when there is one."""
-    infotexts = [
-        f"{prompt}\nNegative prompt: blurry\n{PARAMS.format(seed=k)}"
-        for k, prompt in enumerate(PROMPTS[: len(images)])
-    ]
-    out_images = list(images)
-    first = 0
-    if grid is not None:
-        out_images.insert(0, grid)
-        infotexts.insert(0, infotexts[0])
-        first = 1
+def make_p(extra=None):
+    """The fields of a 1.10 ``StableDiffusionProcessingTxt2Img`` that the loop uses."""
+    return types.SimpleNamespace(
+        prompt=PROMPTS[0],
+        main_prompt=PROMPTS[0],
+        main_negative_prompt=NEGATIVE,
+        all_prompts=list(PROMPTS),
+        all_negative_prompts=[NEGATIVE] * len(PROMPTS),
+        all_seeds=[100 + k for k in range(len(PROMPTS))],
+        all_subseeds=[200 + k for k in range(len(PROMPTS))],
+        batch_size=BATCH_SIZE,
+        n_iter=len(PROMPTS) // BATCH_SIZE,
+        iteration=0,
+        steps=20,
+        width=64,
+        height=48,
+        extra_generation_params={} if extra is None else extra,
+    )
+
+
+def create_infotext(
+    p,
+    all_prompts,
+    all_seeds,
+    all_subseeds,
+    comments=None,
+    iteration=0,
+    position_in_batch=0,
+    use_main_prompt=False,
+    index=None,
+    all_negative_prompts=None,
+):
+    """1.10.1's ``modules.processing.create_infotext``, with fewer built-in parameters."""
+    from modules import infotext_utils
+
+    if use_main_prompt:
+        index = 0
+    elif index is None:
+        index = position_in_batch + iteration * p.batch_size
+    if all_negative_prompts is None:
+        all_negative_prompts = p.all_negative_prompts
+    prompt_text = p.main_prompt if use_main_prompt else all_prompts[index]
+    negative_prompt = p.main_negative_prompt if use_main_prompt else all_negative_prompts[index]
+    generation_params = {
+        "Steps": p.steps,
+        "Sampler": "Euler a",
+        "CFG scale": 7,
+        "Seed": p.all_seeds[0] if use_main_prompt else all_seeds[index],
+        "Size": f"{p.width}x{p.height}",
+        **p.extra_generation_params,
+        "Version": "v1.10.1",
+    }
+    for key, value in generation_params.items():
+        try:
+            if isinstance(value, list):
+                generation_params[key] = value[index]
+            elif callable(value):
+                generation_params[key] = value(**locals())
+        except Exception:
+            generation_params[key] = None
+    generation_params_text = ", ".join(
+        [
+            k if k == v else f"{k}: {infotext_utils.quote(v)}"
+            for k, v in generation_params.items()
+            if v is not None
+        ]
+    )
+    negative_prompt_text = f"\nNegative prompt: {negative_prompt}" if negative_prompt else ""
+    return f"{prompt_text}{negative_prompt_text}\n{generation_params_text}".strip()
+
+
+def generate(script, p, batches, *args):
+    """1.10.1's ``process_images_inner`` for ``batches`` (a list of image lists), one script.
+
+    Returns ``(processed, saved)``; ``saved`` lists ``(file, info)`` for every file the
+    WebUI would save (params.txt, "before face restoration" copies, images, grid).
+    """
+    from modules import scripts
+
+    saved = []
+    infotexts = []
+    output_images = []
+    script.process(p, *args)
+    for n, batch in enumerate(batches):
+        p.iteration = n
+        p.prompts = p.all_prompts[n * p.batch_size : (n + 1) * p.batch_size]
+        p.negative_prompts = p.all_negative_prompts[n * p.batch_size : (n + 1) * p.batch_size]
+        p.seeds = p.all_seeds[n * p.batch_size : (n + 1) * p.batch_size]
+        p.subseeds = p.all_subseeds[n * p.batch_size : (n + 1) * p.batch_size]
+        if n == 0:  # params.txt: Processed(p, []).infotext(p, 0)
+            saved.append(("params.txt", create_infotext(p, p.all_prompts, p.all_seeds, None)))
+        script.postprocess_batch(p, *args, images=batch, batch_number=n)
+
+        def infotext(index=0, use_main_prompt=False):
+            return create_infotext(
+                p,
+                p.prompts,
+                p.seeds,
+                p.subseeds,
+                use_main_prompt=use_main_prompt,
+                index=index,
+                all_negative_prompts=p.negative_prompts,
+            )
+
+        for i, image in enumerate(batch):
+            p.batch_index = i
+            saved.append((f"{n}-{i}-before-face-restoration", infotext(i)))
+            pp = scripts.PostprocessImageArgs(image)
+            script.postprocess_image(p, pp, *args)
+            image = pp.image
+            saved.append((f"{n}-{i}", infotext(i)))
+            text = infotext(i)
+            infotexts.append(text)
+            output_images.append(image)
+    grid_text = infotext(use_main_prompt=True)
+    infotexts.insert(0, grid_text)
+    saved.append(("grid", infotext(use_main_prompt=True)))
+    output_images.insert(0, object())
     processed = types.SimpleNamespace(
-        images=out_images,
+        images=output_images,
         infotexts=infotexts,
         info=infotexts[0],
-        index_of_first_image=first,
-        all_prompts=PROMPTS[: len(images)],
-        prompt=PROMPTS[0],
+        index_of_first_image=1,
+        all_prompts=p.all_prompts,
+        extra_generation_params=p.extra_generation_params,
     )
-    p = types.SimpleNamespace(prompt=PROMPTS[0], all_prompts=PROMPTS[: len(images)])
-    return p, processed
+    script.postprocess(p, processed, *args)
+    return processed, dict(saved)
+
+
+def batches_of(images):
+    return [[images[0], images[1]], [images[2], images[0]]]
 
 
 def test_is_an_always_visible_script(always_visible, webui):
@@ -84,79 +208,182 @@ def test_ui_default_follows_the_setting(always_visible, webui):
     assert enabled.value is True
 
 
-def test_off_does_nothing(always_visible, monkeypatch, images):
-    calls = []
-    monkeypatch.setattr(model_source, "run_analysis", lambda *a, **k: calls.append(a))
-    p, processed = fake_processed(images[:2])
-    before = list(processed.infotexts)
-    always_visible.ClipProbeScript().postprocess(p, processed, False)
-    always_visible.ClipProbeScript().postprocess(p, processed)
-    assert calls == []
-    assert processed.infotexts == before
-
-
-def test_on_appends_the_real_summary_to_each_image(
-    always_visible, webui, tiny_default, hf_encoder, images
+def test_each_image_gets_its_own_real_summary_in_file_and_infotext(
+    always_visible, webui, tiny_default, images
 ):
-    grid = images[2]
-    p, processed = fake_processed(images[:2], grid=grid)
-    before = list(processed.infotexts)
+    script = always_visible.ClipProbeScript()
+    batches = batches_of(images)
+    flat = [image for batch in batches for image in batch]
+    off, off_saved = generate(script, make_p(), batches, False)
+
+    calls = []
+    real = model_source.run_analysis
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    p = make_p()
     lock = webui.call_queue.queue_lock
     lock.acquire()  # the generation job holds the queue lock: the probe must not take it again
     try:
-        always_visible.ClipProbeScript().postprocess(p, processed, True)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(model_source, "run_analysis", spy)
+            processed, saved = generate(script, p, batches, True)
     finally:
         lock.release()
-    assert processed.infotexts[0] == before[0]  # the grid is left alone
+    assert len(calls) == 4 and all(c["inside_generation"] is True for c in calls)
+
     options = settings.probe_options()
+    expected = [
+        render.summary_text(
+            model_source.run_analysis([image.convert("RGB")], prompt, options, None)
+        )
+        for image, prompt in zip(flat, PROMPTS)
+    ]
+    assert len(set(expected)) == 4, expected  # otherwise a mix-up could go unnoticed
     parse = webui.infotext_utils.parse_generation_parameters
-    for k, image in enumerate(images[:2]):
-        expected = render.summary_text(probe.analyze([image], PROMPTS[k], hf_encoder, options))
+    for k, summary in enumerate(expected):
+        n, i = divmod(k, BATCH_SIZE)
         text = processed.infotexts[k + 1]
-        assert text.startswith(before[k + 1])
+        assert saved[f"{n}-{i}"] == text  # the saved file carries what the UI shows
         params = parse(text)
-        assert params["ClipProbe"] == expected  # still one parseable parameter line
-        assert params["Prompt"] == PROMPTS[k] and params["Seed"] == str(k)
-    assert processed.info == before[0]
+        assert params["ClipProbe"] == summary  # quoted like the WebUI: still parseable
+        assert params["Prompt"] == PROMPTS[k] and params["Seed"] == str(100 + k)
+        assert params["Version"] == "v1.10.1"  # nothing after it was swallowed
+        # apart from the new parameter, the text is what the WebUI writes without ClipProbe
+        without = text.replace(f", ClipProbe: {webui.infotext_utils.quote(summary)}", "")
+        assert without == off.infotexts[k + 1]
+        # a save made before postprocess_image has no summary (not the previous image's)
+        assert saved[f"{n}-{i}-before-face-restoration"] == off.infotexts[k + 1]
+    assert processed.infotexts[0] == off.infotexts[0] == processed.info  # the grid
+    assert saved["grid"] == off_saved["grid"] and saved["params.txt"] == off_saved["params.txt"]
+    assert "ClipProbe" not in p.extra_generation_params  # gone once the job is done
+
+    # the next generation on the same dict (X/Y/Z plot copies p), probe off: no trace
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(model_source, "run_analysis", lambda *a, **k: pytest.fail("called"))
+        again, again_saved = generate(script, make_p(p.extra_generation_params), batches, False)
+    assert again.infotexts == off.infotexts and again_saved == off_saved
 
 
-def test_without_grid_info_follows_the_first_image(always_visible, tiny_default, images):
-    p, processed = fake_processed(images[:1])
-    always_visible.ClipProbeScript().postprocess(p, processed, True)
-    assert "ClipProbe: " in processed.infotexts[0]
-    assert processed.info == processed.infotexts[0]
+def test_a_failed_image_never_shows_the_previous_summary(
+    always_visible, webui, tiny_default, images, monkeypatch, caplog
+):
+    real = model_source.run_analysis
+
+    def flaky(images_, prompt, *args, **kwargs):
+        if prompt in (PROMPTS[1], PROMPTS[2]):  # last of batch 1, first of batch 2
+            raise RuntimeError("CUDA out of memory\nmore details")
+        return real(images_, prompt, *args, **kwargs)
+
+    script = always_visible.ClipProbeScript()
+    off, _ = generate(script, make_p(), batches_of(images), False)
+    monkeypatch.setattr(model_source, "run_analysis", flaky)
+    with caplog.at_level(logging.WARNING, logger="clipprobe"):
+        processed, saved = generate(script, make_p(), batches_of(images), True)
+    parse = webui.infotext_utils.parse_generation_parameters
+    assert "ClipProbe" in parse(processed.infotexts[1])
+    assert processed.infotexts[2] == off.infotexts[2] == saved["0-1"]
+    assert processed.infotexts[3] == off.infotexts[3] == saved["1-0"]
+    assert "ClipProbe" in parse(processed.infotexts[4])
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "ClipProbe: probe after generation failed for image 2: RuntimeError: CUDA out of memory",
+        "ClipProbe: probe after generation failed for image 3: RuntimeError: CUDA out of memory",
+    ]
 
 
-def test_failure_logs_a_warning_and_keeps_the_generation(
+def test_off_does_nothing_and_imports_nothing(always_visible, webui, images, monkeypatch):
+    calls = []
+    monkeypatch.setattr(model_source, "run_analysis", lambda *a, **k: calls.append(a))
+    script = always_visible.ClipProbeScript()
+    reference, reference_saved = generate(script, make_p(), batches_of(images), False)
+
+    imported = []
+    real_import = builtins.__import__
+
+    def recording_import(name, *args, **kwargs):
+        imported.append(name)
+        return real_import(name, *args, **kwargs)
+
+    stale = {"ClipProbe": "3 keep, 0 weak, 0 prune"}  # left by some earlier generation
+    for args in ((False,), (None,), ()):
+        p = make_p(dict(stale))
+        pp = webui.scripts.PostprocessImageArgs(images[0])
+        p.prompts, p.batch_index = PROMPTS[:2], 0
+        builtins.__import__ = recording_import  # not monkeypatch: it imports while patching
+        try:
+            script.process(p, *args)
+            assert "ClipProbe" not in p.extra_generation_params
+            p.extra_generation_params.update(stale)
+            script.postprocess_batch(p, *args, images=[], batch_number=0)
+            assert "ClipProbe" not in p.extra_generation_params
+            p.extra_generation_params.update(stale)
+            script.postprocess_image(p, pp, *args)
+            assert "ClipProbe" not in p.extra_generation_params
+            p.extra_generation_params.update(stale)
+            script.postprocess(p, types.SimpleNamespace(), *args)
+        finally:
+            builtins.__import__ = real_import
+        assert "ClipProbe" not in p.extra_generation_params
+        assert pp.image is images[0]
+        processed, saved = generate(script, make_p(dict(stale)), batches_of(images), *args)
+        assert processed.infotexts == reference.infotexts and saved == reference_saved
+    assert imported == []
+    assert calls == []
+    assert all("ClipProbe" not in text for text in reference.infotexts)
+
+
+def test_missing_model_logs_one_warning_per_image_and_keeps_the_generation(
     always_visible, webui, images, caplog, tmp_path
 ):
     settings.on_ui_settings()
     webui.shared.opts.clipprobe_default_model = str(tmp_path / "missing-model")
-    p, processed = fake_processed(images[:2])
-    before = list(processed.infotexts)
+    script = always_visible.ClipProbeScript()
+    off, off_saved = generate(script, make_p(), batches_of(images), False)
     with caplog.at_level(logging.WARNING, logger="clipprobe"):
-        always_visible.ClipProbeScript().postprocess(p, processed, True)
-    assert processed.infotexts == before
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 2 and "probe after generation failed" in warnings[0].getMessage()
+        processed, saved = generate(script, make_p(), batches_of(images), True)
+    assert processed.infotexts == off.infotexts and saved == off_saved
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 4
+    assert all("probe after generation failed for image" in w for w in warnings)
+    assert all("\n" not in w for w in warnings)
 
 
-def test_unexpected_errors_never_escape(always_visible, monkeypatch, images):
+def test_unexpected_errors_never_escape(always_visible, webui, monkeypatch, images, caplog):
     def boom(*args, **kwargs):
         raise RuntimeError("kaput")
 
-    monkeypatch.setattr(always_visible, "probe_processed", boom)
-    p, processed = fake_processed(images[:1])
-    always_visible.ClipProbeScript().postprocess(p, processed, True)  # no exception
+    monkeypatch.setattr(always_visible, "probe_image", boom)
+    script = always_visible.ClipProbeScript()
+    off, _ = generate(script, make_p(), batches_of(images), False)
+    with caplog.at_level(logging.WARNING, logger="clipprobe"):
+        processed, _ = generate(script, make_p(), batches_of(images), True)  # no exception
+    assert processed.infotexts == off.infotexts
+    assert sum(r.levelno == logging.WARNING for r in caplog.records) == 4
 
 
-def test_append_to_infotext_keeps_a_parseable_line(always_visible, webui):
-    parse = webui.infotext_utils.parse_generation_parameters
-    text = "a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7"
-    out = always_visible.append_to_infotext(text, "2 keep, 1 weak (sofa, red), 0 prune")
-    assert parse(out)["ClipProbe"] == "2 keep, 1 weak (sofa, red), 0 prune"
-    assert parse(out)["Prompt"] == "a cat"
-    assert always_visible.append_to_infotext("", "1 keep") == "ClipProbe: 1 keep"
+def test_interrupted_generation_is_not_probed(always_visible, webui, monkeypatch, images):
+    calls = []
+    monkeypatch.setattr(model_source, "run_analysis", lambda *a, **k: calls.append(a))
+    webui.shared.state.interrupted = True
+    script = always_visible.ClipProbeScript()
+    processed, _ = generate(script, make_p(), batches_of(images), True)
+    assert calls == [] and all("ClipProbe" not in t for t in processed.infotexts)
+
+
+def test_summary_is_answered_only_for_its_own_image(always_visible):
+    slot = always_visible.ImageSummary()
+    p = types.SimpleNamespace(iteration=1, batch_index=0)
+    assert slot(p=p, index=0) is None
+    slot.set(1, 0, "2 keep, 1 weak (sofa, red), 0 prune")
+    assert slot(p=p, index=0) == "2 keep, 1 weak (sofa, red), 0 prune"
+    assert slot(p=p, index=0, use_main_prompt=True) is None  # the grid
+    assert slot(p=p, index=1) is None
+    assert slot(p=types.SimpleNamespace(iteration=0, batch_index=0), index=0) is None
+    slot.clear()
+    assert slot(p=p, index=0) is None
 
 
 def test_entry_file_exposes_the_script_and_registers(webui, always_visible):
