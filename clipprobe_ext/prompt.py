@@ -419,6 +419,11 @@ class _Removal:
                     self.runnable[k] = True
         self.kept_struct = [False] * len(self.p)
         for g in range(n):
+            if self.g_removed[g]:
+                # Nothing in it is kept (every phrase touching it goes), so the whole
+                # construct goes: separators inside it too (``(cat,:1.2)``).
+                for k in range(self.g_open[g].start, self.g_close[g].end):
+                    self.deleted[k] = True
             for t in (self.g_open[g], self.g_close[g]):
                 for k in range(t.start, t.end):
                     if self.g_removed[g]:
