@@ -20,3 +20,9 @@ class ImageError(ClipProbeError):
 
 class ModelError(ClipProbeError):
     """The CLIP model could not be loaded, or went away during a run."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (or its type), for one-line messages."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

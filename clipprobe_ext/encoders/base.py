@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from PIL import Image
@@ -80,7 +81,16 @@ class ClipEncoder(ABC):
     #: Tokens CLIP reads, start and end markers included.
     context_length: int = 77
 
-    def __init__(self, cache: TextEmbeddingCache | None = None, batch_size: int = 32) -> None:
+    def __init__(
+        self,
+        model: Any,
+        model_id: str,
+        cache: TextEmbeddingCache | None = None,
+        batch_size: int = 32,
+    ) -> None:
+        self.model = model
+        self._model_id = model_id
+        self._comma: int | None = None
         self.cache = cache if cache is not None else TextEmbeddingCache()
         self.batch_size = batch_size
         self.stats = EncodeStats()
@@ -89,19 +99,21 @@ class ClipEncoder(ABC):
 
     # -- what a backend provides -------------------------------------------------------
     @property
-    @abstractmethod
     def model_id(self) -> str:
         """Stable id of the weights: cache entries of different models never mix."""
+        return self._model_id
 
     @property
-    @abstractmethod
     def logit_scale(self) -> float:
         """The model's learned softmax temperature (``logit_scale.exp()``, 100 for OpenAI CLIP)."""
+        return float(self.model.logit_scale.detach().float().exp().item())
 
     @property
-    @abstractmethod
     def comma_token(self) -> int:
         """Token id of ``,`` (where the WebUI prefers to cut long prompts)."""
+        if self._comma is None:
+            self._comma = self.tokenize(",")[0]
+        return self._comma
 
     @abstractmethod
     def tokenize(self, text: str) -> list[int]:

@@ -10,7 +10,7 @@ from PIL import Image
 
 from clipprobe_ext.encoders.base import ClipEncoder, TextEmbeddingCache, TokenChunk
 from clipprobe_ext.encoders.text_tower import Tower, hf_tower
-from clipprobe_ext.errors import ModelError
+from clipprobe_ext.errors import ModelError, first_line
 
 
 class HFClipEncoder(ClipEncoder):
@@ -24,13 +24,10 @@ class HFClipEncoder(ClipEncoder):
         cache: TextEmbeddingCache | None = None,
         batch_size: int = 32,
     ) -> None:
-        super().__init__(cache, batch_size)
-        self.model = model.eval()
+        super().__init__(model.eval(), model_id, cache, batch_size)
         self.processor = processor
         self.tokenizer = processor.tokenizer
-        self._model_id = model_id
         self.context_length = int(model.config.text_config.max_position_embeddings)
-        self._comma = self.tokenize(",")[0]
 
     @classmethod
     def from_pretrained(
@@ -53,28 +50,16 @@ class HFClipEncoder(ClipEncoder):
             raise ModelError(
                 f"Could not load the CLIP model '{name_or_dir}': it is neither a local folder "
                 "with a transformers CLIP nor available offline in the Hugging Face cache "
-                f"({_first_line(exc)})."
+                f"({first_line(exc)})."
             ) from exc
         except Exception as exc:  # e.g. the WebUI's safe unpickler returned None
             raise ModelError(
                 f"Could not read the weights of the CLIP model '{name_or_dir}' "
-                f"({_first_line(exc)}). Inside the WebUI, whose safe unpickler refuses some "
+                f"({first_line(exc)}). Inside the WebUI, whose safe unpickler refuses some "
                 "pytorch_model.bin files, use a folder saved as safetensors or start it with "
                 "--disable-safe-unpickle."
             ) from exc
         return cls(model.to(device), processor, f"hf:{name_or_dir}", cache)
-
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    @property
-    def logit_scale(self) -> float:
-        return float(self.model.logit_scale.detach().float().exp().item())
-
-    @property
-    def comma_token(self) -> int:
-        return self._comma
 
     def tokenize(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -112,8 +97,3 @@ class HFClipEncoder(ClipEncoder):
         device, dtype = self._device_dtype()
         pixels = self.processor.image_processor(list(images), return_tensors="pt")["pixel_values"]
         return self.model.get_image_features(pixel_values=pixels.to(device, dtype))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -27,29 +27,14 @@ class OpenAIClipEncoder(ClipEncoder):
         cache: TextEmbeddingCache | None = None,
         batch_size: int = 32,
     ) -> None:
-        super().__init__(cache, batch_size)
+        super().__init__(model, model_id, cache, batch_size)
         from clip.simple_tokenizer import SimpleTokenizer
 
-        self.model = model
         self.preprocess = preprocess
-        self._model_id = model_id
         self._tokenizer = SimpleTokenizer()
         self._sot = self._tokenizer.encoder["<|startoftext|>"]
         self._eot = self._tokenizer.encoder["<|endoftext|>"]
         self.context_length = int(model.context_length)
-        self._comma = self.tokenize(",")[0]
-
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    @property
-    def logit_scale(self) -> float:
-        return float(self.model.logit_scale.detach().float().exp().item())
-
-    @property
-    def comma_token(self) -> int:
-        return self._comma
 
     def tokenize(self, text: str) -> list[int]:
         return list(self._tokenizer.encode(text))
