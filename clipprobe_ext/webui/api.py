@@ -35,6 +35,7 @@ from typing import Any, Literal
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from pydantic import VERSION as PYDANTIC_VERSION
 from pydantic import BaseModel, Field, conlist, constr
 
 from clipprobe_ext.errors import ClipProbeError, ImageError, ModelError, PromptError
@@ -45,7 +46,19 @@ MAX_PROMPT_CHARS = 20_000
 
 _DATA_URL = re.compile(r"^data:image/[\w.+-]+(?:;[\w=.+-]+)*;base64,", re.IGNORECASE)
 
-SynonymGroup = conlist(constr(min_length=1, max_length=500), min_items=2, max_items=64)
+# A1111 1.10 runs pydantic 1 (fastapi 0.94), Forge pydantic 2 (fastapi 0.104): the model
+# below is written for both; only conlist's bounds and the config are spelled differently.
+PYDANTIC_V2 = int(PYDANTIC_VERSION.split(".", 1)[0]) >= 2
+
+
+def _conlist(item_type: Any, min_items: int, max_items: int) -> Any:
+    if PYDANTIC_V2:
+        return conlist(item_type, min_length=min_items, max_length=max_items)
+    return conlist(item_type, min_items=min_items, max_items=max_items)
+
+
+SynonymGroup = _conlist(constr(min_length=1, max_length=500), 2, 64)
+SynonymGroups = _conlist(SynonymGroup, 0, 64)
 
 
 class AnalyzeRequest(BaseModel):
@@ -59,13 +72,17 @@ class AnalyzeRequest(BaseModel):
     rounds: int | None = Field(None, ge=1, le=20, description="default: Settings")
     threshold: float | None = Field(None, ge=0.0, lt=1.0, description="default: Settings")
     tolerance: float | None = Field(None, ge=0.0, lt=1.0, description="default: Settings")
-    synonyms: conlist(SynonymGroup, max_items=64) = Field(default_factory=list)  # type: ignore[valid-type]
+    synonyms: SynonymGroups = Field(default_factory=list)  # type: ignore[valid-type]
     granularity: Literal["phrase", "word"] = "phrase"
     contribution: bool = True
     prune: bool = True
 
-    class Config:
-        extra = "forbid"
+    if PYDANTIC_V2:
+        model_config = {"extra": "forbid"}
+    else:
+
+        class Config:
+            extra = "forbid"
 
 
 def on_app_started(demo: Any, app: FastAPI) -> None:

@@ -10,6 +10,10 @@ Public API (all cheap; nothing is imported at module import time):
   as ``button.click(fn, inputs, outputs, **js_kwarg("(x) => x"))``.
 - ``image_source_kwargs() -> dict``: ``{"source": "upload"}`` on gradio 3,
   ``{"sources": ["upload", "clipboard"]}`` on 4; use as ``gr.Image(**image_source_kwargs())``.
+- ``image_format_kwargs() -> dict``: ``{}`` on gradio 3 (its ``gr.Image`` shows PIL images
+  as PNG with their text chunks), ``{"format": "png"}`` on 4, whose default, webp, drops
+  the PNG ``parameters`` chunk of an image sent into the box (the prompt would be lost);
+  use as ``gr.Image(**image_format_kwargs())``.
 - ``style(component, **kwargs) -> component``: ``component.style(**kwargs)`` where gradio
   still has ``.style()`` (3.x), else the component unchanged (4.x dropped it).
 - ``queue_lock()``: the WebUI's ``modules.call_queue.queue_lock``; in 1.10 a
@@ -62,6 +66,10 @@ def image_source_kwargs() -> dict[str, Any]:
     if gradio_major() < 4:
         return {"source": "upload"}
     return {"sources": ["upload", "clipboard"]}
+
+
+def image_format_kwargs() -> dict[str, Any]:
+    return {} if gradio_major() < 4 else {"format": "png"}
 
 
 def style(component: Any, **kwargs: Any) -> Any:

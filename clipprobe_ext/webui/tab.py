@@ -270,6 +270,7 @@ def create_tab() -> ClipProbeTab:
                     elem_id="clipprobe_image",
                     interactive=True,
                     **compat.image_source_kwargs(),
+                    **compat.image_format_kwargs(),
                 )
                 prompt = gr.Textbox(
                     label="Prompt",

@@ -1,5 +1,8 @@
 """Fixtures that make the process look like a running WebUI (AUTOMATIC1111 1.10.1).
 
+Under gradio 4 the stand-ins that depend on gradio follow Forge instead (``ui_components``,
+``gradio_extensions``: see their docstrings); CI runs these tests on both gradio lines.
+
 Like sd-dynamic-prompts' ``monkeypatch_webui``, the stand-in ``modules.*`` of
 ``tests/webui_stubs`` are put into ``sys.modules`` with ``monkeypatch.setitem`` for one
 test and removed afterwards, so each test gets fresh ``shared.opts``/``state``/callbacks
@@ -40,6 +43,7 @@ STUB_MODULES = (
     "script_callbacks",
     "scripts",
     "infotext_utils",
+    "gradio_extensions",
     "ui_components",
 )
 

@@ -52,17 +52,25 @@ def test_components_match_the_values(webui):
 
 
 def test_component_args_are_valid_updates(webui):
-    """1.10 sends ``gr.update(value=..., **args)`` for every option on each page load
-    (modules/ui_settings.py): gradio must accept every arg as an update of that component."""
+    """1.10 and Forge send ``gr.update(value=..., **args)`` for every option on each page
+    load (modules/ui_settings.py): gradio must accept every arg as an update of that
+    component.  gradio 3.41 checks them against the component's ``update()``; gradio 4 has
+    no ``update()`` and rebuilds the component from its constructor arguments plus the update."""
     import inspect
 
+    import gradio as gr
+
+    gradio_4 = int(gr.__version__.split(".", 1)[0]) >= 4
     settings.on_ui_settings()
     for key, info in webui.shared.opts.data_labels.items():
         if info.component is None or not key.startswith("clipprobe"):
             continue
         args = info.component_args() if callable(info.component_args) else info.component_args
-        accepted = inspect.signature(info.component.update).parameters
+        method = info.component.__init__ if gradio_4 else info.component.update
+        accepted = inspect.signature(method).parameters
         assert set(args or {}) <= set(accepted), (key, set(args) - set(accepted))
+        with gr.Blocks():
+            info.component(label=info.label, value=info.default, **(args or {}))
 
 
 def test_getters_default_when_options_are_missing(webui):

@@ -1,4 +1,5 @@
-"""The ClipProbe tab built with the real gradio 3.41, its handlers run on the tiny CLIP."""
+"""The ClipProbe tab built with the real gradio (3.41 as in A1111 1.10, 4.40 as in Forge; CI
+runs both), its handlers run on the tiny CLIP."""
 
 from __future__ import annotations
 
@@ -30,12 +31,16 @@ INFOTEXT = (
 )
 
 
-def with_parameters(image, text=INFOTEXT):
-    """The image as the WebUI saves it (PNG ``parameters`` chunk), read back as gradio would."""
+def _pnginfo(text):
     info = PngImagePlugin.PngInfo()
     info.add_text("parameters", text)
+    return info
+
+
+def with_parameters(image, text=INFOTEXT):
+    """The image as the WebUI saves it (PNG ``parameters`` chunk), read back as gradio would."""
     buffer = io.BytesIO()
-    image.save(buffer, "PNG", pnginfo=info)
+    image.save(buffer, "PNG", pnginfo=_pnginfo(text))
     buffer.seek(0)
     from PIL import Image
 
@@ -49,11 +54,48 @@ def built(webui):
     return tab.on_ui_tabs()  # the WebUI calls it outside any gr.Blocks
 
 
+GRADIO_4 = int(gr.__version__.split(".", 1)[0]) >= 4
+
+
+def _events(blocks):
+    """Every event listener of ``blocks`` as ``{"fn", "targets": [(id, trigger)], "inputs",
+    "outputs", "js", "backend_fn"}``, whichever gradio recorded them (3: ``fns`` beside
+    ``dependencies`` dicts; 4: ``fns``, a dict of ``BlockFunction``)."""
+    if GRADIO_4:
+        return [
+            {
+                "fn": f.fn,
+                "targets": [tuple(t) for t in f.targets],
+                "inputs": _ids(f.inputs),
+                "outputs": _ids(f.outputs),
+                "js": f.js,
+                "backend_fn": f.fn is not None,
+            }
+            for f in blocks.fns.values()
+        ]
+    return [
+        {
+            "fn": f.fn,
+            "targets": [(target, dep["trigger"]) for target in dep["targets"]],
+            "inputs": dep["inputs"],
+            "outputs": dep["outputs"],
+            "js": dep["js"],
+            "backend_fn": dep["backend_fn"],
+        }
+        for f, dep in zip(blocks.fns, blocks.dependencies)
+    ]
+
+
 def _handler(blocks, fn):
-    for block_fn, dep in zip(blocks.fns, blocks.dependencies):
-        if block_fn.fn is fn:
-            return dep
+    for event in _events(blocks):
+        if event["fn"] is fn:
+            return event
     raise AssertionError(f"{fn} is not wired")
+
+
+def _choices(dropdown):
+    """A dropdown's choice values (gradio 4 keeps ``(label, value)`` pairs)."""
+    return [c[1] if isinstance(c, tuple) else c for c in dropdown.choices]
 
 
 def _ids(components):
@@ -78,7 +120,7 @@ def test_tab_is_returned_for_on_ui_tabs_and_is_a_paste_target(webui, built):
 def test_events_are_wired(webui):
     t = tab.create_tab()
     analyze = _handler(t.blocks, tab.analyze)
-    assert (analyze["targets"], analyze["trigger"]) == ([t.analyze_button._id], "click")
+    assert analyze["targets"] == [(t.analyze_button._id, "click")]
     assert analyze["inputs"] == _ids(
         [t.image, t.prompt, t.synonyms, t.rounds, t.threshold, t.tolerance, t.granularity, t.model]
     )
@@ -86,20 +128,21 @@ def test_events_are_wired(webui):
         [t.result, t.pruned_prompt, t.json_file, t.csv_file, t.send_txt2img, t.send_img2img]
     )
     change = _handler(t.blocks, tab.image_changed)
-    assert (change["targets"], change["trigger"]) == ([t.image._id], "change")
+    assert change["targets"] == [(t.image._id, "change")]
     assert change["outputs"] == _ids([t.prompt, t.negative_prompt, t.status])
     sends = {
-        dep["targets"][0]: dep
-        for dep in t.blocks.dependencies
-        if dep["js"] and dep["js"].startswith("clipprobe_send_to_")
+        event["targets"][0][0]: event
+        for event in _events(t.blocks)
+        if event["js"] and event["js"].startswith("clipprobe_send_to_")
     }
+    assert {event["targets"][0][1] for event in sends.values()} == {"click"}
     assert sends[t.send_txt2img._id]["js"] == "clipprobe_send_to_txt2img"
     assert sends[t.send_img2img._id]["js"] == "clipprobe_send_to_img2img"
     for dep in sends.values():
         assert dep["inputs"] == [t.pruned_prompt._id] and dep["backend_fn"] is False
     assert t.pruned_prompt.visible is False
     assert t.negative_prompt.interactive is False
-    assert t.model.choices and t.model.value == WEBUI_CLIP
+    assert _choices(t.model) and t.model.value == WEBUI_CLIP
     for component in (t.rounds, t.threshold, t.tolerance, t.model):  # defaults from Settings
         assert component.do_not_save_to_config is True
 
@@ -112,7 +155,7 @@ def test_defaults_come_from_settings(webui, tiny_hf_clip_dir):
     opts.clipprobe_default_model = str(tiny_hf_clip_dir)
     opts.clipprobe_rounds, opts.clipprobe_threshold, opts.clipprobe_tolerance = 7, 0.05, 0.02
     t = tab.create_tab()
-    assert t.model.value == str(tiny_hf_clip_dir) and t.model.choices[0] == str(tiny_hf_clip_dir)
+    assert t.model.value == str(tiny_hf_clip_dir) and _choices(t.model)[0] == str(tiny_hf_clip_dir)
     assert (t.rounds.value, t.threshold.value, t.tolerance.value) == (7, 0.05, 0.02)
 
 
@@ -133,6 +176,88 @@ def test_image_without_parameters_keeps_the_typed_prompt(webui, images):
 def test_cleared_image_changes_nothing(webui):
     prompt, negative, status = tab.image_changed(None)
     assert "value" not in prompt and "value" not in negative and status == ""
+
+
+# -- what gradio itself does with the tab's values ------------------------------------------
+
+
+def _shown(component, output):
+    """What gradio sends the browser for a handler's ``output`` to ``component``: an update
+    dict goes through the gradio's own update path (3.41: ``get_specific_update``, which
+    rejects an argument the component's ``update`` lacks; 4.x: the component is rebuilt
+    from its constructor arguments plus the update), anything else through ``postprocess``."""
+    from gradio import blocks
+
+    if isinstance(output, dict) and output.get("__type__") in ("update", "generic_update"):
+        if not GRADIO_4:
+            return blocks.postprocess_update_dict(component, dict(output))
+        kwargs = {**component.constructor_args, **output, "render": False}
+        kwargs.pop("value", None)
+        kwargs.pop("__type__")
+        return blocks.postprocess_update_dict(component.__class__(**kwargs), dict(output))
+    return component.postprocess(output)
+
+
+def _uploaded(component, path):
+    """What a handler gets when the PNG file at ``path`` is uploaded into ``component``."""
+    if GRADIO_4:
+        from gradio.data_classes import FileData
+
+        return component.preprocess(FileData(path=str(path), orig_name=path.name))
+    import base64
+
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return component.preprocess(f"data:image/png;base64,{data}")
+
+
+def _received_back(component, shown):
+    """What a handler gets from ``component`` after gradio showed ``shown`` in it."""
+    if GRADIO_4 and isinstance(shown, dict):
+        from gradio.data_classes import FileData
+
+        shown = FileData(**shown)
+    return component.preprocess(shown)
+
+
+def test_uploaded_png_fills_the_prompts(webui, images, tmp_path):
+    t = tab.create_tab()
+    path = tmp_path / "upload.png"
+    with_parameters(images[0]).save(path, pnginfo=_pnginfo(INFOTEXT))
+    image = _uploaded(t.image, path)
+    prompt, negative, status = tab.image_changed(image)
+    assert _shown(t.prompt, prompt)["value"] == PROMPT
+    assert _shown(t.negative_prompt, negative)["value"] == NEGATIVE
+    assert status == ""
+
+
+def test_image_sent_from_another_tab_keeps_its_parameters(webui, images):
+    """ "Send to ClipProbe": the WebUI's paste function outputs a PIL image (with its
+    infotext) into the tab's image box; the box's own change event then reads it back."""
+    t = tab.create_tab()
+    shown = t.image.postprocess(with_parameters(images[1]))
+    image = _received_back(t.image, shown)
+    assert image.size == images[1].size
+    prompt, negative, status = tab.image_changed(image)
+    assert prompt["value"] == PROMPT and negative["value"] == NEGATIVE and status == ""
+
+
+def test_outputs_are_accepted_by_gradio(webui, images, tiny_hf_clip_dir):
+    t = tab.create_tab()
+    outputs = [t.result, t.pruned_prompt, t.json_file, t.csv_file, t.send_txt2img, t.send_img2img]
+    result = _run(images[0], PROMPT, str(tiny_hf_clip_dir))
+    shown = [_shown(component, value) for component, value in zip(outputs, result)]
+    assert shown[0] == result[0] and shown[1] == result[1]
+    for file_shown, name in zip(shown[2:4], ("clipprobe-report.json", "clipprobe-report.csv")):
+        file_shown = file_shown if isinstance(file_shown, dict) else file_shown.model_dump()
+        assert file_shown["orig_name"] == name
+    for button in shown[4:]:
+        assert button["__type__"] == "update"
+        assert button.get("interactive", button.get("mode") == "dynamic") is True
+    failed = [_shown(c, v) for c, v in zip(outputs, _run(None, PROMPT, WEBUI_CLIP))]
+    assert failed[2] is None and failed[3] is None
+    assert all(b.get("interactive", b.get("mode") == "dynamic") is False for b in failed[4:])
+    for update in tab.image_changed(images[0])[:2] + tab.image_changed(None)[:2]:
+        _shown(t.prompt, update)
 
 
 def _run(
