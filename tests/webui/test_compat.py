@@ -4,6 +4,7 @@ and what it answers is accepted by that gradio."""
 from __future__ import annotations
 
 import gradio as gr
+import pytest
 
 from clipprobe_ext.webui import compat
 
@@ -36,6 +37,7 @@ def test_js_kwarg_is_recorded_as_the_event_js():
         assert dependency["js"] == "my_js_function"
 
 
+@pytest.mark.filterwarnings("ignore:The `style` method is deprecated")  # gradio 3.41 says so
 def test_style_is_harmless_on_every_gradio():
     with gr.Blocks():
         box = gr.Textbox()
