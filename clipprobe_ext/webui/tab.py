@@ -205,6 +205,7 @@ def _analyze(
     granularity: Any,
     model: str | None,
 ) -> Any:
+    from clipprobe_ext import images
     from clipprobe_ext.probe import parse_synonyms
     from clipprobe_ext.webui import model_source, settings
 
@@ -226,8 +227,9 @@ def _analyze(
         )
     except (TypeError, ValueError) as exc:
         raise ClipProbeError(f"Invalid option: {exc}") from exc
-    if getattr(image, "mode", "RGB") != "RGB":
-        image = image.convert("RGB")
+    # The box hands the picture over in its own mode (image_mode=None): 16-bit, float and
+    # transparent images are converted properly here, huge ones refused or shrunk.
+    image = images.load_image(image)
     return model_source.run_analysis([image], prompt, options, model or None, labels=["image"])
 
 
@@ -267,6 +269,9 @@ def create_tab() -> ClipProbeTab:
                 image = gr.Image(
                     label="Image",
                     type="pil",
+                    # gradio's own convert("RGB") clips 16-bit pictures to white and
+                    # drops transparency onto black: keep the mode, convert in _analyze.
+                    image_mode=None,
                     elem_id="clipprobe_image",
                     interactive=True,
                     **compat.image_source_kwargs(),

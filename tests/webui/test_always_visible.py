@@ -194,7 +194,11 @@ def test_ui_is_an_accordion_checkbox_off_by_default(always_visible, webui):
     script = always_visible.ClipProbeScript()
     with gr.Blocks():
         [enabled] = script.ui(False)
-    assert isinstance(enabled, webui.ui_components.InputAccordion)
+    # Forge (gradio 4): InputAccordion is a function returning an InputAccordionImpl.
+    accordion = getattr(
+        webui.ui_components, "InputAccordionImpl", webui.ui_components.InputAccordion
+    )
+    assert isinstance(enabled, accordion)
     assert enabled.value is False
     assert enabled.accordion.label == "ClipProbe: probe after generation"
     assert enabled.do_not_save_to_config and enabled.accordion.do_not_save_to_config

@@ -441,3 +441,34 @@ def test_register_wires_every_callback(webui):
     assert len(cm["callbacks_after_component"]) == 1
     [(_, title, tabname)] = webui.script_callbacks.ui_tabs_callback()
     assert (title, tabname) == ("ClipProbe", "clipprobe")
+
+
+def test_sixteen_bit_and_transparent_uploads_are_converted_properly(
+    webui, tiny_hf_clip_dir, hf_encoder, tmp_path
+):
+    """gradio's own RGB conversion would clip a 16-bit picture to white; the box keeps the
+    mode and the engine scales it, so the analysis sees the real picture."""
+    import numpy as np
+    from PIL import Image
+
+    from clipprobe_ext.images import to_rgb
+
+    t = tab.create_tab()
+    ramp = (np.linspace(0, 65535, 64 * 48).reshape(48, 64)).astype(np.uint16)
+    path = tmp_path / "deep.png"
+    Image.fromarray(ramp).save(path)  # a 16-bit greyscale PNG
+    uploaded = _uploaded(t.image, path)
+    assert uploaded.mode.startswith("I")  # not already clipped by gradio
+    page = _run(uploaded, "a girl, rain", str(tiny_hf_clip_dir))[0]
+    expected = probe.analyze([to_rgb(Image.open(path))], "a girl, rain", hf_encoder)
+    clipped = probe.analyze([Image.open(path).convert("RGB")], "a girl, rain", hf_encoder)
+    similarity = expected.images[0].contribution.full_similarity
+    assert abs(similarity - clipped.images[0].contribution.full_similarity) > 1e-4
+    assert f"{similarity:.4f}" in page
+
+    rgba = Image.new("RGBA", (40, 40), (255, 0, 0, 0))  # fully transparent red
+    path = tmp_path / "alpha.png"
+    rgba.save(path)
+    uploaded = _uploaded(t.image, path)
+    assert uploaded.mode == "RGBA"
+    assert "clipprobe-error" not in _run(uploaded, "a girl", str(tiny_hf_clip_dir))[0]
