@@ -10,8 +10,14 @@
 //   connect_paste_params_buttons runs `switch_to_${tabname}`) after "Send to ClipProbe".
 // - recalculate_prompts_clipprobe(): the same mechanism calls `recalculate_prompts_${tabname}`
 //   after pasting text; ClipProbe has no token counter, so it only passes its arguments on.
+// - clipprobe_submit(...args): the Analyze button's `_js`/`js`, like the WebUI's own
+//   submit_extras() (ui.js): makes a task id with the WebUI's randomId(), starts its
+//   progress bar with requestProgress(id, #clipprobe_result, null, atEnd) (progressbar.js:
+//   polls /internal/progress, shows "In queue", then ClipProbe's text and percentage) and
+//   returns the arguments with the id as the first one (the hidden task-id textbox).
+//   Without requestProgress (older or forked WebUIs) it only passes an id on.
 
-/* global gradioApp, switch_to_txt2img, switch_to_img2img */
+/* global gradioApp, switch_to_txt2img, switch_to_img2img, randomId, requestProgress */
 
 function clipprobe_app() {
     return typeof gradioApp === "function" ? gradioApp() : document;
@@ -87,4 +93,26 @@ function switch_to_clipprobe() {
 
 function recalculate_prompts_clipprobe() {
     return Array.from(arguments);
+}
+
+function clipprobe_task_id() {
+    if (typeof randomId === "function") {
+        return randomId();
+    }
+    return "task(clipprobe-" + Math.random().toString(36).slice(2, 12) + ")";
+}
+
+function clipprobe_submit() {
+    var args = Array.from(arguments);
+    var id = clipprobe_task_id();
+    var container = clipprobe_app().querySelector("#clipprobe_result");
+    if (typeof requestProgress === "function" && container && container.parentNode) {
+        try {
+            requestProgress(id, container, null, function() {});
+        } catch (error) {
+            console.error("ClipProbe: could not show the progress bar", error);
+        }
+    }
+    args[0] = id;
+    return args;
 }

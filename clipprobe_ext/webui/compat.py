@@ -18,6 +18,9 @@ Public API (all cheap; nothing is imported at module import time):
   still has ``.style()`` (3.x), else the component unchanged (4.x dropped it).
 - ``queue_lock()``: the WebUI's ``modules.call_queue.queue_lock``; in 1.10 a
   ``fifo_lock.FIFOLock`` that is NOT re-entrant: never take it twice in one thread.
+- ``progress() -> module | None``: the WebUI's ``modules.progress`` (task ids behind its
+  progress bar: ``add_task_to_queue``, ``start_task``, ``finish_task``, ``pending_tasks``),
+  None where it is missing or lacks those functions (older or forked WebUIs).
 - ``forge_memory_management() -> module | None``: Forge's ``backend.memory_management``
   (or ``ldm_patched.modules.model_management`` of older Forge), None elsewhere.
 """
@@ -83,6 +86,17 @@ def queue_lock() -> Any:
     from modules import call_queue
 
     return call_queue.queue_lock
+
+
+def progress() -> ModuleType | None:
+    try:
+        from modules import progress as module
+    except ImportError:
+        return None
+    needed = ("add_task_to_queue", "start_task", "finish_task")
+    if not all(callable(getattr(module, name, None)) for name in needed):
+        return None
+    return module
 
 
 def forge_memory_management() -> ModuleType | None:

@@ -10,13 +10,16 @@ Public API (the tab and the API call only these):
 - ``webui_clip_available() -> bool``: whether ``shared.interrogator`` exists (some Forge
   forks have none: then only transformers models work).
 - ``run_analysis(images, prompt, options=None, model_name=None, progress=None, *,
-  labels=None, inside_generation=False) -> ProbeReport``: runs
+  labels=None, inside_generation=False, on_start=None) -> ProbeReport``: runs
   ``clipprobe_ext.probe.analyze`` under the WebUI's queue lock (so it never runs beside a
   generation) with progress in ``shared.state``; ``model_name=None`` means the default from
   Settings.  Raises only ``ClipProbeError`` subclasses (messages meant for the user).
   ``inside_generation=True`` is for code that already runs inside a WebUI job holding the
   lock (a script's ``postprocess``): then neither the lock (``FIFOLock`` is not
   re-entrant: taking it again would deadlock) nor ``state.begin/end`` is touched.
+  ``on_start()``, if given, is called once the run holds the lock (after ``state.begin``),
+  before anything else: the tab's ``progress.start_task`` (the WebUI's progress bar turns
+  from "In queue" to the run's own progress there); an exception from it is the caller's.
   Do not wrap a call in ``call_queue.wrap_gradio_gpu_call`` (it takes the same lock);
   ``wrap_gradio_call`` is fine.
 - ``text_cache(model_id) -> TextEmbeddingCache``: the cache shared by all runs of a model.
@@ -104,6 +107,7 @@ def run_analysis(
     *,
     labels: Sequence[str] | None = None,
     inside_generation: bool = False,
+    on_start: Callable[[], None] | None = None,
 ) -> Any:
     """Analyse ``prompt`` against PIL ``images`` with the chosen CLIP; see the module doc."""
     from clipprobe_ext.webui import settings
@@ -115,6 +119,8 @@ def run_analysis(
         if state is not None and not inside_generation:
             state.begin(job="clipprobe")
         try:
+            if on_start is not None:
+                on_start()
             return _run_locked(
                 images, prompt, options, name, progress, labels, state, not inside_generation
             )

@@ -17,8 +17,22 @@ Public API:
   ``switch_to_clipprobe()`` (``javascript/clipprobe.js``).
 - Event handlers, plain functions the tab wires up (tests call them directly):
   ``image_changed(image) -> (prompt update, negative update, status html)`` and
-  ``analyze(image, prompt, synonyms, rounds, threshold, tolerance, granularity, model)
-  -> (result html, pruned prompt, json path, csv path, send-button update x2)``.
+  ``analyze(id_task, image, prompt, synonyms, rounds, threshold, tolerance, granularity,
+  model) -> (result html, pruned prompt, json path, csv path, send-button update x2)``.
+
+Progress is shown the WebUI's usual way, as txt2img and Extras do: the Analyze click runs
+the JS ``clipprobe_submit()`` first, which makes a task id (``randomId()``), starts the
+WebUI's ``requestProgress`` bar above the result box (``#clipprobe_result``, in a
+``progress-container`` row) and passes the id as the hidden first input ``id_task``.
+``analyze`` puts the id in the WebUI's queue (``progress.add_task_to_queue``: the bar says
+"In queue" while a generation holds the lock), starts it once ``run_analysis`` holds the
+lock (``on_start``: ``progress.start_task``; the bar then shows ClipProbe's ``textinfo``
+and percentage from ``shared.state``) and finishes it whatever happens
+(``progress.finish_task``; an id that never started also leaves ``pending_tasks``).  Its
+results are not recorded (``progress.record_results``): ClipProbe has no "restore
+progress", and the two recorded slots belong to txt2img/img2img.  Without
+``modules.progress`` or ``requestProgress`` (older or forked WebUIs), or without a
+``task(...)`` id, the bookkeeping is skipped and gradio's own spinner remains.
 
 Handlers never raise: every ``ClipProbeError`` becomes an HTML error box with its message;
 anything else is logged with its traceback and shown as one short line.  ``analyze`` calls
@@ -146,6 +160,50 @@ def _prune_exports(folder: str) -> None:
         pass
 
 
+def is_task_id(value: Any) -> bool:
+    """A WebUI task id as ``randomId()`` makes it (``wrap_gradio_gpu_call``'s own test)."""
+    return isinstance(value, str) and value.startswith("task(") and value.endswith(")")
+
+
+class ProgressTask:
+    """One click's entry in the WebUI's ``modules.progress`` (no-op without one).
+
+    Failures of the bookkeeping are logged, never raised: the progress bar must not cost
+    the user the analysis.
+    """
+
+    def __init__(self, id_task: Any) -> None:
+        from clipprobe_ext.webui import compat
+
+        self.id_task = id_task if is_task_id(id_task) else None
+        self.module = compat.progress() if self.id_task is not None else None
+        self.started = False
+
+    def queue(self) -> None:
+        if self.module is not None:
+            self._call("add_task_to_queue")
+
+    def start(self) -> None:
+        if self.module is not None and not self.started:
+            self.started = True
+            self._call("start_task")
+
+    def finish(self) -> None:
+        if self.module is None:
+            return
+        if not self.started:  # start_task would have taken it out of the queue
+            pending = getattr(self.module, "pending_tasks", None)
+            if isinstance(pending, dict):
+                pending.pop(self.id_task, None)
+        self._call("finish_task")
+
+    def _call(self, name: str) -> None:
+        try:
+            getattr(self.module, name)(self.id_task)
+        except Exception:
+            log.exception("ClipProbe: progress.%s failed", name)
+
+
 def _failure(html: str) -> tuple[Any, ...]:
     return (
         html,
@@ -158,6 +216,7 @@ def _failure(html: str) -> tuple[Any, ...]:
 
 
 def analyze(
+    id_task: Any,
     image: Any,
     prompt: str | None,
     synonyms: str | None,
@@ -170,8 +229,20 @@ def analyze(
     """Run the analysis for the tab; see the module docstring for the outputs."""
     from clipprobe_ext import render
 
+    task = ProgressTask(id_task)
+    task.queue()
     try:
-        report = _analyze(image, prompt, synonyms, rounds, threshold, tolerance, granularity, model)
+        report = _analyze(
+            image,
+            prompt,
+            synonyms,
+            rounds,
+            threshold,
+            tolerance,
+            granularity,
+            model,
+            on_start=task.start,
+        )
         json_path, csv_path = write_exports(report)
     except ClipProbeError as exc:
         return _failure(render.render_error(str(exc)))
@@ -184,6 +255,8 @@ def analyze(
                 "the full error is in the console."
             )
         )
+    finally:
+        task.finish()
     pruned = report.pruning.pruned_prompt if report.pruning is not None else ""
     return (
         render.render_report(report),
@@ -204,6 +277,7 @@ def _analyze(
     tolerance: Any,
     granularity: Any,
     model: str | None,
+    on_start: Any = None,
 ) -> Any:
     from clipprobe_ext import images
     from clipprobe_ext.probe import parse_synonyms
@@ -230,7 +304,9 @@ def _analyze(
     # The box hands the picture over in its own mode (image_mode=None): 16-bit, float and
     # transparent images are converted properly here, huge ones refused or shrunk.
     image = images.load_image(image)
-    return model_source.run_analysis([image], prompt, options, model or None, labels=["image"])
+    return model_source.run_analysis(
+        [image], prompt, options, model or None, labels=["image"], on_start=on_start
+    )
 
 
 # -- the tab ---------------------------------------------------------------------------------
@@ -256,6 +332,7 @@ class ClipProbeTab:
     csv_file: Any
     send_txt2img: Any
     send_img2img: Any
+    task_id: Any
 
 
 def create_tab() -> ClipProbeTab:
@@ -339,6 +416,8 @@ def create_tab() -> ClipProbeTab:
                 status = gr.HTML(elem_id="clipprobe_status")
             with gr.Column(elem_id="clipprobe_outputs"):
                 pruned_prompt = gr.Textbox(visible=False, elem_id="clipprobe_pruned_prompt")
+                # filled by clipprobe_submit() with the task id of the WebUI's progress bar
+                task_id = gr.Textbox(visible=False, elem_id="clipprobe_task_id")
                 with gr.Row(elem_id="clipprobe_send_row"):
                     send_txt2img = gr.Button(
                         "Send pruned prompt to txt2img",
@@ -350,10 +429,13 @@ def create_tab() -> ClipProbeTab:
                         interactive=False,
                         elem_id="clipprobe_send_img2img",
                     )
-                result = gr.HTML(
-                    value='<div class="clipprobe-message">Results appear here.</div>',
-                    elem_id="clipprobe_result",
-                )
+                # the WebUI's progress bar is placed above the result box (its CSS places
+                # .progressDiv relative to a .progress-container)
+                with gr.Row(elem_classes="progress-container", elem_id="clipprobe_result_row"):
+                    result = gr.HTML(
+                        value='<div class="clipprobe-message">Results appear here.</div>',
+                        elem_id="clipprobe_result",
+                    )
                 with gr.Row(elem_id="clipprobe_exports"):
                     json_file = gr.File(
                         label="JSON", interactive=False, height=80, elem_id="clipprobe_json"
@@ -370,8 +452,19 @@ def create_tab() -> ClipProbeTab:
         )
         analyze_button.click(
             fn=analyze,
-            inputs=[image, prompt, synonyms, rounds, threshold, tolerance, granularity, model],
+            inputs=[
+                task_id,
+                image,
+                prompt,
+                synonyms,
+                rounds,
+                threshold,
+                tolerance,
+                granularity,
+                model,
+            ],
             outputs=[result, pruned_prompt, json_file, csv_file, send_txt2img, send_img2img],
+            **compat.js_kwarg("clipprobe_submit"),
         )
         send_txt2img.click(
             fn=None,
@@ -410,6 +503,7 @@ def create_tab() -> ClipProbeTab:
         csv_file,
         send_txt2img,
         send_img2img,
+        task_id,
     )
     _register_paste_fields(tab)
     return tab

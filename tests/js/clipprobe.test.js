@@ -28,6 +28,9 @@ class FakeElement {
         }
         return this;
     }
+    get parentNode() {
+        return this.parent;
+    }
     descendants() {
         return this.children.flatMap((c) => [c, ...c.descendants()]);
     }
@@ -70,11 +73,13 @@ function page({withTab = true} = {}) {
     const i2i = new FakeElement("div", {id: "img2img_prompt"}).append(new FakeElement("textarea"));
     const t2iNeg = new FakeElement("div", {id: "txt2img_neg_prompt"}).append(new FakeElement("textarea"));
     t2iNeg.querySelector("textarea").value = "blurry";
-    root.append(tabs, t2i, i2i, t2iNeg);
+    const resultRow = new FakeElement("div", {id: "clipprobe_result_row", classes: ["progress-container"]});
+    resultRow.append(new FakeElement("div", {id: "clipprobe_result"}));
+    root.append(tabs, t2i, i2i, t2iNeg, resultRow);
     return root;
 }
 
-function load(root) {
+function load(root, extra = {}) {
     const switched = [];
     class Event {
         constructor(type, init = {}) {
@@ -88,6 +93,8 @@ function load(root) {
         switch_to_txt2img: () => switched.push("txt2img"),
         switch_to_img2img: () => switched.push("img2img"),
         document: root,
+        console,
+        ...extra,
     };
     vm.createContext(context);
     vm.runInContext(SOURCE, context);
@@ -158,4 +165,60 @@ test("without a ClipProbe tab nothing is clicked", () => {
 test("recalculate_prompts_clipprobe passes its arguments on", () => {
     const {context} = load(page());
     assert.deepStrictEqual(Array.from(context.recalculate_prompts_clipprobe(1, 2)), [1, 2]);
+});
+
+// The WebUI's own helpers of javascript/progressbar.js (1.10): randomId() and a recorder
+// for requestProgress(id_task, progressbarContainer, gallery, atEnd, onProgress, timeout).
+function webuiProgress() {
+    const calls = [];
+    let next = 0;
+    return {
+        calls,
+        randomId: () => `task(id${++next})`,
+        requestProgress: (...args) => calls.push(args),
+    };
+}
+
+test("clipprobe_submit makes a task id, starts the progress bar, passes the id first", () => {
+    const root = page();
+    const progress = webuiProgress();
+    const {context} = load(root, {randomId: progress.randomId, requestProgress: progress.requestProgress});
+    const args = ["", "image", "a girl, rain", "", 4, 0.0, 0.02, "phrases", "model"];
+    const out = Array.from(context.clipprobe_submit(...args));
+    assert.deepStrictEqual(out, ["task(id1)", ...args.slice(1)]);
+    assert.strictEqual(progress.calls.length, 1);
+    const [id, container, gallery, atEnd] = progress.calls[0];
+    assert.strictEqual(id, "task(id1)");
+    assert.strictEqual(container, root.querySelector("#clipprobe_result"));
+    assert.ok(container.parentNode.classList.has("progress-container"));
+    assert.strictEqual(gallery, null);
+    assert.strictEqual(typeof atEnd, "function");
+    atEnd();
+    const again = Array.from(context.clipprobe_submit(...args));
+    assert.strictEqual(again[0], "task(id2)"); // a fresh id per click
+    assert.strictEqual(progress.calls[1][0], "task(id2)");
+});
+
+test("clipprobe_submit without the WebUI's progress helpers still passes a task id", () => {
+    const root = page();
+    const {context} = load(root);
+    const out = Array.from(context.clipprobe_submit("", "image", "prompt"));
+    assert.match(out[0], /^task\(clipprobe-[a-z0-9]+\)$/);
+    assert.deepStrictEqual(out.slice(1), ["image", "prompt"]);
+});
+
+test("clipprobe_submit survives a failing requestProgress and a missing result box", () => {
+    const progress = webuiProgress();
+    const failing = load(page(), {
+        randomId: progress.randomId,
+        requestProgress: () => {
+            throw new Error("boom");
+        },
+        console: {error: () => {}},
+    });
+    assert.strictEqual(Array.from(failing.context.clipprobe_submit("", "x"))[0], "task(id1)");
+    const root = new FakeElement("div", {id: "root"});
+    const bare = load(root, {randomId: progress.randomId, requestProgress: progress.requestProgress});
+    assert.deepStrictEqual(Array.from(bare.context.clipprobe_submit("", "x")), ["task(id2)", "x"]);
+    assert.strictEqual(progress.calls.length, 0);
 });

@@ -9,7 +9,7 @@ test and removed afterwards, so each test gets fresh ``shared.opts``/``state``/c
 and nothing leaks into the engine's tests.
 
 - ``webui``: namespace of the loaded stand-ins (``webui.shared``, ``webui.devices``,
-  ``webui.call_queue``, ``webui.script_callbacks``, ...).
+  ``webui.call_queue``, ``webui.progress``, ``webui.script_callbacks``, ...).
 - ``interrogator``: an ``InterrogateModels`` installed as ``shared.interrogator`` whose
   ``load_clip_model`` returns a private copy of the tiny openai CLIP (and counts calls).
 - ``launch_stub``: the stand-in ``launch`` module in ``sys.modules``.
@@ -39,6 +39,7 @@ STUB_MODULES = (
     "shared",
     "lowvram",
     "interrogate",
+    "progress",
     "call_queue",
     "script_callbacks",
     "scripts",

@@ -263,6 +263,51 @@ def test_two_users_are_serialised(webui, interrogator, fake_analyze, images):
     assert first != second
 
 
+def test_on_start_is_called_once_inside_the_lock(webui, interrogator, fake_analyze, images):
+    lock = webui.call_queue.queue_lock
+    started = []
+    fake_analyze.during.append(lambda: started.append("analysing"))
+
+    def on_start():
+        started.append((lock.locked(), webui.shared.state.job, fake_analyze.encoders == []))
+
+    lock.acquire()  # a generation is running: nothing starts before it ends
+    worker = threading.Thread(
+        target=lambda: run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP, on_start=on_start)
+    )
+    worker.start()
+    time.sleep(0.2)
+    assert started == []
+    lock.release()
+    worker.join(timeout=30)
+    assert started == [(True, "clipprobe", True), "analysing"]
+    assert not lock.locked()
+
+
+def test_on_start_failure_releases_everything(webui, interrogator, fake_analyze, images):
+    def on_start():
+        raise RuntimeError("bookkeeping")
+
+    with pytest.raises(RuntimeError, match="bookkeeping"):
+        run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP, on_start=on_start)
+    assert fake_analyze.encoders == []
+    assert webui.shared.state.history == [("begin", "clipprobe"), ("end", "clipprobe")]
+    assert not webui.call_queue.queue_lock.locked()
+
+
+def test_on_start_inside_a_generation(webui, interrogator, fake_analyze, images):
+    started = []
+    with webui.call_queue.queue_lock:
+        run_analysis(
+            images[:1],
+            "a cube",
+            model_name=WEBUI_CLIP,
+            inside_generation=True,
+            on_start=lambda: started.append(True),
+        )
+    assert started == [True]
+
+
 def test_inside_generation_does_not_take_the_lock(webui, interrogator, fake_analyze, images):
     with webui.call_queue.queue_lock:  # as in a script's postprocess during a generation
         webui.shared.state.begin(job="txt2img")

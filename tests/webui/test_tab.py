@@ -86,6 +86,13 @@ def _events(blocks):
     ]
 
 
+def _parent_of(blocks, component):
+    for block in blocks.blocks.values():
+        if component in getattr(block, "children", []):
+            return block
+    raise AssertionError(f"{component} has no parent")
+
+
 def _handler(blocks, fn):
     for event in _events(blocks):
         if event["fn"] is fn:
@@ -122,8 +129,21 @@ def test_events_are_wired(webui):
     analyze = _handler(t.blocks, tab.analyze)
     assert analyze["targets"] == [(t.analyze_button._id, "click")]
     assert analyze["inputs"] == _ids(
-        [t.image, t.prompt, t.synonyms, t.rounds, t.threshold, t.tolerance, t.granularity, t.model]
+        [
+            t.task_id,
+            t.image,
+            t.prompt,
+            t.synonyms,
+            t.rounds,
+            t.threshold,
+            t.tolerance,
+            t.granularity,
+            t.model,
+        ]
     )
+    assert analyze["js"] == "clipprobe_submit"  # task id + the WebUI's progress bar
+    assert t.task_id.visible is False
+    assert "progress-container" in _parent_of(t.blocks, t.result).elem_classes
     assert analyze["outputs"] == _ids(
         [t.result, t.pruned_prompt, t.json_file, t.csv_file, t.send_txt2img, t.send_img2img]
     )
@@ -261,9 +281,17 @@ def test_outputs_are_accepted_by_gradio(webui, images, tiny_hf_clip_dir):
 
 
 def _run(
-    image, prompt, model, synonyms="", rounds=4, threshold=0.0, tolerance=0.02, gran="phrases"
+    image,
+    prompt,
+    model,
+    synonyms="",
+    rounds=4,
+    threshold=0.0,
+    tolerance=0.02,
+    gran="phrases",
+    id_task="",
 ):
-    return tab.analyze(image, prompt, synonyms, rounds, threshold, tolerance, gran, model)
+    return tab.analyze(id_task, image, prompt, synonyms, rounds, threshold, tolerance, gran, model)
 
 
 def test_analysis_renders_the_real_report(webui, images, tiny_hf_clip_dir, hf_encoder):
@@ -382,6 +410,157 @@ def test_second_user_waits_for_the_first(webui, images, tiny_hf_clip_dir):
         lock.release()
     worker.join(60)
     assert results and "clipprobe-error" not in results[0][0]
+
+
+# -- the WebUI's progress bar (modules.progress task ids) -------------------------------------
+
+TASK = "task(abc123xyz)"
+
+
+def _calls(webui):
+    """``(name, id, lock held)`` of the stand-in ``modules.progress``, record_results aside."""
+    return list(webui.progress.calls)
+
+
+def _assert_task_over(webui, task=TASK):
+    assert webui.progress.task_status(task) == (False, False, True)  # completed
+    assert webui.progress.current_task is None and task not in webui.progress.pending_tasks
+    assert webui.progress.recorded_results == []  # the restore slots stay txt2img's
+    assert not webui.call_queue.queue_lock.locked()
+
+
+def test_task_is_queued_before_the_lock_and_started_inside_it(webui, images, tiny_hf_clip_dir):
+    lock = webui.call_queue.queue_lock
+    results = []
+    lock.acquire()  # a generation is running
+    try:
+        worker = threading.Thread(
+            target=lambda: results.append(
+                _run(images[0], PROMPT, str(tiny_hf_clip_dir), id_task=TASK)
+            )
+        )
+        worker.start()
+        deadline = time.monotonic() + 10
+        while TASK not in webui.progress.pending_tasks and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)
+        # "In queue: 1/1" on the bar while the generation holds the lock
+        assert webui.progress.task_status(TASK) == (False, True, False)
+        assert _calls(webui) == [("add_task_to_queue", TASK, True)]
+        assert results == []
+    finally:
+        lock.release()
+    worker.join(60)
+    assert results and "clipprobe-error" not in results[0][0]
+    seen = _calls(webui)
+    assert seen == [
+        ("add_task_to_queue", TASK, True),  # the generation's lock, not ours
+        ("start_task", TASK, True),
+        ("finish_task", TASK, False),
+    ]
+    _assert_task_over(webui)
+
+
+def test_task_is_active_with_clipprobe_progress_while_it_runs(
+    webui, images, tiny_hf_clip_dir, monkeypatch
+):
+    real = probe.analyze
+    during = []
+
+    def watching(images_, prompt, encoder, options=None, labels=None, progress=None):
+        def report(message, fraction):
+            state = webui.shared.state
+            during.append((webui.progress.task_status(TASK), state.textinfo, state.job_count))
+            progress(message, fraction)
+
+        return real(images_, prompt, encoder, options, labels, report)
+
+    monkeypatch.setattr(probe, "analyze", watching)
+    page, *_ = _run(images[0], PROMPT, str(tiny_hf_clip_dir), id_task=TASK)
+    assert "clipprobe-error" not in page
+    assert during and all(status == (True, False, False) for status, _, _ in during)
+    assert all(text.startswith("ClipProbe: ") and count == 1 for _, text, count in during)
+    _assert_task_over(webui)
+
+
+def test_task_finished_after_an_error_before_the_lock(webui):
+    assert "Add an image first" in _error(_run(None, PROMPT, WEBUI_CLIP, id_task=TASK))
+    assert _calls(webui) == [("add_task_to_queue", TASK, False), ("finish_task", TASK, False)]
+    _assert_task_over(webui)
+
+
+def test_task_finished_after_a_clipprobe_error_inside_the_lock(webui, images, tmp_path):
+    message = _error(_run(images[0], PROMPT, str(tmp_path / "no-such-model"), id_task=TASK))
+    assert "no-such-model" in message
+    assert [name for name, _, _ in _calls(webui)] == [
+        "add_task_to_queue",
+        "start_task",
+        "finish_task",
+    ]
+    assert _calls(webui)[1] == ("start_task", TASK, True)
+    _assert_task_over(webui)
+
+
+def test_task_finished_after_an_unexpected_error(webui, images, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("kaput")
+
+    monkeypatch.setattr(model_source, "run_analysis", boom)
+    assert "RuntimeError: kaput" in _error(_run(images[0], PROMPT, WEBUI_CLIP, id_task=TASK))
+    assert _calls(webui) == [("add_task_to_queue", TASK, False), ("finish_task", TASK, False)]
+    _assert_task_over(webui)
+
+
+def test_task_finished_after_an_unexpected_error_once_started(
+    webui, images, tiny_hf_clip_dir, monkeypatch
+):
+    def disk_full(report):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(tab, "write_exports", disk_full)
+    message = _error(_run(images[0], PROMPT, str(tiny_hf_clip_dir), id_task=TASK))
+    assert "OSError: No space left on device" in message
+    assert [name for name, _, _ in _calls(webui)] == [
+        "add_task_to_queue",
+        "start_task",
+        "finish_task",
+    ]
+    _assert_task_over(webui)
+
+
+@pytest.mark.parametrize("id_task", [None, "", "abc", "task(x"])
+def test_no_task_id_means_no_bookkeeping(webui, images, tiny_hf_clip_dir, id_task):
+    page, *_ = _run(images[0], PROMPT, str(tiny_hf_clip_dir), id_task=id_task)
+    assert "clipprobe-error" not in page
+    assert _calls(webui) == []
+
+
+def test_without_modules_progress_the_analysis_still_runs(
+    webui, images, tiny_hf_clip_dir, monkeypatch
+):
+    import sys
+
+    monkeypatch.delattr(sys.modules["modules"], "progress")
+    monkeypatch.setitem(sys.modules, "modules.progress", None)  # an older/forked WebUI
+    page, *_ = _run(images[0], PROMPT, str(tiny_hf_clip_dir), id_task=TASK)
+    assert "clipprobe-error" not in page
+    assert _calls(webui) == []
+
+
+def test_failing_progress_bookkeeping_costs_nothing(
+    webui, images, tiny_hf_clip_dir, monkeypatch, caplog
+):
+    def broken(id_task):
+        raise KeyError(id_task)
+
+    monkeypatch.setattr(webui.progress, "start_task", broken)
+    monkeypatch.setattr(webui.progress, "finish_task", broken)
+    with caplog.at_level(logging.ERROR, logger="clipprobe"):
+        page, *_ = _run(images[0], PROMPT, str(tiny_hf_clip_dir), id_task=TASK)
+    assert "clipprobe-error" not in page
+    assert not webui.call_queue.queue_lock.locked()
+    assert any("progress.start_task" in r.getMessage() for r in caplog.records)
+    assert webui.shared.state.job == ""
 
 
 # -- "Send to ClipProbe" in other tabs -------------------------------------------------------
