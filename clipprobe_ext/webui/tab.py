@@ -464,6 +464,9 @@ def create_tab() -> ClipProbeTab:
                 model,
             ],
             outputs=[result, pruned_prompt, json_file, csv_file, send_txt2img, send_img2img],
+            # The WebUI's progress bar (clipprobe_submit -> requestProgress) is the main
+            # indicator; gradio keeps only its small timer, no overlay over the results.
+            show_progress="minimal",
             **compat.js_kwarg("clipprobe_submit"),
         )
         send_txt2img.click(
