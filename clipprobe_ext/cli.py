@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from clipprobe_ext.errors import ClipProbeError, ImageError, ModelError, PromptError
+from clipprobe_ext.errors import ClipProbeError, ImageError, ModelError, PromptError, first_line
 
 PROG = "clipprobe"
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
@@ -318,7 +318,7 @@ def _load_openai_clip(name: str, device: str) -> Any:
             model, preprocess = clip.load(path if is_file else name, device=device, jit=False)
     except Exception as exc:
         if is_file:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = first_line(exc)
             raise ModelError(
                 f"Could not load the clip model file {name} (clip.load wants one of the "
                 f"openai TorchScript checkpoints): {reason}"

@@ -22,7 +22,10 @@ class ModelError(ClipProbeError):
     """The CLIP model could not be loaded, or went away during a run."""
 
 
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (or its type), for one-line messages."""
+def first_line(exc: BaseException, empty: str | None = None) -> str:
+    """The first line of an exception's message, for one-line messages; for an empty
+    message ``empty``, or the exception's type name when that is ``None``."""
     lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+    if lines:
+        return lines[0]
+    return type(exc).__name__ if empty is None else empty

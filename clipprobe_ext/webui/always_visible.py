@@ -148,7 +148,9 @@ def probe_image(p: Any, image: Any) -> str | None:
         )
         summary = " ".join(render.summary_text(report).split())  # one line, always
     except Exception as exc:  # never break a generation
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        from clipprobe_ext.errors import first_line
+
+        message = first_line(exc, empty="")
         log.warning(
             "ClipProbe: probe after generation failed for image %d: %s: %s",
             number,

@@ -39,7 +39,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from clipprobe_ext.errors import ClipProbeError, ModelError
+from clipprobe_ext.errors import ClipProbeError, ModelError, first_line
 
 WEBUI_CLIP = "WebUI Interrogate CLIP (ViT-L/14)"
 WEBUI_CLIP_ID = "webui-interrogate:ViT-L/14"
@@ -235,7 +235,7 @@ def _run_locked(
             raise ModelError(MODEL_GONE) from exc
         log.exception("ClipProbe: the CLIP model failed")
         raise ModelError(
-            f"The CLIP model '{name}' failed: {type(exc).__name__}: {_first_line(exc)}"
+            f"The CLIP model '{name}' failed: {type(exc).__name__}: {first_line(exc, empty='')}"
         ) from exc
     finally:
         _release(source)
@@ -253,11 +253,6 @@ def _set_progress(state: Any, message: str, fraction: float | None, own_job: boo
     if fraction is not None:
         state.sampling_steps = 100
         state.sampling_step = int(round(max(0.0, min(1.0, fraction)) * 100))
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else ""
 
 
 class _Source:
@@ -327,7 +322,7 @@ def _webui_clip() -> _Source:
         log.exception("ClipProbe: could not load the Interrogate CLIP")
         raise ModelError(
             f"Could not load the WebUI's Interrogate CLIP (ViT-L/14): {type(exc).__name__}: "
-            f"{_first_line(exc)}; choose a transformers CLIP model instead."
+            f"{first_line(exc, empty='')}; choose a transformers CLIP model instead."
         ) from exc
 
     held = interrogator.clip_model

@@ -49,7 +49,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from clipprobe_ext.errors import ClipProbeError, ImageError, PromptError
+from clipprobe_ext.errors import ClipProbeError, ImageError, PromptError, first_line
 
 log = logging.getLogger("clipprobe")
 
@@ -248,7 +248,7 @@ def analyze(
         return _failure(render.render_error(str(exc)))
     except Exception as exc:  # never a traceback in the tab
         log.exception("ClipProbe: the analysis failed")
-        first = (str(exc).strip().splitlines() or [""])[0]
+        first = first_line(exc, empty="")
         return _failure(
             render.render_error(
                 f"ClipProbe failed unexpectedly ({type(exc).__name__}: {first}); "
