@@ -364,14 +364,6 @@ def require_measurable(parsed: ParsedPrompt) -> list[Phrase]:
     return measurable
 
 
-def clip_text(parsed: ParsedPrompt, keep: Iterable[int] | None = None) -> str:
-    """The text CLIP reads for the (kept) measurable phrases, joined with ', '."""
-    wanted = None if keep is None else set(keep)
-    return ", ".join(
-        p.text for p in parsed.phrases if p.measurable and (wanted is None or p.index in wanted)
-    )
-
-
 # --------------------------------------------------------------------------- removal
 
 

@@ -12,7 +12,6 @@ from clipprobe_ext.errors import PromptError
 from clipprobe_ext.prompt import (
     ParsedPrompt,
     Phrase,
-    clip_text,
     parse_prompt,
     remove_phrases,
     require_measurable,
@@ -198,12 +197,6 @@ def test_require_measurable_explains_what_is_wrong() -> None:
     with pytest.raises(PromptError, match="only extra-network tags"):
         require_measurable(parse_prompt("<lora:a:1>, <lyco:b:0.5>"))
     assert [p.text for p in require_measurable(parse_prompt("<lora:a:1>, cat"))] == ["cat"]
-
-
-def test_clip_text_joins_measurable_phrases() -> None:
-    parsed = parse_prompt("(a cat:1.3), <lora:x:1>, [dog]\nBREAK sun")
-    assert clip_text(parsed) == "a cat, dog, sun"
-    assert clip_text(parsed, keep=[0, 1, 3]) == "a cat, sun"
 
 
 # --------------------------------------------------------------------------- removal

@@ -151,9 +151,6 @@ class ClipEncoder(ABC):
     def chunk_length(self) -> int:
         return self.context_length - 2
 
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenize(text))
-
     def encode_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """Unit embeddings of the images, [len(images), dim]."""
         out = []
