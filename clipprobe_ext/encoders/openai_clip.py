@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -10,6 +11,15 @@ from PIL import Image
 
 from clipprobe_ext.encoders.base import ClipEncoder, TextEmbeddingCache, TokenChunk
 from clipprobe_ext.encoders.text_tower import Tower, openai_tower
+
+
+@functools.cache
+def _simple_tokenizer() -> Any:
+    """openai clip's tokenizer, built once: it reads the BPE file, and the WebUI makes a new
+    encoder around its Interrogate CLIP for every run."""
+    from clip.simple_tokenizer import SimpleTokenizer
+
+    return SimpleTokenizer()
 
 
 class OpenAIClipEncoder(ClipEncoder):
@@ -28,10 +38,8 @@ class OpenAIClipEncoder(ClipEncoder):
         batch_size: int = 32,
     ) -> None:
         super().__init__(model, model_id, cache, batch_size)
-        from clip.simple_tokenizer import SimpleTokenizer
-
         self.preprocess = preprocess
-        self._tokenizer = SimpleTokenizer()
+        self._tokenizer = _simple_tokenizer()
         self._sot = self._tokenizer.encoder["<|startoftext|>"]
         self._eot = self._tokenizer.encoder["<|endoftext|>"]
         self.context_length = int(model.context_length)
