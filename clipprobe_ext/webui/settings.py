@@ -19,6 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from clipprobe_ext.probe import ProbeOptions
+from clipprobe_ext.webui import model_choices
+
 SECTION = ("clipprobe", "ClipProbe")
 
 KEY_MODEL = "clipprobe_default_model"
@@ -33,30 +36,22 @@ THRESHOLD_DEFAULT = 0.01
 TOLERANCE_DEFAULT = 0.01
 
 
-def _default_model_name() -> str:
-    from clipprobe_ext.webui.model_source import WEBUI_CLIP
-
-    return WEBUI_CLIP
-
-
 def on_ui_settings() -> None:
     import gradio as gr
     from modules import shared
-
-    from clipprobe_ext.webui import model_source
 
     def option(default: Any, label: str, component: Any = None, args: Any = None) -> Any:
         return shared.OptionInfo(default, label, component, args, section=SECTION)
 
     options = {
         KEY_MODEL: option(
-            _default_model_name(),
+            model_choices.WEBUI_CLIP,
             "Default CLIP model (WebUI Interrogate CLIP, a transformers hub name or a local folder)",
             gr.Dropdown,
             # Only what Dropdown.update() takes: 1.10 applies these args as an update
             # on every page load (modules/ui_settings.py), and gradio 3.41's update has
             # no allow_custom_value (a custom folder can still be typed in the tab).
-            lambda: {"choices": model_source.list_models()},
+            lambda: {"choices": model_choices.list_models(default_model())},
         ).info("the Interrogate CLIP is the model the WebUI's 'Interrogate CLIP' button uses"),
         KEY_ROUNDS: option(
             ROUNDS_DEFAULT,
@@ -106,7 +101,7 @@ def default_model() -> str:
     value = _opt(KEY_MODEL, None)
     if isinstance(value, str) and value.strip():
         return value.strip()
-    return _default_model_name()
+    return model_choices.WEBUI_CLIP
 
 
 def rounds() -> int:
@@ -141,10 +136,8 @@ def probe_after_generation() -> bool:
     return bool(_opt(KEY_AFTER_GENERATION, False))
 
 
-def probe_options(**overrides: Any) -> Any:
+def probe_options(**overrides: Any) -> ProbeOptions:
     """``ProbeOptions`` with rounds/threshold/tolerance from the settings, then overrides."""
-    from clipprobe_ext.probe import ProbeOptions
-
     values: dict[str, Any] = {
         "rounds": rounds(),
         "threshold": threshold(),
