@@ -3,7 +3,7 @@
 Usage::
 
     python -m clipprobe_ext IMAGE... [--prompt TEXT] [--model NAME_OR_DIR]
-        [--device cpu|cuda] [--rounds K] [--threshold P] [--tolerance T]
+        [--device cpu|cuda] [--rounds N] [--threshold PERCENT] [--tolerance PERCENT]
         [--synonyms "a|b"]... [--words] [--no-contribution] [--no-prune]
         [--json | --csv] [-o FILE] [--color auto|always|never] [-q]
 
@@ -19,6 +19,9 @@ Model: a transformers hub name (default ``openai/clip-vit-base-patch32``; needs 
 Hugging Face cache or network) or a local folder holding a transformers CLIP;
 ``openai-clip:NAME`` loads the openai ``clip`` package's model (``openai-clip:ViT-L/14``,
 the WebUI's Interrogate CLIP; or ``openai-clip:/path/to/ViT-L-14.pt``).
+
+Options: defaults and bounds come from ``clipprobe_ext.options`` (see ``--help``);
+``--threshold``/``--tolerance`` take a percentage (``5%``) or a fraction (``0.05``).
 
 Output: the table goes to stdout (or ``-o FILE``); ``--json``/``--csv`` write only the
 document there.  Progress is shown on stderr while it is a terminal (never on stdout);
@@ -42,10 +45,16 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from clipprobe_ext.errors import ClipProbeError, ImageError, ModelError, PromptError, first_line
+from clipprobe_ext.options import (
+    DEFAULT_MODEL,
+    MODEL,
+    OPENAI_PREFIX,
+    ProbeOptions,
+    add_arguments,
+    options_from_args,
+)
 
 PROG = "clipprobe"
-DEFAULT_MODEL = "openai/clip-vit-base-patch32"
-OPENAI_PREFIX = "openai-clip:"
 
 
 class UsageError(Exception):
@@ -55,25 +64,6 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
-
-
-def _fraction(text: str) -> float:
-    """``0.05`` or ``5%``."""
-    raw = text.strip()
-    try:
-        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number or percentage: {text!r}") from None
-    if value != value:  # NaN
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,37 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model",
         default=DEFAULT_MODEL,
-        help=(
-            f"transformers hub name or local folder (default {DEFAULT_MODEL}); "
-            f"'{OPENAI_PREFIX}ViT-L/14' for the openai clip package"
-        ),
+        help=f"{MODEL.help} (default {DEFAULT_MODEL})",
     )
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
-    p.add_argument("--rounds", type=_positive_int, default=5, help="elimination rounds (5)")
-    p.add_argument(
-        "--threshold",
-        type=_fraction,
-        default=0.01,
-        help="list phrases above this probability each round: 0.01 or 1%% (default)",
-    )
-    p.add_argument(
-        "--tolerance",
-        type=_fraction,
-        default=0.01,
-        help="similarity the pruned prompt may lose, relative: 0.01 or 1%% (default)",
-    )
-    p.add_argument(
-        "--synonyms",
-        action="append",
-        default=[],
-        metavar='"A|B"',
-        help="a group of alternatives ranked against each other; repeatable, or 'a|b; c|d'",
-    )
-    p.add_argument("--words", action="store_true", help="probe word by word, not by phrase")
-    p.add_argument(
-        "--no-contribution", action="store_true", help="skip the leave-one-out contribution"
-    )
-    p.add_argument("--no-prune", action="store_true", help="skip the pruned-prompt search")
+    add_arguments(p)
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="write the report as JSON")
     fmt.add_argument("--csv", action="store_true", help="write one CSV row per image and phrase")
@@ -337,24 +300,11 @@ def _load_openai_clip(name: str, device: str) -> Any:
 # -- main --------------------------------------------------------------------------------
 
 
-def _options(args: argparse.Namespace) -> Any:
-    from clipprobe_ext.probe import ProbeOptions, parse_synonyms
-
-    synonyms = [group for text in args.synonyms for group in parse_synonyms(text)]
-    options = ProbeOptions(
-        rounds=args.rounds,
-        threshold=args.threshold,
-        tolerance=args.tolerance,
-        synonyms=synonyms,
-        granularity="word" if args.words else "phrase",
-        contribution=not args.no_contribution,
-        prune=not args.no_prune,
-    )
+def _options(args: argparse.Namespace) -> ProbeOptions:
     try:
-        options.validate()
+        return options_from_args(args)
     except ClipProbeError as exc:
         raise UsageError(str(exc)) from exc
-    return options
 
 
 def _render(reports: list[Any], args: argparse.Namespace, color: bool) -> str:
