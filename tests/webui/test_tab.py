@@ -21,7 +21,7 @@ from clipprobe_ext import probe
 from clipprobe_ext.errors import PromptError
 from clipprobe_ext.probe import ProbeOptions
 from clipprobe_ext.prompt import parse_prompt, require_measurable
-from clipprobe_ext.webui import model_source, tab
+from clipprobe_ext.webui import exports, model_source, tab, tab_handlers
 from clipprobe_ext.webui.model_source import WEBUI_CLIP
 
 PROMPT = "a girl, red umbrella, <lora:rainy:0.7>, rain, city at night"
@@ -126,7 +126,7 @@ def test_tab_is_returned_for_on_ui_tabs_and_is_a_paste_target(webui, built):
 
 def test_events_are_wired(webui):
     t = tab.create_tab()
-    analyze = _handler(t.blocks, tab.analyze)
+    analyze = _handler(t.blocks, tab_handlers.analyze)
     assert analyze["targets"] == [(t.analyze_button._id, "click")]
     assert analyze["inputs"] == _ids(
         [
@@ -147,7 +147,7 @@ def test_events_are_wired(webui):
     assert analyze["outputs"] == _ids(
         [t.result, t.pruned_prompt, t.json_file, t.csv_file, t.send_txt2img, t.send_img2img]
     )
-    change = _handler(t.blocks, tab.image_changed)
+    change = _handler(t.blocks, tab_handlers.image_changed)
     assert change["targets"] == [(t.image._id, "change")]
     assert change["outputs"] == _ids([t.prompt, t.negative_prompt, t.status])
     sends = {
@@ -173,28 +173,30 @@ def test_defaults_come_from_settings(webui, tiny_hf_clip_dir):
     settings.on_ui_settings()
     opts = webui.shared.opts
     opts.clipprobe_default_model = str(tiny_hf_clip_dir)
-    opts.clipprobe_rounds, opts.clipprobe_threshold, opts.clipprobe_tolerance = 7, 0.05, 0.02
+    # percent options are kept in percent in Settings, as the sliders show them
+    opts.clipprobe_rounds = 7
+    opts.clipprobe_threshold_percent, opts.clipprobe_tolerance_percent = 5, 2
     t = tab.create_tab()
     assert t.model.value == str(tiny_hf_clip_dir) and _choices(t.model)[0] == str(tiny_hf_clip_dir)
-    assert (t.rounds.value, t.threshold.value, t.tolerance.value) == (7, 0.05, 0.02)
+    assert (t.rounds.value, t.threshold.value, t.tolerance.value) == (7, 5, 2)
 
 
 def test_image_with_parameters_fills_both_prompts(webui, images):
-    prompt, negative, status = tab.image_changed(with_parameters(images[0]))
+    prompt, negative, status = tab_handlers.image_changed(with_parameters(images[0]))
     assert prompt["value"] == PROMPT
     assert negative["value"] == NEGATIVE
     assert status == ""
 
 
 def test_image_without_parameters_keeps_the_typed_prompt(webui, images):
-    prompt, negative, status = tab.image_changed(images[0])
+    prompt, negative, status = tab_handlers.image_changed(images[0])
     assert "value" not in prompt  # gr.update(): the user's text stays
     assert negative["value"] == ""
     assert "No generation parameters" in status
 
 
 def test_cleared_image_changes_nothing(webui):
-    prompt, negative, status = tab.image_changed(None)
+    prompt, negative, status = tab_handlers.image_changed(None)
     assert "value" not in prompt and "value" not in negative and status == ""
 
 
@@ -244,7 +246,7 @@ def test_uploaded_png_fills_the_prompts(webui, images, tmp_path):
     path = tmp_path / "upload.png"
     with_parameters(images[0]).save(path, pnginfo=_pnginfo(INFOTEXT))
     image = _uploaded(t.image, path)
-    prompt, negative, status = tab.image_changed(image)
+    prompt, negative, status = tab_handlers.image_changed(image)
     assert _shown(t.prompt, prompt)["value"] == PROMPT
     assert _shown(t.negative_prompt, negative)["value"] == NEGATIVE
     assert status == ""
@@ -257,7 +259,7 @@ def test_image_sent_from_another_tab_keeps_its_parameters(webui, images):
     shown = t.image.postprocess(with_parameters(images[1]))
     image = _received_back(t.image, shown)
     assert image.size == images[1].size
-    prompt, negative, status = tab.image_changed(image)
+    prompt, negative, status = tab_handlers.image_changed(image)
     assert prompt["value"] == PROMPT and negative["value"] == NEGATIVE and status == ""
 
 
@@ -268,15 +270,17 @@ def test_outputs_are_accepted_by_gradio(webui, images, tiny_hf_clip_dir):
     shown = [_shown(component, value) for component, value in zip(outputs, result)]
     assert shown[0] == result[0] and shown[1] == result[1]
     for file_shown, name in zip(shown[2:4], ("clipprobe-report.json", "clipprobe-report.csv")):
-        file_shown = file_shown if isinstance(file_shown, dict) else file_shown.model_dump()
-        assert file_shown["orig_name"] == name
+        assert file_shown["visible"] is True  # shown once there is a result
+        value = file_shown["value"]
+        value = value if isinstance(value, dict) else value.model_dump()
+        assert value["orig_name"] == name
     for button in shown[4:]:
         assert button["__type__"] == "update"
         assert button.get("interactive", button.get("mode") == "dynamic") is True
     failed = [_shown(c, v) for c, v in zip(outputs, _run(None, PROMPT, WEBUI_CLIP))]
-    assert failed[2] is None and failed[3] is None
+    assert all(f["visible"] is False and f["value"] is None for f in failed[2:4])
     assert all(b.get("interactive", b.get("mode") == "dynamic") is False for b in failed[4:])
-    for update in tab.image_changed(images[0])[:2] + tab.image_changed(None)[:2]:
+    for update in tab_handlers.image_changed(images[0])[:2] + tab_handlers.image_changed(None)[:2]:
         _shown(t.prompt, update)
 
 
@@ -287,16 +291,20 @@ def _run(
     synonyms="",
     rounds=4,
     threshold=0.0,
-    tolerance=0.02,
-    gran="phrases",
+    tolerance=2,  # percent, as the slider shows it
+    gran="phrase",
     id_task="",
 ):
-    return tab.analyze(id_task, image, prompt, synonyms, rounds, threshold, tolerance, gran, model)
+    return tab_handlers.analyze(
+        id_task, image, prompt, synonyms, rounds, threshold, tolerance, gran, model
+    )
 
 
 def test_analysis_renders_the_real_report(webui, images, tiny_hf_clip_dir, hf_encoder):
     out = _run(images[0], PROMPT, str(tiny_hf_clip_dir), synonyms="girl | woman; rain | snow")
-    page, pruned, json_path, csv_path, send_t2i, send_i2i = out
+    page, pruned, json_file, csv_file, send_t2i, send_i2i = out
+    assert json_file["visible"] is True and csv_file["visible"] is True
+    json_path, csv_path = json_file["value"], csv_file["value"]
     expected = probe.analyze(
         [images[0]],
         PROMPT,
@@ -328,7 +336,7 @@ def test_analysis_renders_the_real_report(webui, images, tiny_hf_clip_dir, hf_en
 
 
 def test_word_granularity_and_prompt_from_the_image(webui, images, tiny_hf_clip_dir):
-    page, *_ = _run(with_parameters(images[1]), "", str(tiny_hf_clip_dir), gran="words")
+    page, *_ = _run(with_parameters(images[1]), "", str(tiny_hf_clip_dir), gran="word")
     assert "clipprobe-error" not in page
     # word by word: "red" and "umbrella" are phrases of their own
     assert re.search(r'data-index="\d+"[^>]*>red</span>', page)
@@ -336,8 +344,10 @@ def test_word_granularity_and_prompt_from_the_image(webui, images, tiny_hf_clip_
 
 
 def _error(out):
-    page, pruned, json_path, csv_path, send_t2i, _ = out
-    assert pruned == "" and json_path is None and csv_path is None
+    page, pruned, json_file, csv_file, send_t2i, _ = out
+    assert pruned == ""
+    for file in (json_file, csv_file):  # hidden again
+        assert file["value"] is None and file["visible"] is False
     assert send_t2i["interactive"] is False
     match = re.search(r'<div class="clipprobe-error[^"]*"[^>]*>(.*)</div>', page, re.S)
     assert match, page
@@ -489,9 +499,25 @@ def test_task_finished_after_an_error_before_the_lock(webui):
     _assert_task_over(webui)
 
 
-def test_task_finished_after_a_clipprobe_error_inside_the_lock(webui, images, tmp_path):
+def test_model_that_cannot_load_fails_before_the_lock(webui, images, tmp_path):
+    # transformers models are loaded before the queue lock is taken: the task never starts
     message = _error(_run(images[0], PROMPT, str(tmp_path / "no-such-model"), id_task=TASK))
     assert "no-such-model" in message
+    assert [name for name, _, _ in _calls(webui)] == ["add_task_to_queue", "finish_task"]
+    _assert_task_over(webui)
+
+
+def test_task_finished_after_a_clipprobe_error_inside_the_lock(
+    webui, interrogator, images, monkeypatch
+):
+    def unload_then_analyze(*args, **kwargs):
+        interrogator.clip_model = None  # e.g. Interrogate CLIP's own unload
+        return real(*args, **kwargs)
+
+    real = probe.analyze
+    monkeypatch.setattr(probe, "analyze", unload_then_analyze)
+    message = _error(_run(images[0], PROMPT, WEBUI_CLIP, id_task=TASK))
+    assert "unloaded or replaced" in message
     assert [name for name, _, _ in _calls(webui)] == [
         "add_task_to_queue",
         "start_task",
@@ -517,7 +543,7 @@ def test_task_finished_after_an_unexpected_error_once_started(
     def disk_full(report):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(tab, "write_exports", disk_full)
+    monkeypatch.setattr(exports, "write_exports", disk_full)
     message = _error(_run(images[0], PROMPT, str(tiny_hf_clip_dir), id_task=TASK))
     assert "OSError: No space left on device" in message
     assert [name for name, _, _ in _calls(webui)] == [
