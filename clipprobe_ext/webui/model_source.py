@@ -22,7 +22,8 @@ Public API (the tab and the API call only these):
   Do not wrap a call in ``call_queue.wrap_gradio_gpu_call`` (it takes the same lock);
   ``wrap_gradio_call`` is fine.  A transformers model is loaded into RAM before the lock
   is taken (a generation never waits for it); a model neither on disk nor reachable fails
-  at once, without network retries.
+  at once, without network retries.  A model that cannot be loaded at all raises
+  ``ModelUnavailable`` (a ``ModelError``).
 - ``text_cache(model_id) -> TextEmbeddingCache``: the cache shared by all runs of a model.
 - ``clear_cache() -> None``: forget loaded transformers models and text caches.
 
@@ -80,6 +81,12 @@ WEBUI_CLIP_OFFLINE = (
 )
 
 log = logging.getLogger("clipprobe")
+
+
+class ModelUnavailable(ModelError):
+    """The chosen CLIP cannot be loaded at all (missing, offline, unreadable): trying again
+    for the next image of the same generation is pointless."""
+
 
 Progress = Callable[[str, "float | None"], None]
 
@@ -366,17 +373,17 @@ def _check_webui_clip() -> None:
     """Fail at once where loading the Interrogate CLIP cannot work (no lock needed)."""
     interrogator = _interrogator()
     if interrogator is None:
-        raise ModelError(NO_INTERROGATOR)
+        raise ModelUnavailable(NO_INTERROGATOR)
     failure = webui_clip_failure()
     if failure is not None:
-        raise ModelError(failure)
+        raise ModelUnavailable(failure)
     clip_models_path = _cmd_opt("clip_models_path")
     if model_choices.webui_clip_on_disk(interrogator, clip_models_path):
         return
     if not model_choices.reachable(model_choices.CLIP_HOST):
         path = model_choices.webui_clip_path(clip_models_path)
         _remember_failure(interrogator, WEBUI_CLIP_OFFLINE.format(path=path))
-        raise ModelError(WEBUI_CLIP_OFFLINE.format(path=path))
+        raise ModelUnavailable(WEBUI_CLIP_OFFLINE.format(path=path))
 
 
 def _remember_failure(interrogator: Any, message: str) -> None:
@@ -406,7 +413,7 @@ def _webui_clip() -> _Source:
             f"{first_line(exc, empty='')}; choose a transformers CLIP model instead."
         )
         _remember_failure(interrogator, message)
-        raise ModelError(message) from exc
+        raise ModelUnavailable(message) from exc
 
     held = interrogator.clip_model
     model = _unwrap(held)
@@ -505,10 +512,13 @@ def _hf_encoder(name: str) -> tuple[HFClipEncoder, torch.device]:
                 and not model_choices.hf_on_disk(name)
                 and not model_choices.reachable()
             ):
-                raise ModelError(NOT_ON_DISK_OFFLINE.format(name=name))
-            encoder = HFClipEncoder.from_pretrained(
-                name, device="cpu", dtype=dtype, cache=text_cache(f"hf:{name}")
-            )
+                raise ModelUnavailable(NOT_ON_DISK_OFFLINE.format(name=name))
+            try:
+                encoder = HFClipEncoder.from_pretrained(
+                    name, device="cpu", dtype=dtype, cache=text_cache(f"hf:{name}")
+                )
+            except ModelError as exc:
+                raise ModelUnavailable(str(exc)) from exc
             _hf_encoders[key] = encoder
     return encoder, device
 
