@@ -677,3 +677,126 @@ def test_sixteen_bit_and_transparent_uploads_are_converted_properly(
     uploaded = _uploaded(t.image, path)
     assert uploaded.mode == "RGBA"
     assert "clipprobe-error" not in _run(uploaded, "a girl", str(tiny_hf_clip_dir))[0]
+
+
+# -- issue 10, failure 10: a grid is analysed as the batch it is -------------------------------
+
+
+def webui_grid(pictures, rows, background=(255, 255, 255)):
+    """``modules/images.py`` ``image_grid`` of 1.10.1 with ``rows`` given (its layout: cells
+    of the largest size, row by row, a smaller image centred, background elsewhere)."""
+    from PIL import Image
+
+    cols = -(-len(pictures) // rows)
+    w, h = map(max, zip(*(img.size for img in pictures)))
+    grid = Image.new("RGB", size=(cols * w, rows * h), color=background)
+    for i, img in enumerate(pictures):
+        img_w, img_h = img.size
+        w_offset = 0 if img_w == w else (w - img_w) // 2
+        h_offset = 0 if img_h == h else (h - img_h) // 2
+        grid.paste(img, box=(i % cols * w + w_offset, i // cols * h + h_offset))
+    return grid
+
+
+def _grid_infotext(width, height, extra=""):
+    return (
+        f"{PROMPT}\nNegative prompt: {NEGATIVE}\nSteps: 20, Sampler: Euler a, CFG scale: 7, "
+        f"Seed: 1, Size: {width}x{height}, Batch size: 4, Batch pos: 0{extra}"
+    )
+
+
+def _numbers(report_dict):
+    """What an analysis measured, per image and per phrase (the report minus its options)."""
+    return {k: report_dict[k] for k in ("phrases", "images", "verdicts", "pruning")}
+
+
+@pytest.mark.parametrize(
+    ("count", "rows", "extra", "cell"),
+    [
+        (4, 2, "", None),  # a batch of 4: 2x2 (image_grid's default rows, round(sqrt(4)))
+        (3, 2, "", None),  # 3 in 2x2: the last cell is background
+        (2, 1, "", None),  # 2 side by side
+        (4, 2, ", Hires upscale: 2", (32, 24)),  # infotext Size is the first pass
+    ],
+)
+def test_grid_sent_from_a_batch_is_analysed_as_its_images(
+    webui, tiny_hf_clip_dir, hf_encoder, count, rows, extra, cell
+):
+    from clipprobe_ext import report as report_format
+    from tests.conftest import make_image
+
+    pictures = [make_image(seed=10 + i) for i in range(count)]
+    grid = webui_grid(pictures, rows)
+    size = cell or pictures[0].size
+    sent = with_parameters(grid, _grid_infotext(*size, extra))
+    page, pruned, json_file, *_ = _run(sent, PROMPT, str(tiny_hf_clip_dir))
+    assert "clipprobe-error" not in page
+    assert f"WebUI grid of {count} images" in page
+    got = json.loads(Path(json_file["value"]).read_text(encoding="utf-8"))
+    expected = probe.analyze(
+        pictures,
+        PROMPT,
+        hf_encoder,
+        ProbeOptions(rounds=4, threshold=0.0, tolerance=0.02),
+        labels=[f"image {i + 1}" for i in range(count)],
+    )
+    assert len(got["images"]) == count
+    assert _numbers(got) == _numbers(json.loads(report_format.to_json(expected)))
+
+
+def test_a_picture_that_is_not_a_grid_stays_one_image(webui, images, tiny_hf_clip_dir):
+    # the size its infotext gives is its own size (or does not divide it)
+    for size in (images[0].size, (40, 40)):
+        sent = with_parameters(images[0], _grid_infotext(*size))
+        page, _, json_file, *_ = _run(sent, PROMPT, str(tiny_hf_clip_dir))
+        assert "WebUI grid" not in page
+        data = json.loads(Path(json_file["value"]).read_text(encoding="utf-8"))
+        assert len(data["images"]) == 1
+
+
+# -- issue 10, failure 11: the tab's rough edges ----------------------------------------------
+
+
+def test_send_buttons_stay_off_when_nothing_can_go(webui, images, tiny_hf_clip_dir):
+    page, pruned, json_file, _, send_t2i, send_i2i = _run(
+        images[0], "a red cube", str(tiny_hf_clip_dir), tolerance=0
+    )
+    data = json.loads(Path(json_file["value"]).read_text(encoding="utf-8"))
+    assert data["pruning"] is not None and data["pruning"]["steps"] == []  # nothing can go
+    assert "Nothing can go" in page
+    assert pruned == ""  # the unchanged prompt is not offered as a "pruned" one
+    assert send_t2i["interactive"] is False and send_i2i["interactive"] is False
+
+
+def test_empty_tab_puts_analyze_first_and_hides_the_downloads(webui):
+    t = tab.create_tab()
+    outputs_column = _parent_of(t.blocks, t.analyze_button)
+    assert outputs_column.elem_id == "clipprobe_outputs"
+    assert outputs_column.children[0] is t.analyze_button  # above the result, like Generate
+    assert t.json_file.visible is False and t.csv_file.visible is False
+
+
+def test_a_pending_run_shows_one_progress_indicator(webui):
+    t = tab.create_tab()
+    if GRADIO_4:
+        (event,) = [f for f in t.blocks.fns.values() if f.fn is tab_handlers.analyze]
+        shown = event.show_progress
+    else:
+        index = next(i for i, f in enumerate(t.blocks.fns) if f.fn is tab_handlers.analyze)
+        shown = t.blocks.dependencies[index]["show_progress"]
+    # the WebUI's progress bar (clipprobe_submit) only; gradio's would time every output
+    assert shown in (False, "hidden")
+
+
+def test_slider_bounds_labels_and_help_come_from_the_options_spec(webui):
+    from clipprobe_ext.options import OPTIONS
+
+    t = tab.create_tab()
+    for name in ("rounds", "threshold", "tolerance"):
+        slider, spec = getattr(t, name), OPTIONS[name]
+        assert (slider.minimum, slider.maximum) == (
+            spec.to_display(spec.minimum),
+            spec.to_display(spec.maximum),
+        )
+        assert slider.label.startswith(spec.label) and slider.info == spec.help
+    assert t.threshold.label == "Threshold (%)" and t.threshold.value == 1
