@@ -36,16 +36,28 @@ class HFClipEncoder(ClipEncoder):
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
         cache: TextEmbeddingCache | None = None,
+        local_files_only: bool = False,
+        cache_dir: str | None = None,
     ) -> HFClipEncoder:
-        """Load weights and processor; a missing or offline model is a ``ModelError``."""
+        """Load weights and processor; a missing or offline model is a ``ModelError``.
+
+        ``encoders.loader.load_encoder`` is the entry point that checks the local cache
+        first; this only loads."""
         from transformers import CLIPModel, CLIPProcessor
 
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if dtype is None:
             dtype = torch.float16 if device.type == "cuda" else torch.float32
         try:
-            model = CLIPModel.from_pretrained(name_or_dir, torch_dtype=dtype)
-            processor = CLIPProcessor.from_pretrained(name_or_dir)
+            model = CLIPModel.from_pretrained(
+                name_or_dir,
+                torch_dtype=dtype,
+                local_files_only=local_files_only,
+                cache_dir=cache_dir,
+            )
+            processor = CLIPProcessor.from_pretrained(
+                name_or_dir, local_files_only=local_files_only, cache_dir=cache_dir
+            )
         except (OSError, ValueError) as exc:
             raise ModelError(
                 f"Could not load the CLIP model '{name_or_dir}': it is neither a local folder "
