@@ -8,7 +8,13 @@ from typing import Any
 import torch
 from PIL import Image
 
-from clipprobe_ext.encoders.base import ClipEncoder, TextEmbeddingCache, TokenChunk
+from clipprobe_ext.encoders.base import (
+    ClipEncoder,
+    TextEmbeddingCache,
+    TokenChunk,
+    bounded_aspect,
+    channels_first,
+)
 from clipprobe_ext.encoders.text_tower import Tower, hf_tower
 from clipprobe_ext.errors import ModelError, first_line
 
@@ -107,5 +113,10 @@ class HFClipEncoder(ClipEncoder):
 
     def _encode_image_batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
         device, dtype = self._device_dtype()
-        pixels = self.processor.image_processor(list(images), return_tensors="pt")["pixel_values"]
+        # transformers (4.30 has no input_data_format) guesses where the channels are from
+        # the array's shape: an image 1 or 3 pixels high read as height-width-channels looks
+        # channels-first ("mean must have 1 elements"), a 7x3 one is silently misread.
+        # Channels-first arrays are never misread: the guess checks the first axis first.
+        arrays = [channels_first(bounded_aspect(image)) for image in images]
+        pixels = self.processor.image_processor(arrays, return_tensors="pt")["pixel_values"]
         return self.model.get_image_features(pixel_values=pixels.to(device, dtype))
