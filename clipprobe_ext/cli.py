@@ -44,11 +44,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from clipprobe_ext.errors import ClipProbeError, ImageError, ModelError, PromptError, first_line
+from clipprobe_ext.errors import ClipProbeError, ImageError, ModelError, PromptError
 from clipprobe_ext.options import (
     DEFAULT_MODEL,
     MODEL,
-    OPENAI_PREFIX,
     ProbeOptions,
     add_arguments,
     options_from_args,
@@ -185,116 +184,16 @@ def load_inputs(paths: Sequence[str], prompt: str | None) -> list[tuple[str, lis
 # -- model -------------------------------------------------------------------------------
 
 
-def _device(requested: str | None) -> str:
-    import torch
-
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise ModelError("--device cuda was asked for, but this PyTorch sees no CUDA GPU.")
-    return requested or ("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def load_encoder(name: str, device: str | None = None) -> Any:
-    """A ``ClipEncoder`` for ``name`` (see the module docstring); ``ModelError`` on failure."""
-    device = _device(device)
-    if name.startswith(OPENAI_PREFIX):
-        return _load_openai_clip(name[len(OPENAI_PREFIX) :].strip(), device)
-    return _load_hf(name, device)
+    """A ``ClipEncoder`` for ``name`` (``clipprobe_ext.encoders.loader``); ``ModelError``."""
+    from clipprobe_ext.encoders import loader
 
+    if device == "cuda":
+        import torch
 
-def _looks_like_path(name: str) -> bool:
-    return (
-        os.path.isabs(name)
-        or name.startswith(("./", "../", "~", ".\\", "..\\"))
-        or name in (".", "..")
-        or (os.sep == "\\" and ":" in name)
-    )
-
-
-def _load_hf(name: str, device: str) -> Any:
-    import logging
-
-    from clipprobe_ext.encoders.hf import HFClipEncoder
-
-    expanded = os.path.expanduser(name)
-    if _looks_like_path(name) and not os.path.exists(expanded):
-        raise ModelError(f"The model folder {name} does not exist.")
-    if os.path.exists(expanded) and not os.path.isdir(expanded):
-        raise ModelError(f"{name} is a file; --model wants a folder holding a transformers CLIP.")
-    # Retry chatter of huggingface_hub / transformers would break the one-line error.
-    for logger in ("huggingface_hub", "transformers"):
-        logging.getLogger(logger).setLevel(logging.ERROR)
-    with _quiet_transformers():
-        try:
-            return HFClipEncoder.from_pretrained(expanded, device=device)
-        except ModelError as exc:
-            if os.path.isdir(expanded):
-                raise
-            raise ModelError(
-                f"The CLIP model '{name}' is not available offline (it is not in the Hugging "
-                "Face cache and could not be downloaded); download it once where there is "
-                "network, or pass --model with a local folder holding a transformers CLIP "
-                "(config.json, weights, tokenizer and preprocessor files)."
-            ) from exc
-
-
-@contextlib.contextmanager
-def _quiet_transformers() -> Any:
-    try:
-        from transformers.utils import logging as hf_logging
-    except ImportError:  # pragma: no cover - transformers is a dependency
-        yield
-        return
-    before = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(before)
-
-
-def _load_openai_clip(name: str, device: str) -> Any:
-    import urllib.error
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            import clip
-        except ImportError:
-            raise ModelError(
-                f"'{OPENAI_PREFIX}' models need the openai clip package (pip install openai-clip)."
-            ) from None
-    from clipprobe_ext.encoders.openai_clip import OpenAIClipEncoder
-
-    if not name:
-        raise ModelError(f"Name the model after '{OPENAI_PREFIX}', e.g. {OPENAI_PREFIX}ViT-L/14.")
-    path = os.path.expanduser(name)
-    is_file = os.path.isfile(path)
-    if not is_file and name not in clip.available_models():
-        raise ModelError(
-            f"'{name}' is neither a file nor an openai clip model "
-            f"({', '.join(clip.available_models())})."
-        )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model, preprocess = clip.load(path if is_file else name, device=device, jit=False)
-    except Exception as exc:
-        if is_file:
-            reason = first_line(exc)
-            raise ModelError(
-                f"Could not load the clip model file {name} (clip.load wants one of the "
-                f"openai TorchScript checkpoints): {reason}"
-            ) from exc
-        if isinstance(exc, (urllib.error.URLError, OSError, ConnectionError, TimeoutError)):
-            raise ModelError(
-                f"The openai clip model '{name}' is not available offline (it is not in "
-                "~/.cache/clip and could not be downloaded); download it once where there is "
-                f"network, or pass --model {OPENAI_PREFIX}/path/to/the/model.pt, or a local "
-                "folder holding a transformers CLIP."
-            ) from exc
-        raise ModelError(f"Could not load the clip model '{name}': {exc}") from exc
-    return OpenAIClipEncoder(model.eval(), preprocess, model_id=f"{OPENAI_PREFIX}{name}")
+        if not torch.cuda.is_available():
+            raise ModelError("--device cuda was asked for, but this PyTorch sees no CUDA GPU.")
+    return loader.load_encoder(name, device)
 
 
 # -- main --------------------------------------------------------------------------------

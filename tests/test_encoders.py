@@ -134,3 +134,53 @@ def test_weights_refused_by_a_safe_unpickler_are_a_clear_model_error(
     monkeypatch.setattr(torch, "load", lambda *args, **kwargs: None)
     with pytest.raises(ModelError, match="safetensors"):
         HFClipEncoder.from_pretrained(str(tiny_hf_clip_dir), device="cpu")
+
+
+def _clip_pixels(image, processor) -> torch.Tensor:
+    """CLIP's preprocessing written out (short side to the crop size, bicubic; centre
+    crop; scale and normalise) with PIL and numpy, channels never guessed."""
+    import numpy as np
+    from PIL import Image
+
+    size = processor.size["shortest_edge"]
+    crop = processor.crop_size["height"]
+    w, h = image.size
+    new = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
+    arr = np.asarray(image.convert("RGB").resize(new, Image.BICUBIC), dtype=np.float32)
+    top, left = (arr.shape[0] - crop) // 2, (arr.shape[1] - crop) // 2
+    arr = arr[top : top + crop, left : left + crop] / 255.0
+    arr = (arr - np.array(processor.image_mean)) / np.array(processor.image_std)
+    return torch.tensor(arr.transpose(2, 0, 1), dtype=torch.float32)
+
+
+TINY_SIZES = [(1, 1), (3, 1), (7, 3), (500, 1), (1, 3), (3, 7), (2, 1), (64, 48)]
+
+
+@pytest.mark.parametrize("size", TINY_SIZES)
+def test_hf_tiny_and_thin_images_are_read_right(hf_encoder: HFClipEncoder, size) -> None:
+    """Before: 1-3 pixels high raised "mean must have 1 elements"; 7x3 was misread."""
+    from conftest import make_image
+
+    image = make_image(5, (max(size[0], 1), max(size[1], 1)))
+    pixels = _clip_pixels(image, hf_encoder.processor.image_processor)[None]
+    reference = unit(hf_encoder.model.get_image_features(pixel_values=pixels))
+    torch.testing.assert_close(hf_encoder.encode_images([image]), reference, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 1), (7, 3), (500, 1), (1, 500)])
+def test_openai_tiny_and_thin_images(openai_encoder: OpenAIClipEncoder, size) -> None:
+    from conftest import make_image
+
+    image = make_image(5, size)
+    reference = unit(openai_encoder.model.encode_image(openai_encoder.preprocess(image)[None]))
+    torch.testing.assert_close(openai_encoder.encode_images([image]), reference, atol=1e-4, rtol=0)
+
+
+def test_extreme_strip_keeps_only_a_bounded_centre() -> None:
+    from PIL import Image
+
+    from clipprobe_ext.encoders.base import MAX_ASPECT, bounded_aspect
+
+    strip = bounded_aspect(Image.new("RGB", (4096, 1)))
+    assert strip.size == (MAX_ASPECT, 1)
+    assert bounded_aspect(Image.new("RGB", (2, 4096))).size == (2, 2 * MAX_ASPECT)
