@@ -161,10 +161,9 @@ class _UnknownModel(ClipProbeError):
 def _error(exc: ClipProbeError) -> JSONResponse:
     if isinstance(exc, _UnknownModel):
         return JSONResponse(status_code=400, content={"error": "ModelError", "detail": str(exc)})
-    status = 503 if isinstance(exc, ModelError) else 400
-    return JSONResponse(
-        status_code=status, content={"error": type(exc).__name__, "detail": str(exc)}
-    )
+    if isinstance(exc, ModelError):  # ModelUnavailable too: the public name is ModelError
+        return JSONResponse(status_code=503, content={"error": "ModelError", "detail": str(exc)})
+    return JSONResponse(status_code=400, content={"error": type(exc).__name__, "detail": str(exc)})
 
 
 def models_endpoint() -> dict[str, Any]:

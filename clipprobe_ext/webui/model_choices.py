@@ -7,16 +7,18 @@ each other.
 Public API:
 
 - ``WEBUI_CLIP`` / ``WEBUI_CLIP_ID``: the WebUI's Interrogate CLIP (ViT-L/14), reused as is.
-- ``HF_MODELS``: transformers CLIP names offered besides it; any other string is read as a
-  transformers hub name or a local folder.
-- ``list_models(default) -> list[str]``: the choices, ``default`` first if it is custom.
+- ``HF_MODELS``: transformers CLIP names offered besides it (``loader.KNOWN_MODELS``);
+  any other string is a name ``encoders.loader.load_encoder`` takes (hub name, folder,
+  ``openai-clip:...``).
+- ``list_models(default) -> list[str]``: the choices, plus the other CLIPs found on this
+  machine (``loader.local_models``), ``default`` first if it is none of them.
 - ``available_locally(name, interrogator=...) -> bool``: the weights are on this machine
-  (a folder, the Hugging Face cache, the Interrogate CLIP loaded or its file downloaded),
-  so choosing the model needs no network.
+  (``loader.is_local``; for the Interrogate CLIP: loaded or its file downloaded), so
+  choosing the model needs no network.
 - ``reachable(host) -> bool``: one quick look (about a second at most) whether ``host``
-  (``HUB_HOST``: huggingface.co, ``CLIP_HOST``: where ``clip.load`` downloads) accepts a
-  connection; remembered for a minute.  Offline, a model that is not on disk fails at once
-  instead of after two minutes of retries.
+  (``CLIP_HOST``: where the interrogator's ``clip.load`` downloads) accepts a connection;
+  remembered for a minute.  Offline, an Interrogate CLIP that is not downloaded fails at
+  once.
 - ``WEBUI_CLIP_FILE``: the file ``clip.load("ViT-L/14")`` reads from its download folder.
 """
 
@@ -29,21 +31,24 @@ import time
 from pathlib import Path
 from typing import Any
 
+from clipprobe_ext.encoders import loader
+
 WEBUI_CLIP = "WebUI Interrogate CLIP (ViT-L/14)"
 WEBUI_CLIP_ID = "webui-interrogate:ViT-L/14"
-HF_MODELS = ("openai/clip-vit-base-patch32", "openai/clip-vit-large-patch14")
+HF_MODELS = loader.KNOWN_MODELS
 
 # clip.load saves ViT-L/14 under the basename of its URL (clip/clip.py, _MODELS)
 WEBUI_CLIP_FILE = "ViT-L-14.pt"
-HUB_HOST = ("huggingface.co", 443)
 CLIP_HOST = ("openaipublic.azureedge.net", 443)
 REACH_TIMEOUT_S = 1.0
 REACH_MEMORY_S = 60.0
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
 
 
 def list_models(default: str) -> list[str]:
     names = [WEBUI_CLIP, *HF_MODELS]
+    for name in loader.local_models(HF_MODELS):  # other CLIPs already on this machine
+        if name not in names:
+            names.append(name)
     if default not in names:
         names.insert(0, default)
     return names
@@ -64,38 +69,12 @@ def webui_clip_on_disk(interrogator: Any, clip_models_path: str | None) -> bool:
     return webui_clip_path(clip_models_path).is_file()
 
 
-def looks_like_path(name: str) -> bool:
-    """Not a hub id (``owner/name``): a folder, existing or not."""
-    return name.count("/") > 1 or name.startswith((".", "/", "~")) or "\\" in name
-
-
-def hf_on_disk(name: str) -> bool:
-    """A transformers CLIP folder, or a hub name whose weights are in the local cache."""
-    path = Path(name).expanduser()
-    if path.is_dir():
-        return (path / "config.json").is_file()
-    if looks_like_path(name):
-        return False  # a folder that does not exist
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return False
-    try:
-        config = try_to_load_from_cache(name, "config.json")
-    except Exception:  # an invalid repo id
-        return False
-    if not isinstance(config, str):
-        return False
-    folder = Path(config).parent
-    return any((folder / weights).is_file() for weights in WEIGHT_FILES)
-
-
 def available_locally(
     name: str, interrogator: Any = None, clip_models_path: str | None = None
 ) -> bool:
     if name == WEBUI_CLIP:
         return webui_clip_on_disk(interrogator, clip_models_path)
-    return hf_on_disk(name)
+    return loader.is_local(name)
 
 
 _reach_lock = threading.Lock()
@@ -109,7 +88,7 @@ def offline_by_environment() -> bool:
     )
 
 
-def reachable(host: tuple[str, int] = HUB_HOST) -> bool:
+def reachable(host: tuple[str, int] = CLIP_HOST) -> bool:
     """Whether ``host`` accepts a connection within about a second (remembered a minute).
 
     The look runs in a daemon thread joined with a timeout, because name resolution has

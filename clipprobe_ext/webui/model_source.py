@@ -24,8 +24,13 @@ Public API (the tab and the API call only these):
   is taken (a generation never waits for it); a model neither on disk nor reachable fails
   at once, without network retries.  A model that cannot be loaded at all raises
   ``ModelUnavailable`` (a ``ModelError``).
-- ``text_cache(model_id) -> TextEmbeddingCache``: the cache shared by all runs of a model.
-- ``clear_cache() -> None``: forget loaded transformers models and text caches.
+- ``webui_clip_text_cache(dtype)``: the text cache of the interrogator's CLIP (other
+  models' caches are ``encoders.loader``'s).
+- ``clear_cache() -> None``: forget loaded models, text caches and a load failure.
+
+Every model other than the interrogator's is loaded by ``encoders.loader.load_encoder``
+(the CLI's loader: same errors, caches and offline rules); this module keeps only the
+adaptation of the interrogator's CLIP and the WebUI's memory policy.
 
 Memory follows ``InterrogateModels.interrogate()`` of 1.10: with ``--lowvram``/``--medvram``
 the SD model is moved off the GPU first, afterwards the CLIP goes back to RAM
@@ -45,8 +50,7 @@ from typing import Any
 import torch
 
 from clipprobe_ext import probe
-from clipprobe_ext.encoders import TextEmbeddingCache
-from clipprobe_ext.encoders.hf import HFClipEncoder
+from clipprobe_ext.encoders import ClipEncoder, TextEmbeddingCache, loader
 from clipprobe_ext.encoders.openai_clip import OpenAIClipEncoder
 from clipprobe_ext.errors import ClipProbeError, ModelError, first_line
 from clipprobe_ext.probe import ProbeOptions
@@ -70,11 +74,6 @@ OUT_OF_MEMORY = (
     "smaller model such as openai/clip-vit-base-patch32."
 )
 
-NOT_ON_DISK_OFFLINE = (
-    "The CLIP model '{name}' is not on this machine (no local folder, not in the Hugging Face "
-    "cache) and huggingface.co cannot be reached; choose a model marked as available locally "
-    "or a local folder with a transformers CLIP."
-)
 WEBUI_CLIP_OFFLINE = (
     "The WebUI's Interrogate CLIP (ViT-L/14) is not downloaded ({path} is missing) and its "
     "download server cannot be reached; choose a local transformers CLIP model instead."
@@ -90,9 +89,7 @@ class ModelUnavailable(ModelError):
 
 Progress = Callable[[str, "float | None"], None]
 
-_text_caches: dict[str, TextEmbeddingCache] = {}
-_hf_encoders: dict[tuple[str, str], HFClipEncoder] = {}
-_hf_loading = threading.Lock()  # one transformers load at a time, outside the queue lock
+_loading = threading.Lock()  # one load_encoder at a time, outside the queue lock
 _fallback_lock = threading.Lock()  # outside the WebUI (no modules.call_queue)
 # the interrogator whose CLIP failed to load, why, and when (webui_clip_available says so;
 # a new try is made once it is FAILURE_MEMORY_S old)
@@ -135,17 +132,14 @@ def webui_clip_failure() -> str | None:
     return failure[1]
 
 
-def text_cache(model_id: str) -> TextEmbeddingCache:
-    cache = _text_caches.get(model_id)
-    if cache is None:
-        cache = _text_caches[model_id] = TextEmbeddingCache()
-    return cache
+def webui_clip_text_cache(dtype: Any) -> TextEmbeddingCache:
+    """The text cache of the interrogator's CLIP (same weights whenever it is reloaded)."""
+    return loader.text_cache(f"{WEBUI_CLIP_ID}|{dtype}")
 
 
 def clear_cache() -> None:
     global _webui_clip_failure
-    _hf_encoders.clear()
-    _text_caches.clear()
+    loader.clear_cache()
     _webui_clip_failure = None
 
 
@@ -420,8 +414,9 @@ def _webui_clip() -> _Source:
     preprocess = interrogator.clip_preprocess
     if model is None or preprocess is None:
         raise ModelError(MODEL_GONE)
+    dtype = next(model.parameters()).dtype
     encoder = OpenAIClipEncoder(
-        model, preprocess, model_id=WEBUI_CLIP_ID, cache=text_cache(WEBUI_CLIP_ID)
+        model, preprocess, model_id=WEBUI_CLIP_ID, cache=webui_clip_text_cache(dtype)
     )
 
     def gone() -> bool:
@@ -495,35 +490,26 @@ def _load_forge_clip(interrogator: Any) -> None:
 # -- transformers CLIP -------------------------------------------------------------------------
 
 
-def _hf_encoder(name: str) -> tuple[HFClipEncoder, torch.device]:
-    """The encoder of ``name`` in RAM (loaded once per name and dtype), and its device.
+def _hf_encoder(name: str) -> tuple[ClipEncoder, torch.device]:
+    """The encoder of ``name`` (``loader.load_encoder``: its caches, errors, offline rules)
+    and the device it runs on.
 
-    Runs outside the queue lock; a hub name neither cached nor reachable fails at once.
+    Runs outside the queue lock, so it loads where the model waits between runs: RAM,
+    unless "keep the CLIP model on the GPU" is on.
     """
     device = _target_device()
     half = device.type != "cpu" and not _cmd_opt("no_half")
     dtype = torch.float16 if half else torch.float32
-    key = (name, str(dtype))
-    with _hf_loading:
-        encoder = _hf_encoders.get(key)
-        if encoder is None:
-            if (
-                not model_choices.looks_like_path(name)
-                and not model_choices.hf_on_disk(name)
-                and not model_choices.reachable()
-            ):
-                raise ModelUnavailable(NOT_ON_DISK_OFFLINE.format(name=name))
-            try:
-                encoder = HFClipEncoder.from_pretrained(
-                    name, device="cpu", dtype=dtype, cache=text_cache(f"hf:{name}")
-                )
-            except ModelError as exc:
-                raise ModelUnavailable(str(exc)) from exc
-            _hf_encoders[key] = encoder
+    home = device if settings.keep_on_gpu() else torch.device("cpu")
+    with _loading:
+        try:
+            encoder = loader.load_encoder(name, home, dtype)
+        except ModelError as exc:
+            raise ModelUnavailable(str(exc)) from exc
     return encoder, device
 
 
-def _hf_source(encoder: HFClipEncoder, device: torch.device) -> _Source:
+def _hf_source(encoder: ClipEncoder, device: torch.device) -> _Source:
     """Under the lock: the encoder onto its device, back to RAM afterwards (memory policy)."""
     encoder.model.to(device)
 

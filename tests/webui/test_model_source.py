@@ -191,7 +191,7 @@ def test_text_cache_is_shared_across_runs(webui, interrogator, fake_analyze, ima
     run_analysis(images[:1], "a red cube, blue sky", model_name=WEBUI_CLIP)
     first, second = fake_analyze.encoders
     assert first is not second
-    assert first.cache is second.cache is model_source.text_cache(model_source.WEBUI_CLIP_ID)
+    assert first.cache is second.cache is model_source.webui_clip_text_cache(torch.float32)
     assert first.stats.text_forwards > 0
     assert second.stats.text_forwards == 0
 
@@ -445,7 +445,11 @@ def test_transformers_model_from_a_folder_is_cached(webui, fake_analyze, images,
     first, second = fake_analyze.encoders
     assert first is second
     assert first.model_id == f"hf:{name}"
-    assert first.cache is model_source.text_cache(f"hf:{name}")
+    # the CLI's loader: same encoder and text cache as load_encoder gives
+    from clipprobe_ext.encoders import loader
+
+    assert first is loader.load_encoder(name, "cpu", torch.float32)
+    assert first.cache is loader.text_cache(f"{loader.model_identity(name)}|{torch.float32}")
 
 
 def test_transformers_model_used_when_no_interrogator(
@@ -484,7 +488,7 @@ def test_real_analysis_on_the_interrogator_clip(webui, interrogator, images):
 
 
 def test_real_analysis_reuses_text_embeddings(webui, interrogator, images):
-    cache = model_source.text_cache(model_source.WEBUI_CLIP_ID)
+    cache = model_source.webui_clip_text_cache(torch.float32)
     run_analysis(images[:1], "a red cube, blue sky", model_name=WEBUI_CLIP)
     misses = cache.misses
     run_analysis(images[:1], "a red cube, blue sky", model_name=WEBUI_CLIP)
@@ -562,13 +566,14 @@ def test_offline_hub_model_fails_at_once_while_a_generation_holds_the_lock(
     from clipprobe_ext.webui import model_choices
 
     name = "openai/clip-vit-large-patch14"
-    assert not model_choices.hf_on_disk(name)  # not in this machine's Hugging Face cache
+    assert not model_choices.available_locally(name)  # not in this machine's HF cache
     if offline_by == "unreachable host":
+        from huggingface_hub import constants
+
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
         monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
-        # a name that cannot resolve: the look gives up (about a second at most)
-        monkeypatch.setattr(model_choices, "HUB_HOST", ("clipprobe-no-such-host.invalid", 443))
-        model_choices.forget_reachability()
+        # a hub whose name cannot resolve: the loader's one quick request fails
+        monkeypatch.setattr(constants, "ENDPOINT", "https://clipprobe-no-such-host.invalid")
     else:
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     lock = webui.call_queue.queue_lock
@@ -579,7 +584,7 @@ def test_offline_hub_model_fails_at_once_while_a_generation_holds_the_lock(
         # it did not wait for the generation's lock: the error is there while it is held
         assert not thread.is_alive()
         assert isinstance(outcome.get("error"), ModelError)
-        assert "cannot be reached" in str(outcome["error"])
+        assert "not available offline" in str(outcome["error"])
         assert lock.locked()
     finally:
         release.set()
