@@ -341,6 +341,8 @@ def test_word_granularity_and_prompt_from_the_image(webui, images, tiny_hf_clip_
     # word by word: "red" and "umbrella" are phrases of their own
     assert re.search(r'data-index="\d+"[^>]*>red</span>', page)
     assert re.search(r'data-index="\d+"[^>]*>umbrella</span>', page)
+    assert re.search(r"\d+ measurable words against", page)  # not "phrases"
+    assert "measurable phrases" not in page
 
 
 def _error(out):
