@@ -33,8 +33,6 @@ STUB_MODULES = (
     "shared_state",
     "devices",
     "torch_utils",
-    "errors",
-    "paths",
     "fifo_lock",
     "shared",
     "lowvram",
