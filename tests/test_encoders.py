@@ -5,6 +5,7 @@ from __future__ import annotations
 import clip
 import pytest
 import torch
+from test_report import clip_pixels
 
 from clipprobe_ext.encoders.hf import HFClipEncoder
 from clipprobe_ext.encoders.openai_clip import OpenAIClipEncoder
@@ -136,23 +137,6 @@ def test_weights_refused_by_a_safe_unpickler_are_a_clear_model_error(
         HFClipEncoder.from_pretrained(str(tiny_hf_clip_dir), device="cpu")
 
 
-def _clip_pixels(image, processor) -> torch.Tensor:
-    """CLIP's preprocessing written out (short side to the crop size, bicubic; centre
-    crop; scale and normalise) with PIL and numpy, channels never guessed."""
-    import numpy as np
-    from PIL import Image
-
-    size = processor.size["shortest_edge"]
-    crop = processor.crop_size["height"]
-    w, h = image.size
-    new = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
-    arr = np.asarray(image.convert("RGB").resize(new, Image.BICUBIC), dtype=np.float32)
-    top, left = (arr.shape[0] - crop) // 2, (arr.shape[1] - crop) // 2
-    arr = arr[top : top + crop, left : left + crop] / 255.0
-    arr = (arr - np.array(processor.image_mean)) / np.array(processor.image_std)
-    return torch.tensor(arr.transpose(2, 0, 1), dtype=torch.float32)
-
-
 TINY_SIZES = [(1, 1), (3, 1), (7, 3), (500, 1), (1, 3), (3, 7), (2, 1), (64, 48)]
 
 
@@ -162,7 +146,7 @@ def test_hf_tiny_and_thin_images_are_read_right(hf_encoder: HFClipEncoder, size)
     from conftest import make_image
 
     image = make_image(5, (max(size[0], 1), max(size[1], 1)))
-    pixels = _clip_pixels(image, hf_encoder.processor.image_processor)[None]
+    pixels = clip_pixels(image, hf_encoder.processor.image_processor)[None]
     reference = unit(hf_encoder.model.get_image_features(pixel_values=pixels))
     torch.testing.assert_close(hf_encoder.encode_images([image]), reference, atol=1e-4, rtol=0)
 

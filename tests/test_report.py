@@ -39,15 +39,39 @@ TEXTS = ["a red umbrella", "a girl", "rain", "city street at night", "neon light
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def clip_logits(model_dir, images, texts) -> np.ndarray:
-    """``logit_scale * cos(image, text)`` from transformers' own CLIP forward, [images, texts]."""
+def clip_logits(model_dir, images, texts, written_out: bool = False) -> np.ndarray:
+    """``logit_scale * cos(image, text)`` from transformers' own CLIP forward, [images, texts].
+
+    ``written_out``: pixels from ``clip_pixels`` instead of the processor (which misreads
+    images 1-3 pixels high)."""
     from transformers import CLIPModel, CLIPProcessor
 
     model = CLIPModel.from_pretrained(str(model_dir)).eval()
     processor = CLIPProcessor.from_pretrained(str(model_dir))
-    inputs = processor(text=list(texts), images=list(images), return_tensors="pt", padding=True)
+    if written_out:
+        inputs = processor(text=list(texts), return_tensors="pt", padding=True)
+        pixels = [clip_pixels(im, processor.image_processor) for im in images]
+        inputs["pixel_values"] = torch.stack(pixels)
+    else:
+        inputs = processor(text=list(texts), images=list(images), return_tensors="pt", padding=True)
     with torch.no_grad():
         return model(**inputs).logits_per_image.double().numpy()
+
+
+def clip_pixels(image, processor) -> torch.Tensor:
+    """CLIP's preprocessing written out (short side to the crop size, bicubic; centre
+    crop; scale and normalise) with PIL and numpy: channels are never guessed."""
+    from PIL import Image
+
+    size = processor.size["shortest_edge"]
+    crop = processor.crop_size["height"]
+    w, h = image.size
+    new = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
+    arr = np.asarray(image.convert("RGB").resize(new, Image.BICUBIC), dtype=np.float32)
+    top, left = (arr.shape[0] - crop) // 2, (arr.shape[1] - crop) // 2
+    arr = arr[top : top + crop, left : left + crop] / 255.0
+    arr = (arr - np.array(processor.image_mean)) / np.array(processor.image_std)
+    return torch.tensor(arr.transpose(2, 0, 1), dtype=torch.float32)
 
 
 def elimination(logits: np.ndarray, rounds: int) -> list[dict[int, float]]:
