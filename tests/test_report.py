@@ -158,6 +158,16 @@ def test_non_finite_numbers_become_null(bad):
     assert "–" in page and "–" in text
 
 
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_to_dict_itself_is_clean(bad):
+    """The API returns ``to_dict()`` as it is: before, a NaN there was a 500."""
+    data = _tiny_report(bad).to_dict()
+    json.dumps(data, allow_nan=False)  # raises on NaN / inf
+    assert data["pruning"]["original_similarity"] is None
+    assert data["pruning"]["final_similarity"] is None
+    assert data["images"][0]["contribution"]["full_similarity"] is None
+
+
 def test_text_and_html_show_the_same_numbers(report):
     """One view model: each probability reads the same in the table and the HTML."""
     text = format_table(report)
