@@ -27,9 +27,15 @@ Output: the table goes to stdout (or ``-o FILE``); ``--json``/``--csv`` write on
 document there.  Progress is shown on stderr while it is a terminal (never on stdout);
 ``-q`` silences it.
 
-Exit status: 0 done; 1 an error the user can act on (unreadable image, no prompt, model
-not available, ...), reported as one ``clipprobe: error: ...`` line on stderr; 2 a bad
-command line; 130 interrupted.  Set ``CLIPPROBE_DEBUG=1`` for tracebacks.
+Several images: a file that cannot be used (unreadable, no prompt, a prompt too long or not
+text) is skipped with one ``clipprobe: skipped FILE: reason`` line on stderr, and the rest
+is analysed; so is a prompt group whose prompt cannot be analysed.
+
+Exit status: 0 done; 3 done, but some files were skipped; 1 an error the user can act on
+(unreadable image, no prompt, model not available, every file skipped, ...), reported as
+one ``clipprobe: error: ...`` line on stderr; 2 a bad command line; 130 interrupted.
+Prompts (given or read from an image) are at most ``options.MAX_PROMPT_CHARS`` (20,000)
+characters.  Set ``CLIPPROBE_DEBUG=1`` for tracebacks.
 """
 
 from __future__ import annotations
@@ -40,20 +46,22 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from clipprobe_ext.errors import ClipProbeError, ImageError, ModelError, PromptError
+from clipprobe_ext.errors import ClipProbeError, ModelError, PromptError
 from clipprobe_ext.options import (
     DEFAULT_MODEL,
     MODEL,
     ProbeOptions,
     add_arguments,
+    check_prompt_length,
     options_from_args,
 )
 
 PROG = "clipprobe"
+SKIPPED = 3  # exit status: done, but some files were skipped (each named on stderr)
 
 
 class UsageError(Exception):
@@ -154,27 +162,43 @@ def _labels(paths: Sequence[str]) -> list[str]:
     return [n if names.count(n) == 1 else p for n, p in zip(names, paths)]
 
 
-def load_inputs(paths: Sequence[str], prompt: str | None) -> list[tuple[str, list[Any], list[str]]]:
-    """``(prompt, images, labels)`` per prompt group, in order of first appearance."""
-    from clipprobe_ext.images import load_image, load_image_with_parameters
+Skip = Callable[[str, str], None]
 
-    labels = _labels(paths)
+
+def load_inputs(
+    paths: Sequence[str], prompt: str | None, skip: Skip | None = None
+) -> list[tuple[str, list[Any], list[str]]]:
+    """``(prompt, images, labels)`` per prompt group, in order of first appearance.
+
+    A file that cannot be used raises its ``ClipProbeError``, or, with ``skip``, is passed
+    to ``skip(path, reason)`` and left out."""
+    from clipprobe_ext.images import check_image_path, load_image, load_image_with_parameters
+    from clipprobe_ext.infotext import prompt_from_parameters
+
     if prompt is not None:
         if not prompt.strip():
             raise PromptError("The prompt given with --prompt is empty.")
-        return [(prompt, [load_image(p) for p in paths], labels)]
-
-    from clipprobe_ext.infotext import parse_parameters
+        check_prompt_length(prompt, "The prompt given with --prompt")
 
     groups: dict[str, tuple[list[Any], list[str]]] = {}
-    for path, label in zip(paths, labels):
-        image, parameters = load_image_with_parameters(path)
-        found = parse_parameters(parameters).prompt if parameters else ""
-        if not (found or "").strip():
-            raise PromptError(
-                f"{path} has no prompt in its generation parameters (PNG 'parameters' chunk "
-                "or EXIF UserComment); pass one with --prompt."
-            )
+    for path, label in zip(paths, _labels(paths)):
+        try:
+            check_image_path(path)
+            if prompt is not None:
+                image, found = load_image(path), prompt
+            else:
+                image, parameters = load_image_with_parameters(path)
+                found = prompt_from_parameters(parameters, path)
+                if not found.strip():
+                    raise PromptError(
+                        f"{path} has no prompt in its generation parameters (PNG 'parameters' "
+                        "chunk or EXIF UserComment); pass one with --prompt."
+                    )
+        except ClipProbeError as exc:
+            if skip is None:
+                raise
+            skip(path, str(exc))
+            continue
         images, names = groups.setdefault(found, ([], []))
         images.append(image)
         names.append(label)
@@ -239,12 +263,20 @@ def main(argv: list[str] | None = None) -> int:
         except SystemExit as exc:  # --help
             return int(exc.code or 0)
         options = _options(args)
-        for image in args.images:
-            if not os.path.exists(image):
-                raise ImageError(f"No such image file: {image}")
         status = _Status(sys.stderr, enabled=not args.quiet)
+        skipped: list[str] = []
+
+        def skip(path: str, reason: str) -> None:
+            status.clear()
+            print(f"{PROG}: skipped {path}: {' '.join(reason.split())}", file=sys.stderr)
+            skipped.append(path)
+
+        # One file: its error is the error.  Several: a bad one is skipped, not fatal.
+        batch = skip if len(args.images) > 1 else None
         status("Reading images")
-        groups = load_inputs(args.images, args.prompt)
+        groups = load_inputs(args.images, args.prompt, batch)
+        if not groups:
+            raise ClipProbeError(f"None of the {len(args.images)} images could be analysed.")
 
         from clipprobe_ext.probe import analyze
 
@@ -258,7 +290,17 @@ def main(argv: list[str] | None = None) -> int:
             for n, (prompt, images, labels) in enumerate(groups, start=1):
                 if len(groups) > 1:
                     status.prefix = f"group {n}/{len(groups)}: "
-                reports.append(analyze(images, prompt, encoder, options, labels, status))
+                try:
+                    reports.append(analyze(images, prompt, encoder, options, labels, status))
+                except ModelError:
+                    raise
+                except ClipProbeError as exc:  # this group's prompt: its files are skipped
+                    if batch is None or len(groups) == 1 and not skipped:
+                        raise
+                    for label in labels:
+                        skip(label, str(exc))
+        if not reports:
+            raise ClipProbeError(f"None of the {len(args.images)} images could be analysed.")
         status.clear()
         text = _render(reports, args, _use_color(args, sys.stdout))
         if args.output:
@@ -270,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
                 ) from exc
         else:
             _write_stdout(text)
-        return 0
+        return SKIPPED if skipped else 0
     except UsageError as exc:
         _clear(status)
         _error(f"{exc} (see {PROG} --help)")

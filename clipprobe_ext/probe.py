@@ -20,6 +20,7 @@ from clipprobe_ext.analysis.ranking import elimination_ranking, rank_group
 from clipprobe_ext.analysis.verdict import phrase_verdicts
 from clipprobe_ext.encoders.base import ClipEncoder, Progress
 from clipprobe_ext.errors import ImageError
+from clipprobe_ext.infotext import check_text
 from clipprobe_ext.layout import PromptLayout
 from clipprobe_ext.options import ProbeOptions, check_prompt_length, parse_synonyms
 from clipprobe_ext.prompt import ParsedPrompt, parse_prompt, remove_phrases, require_measurable
@@ -46,7 +47,7 @@ def analyze(
     """Analyse ``prompt`` against RGB ``images``; raises ``ClipProbeError`` on bad input."""
     options = options or ProbeOptions()
     options.validate()
-    check_prompt_length(prompt)
+    check_text(check_prompt_length(prompt))
     if not images:
         raise ImageError("No image to analyse.")
     labels = list(labels) if labels else [f"image {i + 1}" for i in range(len(images))]

@@ -75,30 +75,13 @@ from clipprobe_ext.results import ProbeReport
 # -- JSON --------------------------------------------------------------------------------
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe copy: NaN/inf -> None, numpy scalars and tuples -> Python types."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if hasattr(value, "item"):  # numpy / torch scalars
-        return _clean(value.item())
-    return str(value)
-
-
 def to_json(report: ProbeReport | Sequence[ProbeReport], indent: int | None = 2) -> str:
     """One JSON document: the report's ``to_dict()``, or an array of them for several."""
     if isinstance(report, ProbeReport):
         data: Any = report.to_dict()
     else:
         data = [r.to_dict() for r in report]
-    return json.dumps(_clean(data), indent=indent, ensure_ascii=False, allow_nan=False)
+    return json.dumps(data, indent=indent, ensure_ascii=False, allow_nan=False)
 
 
 # -- CSV ---------------------------------------------------------------------------------

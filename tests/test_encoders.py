@@ -5,6 +5,7 @@ from __future__ import annotations
 import clip
 import pytest
 import torch
+from test_report import clip_pixels
 
 from clipprobe_ext.encoders.hf import HFClipEncoder
 from clipprobe_ext.encoders.openai_clip import OpenAIClipEncoder
@@ -136,21 +137,13 @@ def test_weights_refused_by_a_safe_unpickler_are_a_clear_model_error(
         HFClipEncoder.from_pretrained(str(tiny_hf_clip_dir), device="cpu")
 
 
-def _clip_pixels(image, processor) -> torch.Tensor:
-    """CLIP's preprocessing written out (short side to the crop size, bicubic; centre
-    crop; scale and normalise) with PIL and numpy, channels never guessed."""
+def make_image(seed: int, size: tuple[int, int]):
+    """A seeded random RGB picture of any size (conftest's gradients need 2+ pixels)."""
     import numpy as np
     from PIL import Image
 
-    size = processor.size["shortest_edge"]
-    crop = processor.crop_size["height"]
-    w, h = image.size
-    new = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
-    arr = np.asarray(image.convert("RGB").resize(new, Image.BICUBIC), dtype=np.float32)
-    top, left = (arr.shape[0] - crop) // 2, (arr.shape[1] - crop) // 2
-    arr = arr[top : top + crop, left : left + crop] / 255.0
-    arr = (arr - np.array(processor.image_mean)) / np.array(processor.image_std)
-    return torch.tensor(arr.transpose(2, 0, 1), dtype=torch.float32)
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8), "RGB")
 
 
 TINY_SIZES = [(1, 1), (3, 1), (7, 3), (500, 1), (1, 3), (3, 7), (2, 1), (64, 48)]
@@ -159,18 +152,14 @@ TINY_SIZES = [(1, 1), (3, 1), (7, 3), (500, 1), (1, 3), (3, 7), (2, 1), (64, 48)
 @pytest.mark.parametrize("size", TINY_SIZES)
 def test_hf_tiny_and_thin_images_are_read_right(hf_encoder: HFClipEncoder, size) -> None:
     """Before: 1-3 pixels high raised "mean must have 1 elements"; 7x3 was misread."""
-    from conftest import make_image
-
     image = make_image(5, (max(size[0], 1), max(size[1], 1)))
-    pixels = _clip_pixels(image, hf_encoder.processor.image_processor)[None]
+    pixels = clip_pixels(image, hf_encoder.processor.image_processor)[None]
     reference = unit(hf_encoder.model.get_image_features(pixel_values=pixels))
     torch.testing.assert_close(hf_encoder.encode_images([image]), reference, atol=1e-4, rtol=0)
 
 
 @pytest.mark.parametrize("size", [(1, 1), (3, 1), (7, 3), (500, 1), (1, 500)])
 def test_openai_tiny_and_thin_images(openai_encoder: OpenAIClipEncoder, size) -> None:
-    from conftest import make_image
-
     image = make_image(5, size)
     reference = unit(openai_encoder.model.encode_image(openai_encoder.preprocess(image)[None]))
     torch.testing.assert_close(openai_encoder.encode_images([image]), reference, atol=1e-4, rtol=0)

@@ -39,15 +39,39 @@ TEXTS = ["a red umbrella", "a girl", "rain", "city street at night", "neon light
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def clip_logits(model_dir, images, texts) -> np.ndarray:
-    """``logit_scale * cos(image, text)`` from transformers' own CLIP forward, [images, texts]."""
+def clip_logits(model_dir, images, texts, written_out: bool = False) -> np.ndarray:
+    """``logit_scale * cos(image, text)`` from transformers' own CLIP forward, [images, texts].
+
+    ``written_out``: pixels from ``clip_pixels`` instead of the processor (which misreads
+    images 1-3 pixels high)."""
     from transformers import CLIPModel, CLIPProcessor
 
     model = CLIPModel.from_pretrained(str(model_dir)).eval()
     processor = CLIPProcessor.from_pretrained(str(model_dir))
-    inputs = processor(text=list(texts), images=list(images), return_tensors="pt", padding=True)
+    if written_out:
+        inputs = processor(text=list(texts), return_tensors="pt", padding=True)
+        pixels = [clip_pixels(im, processor.image_processor) for im in images]
+        inputs["pixel_values"] = torch.stack(pixels)
+    else:
+        inputs = processor(text=list(texts), images=list(images), return_tensors="pt", padding=True)
     with torch.no_grad():
         return model(**inputs).logits_per_image.double().numpy()
+
+
+def clip_pixels(image, processor) -> torch.Tensor:
+    """CLIP's preprocessing written out (short side to the crop size, bicubic; centre
+    crop; scale and normalise) with PIL and numpy: channels are never guessed."""
+    from PIL import Image
+
+    size = processor.size["shortest_edge"]
+    crop = processor.crop_size["height"]
+    w, h = image.size
+    new = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
+    arr = np.asarray(image.convert("RGB").resize(new, Image.BICUBIC), dtype=np.float32)
+    top, left = (arr.shape[0] - crop) // 2, (arr.shape[1] - crop) // 2
+    arr = arr[top : top + crop, left : left + crop] / 255.0
+    arr = (arr - np.array(processor.image_mean)) / np.array(processor.image_std)
+    return torch.tensor(arr.transpose(2, 0, 1), dtype=torch.float32)
 
 
 def elimination(logits: np.ndarray, rounds: int) -> list[dict[int, float]]:
@@ -132,6 +156,16 @@ def test_non_finite_numbers_become_null(bad):
     page = html.unescape(render.render_report(rep))  # printed "nan%" before
     assert "nan" not in page.lower() and "inf" not in page.lower()
     assert "–" in page and "–" in text
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_to_dict_itself_is_clean(bad):
+    """The API returns ``to_dict()`` as it is: before, a NaN there was a 500."""
+    data = _tiny_report(bad).to_dict()
+    json.dumps(data, allow_nan=False)  # raises on NaN / inf
+    assert data["pruning"]["original_similarity"] is None
+    assert data["pruning"]["final_similarity"] is None
+    assert data["images"][0]["contribution"]["full_similarity"] is None
 
 
 def test_text_and_html_show_the_same_numbers(report):

@@ -80,7 +80,10 @@ class HFClipEncoder(ClipEncoder):
         return cls(model.to(device), processor, f"hf:{name_or_dir}", cache)
 
     def tokenize(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        # verbose=False: long prompts are chunked on purpose, not "longer than the
+        # specified maximum sequence length" (a warning that reached the terminal)
+        ids = self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+        return list(ids)
 
     def _device_dtype(self) -> tuple[torch.device, torch.dtype]:
         param = next(self.model.parameters())

@@ -250,7 +250,12 @@ def _require_download(name: str, allow_download: bool) -> None:
         raise ModelError(f"{not_local}, and {why}); {_OFFLINE_HINT}.")
     try:
         from huggingface_hub import hf_hub_url
-
+    except ImportError:
+        raise ModelError(
+            f"The CLIP model '{name}' is not in a local folder, and downloading it needs the "
+            "huggingface_hub package, which is not installed."
+        ) from None
+    try:
         url = hf_hub_url(name, "config.json")
     except Exception as exc:  # an invalid repo id
         raise ModelError(
