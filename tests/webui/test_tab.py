@@ -707,6 +707,15 @@ def _grid_infotext(width, height, extra=""):
     )
 
 
+def _picture(seed, size=(64, 48)):
+    """A seeded noisy picture (never uniform, as a generated image never is)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8))
+
+
 def _numbers(report_dict):
     """What an analysis measured, per image and per phrase (the report minus its options)."""
     return {k: report_dict[k] for k in ("phrases", "images", "verdicts", "pruning")}
@@ -725,9 +734,8 @@ def test_grid_sent_from_a_batch_is_analysed_as_its_images(
     webui, tiny_hf_clip_dir, hf_encoder, count, rows, extra, cell
 ):
     from clipprobe_ext import report as report_format
-    from tests.conftest import make_image
 
-    pictures = [make_image(seed=10 + i) for i in range(count)]
+    pictures = [_picture(seed=10 + i) for i in range(count)]
     grid = webui_grid(pictures, rows)
     size = cell or pictures[0].size
     sent = with_parameters(grid, _grid_infotext(*size, extra))
