@@ -16,6 +16,10 @@
 //   polls /internal/progress, shows "In queue", then ClipProbe's text and percentage) and
 //   returns the arguments with the id as the first one (the hidden task-id textbox).
 //   Without requestProgress (older or forked WebUIs) it only passes an id on.
+// - clipprobe_copied_text(node) and a "copy" listener on the document: the report's
+//   removed-phrase chips (.cp-removed) are boxes with no text between them, so a browser
+//   copies "hokusai", "girl" as "hokusaigirl"; when a selection holds chips, the copied
+//   text gets ", " between neighbouring chips and is otherwise the selection's text.
 
 /* global gradioApp, switch_to_txt2img, switch_to_img2img, randomId, requestProgress */
 
@@ -115,4 +119,49 @@ function clipprobe_submit() {
     }
     args[0] = id;
     return args;
+}
+
+function clipprobe_is_chip(node) {
+    return !!(node && node.nodeType === 1 && node.classList && node.classList.contains("cp-removed"));
+}
+
+function clipprobe_copied_text(node) {
+    if (!node) {
+        return "";
+    }
+    if (node.nodeType === 3) {
+        return node.nodeValue || "";
+    }
+    var out = "";
+    var gap = ""; // whitespace-only text waiting: dropped between two chips
+    var chipBefore = false;
+    Array.from(node.childNodes || []).forEach(function(kid) {
+        if (kid.nodeType === 3 && !(kid.nodeValue || "").trim()) {
+            gap += kid.nodeValue || "";
+            return;
+        }
+        var chip = clipprobe_is_chip(kid);
+        out += chip && chipBefore ? ", " : gap;
+        gap = "";
+        out += clipprobe_copied_text(kid);
+        chipBefore = chip;
+    });
+    return out + gap;
+}
+
+function clipprobe_on_copy(event) {
+    var selection = typeof window !== "undefined" && window.getSelection ? window.getSelection() : null;
+    if (!selection || selection.rangeCount === 0 || selection.isCollapsed) {
+        return;
+    }
+    var fragment = selection.getRangeAt(0).cloneContents();
+    if (!fragment.querySelector || !fragment.querySelector(".cp-removed") || !event.clipboardData) {
+        return;
+    }
+    event.clipboardData.setData("text/plain", clipprobe_copied_text(fragment));
+    event.preventDefault();
+}
+
+if (typeof document !== "undefined" && typeof document.addEventListener === "function") {
+    document.addEventListener("copy", clipprobe_on_copy);
 }

@@ -32,6 +32,11 @@ is removed in ``process`` and ``postprocess``, so nothing reaches the next batch
 next generation (scripts like X/Y/Z plot run many generations on copies of ``p`` that
 share the dict).  Any failure is logged as one warning line; the generation is never
 affected.
+
+When the CLIP cannot be loaded at all (``model_source.ModelUnavailable``: not downloaded,
+offline, unreadable), the rest of the generation is skipped: one warning line for the
+generation (no traceback), and every infotext of the generation says
+``ClipProbe: "skipped, <reason>"``, so the user sees why there is no summary.
 """
 
 from __future__ import annotations
@@ -41,11 +46,17 @@ from typing import Any
 
 from modules import scripts
 
+from clipprobe_ext import render
+from clipprobe_ext.errors import first_line
+from clipprobe_ext.webui import model_source, settings
+from clipprobe_ext.webui.model_source import ModelUnavailable
+
 log = logging.getLogger("clipprobe")
 
 TITLE = "ClipProbe"
 LABEL = "ClipProbe: probe after generation"
 INFOTEXT_KEY = "ClipProbe"
+REASON_CHARS = 160  # the skip note's reason, cut: the full message is in the log
 
 
 class ImageSummary:
@@ -53,13 +64,19 @@ class ImageSummary:
 
     ``create_infotext(p, ..., index=i)`` calls it as ``value(**locals())``; it answers the
     summary set for (``iteration``, ``batch_index``) when asked for that image's infotext,
-    and None (the WebUI then leaves the parameter out) for anything else.
+    and None (the WebUI then leaves the parameter out) for anything else.  Once the
+    generation is ``skip``ped it answers ``skipped, <reason>`` for every infotext.
     """
 
-    __slots__ = ("iteration", "batch_index", "text")
+    __slots__ = ("iteration", "batch_index", "text", "skipped")
 
     def __init__(self) -> None:
+        self.skipped: str | None = None
         self.clear()
+
+    def skip(self, reason: str) -> None:
+        self.clear()
+        self.skipped = reason
 
     def clear(self) -> None:
         self.iteration: int | None = None
@@ -72,6 +89,8 @@ class ImageSummary:
     def __call__(
         self, p: Any = None, index: Any = None, use_main_prompt: bool = False, **kwargs: Any
     ) -> str | None:
+        if self.skipped is not None:
+            return f"skipped, {self.skipped}"
         if self.text is None or use_main_prompt or p is None:
             return None
         if index != self.batch_index or getattr(p, "batch_index", None) != self.batch_index:
@@ -81,7 +100,10 @@ class ImageSummary:
         return self.text
 
     def __repr__(self) -> str:
-        return f"ImageSummary({self.iteration}, {self.batch_index}, {self.text!r})"
+        return (
+            f"ImageSummary({self.iteration}, {self.batch_index}, {self.text!r}, "
+            f"skipped={self.skipped!r})"
+        )
 
 
 def _params(p: Any) -> dict | None:
@@ -118,10 +140,16 @@ def _index(value: Any) -> int:
         return 0
 
 
+def short_reason(exc: BaseException) -> str:
+    reason = first_line(exc, empty=type(exc).__name__)
+    return reason if len(reason) <= REASON_CHARS else reason[: REASON_CHARS - 1] + "…"
+
+
 def probe_image(p: Any, image: Any) -> str | None:
     """The summary of ``image`` (the one at ``p.batch_index``) against its prompt, or None.
 
-    Failures are logged as one warning line and give None.
+    Failures are logged as one warning line and give None; ``ModelUnavailable`` (the CLIP
+    cannot load: no use trying the next image) is raised for the caller to skip the rest.
     """
     from modules import shared
 
@@ -135,9 +163,6 @@ def probe_image(p: Any, image: Any) -> str | None:
         return None
     number = _index(getattr(p, "iteration", 0)) * _index(getattr(p, "batch_size", 1)) + index + 1
     try:
-        from clipprobe_ext import render
-        from clipprobe_ext.webui import model_source, settings
-
         report = model_source.run_analysis(
             [image.convert("RGB")],
             prompt,
@@ -147,9 +172,9 @@ def probe_image(p: Any, image: Any) -> str | None:
             inside_generation=True,
         )
         summary = " ".join(render.summary_text(report).split())  # one line, always
+    except ModelUnavailable:
+        raise
     except Exception as exc:  # never break a generation
-        from clipprobe_ext.errors import first_line
-
         message = first_line(exc, empty="")
         log.warning(
             "ClipProbe: probe after generation failed for image %d: %s: %s",
@@ -173,8 +198,6 @@ class ClipProbeScript(scripts.Script):
     def ui(self, is_img2img: bool) -> list[Any]:
         import gradio as gr
         from modules.ui_components import InputAccordion
-
-        from clipprobe_ext.webui import settings
 
         with InputAccordion(
             settings.probe_after_generation(), label=LABEL, elem_id=self.elem_id("enabled")
@@ -207,10 +230,18 @@ class ClipProbeScript(scripts.Script):
             return
         try:
             slot = _slot(p)
-            if slot is None:
+            if slot is None or slot.skipped is not None:
                 return
             slot.clear()  # set per image: a failed or skipped one gets no summary
-            summary = probe_image(p, getattr(pp, "image", None))
+            try:
+                summary = probe_image(p, getattr(pp, "image", None))
+            except ModelUnavailable as exc:
+                slot.skip(short_reason(exc))
+                log.warning(
+                    "ClipProbe: probe after generation skipped for this generation: %s",
+                    first_line(exc, empty=type(exc).__name__),
+                )
+                return
             if summary:
                 slot.set(
                     _index(getattr(p, "iteration", 0)),

@@ -4,7 +4,9 @@ Public API: ``on_app_started(demo, app) -> None`` (pass it to
 ``script_callbacks.on_app_started``) registers
 
 - ``GET /clipprobe/v1/models`` -> ``{"models": [...], "default": str,
-  "webui_clip_available": bool}``
+  "webui_clip_available": bool, "available_locally": {model: bool}}``
+  (``webui_clip_available``: an interrogator whose CLIP is loaded or downloaded and did
+  not just fail to load; ``available_locally``: usable without network)
 - ``POST /clipprobe/v1/analyze`` with an ``AnalyzeRequest`` JSON body ->
   ``ProbeReport.to_dict()``.
 
@@ -13,7 +15,10 @@ looks like a file path or URL is rejected as invalid base64, never opened.  With
 ``prompt`` the prompt is read from the image's generation parameters.  ``model`` must be
 one of ``GET /models`` (an API caller cannot make the server load arbitrary folders).
 
-Errors: invalid fields (e.g. ``rounds`` outside 1-20) -> 422 (FastAPI's validation body);
+The request model's bounds and help come from ``clipprobe_ext.options.OPTIONS``
+(threshold and tolerance as fractions: 0.01 is 1 %).
+
+Errors: invalid fields (e.g. ``rounds`` outside its bounds) -> 422 (FastAPI's validation body);
 ``PromptError``/``ImageError``/bad options, and a ``model`` the server does not offer -> 400;
 ``ModelError`` (model missing, offline, out of memory, unloaded mid-run: the server cannot
 serve the request now) -> 503; both as ``{"error": "<ErrorClass>", "detail": message}``.
@@ -38,11 +43,14 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import VERSION as PYDANTIC_VERSION
 from pydantic import BaseModel, Field, conlist, constr
 
+from clipprobe_ext import images
 from clipprobe_ext.errors import ClipProbeError, ImageError, ModelError, PromptError
+from clipprobe_ext.infotext import parse_parameters
+from clipprobe_ext.options import MAX_PROMPT_CHARS, OPTIONS
+from clipprobe_ext.webui import model_source, settings
 
 PREFIX = "/clipprobe/v1"
 MAX_IMAGE_CHARS = 64 * 1024 * 1024  # base64 text of a ~48 MB file
-MAX_PROMPT_CHARS = 20_000
 
 _DATA_URL = re.compile(r"^data:image/[\w.+-]+(?:;[\w=.+-]+)*;base64,", re.IGNORECASE)
 
@@ -57,8 +65,25 @@ def _conlist(item_type: Any, min_items: int, max_items: int) -> Any:
     return conlist(item_type, min_items=min_items, max_items=max_items)
 
 
-SynonymGroup = _conlist(constr(min_length=1, max_length=500), 2, 64)
-SynonymGroups = _conlist(SynonymGroup, 0, 64)
+_SYNONYM_LIMITS = OPTIONS["synonyms"].limits
+SynonymGroup = _conlist(
+    constr(min_length=1, max_length=_SYNONYM_LIMITS["max_chars"]),
+    _SYNONYM_LIMITS["min_size"],
+    _SYNONYM_LIMITS["max_size"],
+)
+SynonymGroups = _conlist(SynonymGroup, 0, _SYNONYM_LIMITS["max_groups"])
+
+
+def _setting_field(name: str) -> Any:
+    """An optional request field whose bounds and help come from ``OPTIONS[name]``."""
+    keywords = OPTIONS[name].api_field()
+    keywords["description"] = f"{keywords['description']}; default: Settings"
+    return Field(None, **keywords)
+
+
+def _plain_field(name: str) -> Any:
+    spec = OPTIONS[name]
+    return Field(spec.default, description=spec.help)
 
 
 class AnalyzeRequest(BaseModel):
@@ -69,13 +94,15 @@ class AnalyzeRequest(BaseModel):
         None, max_length=MAX_PROMPT_CHARS, description="default: read from the image"
     )
     model: str | None = Field(None, description="one of GET /clipprobe/v1/models")
-    rounds: int | None = Field(None, ge=1, le=20, description="default: Settings")
-    threshold: float | None = Field(None, ge=0.0, lt=1.0, description="default: Settings")
-    tolerance: float | None = Field(None, ge=0.0, lt=1.0, description="default: Settings")
-    synonyms: SynonymGroups = Field(default_factory=list)  # type: ignore[valid-type]
-    granularity: Literal["phrase", "word"] = "phrase"
-    contribution: bool = True
-    prune: bool = True
+    rounds: int | None = _setting_field("rounds")
+    threshold: float | None = _setting_field("threshold")
+    tolerance: float | None = _setting_field("tolerance")
+    synonyms: SynonymGroups = Field(  # type: ignore[valid-type]
+        default_factory=list, description=OPTIONS["synonyms"].help
+    )
+    granularity: Literal["phrase", "word"] = _plain_field("granularity")
+    contribution: bool = _plain_field("contribution")
+    prune: bool = _plain_field("prune")
 
     if PYDANTIC_V2:
         model_config = {"extra": "forbid"}
@@ -134,25 +161,21 @@ class _UnknownModel(ClipProbeError):
 def _error(exc: ClipProbeError) -> JSONResponse:
     if isinstance(exc, _UnknownModel):
         return JSONResponse(status_code=400, content={"error": "ModelError", "detail": str(exc)})
-    status = 503 if isinstance(exc, ModelError) else 400
-    return JSONResponse(
-        status_code=status, content={"error": type(exc).__name__, "detail": str(exc)}
-    )
+    if isinstance(exc, ModelError):  # ModelUnavailable too: the public name is ModelError
+        return JSONResponse(status_code=503, content={"error": "ModelError", "detail": str(exc)})
+    return JSONResponse(status_code=400, content={"error": type(exc).__name__, "detail": str(exc)})
 
 
 def models_endpoint() -> dict[str, Any]:
-    from clipprobe_ext.webui import model_source, settings
-
     return {
         "models": model_source.list_models(),
         "default": settings.default_model(),
         "webui_clip_available": model_source.webui_clip_available(),
+        "available_locally": model_source.models_on_disk(),
     }
 
 
 def analyze_endpoint(request: AnalyzeRequest) -> Any:
-    from clipprobe_ext.webui import model_source, settings
-
     try:
         model = request.model or settings.default_model()
         if model not in model_source.list_models():
@@ -195,9 +218,6 @@ def decode_base64_image(text: str) -> bytes:
 
 def _image_and_prompt(request: AnalyzeRequest) -> tuple[Any, str]:
     data = decode_base64_image(request.image)
-    from clipprobe_ext import images
-    from clipprobe_ext.infotext import parse_parameters
-
     if request.prompt and request.prompt.strip():
         return images.load_image(data), request.prompt
     image, parameters = images.load_image_with_parameters(data)  # (RGB image, infotext | None)

@@ -6,7 +6,7 @@ including "Reload UI", after the WebUI cleared all callbacks) wires:
 - ``on_ui_settings``: the "ClipProbe" settings section (``settings.on_ui_settings``);
 - ``on_ui_tabs``: the "ClipProbe" tab (``tab.on_ui_tabs``);
 - ``on_after_component``: "Send to ClipProbe" buttons in txt2img/img2img/PNG Info
-  (``tab.SendToClipProbe``);
+  (``send_to.SendToClipProbe``);
 - ``on_app_started``: ``/clipprobe/v1/*`` API routes (``api.on_app_started``).
 
 The always-visible "probe after generation" section is a Script class, found by the WebUI
@@ -17,16 +17,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from clipprobe_ext.webui import api, send_to, settings, tab
+
 
 def register() -> Any:
     """Register the callbacks; returns the ``SendToClipProbe`` instance (for tests)."""
     from modules import script_callbacks
 
-    from clipprobe_ext.webui import api, settings, tab
-
-    send_to = tab.SendToClipProbe()
+    buttons = send_to.SendToClipProbe()
     script_callbacks.on_ui_settings(settings.on_ui_settings)
     script_callbacks.on_ui_tabs(tab.on_ui_tabs)
-    script_callbacks.on_after_component(send_to)
+    script_callbacks.on_after_component(buttons)
     script_callbacks.on_app_started(api.on_app_started)
-    return send_to
+    return buttons

@@ -2,13 +2,12 @@
 
 Public API (the tab and the API call only these):
 
-- ``WEBUI_CLIP``: the choice "WebUI Interrogate CLIP (ViT-L/14)", the model behind the
-  WebUI's "Interrogate CLIP" button (``shared.interrogator.clip_model``), reused as it is.
-- ``HF_MODELS``: transformers CLIP names offered besides it.  Any other string is read as
-  a transformers hub name or a local folder.
+- ``WEBUI_CLIP``, ``HF_MODELS``: the choices (defined in ``model_choices``).
 - ``list_models() -> list[str]``: the choices, the configured default first if custom.
-- ``webui_clip_available() -> bool``: whether ``shared.interrogator`` exists (some Forge
-  forks have none: then only transformers models work).
+- ``models_on_disk() -> dict[str, bool]``: each choice -> usable without network.
+- ``webui_clip_available() -> bool``: ``shared.interrogator`` exists (some Forge forks
+  have none: then only transformers models work), its CLIP is loaded or downloaded, and
+  it has not failed to load in the last minute; ``webui_clip_failure()`` says why not.
 - ``run_analysis(images, prompt, options=None, model_name=None, progress=None, *,
   labels=None, inside_generation=False, on_start=None) -> ProbeReport``: runs
   ``clipprobe_ext.probe.analyze`` under the WebUI's queue lock (so it never runs beside a
@@ -21,9 +20,17 @@ Public API (the tab and the API call only these):
   before anything else: the tab's ``progress.start_task`` (the WebUI's progress bar turns
   from "In queue" to the run's own progress there); an exception from it is the caller's.
   Do not wrap a call in ``call_queue.wrap_gradio_gpu_call`` (it takes the same lock);
-  ``wrap_gradio_call`` is fine.
-- ``text_cache(model_id) -> TextEmbeddingCache``: the cache shared by all runs of a model.
-- ``clear_cache() -> None``: forget loaded transformers models and text caches.
+  ``wrap_gradio_call`` is fine.  A transformers model is loaded into RAM before the lock
+  is taken (a generation never waits for it); a model neither on disk nor reachable fails
+  at once, without network retries.  A model that cannot be loaded at all raises
+  ``ModelUnavailable`` (a ``ModelError``).
+- ``webui_clip_text_cache(dtype)``: the text cache of the interrogator's CLIP (other
+  models' caches are ``encoders.loader``'s).
+- ``clear_cache() -> None``: forget loaded models, text caches and a load failure.
+
+Every model other than the interrogator's is loaded by ``encoders.loader.load_encoder``
+(the CLI's loader: same errors, caches and offline rules); this module keeps only the
+adaptation of the interrogator's CLIP and the WebUI's memory policy.
 
 Memory follows ``InterrogateModels.interrogate()`` of 1.10: with ``--lowvram``/``--medvram``
 the SD model is moved off the GPU first, afterwards the CLIP goes back to RAM
@@ -36,14 +43,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from clipprobe_ext.errors import ClipProbeError, ModelError, first_line
+import torch
 
-WEBUI_CLIP = "WebUI Interrogate CLIP (ViT-L/14)"
-WEBUI_CLIP_ID = "webui-interrogate:ViT-L/14"
-HF_MODELS = ("openai/clip-vit-base-patch32", "openai/clip-vit-large-patch14")
+from clipprobe_ext import probe
+from clipprobe_ext.encoders import ClipEncoder, TextEmbeddingCache, loader
+from clipprobe_ext.encoders.openai_clip import OpenAIClipEncoder
+from clipprobe_ext.errors import ClipProbeError, ModelError, first_line
+from clipprobe_ext.probe import ProbeOptions
+from clipprobe_ext.results import ProbeReport
+from clipprobe_ext.webui import compat, model_choices, settings
+from clipprobe_ext.webui.model_choices import HF_MODELS, WEBUI_CLIP, WEBUI_CLIP_ID
+
+__all__ = ["HF_MODELS", "WEBUI_CLIP", "WEBUI_CLIP_ID", "run_analysis", "list_models"]
 
 NO_INTERROGATOR = (
     "This WebUI has no Interrogate CLIP model (shared.interrogator); "
@@ -59,60 +74,94 @@ OUT_OF_MEMORY = (
     "smaller model such as openai/clip-vit-base-patch32."
 )
 
+WEBUI_CLIP_OFFLINE = (
+    "The WebUI's Interrogate CLIP (ViT-L/14) is not downloaded ({path} is missing) and its "
+    "download server cannot be reached; choose a local transformers CLIP model instead."
+)
+
 log = logging.getLogger("clipprobe")
+
+
+class ModelUnavailable(ModelError):
+    """The chosen CLIP cannot be loaded at all (missing, offline, unreadable): trying again
+    for the next image of the same generation is pointless."""
+
 
 Progress = Callable[[str, "float | None"], None]
 
-_text_caches: dict[str, Any] = {}
-_hf_encoders: dict[tuple[str, str], Any] = {}
+_loading = threading.Lock()  # one load_encoder at a time, outside the queue lock
 _fallback_lock = threading.Lock()  # outside the WebUI (no modules.call_queue)
+# the interrogator whose CLIP failed to load, why, and when (webui_clip_available says so;
+# a new try is made once it is FAILURE_MEMORY_S old)
+_webui_clip_failure: tuple[Any, str, float] | None = None
+FAILURE_MEMORY_S = 60.0
 
 
 def list_models() -> list[str]:
-    from clipprobe_ext.webui import settings
+    return model_choices.list_models(settings.default_model())
 
-    names = [WEBUI_CLIP, *HF_MODELS]
-    default = settings.default_model()
-    if default not in names:
-        names.insert(0, default)
-    return names
+
+def available_locally(name: str) -> bool:
+    """Whether ``name`` can be used without network (see ``model_choices.available_locally``)."""
+    if name == WEBUI_CLIP:
+        return webui_clip_available()
+    return model_choices.available_locally(name)
+
+
+def models_on_disk() -> dict[str, bool]:
+    """Each choice of ``list_models()`` -> whether it is available locally."""
+    return {name: available_locally(name) for name in list_models()}
 
 
 def webui_clip_available() -> bool:
-    """Whether this WebUI has an Interrogate CLIP (``shared.interrogator``) to reuse."""
-    shared = _shared()
-    return shared is not None and getattr(shared, "interrogator", None) is not None
+    """The WebUI has an Interrogate CLIP (``shared.interrogator``) whose weights are loaded or
+    on disk, and it has not failed to load."""
+    interrogator = _interrogator()
+    if interrogator is None or webui_clip_failure() is not None:
+        return False
+    return model_choices.webui_clip_on_disk(interrogator, _cmd_opt("clip_models_path"))
 
 
-def text_cache(model_id: str) -> Any:
-    from clipprobe_ext.encoders import TextEmbeddingCache
+def webui_clip_failure() -> str | None:
+    """Why the current interrogator's CLIP failed to load, if it did."""
+    failure = _webui_clip_failure
+    if failure is None or failure[0] is not _interrogator():
+        return None
+    if time.monotonic() - failure[2] > FAILURE_MEMORY_S:
+        return None
+    return failure[1]
 
-    cache = _text_caches.get(model_id)
-    if cache is None:
-        cache = _text_caches[model_id] = TextEmbeddingCache()
-    return cache
+
+def webui_clip_text_cache(dtype: Any) -> TextEmbeddingCache:
+    """The text cache of the interrogator's CLIP (same weights whenever it is reloaded)."""
+    return loader.text_cache(f"{WEBUI_CLIP_ID}|{dtype}")
 
 
 def clear_cache() -> None:
-    _hf_encoders.clear()
-    _text_caches.clear()
+    global _webui_clip_failure
+    loader.clear_cache()
+    _webui_clip_failure = None
 
 
 def run_analysis(
     images: Sequence[Any],
     prompt: str,
-    options: Any = None,
+    options: ProbeOptions | None = None,
     model_name: str | None = None,
     progress: Progress | None = None,
     *,
     labels: Sequence[str] | None = None,
     inside_generation: bool = False,
     on_start: Callable[[], None] | None = None,
-) -> Any:
-    """Analyse ``prompt`` against PIL ``images`` with the chosen CLIP; see the module doc."""
-    from clipprobe_ext.webui import settings
+) -> ProbeReport:
+    """Analyse ``prompt`` against PIL ``images`` with the chosen CLIP; see the module doc.
 
+    A transformers model is loaded (into RAM) before the queue lock is taken, and a model
+    that is neither on disk nor downloadable fails at once: a generation never waits for
+    ClipProbe's download or its failure.
+    """
     name = (model_name or "").strip() or settings.default_model()
+    opener = _prepare(name)
     lock = contextlib.nullcontext() if inside_generation else _queue_lock()
     with lock:
         state = _state()
@@ -122,7 +171,15 @@ def run_analysis(
             if on_start is not None:
                 on_start()
             return _run_locked(
-                images, prompt, options, name, progress, labels, state, not inside_generation
+                images,
+                prompt,
+                options,
+                name,
+                opener,
+                progress,
+                labels,
+                state,
+                not inside_generation,
             )
         finally:
             if state is not None and not inside_generation:
@@ -133,8 +190,6 @@ def run_analysis(
 
 
 def _queue_lock() -> Any:
-    from clipprobe_ext.webui import compat
-
     try:
         return compat.queue_lock()
     except ImportError:
@@ -147,6 +202,11 @@ def _shared() -> Any:
     except ImportError:
         return None
     return shared
+
+
+def _interrogator() -> Any:
+    shared = _shared()
+    return getattr(shared, "interrogator", None) if shared is not None else None
 
 
 def _state() -> Any:
@@ -172,15 +232,11 @@ def _torch_gc() -> None:
     if devices is not None:
         devices.torch_gc()
         return
-    import torch
-
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 
 
-def _target_device() -> Any:
-    import torch
-
+def _target_device() -> torch.device:
     devices = _devices()
     device = getattr(devices, "device_interrogate", None) if devices is not None else None
     if device is None:
@@ -188,20 +244,32 @@ def _target_device() -> Any:
     return torch.device(device)
 
 
+Opener = Callable[[], "_Source"]
+
+
+def _prepare(name: str) -> Opener:
+    """Everything that may be slow or fail for lack of network, done before the lock.
+
+    Returns the call that, under the lock, puts the model on its device.
+    """
+    if name == WEBUI_CLIP:
+        _check_webui_clip()
+        return _webui_clip
+    encoder, device = _hf_encoder(name)
+    return lambda: _hf_source(encoder, device)
+
+
 def _run_locked(
     images: Sequence[Any],
     prompt: str,
-    options: Any,
+    options: ProbeOptions | None,
     name: str,
+    opener: Opener,
     progress: Progress | None,
     labels: Sequence[str] | None,
     state: Any,
     own_job: bool,
-) -> Any:
-    import torch
-
-    from clipprobe_ext.probe import analyze
-
+) -> ProbeReport:
     _set_progress(state, "Loading the CLIP model", None, own_job)
     if _cmd_opt("lowvram") or _cmd_opt("medvram") or _cmd_opt("medvram_sdxl"):
         from modules import lowvram
@@ -211,7 +279,7 @@ def _run_locked(
 
     source: _Source | None = None
     try:
-        source = _open_source(name)
+        source = opener()
         check = source.check
 
         def report(message: str, fraction: float | None) -> None:
@@ -222,7 +290,7 @@ def _run_locked(
             if progress is not None:
                 progress(message, fraction)
 
-        result = analyze(list(images), prompt, source.encoder, options, labels, report)
+        result = probe.analyze(list(images), prompt, source.encoder, options, labels, report)
         check()
         return result
     except torch.cuda.OutOfMemoryError as exc:
@@ -285,12 +353,6 @@ def _release(source: _Source | None, force_ram: bool = False) -> None:
     return None
 
 
-def _open_source(name: str) -> _Source:
-    if name == WEBUI_CLIP:
-        return _webui_clip()
-    return _hf_clip(name)
-
-
 # -- the WebUI's Interrogate CLIP ------------------------------------------------------------
 
 
@@ -301,12 +363,31 @@ def _unwrap(model: Any) -> Any:
     return model
 
 
-def _webui_clip() -> _Source:
-    from clipprobe_ext.encoders.openai_clip import OpenAIClipEncoder
-    from clipprobe_ext.webui import settings
+def _check_webui_clip() -> None:
+    """Fail at once where loading the Interrogate CLIP cannot work (no lock needed)."""
+    interrogator = _interrogator()
+    if interrogator is None:
+        raise ModelUnavailable(NO_INTERROGATOR)
+    failure = webui_clip_failure()
+    if failure is not None:
+        raise ModelUnavailable(failure)
+    clip_models_path = _cmd_opt("clip_models_path")
+    if model_choices.webui_clip_on_disk(interrogator, clip_models_path):
+        return
+    if not model_choices.reachable(model_choices.CLIP_HOST):
+        path = model_choices.webui_clip_path(clip_models_path)
+        _remember_failure(interrogator, WEBUI_CLIP_OFFLINE.format(path=path))
+        raise ModelUnavailable(WEBUI_CLIP_OFFLINE.format(path=path))
 
+
+def _remember_failure(interrogator: Any, message: str) -> None:
+    global _webui_clip_failure
+    _webui_clip_failure = (interrogator, message, time.monotonic())
+
+
+def _webui_clip() -> _Source:
     shared = _shared()
-    interrogator = getattr(shared, "interrogator", None) if shared is not None else None
+    interrogator = _interrogator()
     if interrogator is None:
         raise ModelError(NO_INTERROGATOR)
 
@@ -319,19 +400,23 @@ def _webui_clip() -> _Source:
     except ClipProbeError:
         raise
     except Exception as exc:
-        log.exception("ClipProbe: could not load the Interrogate CLIP")
-        raise ModelError(
+        # The message says it all; the traceback only at debug level (one line per failure).
+        log.debug("ClipProbe: could not load the Interrogate CLIP", exc_info=True)
+        message = (
             f"Could not load the WebUI's Interrogate CLIP (ViT-L/14): {type(exc).__name__}: "
             f"{first_line(exc, empty='')}; choose a transformers CLIP model instead."
-        ) from exc
+        )
+        _remember_failure(interrogator, message)
+        raise ModelUnavailable(message) from exc
 
     held = interrogator.clip_model
     model = _unwrap(held)
     preprocess = interrogator.clip_preprocess
     if model is None or preprocess is None:
         raise ModelError(MODEL_GONE)
+    dtype = next(model.parameters()).dtype
     encoder = OpenAIClipEncoder(
-        model, preprocess, model_id=WEBUI_CLIP_ID, cache=text_cache(WEBUI_CLIP_ID)
+        model, preprocess, model_id=WEBUI_CLIP_ID, cache=webui_clip_text_cache(dtype)
     )
 
     def gone() -> bool:
@@ -374,8 +459,6 @@ def _load_a1111_clip(interrogator: Any, shared: Any) -> None:
 def _load_forge_clip(interrogator: Any) -> None:
     """Forge: CLIP kept on its offload device inside a ``ModelPatcher``, moved by
     ``memory_management.load_models_gpu`` (mirrors Forge's ``InterrogateModels.load()``)."""
-    from clipprobe_ext.webui import compat
-
     if interrogator.clip_model is None:
         model, preprocess = interrogator.load_clip_model()
         offload = getattr(interrogator, "offload_device", None)
@@ -407,26 +490,28 @@ def _load_forge_clip(interrogator: Any) -> None:
 # -- transformers CLIP -------------------------------------------------------------------------
 
 
-def _hf_clip(name: str) -> _Source:
-    import torch
+def _hf_encoder(name: str) -> tuple[ClipEncoder, torch.device]:
+    """The encoder of ``name`` (``loader.load_encoder``: its caches, errors, offline rules)
+    and the device it runs on.
 
-    from clipprobe_ext.encoders.hf import HFClipEncoder
-    from clipprobe_ext.webui import settings
-
+    Runs outside the queue lock, so it loads where the model waits between runs: RAM,
+    unless "keep the CLIP model on the GPU" is on.
+    """
     device = _target_device()
-    key = (name, str(device))
-    encoder = _hf_encoders.get(key)
-    if encoder is None:
-        half = device.type != "cpu" and not _cmd_opt("no_half")
-        encoder = HFClipEncoder.from_pretrained(
-            name,
-            device=device,
-            dtype=torch.float16 if half else torch.float32,
-            cache=text_cache(f"hf:{name}"),
-        )
-        _hf_encoders[key] = encoder
-    else:
-        encoder.model.to(device)
+    half = device.type != "cpu" and not _cmd_opt("no_half")
+    dtype = torch.float16 if half else torch.float32
+    home = device if settings.keep_on_gpu() else torch.device("cpu")
+    with _loading:
+        try:
+            encoder = loader.load_encoder(name, home, dtype)
+        except ModelError as exc:
+            raise ModelUnavailable(str(exc)) from exc
+    return encoder, device
+
+
+def _hf_source(encoder: ClipEncoder, device: torch.device) -> _Source:
+    """Under the lock: the encoder onto its device, back to RAM afterwards (memory policy)."""
+    encoder.model.to(device)
 
     def after(force_ram: bool) -> None:
         if device.type != "cpu" and (force_ram or not settings.keep_on_gpu()):

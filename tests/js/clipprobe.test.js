@@ -222,3 +222,54 @@ test("clipprobe_submit survives a failing requestProgress and a missing result b
     assert.deepStrictEqual(Array.from(bare.context.clipprobe_submit("", "x")), ["task(id2)", "x"]);
     assert.strictEqual(progress.calls.length, 0);
 });
+
+// Nodes as the DOM gives them to the copy handler: text nodes and elements with classList.
+function text(value) {
+    return {nodeType: 3, nodeValue: value};
+}
+function el(classes, ...childNodes) {
+    return {nodeType: 1, classList: {contains: (c) => classes.includes(c)}, childNodes};
+}
+
+test("removed-phrase chips are copied with separators, other text as it is", () => {
+    const {context} = load(page());
+    const removed = el(
+        ["cp-section"],
+        el(["p"], text("Removed: "), el(["cp-removed"], text("hokusai")), el(["cp-removed"], text("girl")),
+            text(" "), el(["cp-removed"], text("by red umbrella"))),
+        text("\n"),
+        el(["cp-keeps"], text("Similarity 0.21 → 0.20")),
+    );
+    assert.strictEqual(
+        context.clipprobe_copied_text(removed),
+        "Removed: hokusai, girl, by red umbrella\nSimilarity 0.21 → 0.20",
+    );
+    // one chip: nothing added
+    assert.strictEqual(context.clipprobe_copied_text(el([], el(["cp-removed"], text("rain")))), "rain");
+});
+
+test("the copy listener puts the separated text on the clipboard only for chips", () => {
+    const listeners = {};
+    const root = page();
+    root.addEventListener = (type, fn) => {
+        listeners[type] = fn;
+    };
+    let fragment = el([], el(["cp-removed"], text("a")), el(["cp-removed"], text("b")));
+    fragment.querySelector = (sel) => (sel === ".cp-removed" ? fragment.childNodes[0] : null);
+    const selection = {rangeCount: 1, isCollapsed: false, getRangeAt: () => ({cloneContents: () => fragment})};
+    load(root, {window: {getSelection: () => selection}});
+    const copied = {};
+    let prevented = false;
+    const event = {
+        clipboardData: {setData: (type, value) => (copied[type] = value)},
+        preventDefault: () => (prevented = true),
+    };
+    listeners.copy(event);
+    assert.deepStrictEqual(copied, {"text/plain": "a, b"});
+    assert.strictEqual(prevented, true);
+    fragment = el([], text("plain text"));
+    fragment.querySelector = () => null;
+    prevented = false;
+    listeners.copy(event);
+    assert.strictEqual(prevented, false); // the browser copies it itself
+});

@@ -33,8 +33,6 @@ STUB_MODULES = (
     "shared_state",
     "devices",
     "torch_utils",
-    "errors",
-    "paths",
     "fifo_lock",
     "shared",
     "lowvram",
@@ -87,9 +85,17 @@ def webui(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
 
 
 @pytest.fixture()
-def interrogator(webui, tiny_openai_clip):
-    """``shared.interrogator`` whose CLIP loads as a private copy of the tiny openai CLIP."""
+def interrogator(webui, tiny_openai_clip, tmp_path):
+    """``shared.interrogator`` whose CLIP loads as a private copy of the tiny openai CLIP.
+
+    ``--clip-models-path`` points at a folder with a ``ViT-L-14.pt`` (empty: the loader
+    below stands in for ``clip.load`` reading it), so the model counts as downloaded.
+    """
     model, preprocess = tiny_openai_clip
+    clip_dir = tmp_path / "clip-models"
+    clip_dir.mkdir()
+    (clip_dir / "ViT-L-14.pt").write_bytes(b"")
+    webui.shared.cmd_opts.clip_models_path = str(clip_dir)
     interrogator = webui.interrogate.InterrogateModels("interrogate")
 
     def load_clip_model():

@@ -44,7 +44,7 @@ def always_visible(webui):
 def tiny_default(webui, tiny_hf_clip_dir):
     settings.on_ui_settings()
     webui.shared.opts.clipprobe_default_model = str(tiny_hf_clip_dir)
-    webui.shared.opts.clipprobe_threshold = 0.0
+    webui.shared.opts.clipprobe_threshold_percent = 0.0
     return str(tiny_hf_clip_dir)
 
 
@@ -339,20 +339,57 @@ def test_off_does_nothing_and_imports_nothing(always_visible, webui, images, mon
     assert all("ClipProbe" not in text for text in reference.infotexts)
 
 
-def test_missing_model_logs_one_warning_per_image_and_keeps_the_generation(
+def _warnings(caplog):
+    return [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_missing_model_skips_the_generation_with_one_warning_and_a_note(
     always_visible, webui, images, caplog, tmp_path
 ):
     settings.on_ui_settings()
     webui.shared.opts.clipprobe_default_model = str(tmp_path / "missing-model")
     script = always_visible.ClipProbeScript()
     off, off_saved = generate(script, make_p(), batches_of(images), False)
-    with caplog.at_level(logging.WARNING, logger="clipprobe"):
+    with caplog.at_level(logging.DEBUG, logger="clipprobe"):
         processed, saved = generate(script, make_p(), batches_of(images), True)
-    assert processed.infotexts == off.infotexts and saved == off_saved
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 4
-    assert all("probe after generation failed for image" in w for w in warnings)
-    assert all("\n" not in w for w in warnings)
+    (warning,) = _warnings(caplog)  # one line for the generation, not one per image
+    assert warning.exc_info is None and "\n" not in warning.getMessage()
+    assert "probe after generation skipped for this generation" in warning.getMessage()
+    assert "missing-model" in warning.getMessage()
+    parse = webui.infotext_utils.parse_generation_parameters
+    for text, reference in zip(processed.infotexts, off.infotexts):
+        note = parse(text)["ClipProbe"]
+        assert note.startswith("skipped, ") and "missing-model" in note
+        # the rest of the infotext is what the WebUI writes without ClipProbe
+        assert text.replace(f"ClipProbe: {webui.infotext_utils.quote(note)}, ", "") == reference
+    assert saved.keys() == off_saved.keys()
+
+
+def test_webui_clip_that_cannot_load_is_one_warning_and_the_truth_in_the_api(
+    always_visible, webui, interrogator, images, caplog
+):
+    from clipprobe_ext.webui import api
+
+    def offline_clip_load():  # what clip.load does without network: urllib's error
+        interrogator.calls.append("load_clip_model")
+        raise OSError("<urlopen error [Errno -3] Temporary failure in name resolution>")
+
+    interrogator.load_clip_model = offline_clip_load
+    settings.on_ui_settings()
+    assert api.models_endpoint()["webui_clip_available"] is True  # its file is there
+    script = always_visible.ClipProbeScript()
+    with caplog.at_level(logging.DEBUG, logger="clipprobe"):
+        processed, _ = generate(script, make_p(), batches_of(images), True)
+    (warning,) = _warnings(caplog)
+    assert warning.exc_info is None
+    assert "Temporary failure in name resolution" in warning.getMessage()
+    assert interrogator.calls.count("load_clip_model") == 1  # not retried per image
+    parse = webui.infotext_utils.parse_generation_parameters
+    notes = {parse(text)["ClipProbe"] for text in processed.infotexts}
+    (note,) = notes
+    assert note.startswith("skipped, Could not load the WebUI's Interrogate CLIP")
+    assert len(note) <= len("skipped, ") + always_visible.REASON_CHARS
+    assert api.models_endpoint()["webui_clip_available"] is False
 
 
 def test_unexpected_errors_never_escape(always_visible, webui, monkeypatch, images, caplog):

@@ -59,6 +59,27 @@ def test_models_lists_the_choices(client):
     assert body["models"] == model_source.list_models()
     assert body["default"] == model_source.WEBUI_CLIP
     assert body["webui_clip_available"] is True
+    # the interrogator's ViT-L-14.pt is downloaded; the hub models are not in this cache
+    assert body["available_locally"] == {
+        model_source.WEBUI_CLIP: True,
+        "openai/clip-vit-base-patch32": False,
+        "openai/clip-vit-large-patch14": False,
+    }
+
+
+def test_request_bounds_come_from_the_options_spec():
+    from clipprobe_ext.options import OPTIONS
+
+    schema = (
+        api.AnalyzeRequest.model_json_schema() if api.PYDANTIC_V2 else api.AnalyzeRequest.schema()
+    )
+    for name in ("rounds", "threshold", "tolerance"):
+        field = schema["properties"][name]
+        if "anyOf" in field:  # pydantic 2: Optional[...] is anyOf [number, null]
+            field = {**field, **field["anyOf"][0]}
+        spec = OPTIONS[name]
+        assert (field["minimum"], field["maximum"]) == (spec.minimum, spec.maximum), name
+        assert spec.help in field["description"]
 
 
 def test_routes_are_registered_once(webui):
@@ -176,6 +197,7 @@ def test_a_file_path_is_never_opened(client, images, tmp_path, monkeypatch):
         {"rounds": 1000},
         {"rounds": 0},
         {"threshold": 1.5},
+        {"threshold": 0.6},  # the spec's maximum is 0.5 (50 %)
         {"tolerance": -0.1},
         {"granularity": "letter"},
         {"synonyms": [["only one"]]},

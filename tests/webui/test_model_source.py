@@ -63,11 +63,14 @@ def test_list_models_includes_a_custom_default(webui):
     assert model_source.list_models()[0] == "/models/my-clip"
 
 
-def test_import_is_light():
+def test_import_needs_no_webui_and_loads_no_model_library():
+    # ClipProbe's own modules are imported at the top (torch comes with the encoders, and
+    # the WebUI has it loaded anyway); the WebUI's modules, gradio and the model libraries
+    # are imported only when used.
     code = (
         "import sys, clipprobe_ext.webui, clipprobe_ext.webui.model_source, "
         "clipprobe_ext.webui.settings, clipprobe_ext.webui.compat; "
-        "bad = [m for m in ('torch', 'transformers', 'gradio', 'clip', 'modules') "
+        "bad = [m for m in ('transformers', 'gradio', 'clip', 'modules') "
         "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
     )
     import subprocess
@@ -188,7 +191,7 @@ def test_text_cache_is_shared_across_runs(webui, interrogator, fake_analyze, ima
     run_analysis(images[:1], "a red cube, blue sky", model_name=WEBUI_CLIP)
     first, second = fake_analyze.encoders
     assert first is not second
-    assert first.cache is second.cache is model_source.text_cache(model_source.WEBUI_CLIP_ID)
+    assert first.cache is second.cache is model_source.webui_clip_text_cache(torch.float32)
     assert first.stats.text_forwards > 0
     assert second.stats.text_forwards == 0
 
@@ -442,7 +445,11 @@ def test_transformers_model_from_a_folder_is_cached(webui, fake_analyze, images,
     first, second = fake_analyze.encoders
     assert first is second
     assert first.model_id == f"hf:{name}"
-    assert first.cache is model_source.text_cache(f"hf:{name}")
+    # the CLI's loader: same encoder and text cache as load_encoder gives
+    from clipprobe_ext.encoders import loader
+
+    assert first is loader.load_encoder(name, "cpu", torch.float32)
+    assert first.cache is loader.text_cache(f"{loader.model_identity(name)}|{torch.float32}")
 
 
 def test_transformers_model_used_when_no_interrogator(
@@ -481,7 +488,7 @@ def test_real_analysis_on_the_interrogator_clip(webui, interrogator, images):
 
 
 def test_real_analysis_reuses_text_embeddings(webui, interrogator, images):
-    cache = model_source.text_cache(model_source.WEBUI_CLIP_ID)
+    cache = model_source.webui_clip_text_cache(torch.float32)
     run_analysis(images[:1], "a red cube, blue sky", model_name=WEBUI_CLIP)
     misses = cache.misses
     run_analysis(images[:1], "a red cube, blue sky", model_name=WEBUI_CLIP)
@@ -511,7 +518,104 @@ def test_forge_without_memory_management_moves_the_clip_itself(
     assert "load" not in interrogator.calls
 
 
-def test_webui_clip_available(webui):
+def test_webui_clip_available_only_with_its_weights(webui, tmp_path):
     assert model_source.webui_clip_available() is False
+    webui.shared.cmd_opts.clip_models_path = str(tmp_path)
     webui.shared.interrogator = webui.interrogate.InterrogateModels("interrogate")
+    assert model_source.webui_clip_available() is False  # ViT-L-14.pt not downloaded
+    (tmp_path / "ViT-L-14.pt").write_bytes(b"")
     assert model_source.webui_clip_available() is True
+
+
+# -- issue 10, failure 7: loading never happens inside the queue lock --------------------------
+
+
+def _hold_queue_lock(lock):
+    """A 'generation' holding the WebUI's queue lock until the returned event is set."""
+    taken, release = threading.Event(), threading.Event()
+
+    def generation():
+        with lock:
+            taken.set()
+            release.wait(60)
+
+    thread = threading.Thread(target=generation, daemon=True)
+    thread.start()
+    assert taken.wait(10)
+    return release, thread
+
+
+def _run_in_thread(call):
+    outcome: dict = {}
+
+    def target():
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # noqa: BLE001 (handed to the test)
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+@pytest.mark.parametrize("offline_by", ["environment", "unreachable host"])
+def test_offline_hub_model_fails_at_once_while_a_generation_holds_the_lock(
+    webui, images, monkeypatch, offline_by
+):
+    from clipprobe_ext.webui import model_choices
+
+    name = "openai/clip-vit-large-patch14"
+    assert not model_choices.available_locally(name)  # not in this machine's HF cache
+    if offline_by == "unreachable host":
+        from huggingface_hub import constants
+
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+        # a hub whose name cannot resolve: the loader's one quick request fails
+        monkeypatch.setattr(constants, "ENDPOINT", "https://clipprobe-no-such-host.invalid")
+    else:
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    lock = webui.call_queue.queue_lock
+    release, generation = _hold_queue_lock(lock)
+    try:
+        thread, outcome = _run_in_thread(lambda: run_analysis(images[:1], "a cube", None, name))
+        thread.join(30)
+        # it did not wait for the generation's lock: the error is there while it is held
+        assert not thread.is_alive()
+        assert isinstance(outcome.get("error"), ModelError)
+        assert "not available offline" in str(outcome["error"])
+        assert lock.locked()
+    finally:
+        release.set()
+        generation.join(10)
+        model_choices.forget_reachability()
+
+
+def test_transformers_model_is_loaded_outside_the_queue_lock(
+    webui, images, tiny_hf_clip_dir, fake_analyze, monkeypatch
+):
+    from clipprobe_ext.encoders.hf import HFClipEncoder
+
+    lock = webui.call_queue.queue_lock
+    seen = []
+    real = HFClipEncoder.from_pretrained.__func__
+
+    def watching(cls, *args, **kwargs):
+        seen.append(lock.locked())
+        return real(cls, *args, **kwargs)
+
+    monkeypatch.setattr(HFClipEncoder, "from_pretrained", classmethod(watching))
+    run_analysis(images[:1], "a cube", model_name=str(tiny_hf_clip_dir))
+    assert seen == [False]
+    run_analysis(images[:1], "a cube", model_name=str(tiny_hf_clip_dir))
+    assert seen == [False]  # loaded once
+
+
+def test_models_on_disk_tells_local_from_missing(webui, interrogator, tiny_hf_clip_dir):
+    settings.on_ui_settings()
+    webui.shared.opts.clipprobe_default_model = str(tiny_hf_clip_dir)
+    found = model_source.models_on_disk()
+    assert found[str(tiny_hf_clip_dir)] is True
+    assert found[WEBUI_CLIP] is True  # its ViT-L-14.pt is in --clip-models-path
+    assert found["openai/clip-vit-large-patch14"] is False

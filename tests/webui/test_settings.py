@@ -6,17 +6,31 @@ import sys
 
 import pytest
 
+from clipprobe_ext.options import OPTIONS
 from clipprobe_ext.webui import settings
-from clipprobe_ext.webui.model_source import WEBUI_CLIP
+from clipprobe_ext.webui.model_choices import WEBUI_CLIP
 
+KEY_ROUNDS = settings.key("rounds")
+KEY_THRESHOLD = settings.key("threshold")
+KEY_TOLERANCE = settings.key("tolerance")
 KEYS = (
     settings.KEY_MODEL,
-    settings.KEY_ROUNDS,
-    settings.KEY_THRESHOLD,
-    settings.KEY_TOLERANCE,
+    KEY_ROUNDS,
+    KEY_THRESHOLD,
+    KEY_TOLERANCE,
     settings.KEY_KEEP_ON_GPU,
     settings.KEY_AFTER_GENERATION,
 )
+
+
+def test_every_setting_option_of_the_spec_is_in_settings():
+    assert settings.SETTING_OPTIONS == ("rounds", "threshold", "tolerance")
+    # percent options live under their own keys, in percent
+    assert (KEY_ROUNDS, KEY_THRESHOLD, KEY_TOLERANCE) == (
+        "clipprobe_rounds",
+        "clipprobe_threshold_percent",
+        "clipprobe_tolerance_percent",
+    )
 
 
 def test_registers_a_clipprobe_section_through_the_callback(webui):
@@ -29,8 +43,11 @@ def test_registers_a_clipprobe_section_through_the_callback(webui):
         assert info.section == ("clipprobe", "ClipProbe")
         assert info.label
     assert webui.shared.opts.clipprobe_rounds == 5
-    assert webui.shared.opts.clipprobe_threshold == 0.01
-    assert webui.shared.opts.clipprobe_tolerance == 0.01
+    assert webui.shared.opts.clipprobe_threshold_percent == 1
+    assert webui.shared.opts.clipprobe_tolerance_percent == 1
+    for name in settings.SETTING_OPTIONS:  # label and help from the options spec
+        assert labels[settings.key(name)].label.startswith(OPTIONS[name].label)
+        assert OPTIONS[name].help in labels[settings.key(name)].comment_after
     assert webui.shared.opts.clipprobe_keep_clip_on_gpu is False
     assert webui.shared.opts.clipprobe_probe_after_generation is False
     assert webui.shared.opts.clipprobe_default_model == WEBUI_CLIP
@@ -41,9 +58,16 @@ def test_components_match_the_values(webui):
 
     settings.on_ui_settings()
     labels = webui.shared.opts.data_labels
-    rounds = labels[settings.KEY_ROUNDS]
+    rounds = labels[KEY_ROUNDS]
     assert rounds.component is gr.Slider
-    assert rounds.component_args == {"minimum": 1, "maximum": 20, "step": 1}
+    spec = OPTIONS["rounds"]
+    assert rounds.component_args == {
+        "minimum": spec.minimum,
+        "maximum": spec.maximum,
+        "step": spec.step,
+    }
+    threshold = labels[KEY_THRESHOLD]  # in percent
+    assert threshold.component_args["maximum"] == 100 * OPTIONS["threshold"].maximum
     model = labels[settings.KEY_MODEL]
     assert model.component is gr.Dropdown
     args = model.component_args()  # a callable, evaluated when Settings is built
@@ -75,9 +99,9 @@ def test_component_args_are_valid_updates(webui):
 
 def test_getters_default_when_options_are_missing(webui):
     assert settings.default_model() == WEBUI_CLIP
-    assert settings.rounds() == 5
-    assert settings.threshold() == 0.01
-    assert settings.tolerance() == 0.01
+    assert settings.value("rounds") == 5
+    assert settings.value("threshold") == 0.01
+    assert settings.value("tolerance") == 0.01
     assert settings.keep_on_gpu() is False
     assert settings.probe_after_generation() is False
 
@@ -87,7 +111,7 @@ def test_getters_default_without_a_webui(monkeypatch):
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "modules", None)  # import modules -> ImportError
     assert settings.default_model() == WEBUI_CLIP
-    assert settings.rounds() == 5
+    assert settings.value("rounds") == 5
     assert settings.keep_on_gpu() is False
 
 
@@ -95,14 +119,15 @@ def test_getters_read_the_settings(webui):
     settings.on_ui_settings()
     opts = webui.shared.opts
     opts.clipprobe_rounds = 12.0  # sliders store floats
-    opts.clipprobe_threshold = 0.05
-    opts.clipprobe_tolerance = 0.02
+    opts.clipprobe_threshold_percent = 5.0
+    opts.clipprobe_tolerance_percent = 2
     opts.clipprobe_keep_clip_on_gpu = True
     opts.clipprobe_probe_after_generation = True
     opts.clipprobe_default_model = "  openai/clip-vit-base-patch32 "
-    assert settings.rounds() == 12
-    assert settings.threshold() == 0.05
-    assert settings.tolerance() == 0.02
+    assert settings.value("rounds") == 12
+    assert settings.value("threshold") == pytest.approx(0.05)
+    assert settings.value("tolerance") == pytest.approx(0.02)
+    assert settings.shown("threshold") == 5
     assert settings.keep_on_gpu() is True
     assert settings.probe_after_generation() is True
     assert settings.default_model() == "openai/clip-vit-base-patch32"
@@ -110,13 +135,14 @@ def test_getters_read_the_settings(webui):
 
 @pytest.mark.parametrize(
     ("key", "value", "getter", "expected"),
-    [
-        (settings.KEY_ROUNDS, 1000, settings.rounds, 20),
-        (settings.KEY_ROUNDS, 0, settings.rounds, 1),
-        (settings.KEY_ROUNDS, "lots", settings.rounds, 5),
-        (settings.KEY_THRESHOLD, -1, settings.threshold, 0.01),
-        (settings.KEY_THRESHOLD, "x", settings.threshold, 0.01),
-        (settings.KEY_TOLERANCE, 7, settings.tolerance, 0.01),
+    [  # out of bounds: clamped to the spec's bounds; not a number: the spec's default
+        (KEY_ROUNDS, 1000, lambda: settings.value("rounds"), 20),
+        (KEY_ROUNDS, 0, lambda: settings.value("rounds"), 1),
+        (KEY_ROUNDS, "lots", lambda: settings.value("rounds"), 5),
+        (KEY_THRESHOLD, -1, lambda: settings.value("threshold"), 0.0),
+        (KEY_THRESHOLD, "x", lambda: settings.value("threshold"), 0.01),
+        (KEY_TOLERANCE, 70, lambda: settings.value("tolerance"), 0.2),
+        (KEY_TOLERANCE, float("nan"), lambda: settings.value("tolerance"), 0.01),
         (settings.KEY_MODEL, "", settings.default_model, WEBUI_CLIP),
         (settings.KEY_MODEL, None, settings.default_model, WEBUI_CLIP),
     ],

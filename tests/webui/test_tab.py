@@ -21,7 +21,7 @@ from clipprobe_ext import probe
 from clipprobe_ext.errors import PromptError
 from clipprobe_ext.probe import ProbeOptions
 from clipprobe_ext.prompt import parse_prompt, require_measurable
-from clipprobe_ext.webui import model_source, tab
+from clipprobe_ext.webui import exports, model_source, tab, tab_handlers
 from clipprobe_ext.webui.model_source import WEBUI_CLIP
 
 PROMPT = "a girl, red umbrella, <lora:rainy:0.7>, rain, city at night"
@@ -126,7 +126,7 @@ def test_tab_is_returned_for_on_ui_tabs_and_is_a_paste_target(webui, built):
 
 def test_events_are_wired(webui):
     t = tab.create_tab()
-    analyze = _handler(t.blocks, tab.analyze)
+    analyze = _handler(t.blocks, tab_handlers.analyze)
     assert analyze["targets"] == [(t.analyze_button._id, "click")]
     assert analyze["inputs"] == _ids(
         [
@@ -147,7 +147,7 @@ def test_events_are_wired(webui):
     assert analyze["outputs"] == _ids(
         [t.result, t.pruned_prompt, t.json_file, t.csv_file, t.send_txt2img, t.send_img2img]
     )
-    change = _handler(t.blocks, tab.image_changed)
+    change = _handler(t.blocks, tab_handlers.image_changed)
     assert change["targets"] == [(t.image._id, "change")]
     assert change["outputs"] == _ids([t.prompt, t.negative_prompt, t.status])
     sends = {
@@ -173,28 +173,30 @@ def test_defaults_come_from_settings(webui, tiny_hf_clip_dir):
     settings.on_ui_settings()
     opts = webui.shared.opts
     opts.clipprobe_default_model = str(tiny_hf_clip_dir)
-    opts.clipprobe_rounds, opts.clipprobe_threshold, opts.clipprobe_tolerance = 7, 0.05, 0.02
+    # percent options are kept in percent in Settings, as the sliders show them
+    opts.clipprobe_rounds = 7
+    opts.clipprobe_threshold_percent, opts.clipprobe_tolerance_percent = 5, 2
     t = tab.create_tab()
     assert t.model.value == str(tiny_hf_clip_dir) and _choices(t.model)[0] == str(tiny_hf_clip_dir)
-    assert (t.rounds.value, t.threshold.value, t.tolerance.value) == (7, 0.05, 0.02)
+    assert (t.rounds.value, t.threshold.value, t.tolerance.value) == (7, 5, 2)
 
 
 def test_image_with_parameters_fills_both_prompts(webui, images):
-    prompt, negative, status = tab.image_changed(with_parameters(images[0]))
+    prompt, negative, status = tab_handlers.image_changed(with_parameters(images[0]))
     assert prompt["value"] == PROMPT
     assert negative["value"] == NEGATIVE
     assert status == ""
 
 
 def test_image_without_parameters_keeps_the_typed_prompt(webui, images):
-    prompt, negative, status = tab.image_changed(images[0])
+    prompt, negative, status = tab_handlers.image_changed(images[0])
     assert "value" not in prompt  # gr.update(): the user's text stays
     assert negative["value"] == ""
     assert "No generation parameters" in status
 
 
 def test_cleared_image_changes_nothing(webui):
-    prompt, negative, status = tab.image_changed(None)
+    prompt, negative, status = tab_handlers.image_changed(None)
     assert "value" not in prompt and "value" not in negative and status == ""
 
 
@@ -244,7 +246,7 @@ def test_uploaded_png_fills_the_prompts(webui, images, tmp_path):
     path = tmp_path / "upload.png"
     with_parameters(images[0]).save(path, pnginfo=_pnginfo(INFOTEXT))
     image = _uploaded(t.image, path)
-    prompt, negative, status = tab.image_changed(image)
+    prompt, negative, status = tab_handlers.image_changed(image)
     assert _shown(t.prompt, prompt)["value"] == PROMPT
     assert _shown(t.negative_prompt, negative)["value"] == NEGATIVE
     assert status == ""
@@ -257,7 +259,7 @@ def test_image_sent_from_another_tab_keeps_its_parameters(webui, images):
     shown = t.image.postprocess(with_parameters(images[1]))
     image = _received_back(t.image, shown)
     assert image.size == images[1].size
-    prompt, negative, status = tab.image_changed(image)
+    prompt, negative, status = tab_handlers.image_changed(image)
     assert prompt["value"] == PROMPT and negative["value"] == NEGATIVE and status == ""
 
 
@@ -268,15 +270,17 @@ def test_outputs_are_accepted_by_gradio(webui, images, tiny_hf_clip_dir):
     shown = [_shown(component, value) for component, value in zip(outputs, result)]
     assert shown[0] == result[0] and shown[1] == result[1]
     for file_shown, name in zip(shown[2:4], ("clipprobe-report.json", "clipprobe-report.csv")):
-        file_shown = file_shown if isinstance(file_shown, dict) else file_shown.model_dump()
-        assert file_shown["orig_name"] == name
+        assert file_shown["visible"] is True  # shown once there is a result
+        value = file_shown["value"]
+        value = value if isinstance(value, dict) else value.model_dump()
+        assert value["orig_name"] == name
     for button in shown[4:]:
         assert button["__type__"] == "update"
         assert button.get("interactive", button.get("mode") == "dynamic") is True
     failed = [_shown(c, v) for c, v in zip(outputs, _run(None, PROMPT, WEBUI_CLIP))]
-    assert failed[2] is None and failed[3] is None
+    assert all(f["visible"] is False and f["value"] is None for f in failed[2:4])
     assert all(b.get("interactive", b.get("mode") == "dynamic") is False for b in failed[4:])
-    for update in tab.image_changed(images[0])[:2] + tab.image_changed(None)[:2]:
+    for update in tab_handlers.image_changed(images[0])[:2] + tab_handlers.image_changed(None)[:2]:
         _shown(t.prompt, update)
 
 
@@ -287,16 +291,20 @@ def _run(
     synonyms="",
     rounds=4,
     threshold=0.0,
-    tolerance=0.02,
-    gran="phrases",
+    tolerance=2,  # percent, as the slider shows it
+    gran="phrase",
     id_task="",
 ):
-    return tab.analyze(id_task, image, prompt, synonyms, rounds, threshold, tolerance, gran, model)
+    return tab_handlers.analyze(
+        id_task, image, prompt, synonyms, rounds, threshold, tolerance, gran, model
+    )
 
 
 def test_analysis_renders_the_real_report(webui, images, tiny_hf_clip_dir, hf_encoder):
     out = _run(images[0], PROMPT, str(tiny_hf_clip_dir), synonyms="girl | woman; rain | snow")
-    page, pruned, json_path, csv_path, send_t2i, send_i2i = out
+    page, pruned, json_file, csv_file, send_t2i, send_i2i = out
+    assert json_file["visible"] is True and csv_file["visible"] is True
+    json_path, csv_path = json_file["value"], csv_file["value"]
     expected = probe.analyze(
         [images[0]],
         PROMPT,
@@ -328,16 +336,20 @@ def test_analysis_renders_the_real_report(webui, images, tiny_hf_clip_dir, hf_en
 
 
 def test_word_granularity_and_prompt_from_the_image(webui, images, tiny_hf_clip_dir):
-    page, *_ = _run(with_parameters(images[1]), "", str(tiny_hf_clip_dir), gran="words")
+    page, *_ = _run(with_parameters(images[1]), "", str(tiny_hf_clip_dir), gran="word")
     assert "clipprobe-error" not in page
     # word by word: "red" and "umbrella" are phrases of their own
     assert re.search(r'data-index="\d+"[^>]*>red</span>', page)
     assert re.search(r'data-index="\d+"[^>]*>umbrella</span>', page)
+    assert re.search(r"\d+ measurable words against", page)  # not "phrases"
+    assert "measurable phrases" not in page
 
 
 def _error(out):
-    page, pruned, json_path, csv_path, send_t2i, _ = out
-    assert pruned == "" and json_path is None and csv_path is None
+    page, pruned, json_file, csv_file, send_t2i, _ = out
+    assert pruned == ""
+    for file in (json_file, csv_file):  # hidden again
+        assert file["value"] is None and file["visible"] is False
     assert send_t2i["interactive"] is False
     match = re.search(r'<div class="clipprobe-error[^"]*"[^>]*>(.*)</div>', page, re.S)
     assert match, page
@@ -489,9 +501,25 @@ def test_task_finished_after_an_error_before_the_lock(webui):
     _assert_task_over(webui)
 
 
-def test_task_finished_after_a_clipprobe_error_inside_the_lock(webui, images, tmp_path):
+def test_model_that_cannot_load_fails_before_the_lock(webui, images, tmp_path):
+    # transformers models are loaded before the queue lock is taken: the task never starts
     message = _error(_run(images[0], PROMPT, str(tmp_path / "no-such-model"), id_task=TASK))
     assert "no-such-model" in message
+    assert [name for name, _, _ in _calls(webui)] == ["add_task_to_queue", "finish_task"]
+    _assert_task_over(webui)
+
+
+def test_task_finished_after_a_clipprobe_error_inside_the_lock(
+    webui, interrogator, images, monkeypatch
+):
+    def unload_then_analyze(*args, **kwargs):
+        interrogator.clip_model = None  # e.g. Interrogate CLIP's own unload
+        return real(*args, **kwargs)
+
+    real = probe.analyze
+    monkeypatch.setattr(probe, "analyze", unload_then_analyze)
+    message = _error(_run(images[0], PROMPT, WEBUI_CLIP, id_task=TASK))
+    assert "unloaded or replaced" in message
     assert [name for name, _, _ in _calls(webui)] == [
         "add_task_to_queue",
         "start_task",
@@ -517,7 +545,7 @@ def test_task_finished_after_an_unexpected_error_once_started(
     def disk_full(report):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(tab, "write_exports", disk_full)
+    monkeypatch.setattr(exports, "write_exports", disk_full)
     message = _error(_run(images[0], PROMPT, str(tiny_hf_clip_dir), id_task=TASK))
     assert "OSError: No space left on device" in message
     assert [name for name, _, _ in _calls(webui)] == [
@@ -651,3 +679,134 @@ def test_sixteen_bit_and_transparent_uploads_are_converted_properly(
     uploaded = _uploaded(t.image, path)
     assert uploaded.mode == "RGBA"
     assert "clipprobe-error" not in _run(uploaded, "a girl", str(tiny_hf_clip_dir))[0]
+
+
+# -- issue 10, failure 10: a grid is analysed as the batch it is -------------------------------
+
+
+def webui_grid(pictures, rows, background=(255, 255, 255)):
+    """``modules/images.py`` ``image_grid`` of 1.10.1 with ``rows`` given (its layout: cells
+    of the largest size, row by row, a smaller image centred, background elsewhere)."""
+    from PIL import Image
+
+    cols = -(-len(pictures) // rows)
+    w, h = map(max, zip(*(img.size for img in pictures)))
+    grid = Image.new("RGB", size=(cols * w, rows * h), color=background)
+    for i, img in enumerate(pictures):
+        img_w, img_h = img.size
+        w_offset = 0 if img_w == w else (w - img_w) // 2
+        h_offset = 0 if img_h == h else (h - img_h) // 2
+        grid.paste(img, box=(i % cols * w + w_offset, i // cols * h + h_offset))
+    return grid
+
+
+def _grid_infotext(width, height, extra=""):
+    return (
+        f"{PROMPT}\nNegative prompt: {NEGATIVE}\nSteps: 20, Sampler: Euler a, CFG scale: 7, "
+        f"Seed: 1, Size: {width}x{height}, Batch size: 4, Batch pos: 0{extra}"
+    )
+
+
+def _picture(seed, size=(64, 48)):
+    """A seeded noisy picture (never uniform, as a generated image never is)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8))
+
+
+def _numbers(report_dict):
+    """What an analysis measured, per image and per phrase (the report minus its options)."""
+    return {k: report_dict[k] for k in ("phrases", "images", "verdicts", "pruning")}
+
+
+@pytest.mark.parametrize(
+    ("count", "rows", "extra", "cell"),
+    [
+        (4, 2, "", None),  # a batch of 4: 2x2 (image_grid's default rows, round(sqrt(4)))
+        (3, 2, "", None),  # 3 in 2x2: the last cell is background
+        (2, 1, "", None),  # 2 side by side
+        (4, 2, ", Hires upscale: 2", (32, 24)),  # infotext Size is the first pass
+    ],
+)
+def test_grid_sent_from_a_batch_is_analysed_as_its_images(
+    webui, tiny_hf_clip_dir, hf_encoder, count, rows, extra, cell
+):
+    from clipprobe_ext import report as report_format
+
+    pictures = [_picture(seed=10 + i) for i in range(count)]
+    grid = webui_grid(pictures, rows)
+    size = cell or pictures[0].size
+    sent = with_parameters(grid, _grid_infotext(*size, extra))
+    page, pruned, json_file, *_ = _run(sent, PROMPT, str(tiny_hf_clip_dir))
+    assert "clipprobe-error" not in page
+    assert f"WebUI grid of {count} images" in page
+    got = json.loads(Path(json_file["value"]).read_text(encoding="utf-8"))
+    expected = probe.analyze(
+        pictures,
+        PROMPT,
+        hf_encoder,
+        ProbeOptions(rounds=4, threshold=0.0, tolerance=0.02),
+        labels=[f"image {i + 1}" for i in range(count)],
+    )
+    assert len(got["images"]) == count
+    assert _numbers(got) == _numbers(json.loads(report_format.to_json(expected)))
+
+
+def test_a_picture_that_is_not_a_grid_stays_one_image(webui, images, tiny_hf_clip_dir):
+    # the size its infotext gives is its own size (or does not divide it)
+    for size in (images[0].size, (40, 40)):
+        sent = with_parameters(images[0], _grid_infotext(*size))
+        page, _, json_file, *_ = _run(sent, PROMPT, str(tiny_hf_clip_dir))
+        assert "WebUI grid" not in page
+        data = json.loads(Path(json_file["value"]).read_text(encoding="utf-8"))
+        assert len(data["images"]) == 1
+
+
+# -- issue 10, failure 11: the tab's rough edges ----------------------------------------------
+
+
+def test_send_buttons_stay_off_when_nothing_can_go(webui, images, tiny_hf_clip_dir):
+    page, pruned, json_file, _, send_t2i, send_i2i = _run(
+        images[0], "a red cube", str(tiny_hf_clip_dir), tolerance=0
+    )
+    data = json.loads(Path(json_file["value"]).read_text(encoding="utf-8"))
+    assert data["pruning"] is not None and data["pruning"]["steps"] == []  # nothing can go
+    assert "Nothing can go" in page
+    assert pruned == ""  # the unchanged prompt is not offered as a "pruned" one
+    assert send_t2i["interactive"] is False and send_i2i["interactive"] is False
+
+
+def test_empty_tab_puts_analyze_first_and_hides_the_downloads(webui):
+    t = tab.create_tab()
+    outputs_column = _parent_of(t.blocks, t.analyze_button)
+    assert outputs_column.elem_id == "clipprobe_outputs"
+    assert outputs_column.children[0] is t.analyze_button  # above the result, like Generate
+    assert t.json_file.visible is False and t.csv_file.visible is False
+
+
+def test_a_pending_run_shows_one_progress_indicator(webui):
+    t = tab.create_tab()
+    if GRADIO_4:
+        (event,) = [f for f in t.blocks.fns.values() if f.fn is tab_handlers.analyze]
+        shown = event.show_progress
+    else:
+        index = next(i for i, f in enumerate(t.blocks.fns) if f.fn is tab_handlers.analyze)
+        shown = t.blocks.dependencies[index]["show_progress"]
+    # the WebUI's progress bar (clipprobe_submit) only; gradio's would time every output
+    assert shown in (False, "hidden")
+
+
+def test_slider_bounds_labels_and_help_come_from_the_options_spec(webui):
+    from clipprobe_ext.options import OPTIONS
+
+    t = tab.create_tab()
+    for name in ("rounds", "threshold", "tolerance"):
+        slider, spec = getattr(t, name), OPTIONS[name]
+        assert (slider.minimum, slider.maximum) == (
+            spec.to_display(spec.minimum),
+            spec.to_display(spec.maximum),
+        )
+        assert slider.label.startswith(spec.label) and slider.info == spec.help
+    assert t.threshold.label == "Threshold (%)" and t.threshold.value == 1

@@ -74,7 +74,7 @@ class Options:
 
     typemap = {int: float}
 
-    def __init__(self, data_labels, restricted_opts=None):
+    def __init__(self, data_labels, restricted_opts):
         self.data_labels = data_labels
         self.data = {k: v.default for k, v in self.data_labels.items() if not v.do_not_save}
         self.restricted_opts = restricted_opts or set()

@@ -1,31 +1,15 @@
-"""Mirrors modules/scripts.py of AUTOMATIC1111 v1.10.1 (Script, AlwaysVisible, *Args, basedir).
-
-``Script`` has the 1.10 hook methods (all no-ops) and ``elem_id``; no ScriptRunner.
+"""Stand-in for modules/scripts.py of AUTOMATIC1111 v1.10.1: ``Script`` (the base class of
+ClipProbe's always-visible script, with 1.10's no-op hooks and ``elem_id``),
+``AlwaysVisible`` and ``PostprocessImageArgs``; nothing else (no ScriptRunner).
+``tests/webui/test_stubs_match_the_webui.py`` checks names and signatures against 1.10.
 """
 
-from modules import paths
-
 AlwaysVisible = object()
-
-
-class PostSampleArgs:
-    def __init__(self, samples):
-        self.samples = samples
 
 
 class PostprocessImageArgs:
     def __init__(self, image):
         self.image = image
-
-
-class PostprocessBatchListArgs:
-    def __init__(self, images):
-        self.images = images
-
-
-class OnComponent:
-    def __init__(self, component):
-        self.component = component
 
 
 class Script:
@@ -119,13 +103,3 @@ class Script:
 
     def before_hr(self, p, *args):
         pass
-
-
-current_basedir = paths.script_path
-
-
-def basedir():
-    return current_basedir
-
-
-scripts_data = []

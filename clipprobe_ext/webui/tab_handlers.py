@@ -1,0 +1,240 @@
+"""What the ClipProbe tab does when the image changes or Analyze is clicked.
+
+Public API (plain functions the tab wires up; tests call them directly):
+
+- ``image_changed(image) -> (prompt update, negative update, status html)``: fill the
+  prompt boxes from a new image's generation parameters; leave typed text otherwise.
+- ``TabRequest``: the tab's inputs of one Analyze click, one field per input component
+  (``TabRequest.FIELDS`` is also the order of the click's inputs after ``id_task``).
+- ``analyze(id_task, *values) -> TabResult`` (gradio's positional inputs:
+  ``TabRequest.FIELDS``' order); ``run(request, on_start=None) -> (report, note)``.
+- ``TabResult``: the click's outputs, in ``TabResult.OUTPUTS``' order: result html,
+  pruned prompt, JSON file, CSV file (both hidden until there is a result), and the two
+  "Send pruned prompt" buttons (enabled only when the pruned prompt differs from the
+  analysed one).
+
+Sliders show percent options in percent (``OPTIONS[name].to_display``); ``run`` turns
+them back into fractions.  Handlers never raise: every ``ClipProbeError`` becomes an
+HTML error box with its message; anything else is logged with its traceback and shown as
+one short line.  ``analyze`` calls ``model_source.run_analysis``, which takes the WebUI's
+queue lock itself, so it is not wrapped in ``wrap_gradio_gpu_call``; a second user simply
+waits for the first.
+
+An image that is a WebUI grid (``grid.detect``: its size is a multiple of the size its
+infotext gives) is cut into its images and analysed as the batch it was.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import astuple, dataclass, fields
+from typing import Any, ClassVar
+
+from PIL import Image
+
+from clipprobe_ext import images, infotext, render
+from clipprobe_ext.errors import ClipProbeError, ImageError, PromptError, first_line
+from clipprobe_ext.options import OPTIONS, parse_synonyms
+from clipprobe_ext.results import ProbeReport
+from clipprobe_ext.webui import exports, grid, model_source, settings
+from clipprobe_ext.webui.progress_task import ProgressTask
+
+log = logging.getLogger("clipprobe")
+
+NO_IMAGE = (
+    'Add an image first: upload or paste one, or use "Send to ClipProbe" under a '
+    "txt2img/img2img result or in PNG Info."
+)
+NO_PROMPT = (
+    "This image holds no generation parameters: type the prompt it was made with into the "
+    "Prompt box."
+)
+NO_PARAMETERS_NOTE = "No generation parameters in this image: type its prompt."
+
+
+def _update(**kwargs: Any) -> Any:
+    import gradio as gr
+
+    return gr.update(**kwargs)
+
+
+# -- reading the prompt from an image -------------------------------------------------------
+
+
+def read_parameters(image: Any) -> infotext.GenerationParameters | None:
+    """The image's generation parameters (with a prompt), or None."""
+    if image is None:
+        return None
+    try:
+        text = infotext.read_parameters(image)
+    except Exception:  # an unreadable metadata block is the same as none
+        log.warning("ClipProbe: could not read the image's generation parameters", exc_info=True)
+        return None
+    if not text:
+        return None
+    params = infotext.parse_parameters(text)
+    return params if params.prompt.strip() else None
+
+
+def read_prompts(image: Any) -> tuple[str, str] | None:
+    """(prompt, negative prompt) from the image's generation parameters, or None."""
+    params = read_parameters(image)
+    return None if params is None else (params.prompt, params.negative_prompt)
+
+
+def image_changed(image: Any) -> tuple[Any, Any, str]:
+    if image is None:
+        return _update(), _update(), ""
+    prompts = read_prompts(image)
+    if prompts is None:
+        return _update(), _update(value=""), render.render_message(NO_PARAMETERS_NOTE)
+    prompt, negative = prompts
+    return _update(value=prompt), _update(value=negative), ""
+
+
+# -- analysing ------------------------------------------------------------------------------
+
+
+@dataclass
+class TabRequest:
+    """The tab's inputs of one Analyze click (slider values in shown units)."""
+
+    image: Any = None
+    prompt: str | None = None
+    synonyms: str | None = None
+    rounds: Any = None
+    threshold: Any = None
+    tolerance: Any = None
+    granularity: Any = None
+    model: str | None = None
+
+    FIELDS: ClassVar[tuple[str, ...]]
+
+    def options(self) -> Any:
+        """``ProbeOptions`` from the request, Settings where a value is missing."""
+        values: dict[str, Any] = {}
+        try:
+            for name in ("rounds", "threshold", "tolerance"):
+                raw = getattr(self, name)
+                if raw is not None:
+                    spec = OPTIONS[name]
+                    values[name] = spec.kind(spec.from_display(float(raw)))
+            values["synonyms"] = parse_synonyms(self.synonyms or "")
+            values["granularity"] = _granularity(self.granularity)
+            return settings.probe_options(**values)
+        except (TypeError, ValueError) as exc:
+            raise ClipProbeError(f"Invalid option: {exc}") from exc
+
+
+TabRequest.FIELDS = tuple(f.name for f in fields(TabRequest))
+
+
+@dataclass
+class TabResult:
+    result: str
+    pruned_prompt: Any
+    json_file: Any
+    csv_file: Any
+    send_txt2img: Any
+    send_img2img: Any
+
+    OUTPUTS: ClassVar[tuple[str, ...]]
+
+    @classmethod
+    def failure(cls, html: str) -> TabResult:
+        return cls(
+            html,
+            "",
+            _update(value=None, visible=False),
+            _update(value=None, visible=False),
+            _update(interactive=False),
+            _update(interactive=False),
+        )
+
+    @classmethod
+    def success(cls, report: ProbeReport, note: str | None, paths: tuple[str, str]) -> TabResult:
+        pruned = report.pruning.pruned_prompt if report.pruning is not None else ""
+        # nothing can go: the "pruned" prompt is the analysed one, nothing to send
+        can_send = bool(report.pruning is not None and report.pruning.steps) and (
+            bool(pruned.strip()) and pruned != report.prompt
+        )
+        html = render.render_report(report)
+        if note:
+            html = render.render_message(note) + html
+        return cls(
+            html,
+            pruned if can_send else "",
+            _update(value=paths[0], visible=True),
+            _update(value=paths[1], visible=True),
+            _update(interactive=can_send),
+            _update(interactive=can_send),
+        )
+
+
+TabResult.OUTPUTS = tuple(f.name for f in fields(TabResult))
+
+
+def _granularity(value: Any) -> str:
+    return "word" if str(value or "").lower().startswith("word") else "phrase"
+
+
+def analyze(id_task: Any, *values: Any) -> tuple[Any, ...]:
+    """The Analyze click: ``values`` in ``TabRequest.FIELDS``' order; see the module doc."""
+    request = TabRequest(*values)
+    task = ProgressTask(id_task)
+    task.queue()
+    try:
+        report, note = run(request, on_start=task.start)
+        paths = exports.write_exports(report)
+    except ClipProbeError as exc:
+        return astuple(TabResult.failure(render.render_error(str(exc))))
+    except Exception as exc:  # never a traceback in the tab
+        log.exception("ClipProbe: the analysis failed")
+        first = first_line(exc, empty="")
+        return astuple(
+            TabResult.failure(
+                render.render_error(
+                    f"ClipProbe failed unexpectedly ({type(exc).__name__}: {first}); "
+                    "the full error is in the console."
+                )
+            )
+        )
+    finally:
+        task.finish()
+    return astuple(TabResult.success(report, note, paths))
+
+
+def run(
+    request: TabRequest, on_start: Callable[[], None] | None = None
+) -> tuple[ProbeReport, str | None]:
+    """The report of one request, and a note for the user (a grid cut into its images)."""
+    if request.image is None:
+        raise ImageError(NO_IMAGE)
+    params = read_parameters(request.image)
+    prompt = request.prompt or ""
+    if not prompt.strip():
+        if params is None:
+            raise PromptError(NO_PROMPT)
+        prompt = params.prompt
+    options = request.options()
+    # The box hands the picture over in its own mode (image_mode=None): 16-bit, float and
+    # transparent images are converted properly here, huge ones refused or shrunk.
+    picture = images.load_image(request.image)
+    pictures, labels, note = [picture], ["image"], None
+    found = _grid(request.image, picture, params)
+    if found is not None:
+        pictures = found.cells(picture)
+        labels = [f"image {i + 1}" for i in range(found.count)]
+        note = found.describe()
+    report = model_source.run_analysis(
+        pictures, prompt, options, request.model or None, labels=labels, on_start=on_start
+    )
+    return report, note
+
+
+def _grid(original: Any, picture: Image.Image, params: Any) -> grid.Grid | None:
+    """The grid the picture is (not when ``load_image`` had to shrink it: sizes differ)."""
+    if params is None or getattr(original, "size", None) != picture.size:
+        return None
+    return grid.detect(picture, params.settings)
