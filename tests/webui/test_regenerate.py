@@ -288,3 +288,41 @@ def _pnginfo(text: str) -> PngImagePlugin.PngInfo:
     info = PngImagePlugin.PngInfo()
     info.add_text("parameters", text)
     return info
+
+
+def test_tab_preflight_shows_the_warnings_before_the_click(wui, tiny_world) -> None:
+    from clipprobe_ext.webui import regenerate_tab
+
+    wui.sd_models.load(wui.infos[OTHER[0]])
+    box = regenerate_tab.preflight_html(tiny_world.original, "a red circle")
+    assert "seed 1234567890" in box and "DPM++ 2M / Automatic" in box
+    assert "is not the picture&#x27;s" in box  # the mismatch, escaped
+    assert wui.processing.calls == []
+    assert regenerate_tab.NO_PROMPT in regenerate_tab.preflight_html(tiny_world.original, " ")
+    assert regenerate_tab.NO_IMAGE in regenerate_tab.preflight_html(None, "a red circle")
+
+
+def test_tab_click_regenerates_compares_and_saves(wui, tiny_world) -> None:
+    import json
+
+    from clipprobe_ext.webui import regenerate_tab
+
+    html_box, sheet, regenerated, saved = regenerate_tab.regenerate_click(
+        "task(cp-tab)", tiny_world.original, "a red circle, green stripes", False, None
+    )
+    assert "clipprobe-error" not in html_box, html_box
+    assert "SSIM 1.000" in html_box
+    assert sheet.width > 2 * 96 and regenerated.size == (96, 96)
+    assert "Steps: 20" in regenerated.info["parameters"]
+    with Image.open(saved) as png:
+        data = json.loads(png.info["clipprobe-comparison"])
+    assert data["comparison"]["ssim"] == pytest.approx(1.0)
+    assert data["plan"]["params"]["seed"] == 1234567890
+    assert [c[:2] for c in wui.progress.calls] == [
+        ("add_task_to_queue", "task(cp-tab)"),
+        ("start_task", "task(cp-tab)"),
+        ("finish_task", "task(cp-tab)"),
+    ]
+    inpaint = Image.open(io.BytesIO(_png(tiny_world.original, INPAINT)))
+    box, *rest = regenerate_tab.regenerate_click("task(x)", inpaint, "a cat", False, None)
+    assert "img2img" in box and rest == [None, None, None]
