@@ -44,13 +44,15 @@ class PhrasePresence:
     index: int  # phrase index in ``parse_prompt(original_prompt)``
     text: str
     kept: bool  # still in the pruned prompt
-    original: float  # presence score on the original picture
-    regenerated: float
+    original: float | None  # presence score on the original picture (None: cannot judge)
+    regenerated: float | None
     original_visible: bool
     regenerated_visible: bool
 
     @property
-    def change(self) -> float:
+    def change(self) -> float | None:
+        if self.original is None or self.regenerated is None:
+            return None
         return self.regenerated - self.original
 
 
@@ -132,8 +134,8 @@ def compare(
                 index=index,
                 text=text,
                 kept=kept,
-                original=float(presence.scores[0, k]),
-                regenerated=float(presence.scores[1, k]),
+                original=_score(presence.scores[0, k]),
+                regenerated=_score(presence.scores[1, k]),
                 original_visible=bool(presence.visible[0, k]),
                 regenerated_visible=bool(presence.visible[1, k]),
             )
@@ -162,6 +164,10 @@ def compare(
         presence_method=presence.method,
         notes=notes,
     )
+
+
+def _score(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)
 
 
 def structural_similarity(a: Image.Image, b: Image.Image) -> tuple[float, tuple[int, int]]:
@@ -245,6 +251,10 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _pct(value: float | None) -> str:
+    return "&ndash;" if value is None else f"{100 * value:.1f}%"
+
+
 def render_html(result: Comparison) -> str:
     """The comparison's numbers as an HTML fragment; every text is escaped."""
     t = result.tokens
@@ -253,7 +263,7 @@ def render_html(result: Comparison) -> str:
         state = "kept" if p.kept else "removed"
         rows.append(
             f'<tr class="cp-{state}"><td>{_e(p.text)}</td><td>{_e(state)}</td>'
-            f"<td>{100 * p.original:.1f}%</td><td>{100 * p.regenerated:.1f}%</td>"
+            f"<td>{_pct(p.original)}</td><td>{_pct(p.regenerated)}</td>"
             f"<td>{_e('yes' if p.original_visible else 'no')} / "
             f"{_e('yes' if p.regenerated_visible else 'no')}</td></tr>"
         )

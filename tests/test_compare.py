@@ -137,3 +137,12 @@ def test_side_by_side_and_html(encoder) -> None:
     fragment = render_html(result)
     assert "<script>" not in fragment and "&lt;script&gt;" in fragment
     assert f"{result.ssim:.3f}" in fragment
+
+
+def test_a_one_phrase_prompt_has_no_relative_presence(encoder) -> None:
+    original, regenerated = picture(0, seed=31), picture(0, seed=32)
+    result = compare(original, regenerated, "a red circle", "a red circle", encoder)
+    (phrase,) = result.phrases
+    assert phrase.original is None and phrase.change is None and not phrase.regenerated_visible
+    assert "&ndash;" in render_html(result)
+    assert json.loads(json.dumps(result.to_dict()))["phrases"][0]["original"] is None

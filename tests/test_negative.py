@@ -105,3 +105,26 @@ def test_empty_negative_prompt_and_no_image(encoder) -> None:
 
     with pytest.raises(ImageError):
         check_negative([], "blurry", encoder)
+
+
+def test_one_phrase_alone_is_not_measurable_with_a_relative_score(encoder) -> None:
+    check = check_negative([picture(0, seed=777)], "a red circle", encoder)
+    (phrase,) = check.phrases
+    assert phrase.status == "not measurable" and phrase.score is None
+    assert "only one" in phrase.reason and phrase.cosine is not None
+    paired = check_negative(
+        [picture(0, seed=777)], "a red circle", encoder, positive_prompt="a cat"
+    )
+    assert paired.phrases[0].status == "not suppressed"
+
+
+def test_rows_and_text_lines(encoder) -> None:
+    check = check_negative(
+        [picture(0, seed=777)], "a red circle, <lora:x:1>", encoder, positive_prompt="a cat"
+    )
+    rows = check.rows()
+    assert [r["status"] for r in rows] == ["not suppressed", "not measurable"]
+    assert rows[0]["score"] == check.phrases[0].score and rows[1]["score"] is None
+    lines = check.text_lines()
+    assert lines[0].strip().startswith("not suppressed  a red circle (")
+    assert lines[-1].startswith("presence: round-1 softmax")

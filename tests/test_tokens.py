@@ -237,3 +237,20 @@ def test_to_dict_is_plain_json() -> None:
     d = json.loads(json.dumps(budget.to_dict()))
     assert d["chunk_count"] == 2 and d["straddling"] == []
     assert d["phrases"][1]["text"] == "b" and d["phrases"][1]["straddles"] is False
+
+
+def test_rows_and_text_lines() -> None:
+    first = " ".join(["red"] * 50)
+    budget = token_budget(f"{first}, " + " ".join(["blue"] * 30))
+    assert budget.rows()[1] == {
+        "index": 1,
+        "text": " ".join(["blue"] * 30),
+        "tokens": 30,
+        "chunks": "1 2",
+        "straddles": True,
+    }
+    lines = budget.text_lines()
+    assert (
+        lines[0] == "tokens: 81/150 as the WebUI counts them (81 read by CLIP, 2 chunk(s): 75, 6)"
+    )
+    assert lines[1].endswith("(30 tokens) is cut between chunks 1 and 2")

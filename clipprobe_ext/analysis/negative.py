@@ -43,6 +43,10 @@ SUPPRESSED = (
     "whether the negative prompt is why)"
 )
 TAG = "an extra-network tag: not text CLIP can compare with a picture"
+ONE_PHRASE = (
+    "not measurable with the relative score: it compares a phrase with the other phrases "
+    "of both prompts, and there is only one"
+)
 EMBEDDING = (
     "a textual-inversion embedding: CLIP would read its name as ordinary words, "
     "not what the embedding means"
@@ -53,7 +57,7 @@ EMBEDDING = (
 class PresenceScores:
     """What a scorer says about every (image, phrase) pair."""
 
-    scores: np.ndarray  # [images, phrases], higher = more clearly present
+    scores: np.ndarray  # [images, phrases], higher = more clearly present; NaN: cannot judge
     visible: np.ndarray  # bool [images, phrases]: clearly present by the scorer's own rule
     cosines: np.ndarray  # [images, phrases] raw cosine similarities
     method: str  # one sentence for reports: what the score is and what it is compared with
@@ -79,6 +83,15 @@ class RelativePresence:
     ) -> PresenceScores:
         candidates = list(dict.fromkeys([*texts, *context]))
         embs, _ = encoder.encode_texts(candidates)
+        if len(candidates) < 2:  # a softmax over one phrase is 1 whatever the picture shows
+            cos = np.asarray(image_embs, dtype=np.float64) @ embs.numpy().astype(np.float64).T
+            cos = cos[:, [candidates.index(t) for t in texts]]
+            return PresenceScores(
+                scores=np.full(cos.shape, np.nan),
+                visible=np.zeros(cos.shape, dtype=bool),
+                cosines=cos,
+                method=ONE_PHRASE,
+            )
         cos_all = np.asarray(image_embs, dtype=np.float64) @ embs.numpy().astype(np.float64).T
         probs = np.stack([softmax(encoder.logit_scale * row) for row in cos_all])
         columns = [candidates.index(t) for t in texts]
@@ -120,6 +133,31 @@ class NegativeCheck:
     @property
     def not_suppressed(self) -> list[NegativePhraseCheck]:
         return [p for p in self.phrases if p.status == "not suppressed"]
+
+    def rows(self) -> list[dict]:
+        """One flat row per negative phrase, for CSV."""
+        return [
+            {
+                "index": p.index,
+                "text": p.text,
+                "status": p.status,
+                "score": p.score,
+                "cosine": p.cosine,
+                "visible_in": p.visible_in,
+                "reason": p.reason,
+            }
+            for p in self.phrases
+        ]
+
+    def text_lines(self) -> list[str]:
+        """The check for the text report: one line per negative phrase."""
+        lines = []
+        for p in self.phrases:
+            score = "" if p.score is None else f" ({100 * p.score:.1f}%)"
+            lines.append(f"{p.status:>14}  {p.text}{score}: {p.reason}")
+        if self.method:
+            lines.append(f"presence: {self.method}")
+        return lines + self.notes
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -192,6 +230,16 @@ def check_negative_embs(
         result = scorer(encoder, image_embs, [p.text for p in measured], positive)
         method = result.method
         for k, p in enumerate(measured):
+            if np.isnan(result.scores[:, k]).any():  # the scorer cannot judge this phrase
+                checks[p.index] = NegativePhraseCheck(
+                    p.index,
+                    p.text,
+                    p.weight,
+                    "not measurable",
+                    result.method,
+                    cosine=float(result.cosines[:, k].mean()),
+                )
+                continue
             seen = int(np.count_nonzero(result.visible[:, k]))
             status: NegativeStatus = "not suppressed" if seen else "suppressed"
             reason = NOT_SUPPRESSED if seen else SUPPRESSED

@@ -76,6 +76,35 @@ class TokenBudget:
         """Indices of the phrases a chunk boundary cuts in two."""
         return [p.index for p in self.phrases if p.straddles]
 
+    def rows(self) -> list[dict]:
+        """One flat row per phrase, for CSV (columns: index, text, tokens, chunks, straddles)."""
+        return [
+            {
+                "index": p.index,
+                "text": p.text,
+                "tokens": p.tokens,
+                "chunks": " ".join(str(c + 1) for c in p.chunks),
+                "straddles": p.straddles,
+            }
+            for p in self.phrases
+        ]
+
+    def text_lines(self) -> list[str]:
+        """The budget for the text report: totals, chunk sizes, straddling phrases."""
+        lines = [
+            f"tokens: {self.webui_count}/{self.limit} as the WebUI counts them "
+            f"({self.tokens} read by CLIP, {self.chunk_count} chunk(s): "
+            + ", ".join(str(n) for n in self.chunk_sizes)
+            + ")"
+        ]
+        if self.subprompts > 1:
+            lines.append(f"{self.subprompts} AND parts, each chunked on its own; the largest shown")
+        for p in self.phrases:
+            if p.straddles:
+                chunks = " and ".join(str(c + 1) for c in p.chunks)
+                lines.append(f"'{p.text}' ({p.tokens} tokens) is cut between chunks {chunks}")
+        return lines
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["chunk_count"] = self.chunk_count
