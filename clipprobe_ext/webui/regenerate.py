@@ -143,7 +143,7 @@ class CheckpointCheck:
     wanted_name: str | None
     loaded_title: str | None
     loaded_hash: str | None
-    status: str  # "same", "switch", "missing", "unknown" (infotext names none), "no model"
+    status: str  # same, switch, kept, missing, unknown (infotext names none), no model
     use_title: str | None = None  # checkpoint title passed as override, when switching
     message: str = ""
 
@@ -216,19 +216,17 @@ def plan_regeneration(
     fields, notes = _fields(params, raw, img2img)
     fields.update(prompt=prompt, negative_prompt=written.negative_prompt)
     overrides = _override_settings(utils, params)
-    check = check_checkpoint(raw.get("Model hash"), raw.get("Model"))
+    check = check_checkpoint(raw.get("Model hash"), raw.get("Model"), use_original_checkpoint)
     warnings = []
     if img2img:
         warnings.append(
             "Made with img2img: regenerated with txt2img and the same settings, without its "
             "input picture, so the pictures can differ for that reason alone."
         )
-    if check.status in ("switch", "missing", "unknown", "no model"):
+    if check.status != "same":
         warnings.append(check.message)
-    if check.status == "switch" and use_original_checkpoint and check.use_title:
+    if check.status == "switch" and check.use_title:
         overrides["sd_model_checkpoint"] = check.use_title
-    elif check.status == "switch":
-        warnings.append("The loaded checkpoint is used, as asked.")
     not_reproduced = sorted(k for k in raw if k not in _CONSUMED and k not in _override_labels())
     if not_reproduced:
         notes.append(
@@ -366,8 +364,12 @@ def _hash_matches(info: Any, wanted: str) -> bool:
     return bool(sha) and sha.lower().startswith(wanted)
 
 
-def check_checkpoint(wanted_hash: str | None, wanted_name: str | None) -> CheckpointCheck:
-    """Compare the infotext's checkpoint with the loaded one; find it when they differ."""
+def check_checkpoint(
+    wanted_hash: str | None, wanted_name: str | None, switch: bool = True
+) -> CheckpointCheck:
+    """Compare the infotext's checkpoint with the loaded one; find it when they differ
+    (status "switch": load it for the run; with ``switch=False`` "kept": it exists but the
+    loaded one is used)."""
     from modules import sd_models
 
     loaded = _loaded_checkpoint()
@@ -404,6 +406,12 @@ def check_checkpoint(wanted_hash: str | None, wanted_name: str | None) -> Checkp
         ):
             found, how = candidate, "by its name only (its hash is not computed yet)"
     current = loaded_title or "none loaded yet"
+    if found is not None and not switch:
+        return result(
+            "kept",
+            f"The loaded checkpoint ({current}) is not the picture's ({wanted}); it is used "
+            "anyway, as asked, so differences can come from the model too.",
+        )
     if found is not None:
         return result(
             "switch",

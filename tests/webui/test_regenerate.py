@@ -179,6 +179,8 @@ def test_checkpoint_mismatch_is_warned_before_running(wui) -> None:
     assert plan.override_settings["sd_model_checkpoint"] == wui.infos[SD15[0]].title
     kept = regen.plan_regeneration(BASIC, "a red circle", use_original_checkpoint=False)
     assert "sd_model_checkpoint" not in kept.override_settings
+    assert kept.checkpoint.status == "kept" and "used anyway, as asked" in kept.warnings[0]
+    assert len(kept.warnings) == 1
     missing = regen.plan_regeneration(BASIC.replace("6ce0161689", "deadbeef00"), "a red circle")
     assert missing.checkpoint.status == "missing"
     assert "does not have" in missing.warnings[0]
