@@ -1,0 +1,170 @@
+"""The tab's "Regenerate with the pruned prompt" handlers (no gradio import: plain values).
+
+- ``preflight_html(image, pruned_prompt, allow_txt2img=False) -> str``: what the click
+  would run and every warning (checkpoint mismatch, img2img), shown before the click;
+  an HTML box, never an exception.
+- ``regenerate_click(id_task, image, pruned_prompt, allow_txt2img, model) ->
+  (html, side_by_side, regenerated, saved_path)``: regenerates and compares; the
+  side-by-side and the regenerated picture are PIL images (the regenerated one carries
+  its generation parameters in ``info["parameters"]``, so "Send to txt2img" works on
+  it); ``saved_path`` is a folder-less download: a PNG of the side-by-side with the
+  comparison JSON in its ``clipprobe-comparison`` text chunk, plus the JSON next to it.
+  On failure: (error html, None, None, None).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import tempfile
+import time
+from typing import Any
+
+from clipprobe_ext.errors import ClipProbeError, first_line
+
+log = logging.getLogger("clipprobe")
+
+NO_IMAGE = "Load the picture (with its generation parameters) first."
+NO_PROMPT = "There is no pruned prompt yet: run the analysis first, or type one."
+
+
+def _box(kind: str, body: str) -> str:
+    return f'<div class="clipprobe-{kind}">{body}</div>'
+
+
+def _error(message: str) -> str:
+    return _box("error", html.escape(message))
+
+
+def _describe(plan: Any) -> str:
+    p = plan.params
+    parts = [
+        f"seed {p.get('seed')}",
+        f"{p.get('sampler_name')} / {p.get('scheduler')}",
+        f"{p.get('steps')} steps",
+        f"CFG {p.get('cfg_scale')}",
+        f"{p.get('width')}x{p.get('height')}",
+    ]
+    if p.get("subseed_strength"):
+        parts.append(f"variation seed {p.get('subseed')} at {p.get('subseed_strength')}")
+    if p.get("enable_hr"):
+        if p.get("hr_resize_x") or p.get("hr_resize_y"):
+            size = f"to {p.get('hr_resize_x')}x{p.get('hr_resize_y')}"
+        else:
+            size = f"x{p.get('hr_scale', 2.0)}"
+        parts.append(
+            f"hires fix {size} with {p.get('hr_upscaler')}, denoising {p.get('denoising_strength')}"
+        )
+    settings = ", ".join(f"{k}={v}" for k, v in plan.override_settings.items())
+    if settings:
+        parts.append(f"settings {settings}")
+    return "; ".join(parts)
+
+
+def _plan_html(plan: Any) -> str:
+    items = "".join(f"<li>{html.escape(w)}</li>" for w in plan.warnings)
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in plan.notes)
+    return (
+        f"<p>Regenerates with {html.escape(_describe(plan))}.</p>"
+        + (f'<ul class="cp-warnings">{items}</ul>' if items else "")
+        + (f'<ul class="cp-notes">{notes}</ul>' if notes else "")
+    )
+
+
+def _infotext(image: Any) -> str:
+    from clipprobe_ext.infotext import read_parameters
+
+    if image is None:
+        raise ClipProbeError(NO_IMAGE)
+    text = read_parameters(image)
+    if not text:
+        raise ClipProbeError(
+            "The picture holds no generation parameters, so it cannot be generated again."
+        )
+    return text
+
+
+def preflight_html(image: Any, pruned_prompt: str | None, allow_txt2img: bool = False) -> str:
+    from clipprobe_ext.webui import regenerate
+
+    try:
+        if not (pruned_prompt or "").strip():
+            raise ClipProbeError(NO_PROMPT)
+        plan = regenerate.plan_regeneration(
+            _infotext(image), pruned_prompt or "", allow_txt2img=bool(allow_txt2img)
+        )
+    except ClipProbeError as exc:
+        return _error(str(exc))
+    except Exception as exc:  # the preview must never break the tab
+        log.exception("ClipProbe: planning the regeneration failed")
+        return _error(f"ClipProbe could not read the parameters ({first_line(exc)}).")
+    return _box("message", _plan_html(plan))
+
+
+def regenerate_click(
+    id_task: Any,
+    image: Any,
+    pruned_prompt: str | None,
+    allow_txt2img: Any,
+    model: str | None,
+) -> tuple[str, Any, Any, str | None]:
+    from clipprobe_ext import compare as comparing
+    from clipprobe_ext.webui import regenerate
+
+    task = id_task if isinstance(id_task, str) and id_task.startswith("task(") else None
+    try:
+        if not (pruned_prompt or "").strip():
+            raise ClipProbeError(NO_PROMPT)
+        text = _infotext(image)
+        result, comparison = regenerate.regenerate_and_compare(
+            image,
+            pruned_prompt or "",
+            infotext=text,
+            model_name=model,
+            allow_txt2img=bool(allow_txt2img),
+            id_task=task,
+        )
+        original = image.convert("RGB")
+        sheet = comparing.side_by_side(comparison, original, result.image)
+        saved = save_comparison(sheet, comparison, result)
+    except ClipProbeError as exc:
+        return _error(str(exc)), None, None, None
+    except Exception as exc:  # never a traceback in the tab
+        log.exception("ClipProbe: the regeneration failed")
+        return (
+            _error(
+                f"ClipProbe failed unexpectedly ({type(exc).__name__}: {first_line(exc, empty='')}); "
+                "the full error is in the console."
+            ),
+            None,
+            None,
+            None,
+        )
+    regenerated = result.image
+    regenerated.info["parameters"] = result.infotext
+    body = _plan_html(result.plan) + comparing.render_html(comparison)
+    return _box("message", body), sheet, regenerated, saved
+
+
+def save_comparison(sheet: Any, comparison: Any, result: Any) -> str:
+    """The side-by-side PNG (comparison JSON in a text chunk) and the JSON, in a temp folder."""
+    from PIL import PngImagePlugin
+
+    data = {
+        "comparison": comparison.to_dict(),
+        "plan": result.plan.to_dict(),
+        "regenerated_infotext": result.infotext,
+    }
+    text = json.dumps(data, ensure_ascii=False, indent=1, default=str)
+    folder = os.path.join(tempfile.gettempdir(), "clipprobe-compare")
+    os.makedirs(folder, exist_ok=True)
+    stem = f"clipprobe-compare-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{id(sheet)}"
+    info = PngImagePlugin.PngInfo()
+    info.add_text("clipprobe-comparison", text)
+    path = os.path.join(folder, stem + ".png")
+    sheet.save(path, format="PNG", pnginfo=info)
+    with open(os.path.join(folder, stem + ".json"), "w", encoding="utf-8") as f:
+        f.write(text)
+    return path

@@ -1,0 +1,330 @@
+"""Regenerate with the pruned prompt, through stand-ins of the WebUI's processing path.
+
+The infotexts below are written the way A1111 1.10.1's ``create_infotext`` writes them;
+each test states by hand the processing arguments the WebUI's "Send to txt2img" +
+Generate would use, and checks that they reached ``process_images``.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import io
+import sys
+import types
+from pathlib import Path
+
+import infotext_1101
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from PIL import Image, PngImagePlugin
+from trained_clip import CAPTIONS, picture
+
+from clipprobe_ext.errors import ClipProbeError
+from clipprobe_ext.webui import regenerate as regen
+
+STUBS = Path(__file__).resolve().parent.parent / "webui_stubs" / "modules"
+NEW_STUBS = ("sd_schedulers", "sd_samplers", "sd_models", "processing")
+
+SD15 = ("v1-5-pruned-emaonly.safetensors", "cc6cb27103", "6ce0161689" + "b" * 54)
+OTHER = (
+    "dreamshaper_8.safetensors",
+    "879db523c3",
+    "879db523c30d3b9017143d56705015e15a2cb5628762c11d086fed9538abd7fd",
+)
+OLD = ("anything-v3.ckpt", "1a2b3c4d", None)  # no sha256 computed yet: found by old hash
+
+
+@pytest.fixture()
+def wui(webui, monkeypatch):
+    """The shared stand-ins plus the processing path's, SD 1.5 loaded."""
+    for short in NEW_STUBS:
+        spec = importlib.util.spec_from_file_location(f"modules.{short}", STUBS / f"{short}.py")
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, spec.name, module)
+        setattr(sys.modules["modules"], short, module)
+        spec.loader.exec_module(module)
+        setattr(webui, short, module)
+    infotext_1101.install(webui, monkeypatch)
+    infos = {}
+    for name, old_hash, sha in (SD15, OTHER, OLD):
+        info = webui.sd_models.CheckpointInfo(name, old_hash, sha)
+        info.register()
+        infos[name] = info
+    webui.sd_models.load(infos[SD15[0]])
+    webui.shared.opts.sd_model_checkpoint = infos[SD15[0]].title
+    webui.infos = infos
+    return webui
+
+
+BASIC = (
+    "masterpiece, a red circle, best quality, green stripes\n"
+    "Negative prompt: blurry, text\n"
+    "Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 1234567890, "
+    "Size: 512x768, Model hash: 6ce0161689, Model: v1-5-pruned-emaonly, Clip skip: 2, "
+    "Version: v1.10.1"
+)
+HIRES = (
+    "a castle on a hill, (sunset:1.2), <lora:detail:0.6>\n"
+    "Negative prompt: lowres, bad anatomy\n"
+    "Steps: 28, Sampler: Euler a, Schedule type: Exponential, CFG scale: 6.5, Seed: 42, "
+    "Size: 512x512, Model hash: 6ce0161689, Model: v1-5-pruned-emaonly, Variation seed: 7, "
+    "Variation seed strength: 0.3, Denoising strength: 0.55, RNG: CPU, ENSD: 31337, "
+    'Hires upscale: 1.5, Hires steps: 10, Hires upscaler: Latent, Lora hashes: "detail: '
+    '0123456789ab", ADetailer model: face_yolov8n.pt, Version: v1.10.1'
+)
+OLD_NAMES = (
+    "portrait of a woman, film grain\n"
+    "Steps: 30, Sampler: DPM++ 2M SDE Karras, CFG scale: 5, Seed: 99, Size: 640x448, "
+    "Model hash: 1a2b3c4d, Model: anything-v3, Denoising strength: 0.4, "
+    "Hires resize: 1280x896, Hires upscaler: R-ESRGAN 4x+, Hires sampler: Euler, "
+    "Version: v1.7.0"
+)
+IMG2IMG = (
+    "a cat on a sofa\n"
+    "Negative prompt: dog\n"
+    "Steps: 20, Sampler: Euler, Schedule type: Automatic, CFG scale: 7, Seed: 5, "
+    "Size: 512x512, Model hash: 6ce0161689, Model: v1-5-pruned-emaonly, "
+    "Denoising strength: 0.75, Version: v1.10.1"
+)
+INPAINT = IMG2IMG.replace("Denoising strength: 0.75", "Denoising strength: 0.75, Mask blur: 4")
+
+
+def run(wui, infotext, prompt, **kwargs):
+    result = regen.regenerate(infotext, prompt, **kwargs)
+    (call,) = wui.processing.calls
+    return result, call
+
+
+def test_basic_txt2img_parameters_reach_the_processing(wui) -> None:
+    result, call = run(wui, BASIC, "a red circle, green stripes", id_task="task(cp-1)")
+    f = call["fields"]
+    assert f["prompt"] == "a red circle, green stripes"
+    assert f["negative_prompt"] == "blurry, text"
+    assert (f["steps"], f["cfg_scale"], f["seed"]) == (20, 7.0, 1234567890)
+    assert (f["width"], f["height"]) == (512, 768)
+    # "DPM++ 2M" + "Karras": Karras is that sampler's default, so the WebUI pastes "Automatic".
+    assert (f["sampler_name"], f["scheduler"]) == ("DPM++ 2M", "Automatic")
+    assert f["enable_hr"] is False and f["subseed_strength"] == 0
+    assert (f["batch_size"], f["n_iter"], f["styles"]) == (1, 1, [])
+    assert f["do_not_save_samples"] and f["do_not_save_grid"]
+    assert call["settings"] == {"CLIP_stop_at_last_layers": 2}  # Clip skip, during the run
+    assert wui.shared.opts.CLIP_stop_at_last_layers == 1  # restored afterwards
+    assert call["checkpoint"] == wui.infos[SD15[0]].title
+    assert result.plan.checkpoint.status == "same" and result.plan.warnings == []
+    assert result.image.size == (512, 768)
+    assert "Steps: 20" in result.infotext and result.infotext.startswith("a red circle")
+    # Under the queue lock, as a job of its own, with the WebUI's progress bookkeeping.
+    assert call["lock_held"] and call["job"] == regen.JOB
+    assert wui.shared.state.history == [("begin", regen.JOB), ("end", regen.JOB)]
+    names = [(name, task, held) for name, task, held in wui.progress.calls]
+    assert names == [
+        ("add_task_to_queue", "task(cp-1)", False),
+        ("start_task", "task(cp-1)", True),
+        ("finish_task", "task(cp-1)", False),
+    ]
+    assert call["p"].scripts is None and call["p"].closed
+
+
+def test_hires_fix_variation_seed_and_settings(wui) -> None:
+    # No "Clip skip" in the infotext means 1 (the WebUI's rule), even where Settings say 2.
+    wui.shared.opts.CLIP_stop_at_last_layers = 2
+    result, call = run(wui, HIRES, "a castle on a hill, (sunset:1.2), <lora:detail:0.6>")
+    f = call["fields"]
+    assert (f["steps"], f["cfg_scale"], f["seed"]) == (28, 6.5, 42)
+    assert (f["sampler_name"], f["scheduler"]) == ("Euler a", "Exponential")
+    assert (f["subseed"], f["subseed_strength"]) == (7, 0.3)
+    assert f["enable_hr"] is True and f["denoising_strength"] == 0.55
+    assert (f["hr_scale"], f["hr_second_pass_steps"], f["hr_upscaler"]) == (1.5, 10, "Latent")
+    assert (f["hr_resize_x"], f["hr_resize_y"]) == (0, 0)
+    assert f["hr_checkpoint_name"] is None
+    assert f["hr_sampler_name"] is None and f["hr_scheduler"] is None
+    assert call["settings"] == {
+        "randn_source": "CPU",
+        "eta_noise_seed_delta": 31337,
+        "CLIP_stop_at_last_layers": 1,
+    }
+    assert wui.shared.opts.CLIP_stop_at_last_layers == 2  # restored
+    assert result.image.size == (768, 768)  # 512 x 1.5
+    assert result.plan.not_reproduced == ["ADetailer model"]
+    assert "ADetailer model" in result.plan.notes[-1]
+
+
+def test_old_sampler_names_hires_resize_and_a_checkpoint_switch(wui) -> None:
+    result, call = run(wui, OLD_NAMES, "portrait of a woman")
+    f = call["fields"]
+    # "DPM++ 2M SDE Karras" (before 1.9) is sampler + scheduler; Karras is not its default.
+    assert (f["sampler_name"], f["scheduler"]) == ("DPM++ 2M SDE", "Karras")
+    assert (f["width"], f["height"], f["steps"], f["seed"]) == (640, 448, 30, 99)
+    assert f["enable_hr"] and (f["hr_resize_x"], f["hr_resize_y"]) == (1280, 896)
+    assert f["hr_upscaler"] == "R-ESRGAN 4x+" and f["hr_sampler_name"] == "Euler"
+    # Version 1.7.0 < 1.7.0-225: the WebUI's back-compat downcasts alphas_cumprod.
+    assert call["settings"]["use_downcasted_alpha_bar"] is True
+    # The loaded SD 1.5 is not the picture's: found by its old hash, loaded for the run.
+    assert result.plan.checkpoint.status == "switch"
+    assert call["checkpoint"] == "anything-v3.ckpt"
+    assert call["settings"]["sd_model_checkpoint"] == "anything-v3.ckpt"
+    (warning,) = result.plan.warnings
+    assert "is not the picture's (anything-v3 [1a2b3c4d])" in warning
+    assert wui.shared.opts.sd_model_checkpoint == wui.infos[SD15[0]].title  # restored
+
+
+def test_checkpoint_mismatch_is_warned_before_running(wui) -> None:
+    wui.sd_models.load(wui.infos[OTHER[0]])
+    plan = regen.plan_regeneration(BASIC, "a red circle")
+    assert plan.checkpoint.status == "switch"
+    assert plan.checkpoint.loaded_title == wui.infos[OTHER[0]].title
+    assert "dreamshaper_8.safetensors [879db523c3]" in plan.warnings[0]
+    assert plan.override_settings["sd_model_checkpoint"] == wui.infos[SD15[0]].title
+    kept = regen.plan_regeneration(BASIC, "a red circle", use_original_checkpoint=False)
+    assert "sd_model_checkpoint" not in kept.override_settings
+    assert kept.checkpoint.status == "kept" and "used anyway, as asked" in kept.warnings[0]
+    assert len(kept.warnings) == 1
+    missing = regen.plan_regeneration(BASIC.replace("6ce0161689", "deadbeef00"), "a red circle")
+    assert missing.checkpoint.status == "missing"
+    assert "does not have" in missing.warnings[0]
+    assert "sd_model_checkpoint" not in missing.override_settings
+    assert wui.processing.calls == []  # planning runs nothing
+
+
+def test_img2img_is_refused_unless_allowed(wui) -> None:
+    for text in (IMG2IMG, INPAINT):
+        with pytest.raises(ClipProbeError, match="img2img"):
+            regen.regenerate(text, "a cat")
+    assert wui.processing.calls == []
+    result, call = run(wui, INPAINT, "a cat", allow_txt2img=True)
+    assert result.plan.kind == "img2img"
+    assert call["fields"]["enable_hr"] is False
+    assert (call["fields"]["steps"], call["fields"]["seed"]) == (20, 5)
+    assert "input picture" in result.plan.warnings[0]
+
+
+def test_bad_infotexts_are_clear_errors(wui) -> None:
+    with pytest.raises(ClipProbeError, match="no generation parameters"):
+        regen.plan_regeneration("", "a cat")
+    with pytest.raises(ClipProbeError, match="lack Steps"):
+        regen.plan_regeneration("a cat\nSampler: Euler, CFG scale: 7, Seed: 1, Size: 64x64", "x")
+    with pytest.raises(ClipProbeError, match="unreadable"):
+        regen.plan_regeneration(BASIC.replace("Steps: 20", "Steps: many"), "a cat")
+
+
+def _kind_of(prompt: str) -> int:
+    found = [(prompt.find(c), k) for k, c in enumerate(CAPTIONS) if c in prompt]
+    return min(found)[1] if found else 3
+
+
+def _png(image: Image.Image, text: str) -> bytes:
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", text)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+@pytest.fixture()
+def tiny_world(wui, trained_clip_dir, monkeypatch):
+    """process_images draws the first caption of the prompt with the seed: the pruned
+    prompt that keeps the red circle regenerates the very same picture."""
+    from clipprobe_ext.webui import settings
+
+    wui.processing.generate = lambda p: picture(_kind_of(p.prompt), seed=p.seed, size=p.width)
+    wui.shared.opts.data[settings.KEY_MODEL] = str(trained_clip_dir)
+    text = BASIC.replace("Size: 512x768", "Size: 96x96")
+    original = Image.open(io.BytesIO(_png(picture(0, seed=1234567890, size=96), text)))
+    return types.SimpleNamespace(text=text, original=original, model=str(trained_clip_dir))
+
+
+def test_end_to_end_compare_on_the_tiny_clip(tiny_world) -> None:
+    same, comparison = regen.regenerate_and_compare(
+        tiny_world.original, "a red circle, green stripes", model_name=tiny_world.model
+    )
+    assert comparison.ssim == pytest.approx(1.0)  # same seed, same first caption
+    assert comparison.regenerated_similarity == pytest.approx(comparison.original_similarity)
+    assert comparison.tokens.tokens_saved == 1 + 1 + 2 + 1  # masterpiece, best quality
+    assert comparison.kept_lost == []
+    lost, worse = regen.regenerate_and_compare(
+        tiny_world.original, "best quality, green stripes", model_name=tiny_world.model
+    )
+    assert worse.ssim < 0.9
+    assert worse.regenerated_similarity < worse.original_similarity
+    stripes = next(p for p in worse.phrases if p.text == "green stripes")
+    assert stripes.kept and stripes.regenerated > stripes.original
+
+
+def test_api_route(tiny_world, wui) -> None:
+    app = FastAPI()
+    regen.register_routes(app)
+    regen.register_routes(app)
+    assert [r.path for r in app.router.routes].count(regen.ROUTE) == 1
+    client = TestClient(app)
+    buffer = io.BytesIO()
+    tiny_world.original.save(buffer, format="PNG", pnginfo=_pnginfo(tiny_world.text))
+    body = {"image": base64.b64encode(buffer.getvalue()).decode(), "prompt": "a red circle"}
+    response = client.post(regen.ROUTE, json=body)
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert data["plan"]["params"]["seed"] == 1234567890
+    assert data["comparison"]["ssim"] == pytest.approx(1.0)
+    returned = Image.open(io.BytesIO(base64.b64decode(data["image"])))
+    assert returned.size == (96, 96) and "Steps: 20" in returned.info["parameters"]
+    img2img = dict(body, infotext=INPAINT.replace("512x512", "96x96"))
+    response = client.post(regen.ROUTE, json=img2img)
+    assert response.status_code == 400 and "img2img" in response.json()["detail"]
+    response = client.post(regen.ROUTE, json=dict(body, unknown=1))
+    assert response.status_code == 422
+
+
+def test_api_route_has_the_same_auth(wui) -> None:
+    wui.shared.cmd_opts.api_auth = "user:secret"
+    app = FastAPI()
+    regen.register_routes(app)
+    client = TestClient(app)
+    response = client.post(regen.ROUTE, json={"image": "AAAA"})
+    assert response.status_code == 401
+    response = client.post(regen.ROUTE, json={"image": "AAAA"}, auth=("user", "secret"))
+    assert response.status_code == 400  # authenticated; the image is not a picture
+
+
+def _pnginfo(text: str) -> PngImagePlugin.PngInfo:
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", text)
+    return info
+
+
+def test_tab_preflight_shows_the_warnings_before_the_click(wui, tiny_world) -> None:
+    from clipprobe_ext.webui import regenerate_tab
+
+    wui.sd_models.load(wui.infos[OTHER[0]])
+    box = regenerate_tab.preflight_html(tiny_world.original, "a red circle")
+    assert "seed 1234567890" in box and "DPM++ 2M / Automatic" in box
+    assert "is not the picture&#x27;s" in box  # the mismatch, escaped
+    assert wui.processing.calls == []
+    assert regenerate_tab.NO_PROMPT in regenerate_tab.preflight_html(tiny_world.original, " ")
+    assert regenerate_tab.NO_IMAGE in regenerate_tab.preflight_html(None, "a red circle")
+
+
+def test_tab_click_regenerates_compares_and_saves(wui, tiny_world) -> None:
+    import json
+
+    from clipprobe_ext.webui import regenerate_tab
+
+    html_box, sheet, regenerated, saved = regenerate_tab.regenerate_click(
+        "task(cp-tab)", tiny_world.original, "a red circle, green stripes", False, None
+    )
+    assert "clipprobe-error" not in html_box, html_box
+    assert "SSIM 1.000" in html_box
+    assert sheet.width > 2 * 96 and regenerated.size == (96, 96)
+    assert "Steps: 20" in regenerated.info["parameters"]
+    with Image.open(saved) as png:
+        data = json.loads(png.info["clipprobe-comparison"])
+    assert data["comparison"]["ssim"] == pytest.approx(1.0)
+    assert data["plan"]["params"]["seed"] == 1234567890
+    assert [c[:2] for c in wui.progress.calls] == [
+        ("add_task_to_queue", "task(cp-tab)"),
+        ("start_task", "task(cp-tab)"),
+        ("finish_task", "task(cp-tab)"),
+    ]
+    inpaint = Image.open(io.BytesIO(_png(tiny_world.original, INPAINT)))
+    box, *rest = regenerate_tab.regenerate_click("task(x)", inpaint, "a cat", False, None)
+    assert "img2img" in box and rest == [None, None, None]
