@@ -17,6 +17,7 @@ from clipprobe_ext.encoders.hf import HFClipEncoder
 from clipprobe_ext.encoders.openai_clip import OpenAIClipEncoder
 from clipprobe_ext.errors import ClipProbeError, ModelError
 from clipprobe_ext.heatmaps import METHODS, HeatmapRun, centre_crop_box, phrase_heatmaps
+from clipprobe_ext.heatmaps.chefer_layers import chefer_from
 from clipprobe_ext.heatmaps.cli_output import (
     heatmaps_json,
     write_heatmaps,
@@ -147,10 +148,26 @@ def test_gradient_methods_equal_autograd_through_the_models_own_attention(traine
 
 
 @pytest.mark.parametrize("kind", ["hf", "openai"])
+def test_last_block_shortcut_equals_the_full_rule_from_the_last_block(
+    kind, hf_encoder, openai_encoder
+):
+    """``chefer`` (gradient through the class token's path only) against plain autograd
+    through the whole last block on P copies (``chefer_layers``)."""
+    encoder = hf_encoder if kind == "hf" else openai_encoder
+    run = HeatmapRun(encoder, make_image(13))
+    text, _ = encoder.encode_texts(PHRASES)
+    full = chefer_from(run.tower, run.pixels, text, start=len(run.tower.blocks) - 1)
+    for heatmap, reference in zip(run.maps(PHRASES, "chefer"), full):
+        np.testing.assert_allclose(heatmap.grid.ravel(), _minmax(reference), atol=1e-5)
+    every = run.maps(PHRASES, "chefer-all")
+    assert not np.allclose(every[0].grid, run.maps(PHRASES, "chefer")[0].grid)
+
+
+@pytest.mark.parametrize("kind", ["hf", "openai"])
 def test_batched_equals_one_phrase_at_a_time(kind, hf_encoder, openai_encoder):
     encoder = hf_encoder if kind == "hf" else openai_encoder
     image = make_image(6)
-    for method in ("chefer", "grad-eclip"):
+    for method in ("chefer", "grad-eclip", "chefer-all"):
         batched = phrase_heatmaps(encoder, image, PHRASES, method)
         for phrase, heatmap in zip(PHRASES, batched):
             (alone,) = phrase_heatmaps(encoder, image, [phrase], method)

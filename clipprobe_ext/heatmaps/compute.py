@@ -62,7 +62,8 @@ class HeatmapRun:
         self.encoder = encoder
         self.image = image if image.mode == "RGB" else image.convert("RGB")
         self.tower: ViTTower = tower_of(encoder)
-        self.kept: TowerPass = run_tower(self.tower, self.tower.pixels(self.image))
+        self.pixels = self.tower.pixels(self.image)
+        self.kept: TowerPass = run_tower(self.tower, self.pixels)
         encoder.stats.image_forwards += 1
         self.crop_box = centre_crop_box(self.image.size)
 
@@ -70,7 +71,7 @@ class HeatmapRun:
         if not phrases:
             return []
         text, _ = self.encoder.encode_texts(list(phrases))
-        scores, grids = relevance(self.tower, self.kept, text, method)
+        scores, grids = relevance(self.tower, self.kept, text, method, self.pixels)
         return [
             Heatmap(phrase, method, grid.numpy(), self.crop_box, float(score))
             for phrase, grid, score in zip(phrases, grids, scores)

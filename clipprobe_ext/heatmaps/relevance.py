@@ -15,6 +15,7 @@ Methods (each maps [P] phrases to [P, grid, grid]):
   (the last block): ``R = I + mean_h(clamp(grad * attn, 0)) @ I``, relevance ``R[cls, patches]``.
 - ``grad-eclip``: Zhao et al. 2024: ``relu(sum_c dS/do_c * v_ic * lambda_i)`` with the
   loosened attention ``lambda_i`` = min-max normalised cosine of the class query and key i.
+- ``chefer-all``: the same rule over all blocks (``chefer_layers``), about P forwards.
 - ``rollout``: Abnar & Zuidema 2020 attention rollout (phrase-independent baseline).
 - ``centre``: a Gaussian centre prior (baseline: where photographers put subjects).
 """
@@ -23,9 +24,10 @@ from __future__ import annotations
 
 import torch
 
+from clipprobe_ext.heatmaps.chefer_layers import chefer_from
 from clipprobe_ext.heatmaps.tower import TowerPass, ViTTower, last_block_head
 
-GRADIENT_METHODS = ("grad-eclip", "chefer")
+GRADIENT_METHODS = ("grad-eclip", "chefer", "chefer-all")
 BASELINES = ("rollout", "centre")
 METHODS = GRADIENT_METHODS + BASELINES
 DEFAULT_METHOD = "grad-eclip"
@@ -91,7 +93,11 @@ def centre_prior(grid: int, count: int) -> torch.Tensor:
 
 
 def relevance(
-    tower: ViTTower, kept: TowerPass, text: torch.Tensor, method: str
+    tower: ViTTower,
+    kept: TowerPass,
+    text: torch.Tensor,
+    method: str,
+    pixels: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Scores [P] and maps [P, grid, grid] (float32, CPU, each min-max scaled to [0, 1];
     all zero where a phrase has no positive relevance) for unit text embeddings [P, E]."""
@@ -101,6 +107,10 @@ def relevance(
     count = text.shape[0]
     if method == "chefer":
         maps = chefer(kept, grads)
+    elif method == "chefer-all":
+        if pixels is None:
+            raise ValueError("chefer-all needs the picture's pixels.")
+        maps = chefer_from(tower, pixels, text, start=0)
     elif method == "grad-eclip":
         maps = grad_eclip(kept, grads)
     elif method == "rollout":

@@ -178,6 +178,41 @@ def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     return x.view(b, n, heads, d // heads).transpose(1, 2)
 
 
+@dataclass
+class BlockStep:
+    """One block's output and the attention internals the methods read."""
+
+    x: torch.Tensor  # [B, N, D] the residual stream after the block
+    probs: torch.Tensor  # [B, H, N, N]
+    q: torch.Tensor  # [B, H, N, d] (before the 1/sqrt(d) scale)
+    k: torch.Tensor
+    v: torch.Tensor
+    out: torch.Tensor  # [B, N, D] attention output, heads concatenated, before out_proj
+
+
+def block_step(block: Block, x: torch.Tensor) -> BlockStep:
+    """One transformer block, the attention spelled out (as both backends compute it)."""
+    h = block.ln_1(x)
+    q, k, v = _linear(h, block.qkv_weight, block.qkv_bias).chunk(3, dim=-1)
+    q, k, v = (_split_heads(t, block.heads) for t in (q, k, v))
+    scale = q.shape[-1] ** -0.5
+    probs = torch.softmax((q * scale) @ k.transpose(-1, -2), dim=-1)
+    out = (probs @ v).transpose(1, 2).reshape(x.shape)
+    y = x + block.out_proj(out)
+    y = y + block.mlp(block.ln_2(y))
+    return BlockStep(y, probs, q, k, v, out)
+
+
+def embed(tower: ViTTower, pixels: torch.Tensor) -> torch.Tensor:
+    """Tokens [1, N, D] of one picture's pixels [3, S, S], in the model's dtype and device."""
+    return tower.embed(pixels.unsqueeze(0).to(tower.device, tower.dtype))
+
+
+def features_of(tower: ViTTower, x: torch.Tensor) -> torch.Tensor:
+    """Image features [B, E] from the last residual stream [B, N, D]."""
+    return tower.ln_post(x[:, 0]) @ tower.proj.to(x.dtype)
+
+
 def run_tower(tower: ViTTower, pixels: torch.Tensor) -> TowerPass:
     """One forward of one picture ([3, S, S]) without autograd, activations kept.
 
@@ -185,24 +220,25 @@ def run_tower(tower: ViTTower, pixels: torch.Tensor) -> TowerPass:
     copied to float32 for the relevance arithmetic.
     """
     with torch.no_grad():
-        x = tower.embed(pixels.unsqueeze(0).to(tower.device, tower.dtype))
+        x = embed(tower, pixels)
         attentions = []
-        for i, block in enumerate(tower.blocks):
-            h = block.ln_1(x)
-            q, k, v = _linear(h, block.qkv_weight, block.qkv_bias).chunk(3, dim=-1)
-            q, k, v = (_split_heads(t, block.heads) for t in (q, k, v))
-            scale = q.shape[-1] ** -0.5
-            probs = torch.softmax((q * scale) @ k.transpose(-1, -2), dim=-1)  # [1, H, N, N]
-            out = (probs @ v).transpose(1, 2).reshape(x.shape)  # heads concatenated
-            attentions.append(probs[0].float().mean(0))
-            if i == len(tower.blocks) - 1:
-                last = (probs[0, :, 0].float(), q[0].float(), k[0].float(), v[0].float())
-                cls_output, cls_residual = out[0, 0].clone(), x[0, 0].clone()
-            x = x + block.out_proj(out)
-            x = x + block.mlp(block.ln_2(x))
-        features = (tower.ln_post(x[:, 0]) @ tower.proj.to(x.dtype))[0].float()
+        for block in tower.blocks:
+            step = block_step(block, x)
+            attentions.append(step.probs[0].float().mean(0))
+            last, residual, x = step, x, step.x
+        features = features_of(tower, x)[0].float()
     grid = int(round((x.shape[1] - 1) ** 0.5))
-    return TowerPass(features, attentions, *last, cls_output, cls_residual, grid)
+    return TowerPass(
+        features,
+        attentions,
+        last.probs[0, :, 0].float(),
+        last.q[0].float(),
+        last.k[0].float(),
+        last.v[0].float(),
+        last.out[0, 0].clone(),
+        residual[0, 0].clone(),
+        grid,
+    )
 
 
 def last_block_head(tower: ViTTower) -> Callable[[torch.Tensor], torch.Tensor]:
