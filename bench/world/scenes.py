@@ -149,15 +149,25 @@ class World:
     def rng(self, index: int, split: str) -> np.random.Generator:
         return np.random.default_rng([self.spec.seed, SPLITS[split], index])
 
-    def scene(self, index: int, split: str = "train", style: str | None | bool = True) -> Scene:
-        """Scene ``index`` of ``split``; ``style`` forces one (``None``: no style)."""
+    def scene(
+        self, index: int, split: str = "train", style: str | None | bool = True, like=None
+    ) -> Scene:
+        """Scene ``index`` of ``split``; ``style`` forces one (``None``: no style).
+
+        ``like``: another scene whose objects (colour and shape) and style this one draws
+        again in a new layout, as another seed of the same prompt would.
+        """
         spec, rng = self.spec, self.rng(index, split)
         size = spec.image_size
         n = int(rng.integers(1, spec.max_objects + 1))
         if style is True:
             style = str(rng.choice(spec.styles)) if rng.random() < spec.style_probability else None
+        kinds = None
+        if like is not None:
+            kinds, style = [(o.colour, o.shape) for o in like.objects], like.style
+            n = len(kinds)
         background = _background(rng)
-        objects = _place(rng, spec, n, size, background)
+        objects = _place(rng, spec, n, size, background, kinds)
         image, objects = _render(objects, background, size)
         image = _apply_style(image, style, rng, size)
         _label(objects, style, background, size)
@@ -174,16 +184,21 @@ def _background(rng: np.random.Generator) -> tuple[int, int, int]:
     return tuple(int(v) for v in np.clip(base + tint, 0, 255))
 
 
-def _place(rng, spec: WorldSpec, n: int, size: int, background) -> list[WorldObject]:
+def _place(rng, spec: WorldSpec, n: int, size: int, background, kinds=None) -> list[WorldObject]:
     objects: list[WorldObject] = []
     used: set[tuple[str, str]] = set()
-    for _ in range(60):
+    for attempt in range(400 if kinds else 60):
         if len(objects) == n:
             break
-        colour, shape = str(rng.choice(spec.colours)), str(rng.choice(spec.shapes))
+        if kinds:
+            colour, shape = kinds[len(objects)]
+        else:
+            colour, shape = str(rng.choice(spec.colours)), str(rng.choice(spec.shapes))
         if (colour, shape) in used:
             continue
-        r = rng.uniform(*spec.radius) * size
+        # Forced objects that do not fit after many tries shrink to the smallest size.
+        low = spec.radius[0] if attempt < 200 else spec.radius[0] * 0.8
+        r = rng.uniform(low, spec.radius[1] if attempt < 200 else low) * size
         c = (rng.uniform(r, size - r), rng.uniform(r, size - r))
         # Little overlap: centres at least 1.3 radii apart.
         if any(
