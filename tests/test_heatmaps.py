@@ -45,7 +45,7 @@ def trained_encoder(trained_clip_dir):
     return HFClipEncoder.from_pretrained(str(trained_clip_dir), device="cpu")
 
 
-@pytest.mark.parametrize("method", ["grad-eclip", "chefer"])
+@pytest.mark.parametrize("method", ["chefer-2", "grad-eclip", "chefer"])
 def test_trained_clip_puts_each_shape_where_it_is(trained_encoder, method):
     circle, square = phrase_heatmaps(trained_encoder, two_shapes(), PHRASES[:2], method)
     half = circle.grid.shape[1] // 2
@@ -156,7 +156,7 @@ def test_last_block_shortcut_equals_the_full_rule_from_the_last_block(
     encoder = hf_encoder if kind == "hf" else openai_encoder
     run = HeatmapRun(encoder, make_image(13))
     text, _ = encoder.encode_texts(PHRASES)
-    full = chefer_from(run.tower, run.pixels, text, start=len(run.tower.blocks) - 1)
+    full = chefer_from(run.tower, run.kept, text, start=len(run.tower.blocks) - 1)
     for heatmap, reference in zip(run.maps(PHRASES, "chefer"), full):
         np.testing.assert_allclose(heatmap.grid.ravel(), _minmax(reference), atol=1e-5)
     every = run.maps(PHRASES, "chefer-all")
@@ -167,7 +167,7 @@ def test_last_block_shortcut_equals_the_full_rule_from_the_last_block(
 def test_batched_equals_one_phrase_at_a_time(kind, hf_encoder, openai_encoder):
     encoder = hf_encoder if kind == "hf" else openai_encoder
     image = make_image(6)
-    for method in ("chefer", "grad-eclip", "chefer-all"):
+    for method in ("chefer", "grad-eclip", "chefer-2", "chefer-all"):
         batched = phrase_heatmaps(encoder, image, PHRASES, method)
         for phrase, heatmap in zip(PHRASES, batched):
             (alone,) = phrase_heatmaps(encoder, image, [phrase], method)

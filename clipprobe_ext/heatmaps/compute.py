@@ -71,7 +71,7 @@ class HeatmapRun:
         if not phrases:
             return []
         text, _ = self.encoder.encode_texts(list(phrases))
-        scores, grids = relevance(self.tower, self.kept, text, method, self.pixels)
+        scores, grids = relevance(self.tower, self.kept, text, method)
         return [
             Heatmap(phrase, method, grid.numpy(), self.crop_box, float(score))
             for phrase, grid, score in zip(phrases, grids, scores)

@@ -68,6 +68,7 @@ class TowerPass:
     last_cls_output: torch.Tensor  # [D] in the model's dtype
     last_cls_residual: torch.Tensor  # [D] in the model's dtype
     grid: int  # patches per side
+    block_inputs: list[torch.Tensor]  # per block, the residual stream entering it [N, D]
 
 
 def tower_of(encoder: Any) -> ViTTower:
@@ -221,8 +222,9 @@ def run_tower(tower: ViTTower, pixels: torch.Tensor) -> TowerPass:
     """
     with torch.no_grad():
         x = embed(tower, pixels)
-        attentions = []
+        attentions, inputs = [], []
         for block in tower.blocks:
+            inputs.append(x[0])
             step = block_step(block, x)
             attentions.append(step.probs[0].float().mean(0))
             last, residual, x = step, x, step.x
@@ -238,6 +240,7 @@ def run_tower(tower: ViTTower, pixels: torch.Tensor) -> TowerPass:
         last.out[0, 0].clone(),
         residual[0, 0].clone(),
         grid,
+        inputs,
     )
 
 
