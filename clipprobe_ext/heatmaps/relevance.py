@@ -18,7 +18,7 @@ Methods (each maps [P] phrases to [P, grid, grid]):
 - ``chefer-2``, ``chefer-all``: the same rule over the last two blocks / all blocks
   (``chefer_layers``: those blocks once more forward, and a batched backward).
   ``chefer-2`` is the default: on the world of ``bench/`` it points at the phrase's
-  object 84 % of the time (last block only: 55-62 %) for 2.7x one image encode with 20
+  object 84 % of the time (last block only: 55-62 %) for 2.6x one image encode with 20
   phrases; ``chefer-all`` gains 5 points for 16x (figures in ``bench/README.md``).
 - ``rollout``: Abnar & Zuidema 2020 attention rollout (phrase-independent baseline).
 - ``centre``: a Gaussian centre prior (baseline: where photographers put subjects).
