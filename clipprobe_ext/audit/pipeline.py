@@ -36,6 +36,14 @@ from clipprobe_ext.prompt import parse_prompt
 AuditProgress = Callable[[int, int, str], None]
 
 
+class AuditInterrupted(KeyboardInterrupt):
+    """Ctrl-C during an audit; what was encoded is in the store, ``stats`` says how much."""
+
+    def __init__(self, stats: AuditStats) -> None:
+        super().__init__("audit interrupted")
+        self.stats = stats
+
+
 @dataclass
 class AuditOptions:
     recursive: bool = False
@@ -103,8 +111,13 @@ def run_audit(
         run.notes.append("The embedding store was written by another version and was rebuilt.")
     try:
         run.process(listing.files)
-    finally:
+    except KeyboardInterrupt as exc:
+        run.close()  # commits what was done before the interrupt
+        raise AuditInterrupted(run.stats) from exc
+    except BaseException:
         run.close()
+        raise
+    run.close()
     run.stats.seconds = time.perf_counter() - started
     return aggregate(
         run.prompts,
