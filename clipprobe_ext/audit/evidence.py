@@ -22,7 +22,7 @@ class PhraseEvidence:
 
     similarities: np.ndarray  # cosine(image, phrase)
     round1: np.ndarray  # probability in the first round of the elimination ranking
-    best: np.ndarray  # highest probability over the elimination rounds
+    best: np.ndarray  # highest probability over the elimination rounds (at most n - 1)
     contribution: np.ndarray | None  # leave-one-out: full prompt minus prompt without it
     threshold: float  # the ranking's report threshold
     logit_scale: float
@@ -59,7 +59,9 @@ def gather(
 ) -> PhraseEvidence:
     """All the per-phrase numbers of one picture, from embeddings only (no model call)."""
     sims = phrase_embeddings @ image_embedding
-    ranking = elimination_ranking(sims, logit_scale, min(rounds, len(sims)), threshold)
+    # The last candidate left always has probability 1 (and the last two share it), so the
+    # audit never ranks the final lone phrase: at most n - 1 rounds.
+    ranking = elimination_ranking(sims, logit_scale, max(1, min(rounds, len(sims) - 1)), threshold)
     round1 = np.asarray(ranking.rounds[0].probabilities, dtype=np.float64)
     best = np.array([ranking.max_probability(i) for i in range(len(sims))])
     contribution = None
