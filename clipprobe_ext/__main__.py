@@ -1,12 +1,22 @@
-"""``python -m clipprobe_ext``: the command line (``audit`` is its own command)."""
+"""``python -m clipprobe_ext``: the command line (``audit`` is its own command).
+
+A Ctrl-C while the command line's modules are still being imported exits with status
+130 and one line, like a Ctrl-C during the run (not by the signal, with a traceback).
+"""
 
 import sys
 
-if sys.argv[1:2] == ["audit"]:
-    from clipprobe_ext.audit.cli import main as audit_main
+try:
+    if sys.argv[1:2] == ["audit"]:
+        from clipprobe_ext.audit.cli import main as audit_main
 
-    raise SystemExit(audit_main(sys.argv[2:]))
+        def main() -> int:
+            return audit_main(sys.argv[2:])
 
-from clipprobe_ext.cli import main  # noqa: E402
+    else:
+        from clipprobe_ext.cli import main
+except KeyboardInterrupt:
+    sys.stderr.write("clipprobe: interrupted\n")
+    raise SystemExit(130) from None
 
 raise SystemExit(main())

@@ -3,7 +3,7 @@
 Usage::
 
     python -m clipprobe_ext IMAGE... [--prompt TEXT] [--model NAME_OR_DIR]
-        [--device cpu|cuda] [--rounds K] [--threshold P] [--tolerance T]
+        [--device cpu|cuda] [--rounds N] [--threshold PERCENT] [--tolerance PERCENT]
         [--synonyms "a|b"]... [--words] [--no-contribution] [--no-prune]
         [--json | --csv] [-o FILE] [--color auto|always|never] [-q]
 
@@ -20,13 +20,22 @@ Hugging Face cache or network) or a local folder holding a transformers CLIP;
 ``openai-clip:NAME`` loads the openai ``clip`` package's model (``openai-clip:ViT-L/14``,
 the WebUI's Interrogate CLIP; or ``openai-clip:/path/to/ViT-L-14.pt``).
 
+Options: defaults and bounds come from ``clipprobe_ext.options`` (see ``--help``);
+``--threshold``/``--tolerance`` take a percentage (``5%``) or a fraction (``0.05``).
+
 Output: the table goes to stdout (or ``-o FILE``); ``--json``/``--csv`` write only the
 document there.  Progress is shown on stderr while it is a terminal (never on stdout);
 ``-q`` silences it.
 
-Exit status: 0 done; 1 an error the user can act on (unreadable image, no prompt, model
-not available, ...), reported as one ``clipprobe: error: ...`` line on stderr; 2 a bad
-command line; 130 interrupted.  Set ``CLIPPROBE_DEBUG=1`` for tracebacks.
+Several images: a file that cannot be used (unreadable, no prompt, a prompt too long or not
+text) is skipped with one ``clipprobe: skipped FILE: reason`` line on stderr, and the rest
+is analysed; so is a prompt group whose prompt cannot be analysed.
+
+Exit status: 0 done; 3 done, but some files were skipped; 1 an error the user can act on
+(unreadable image, no prompt, model not available, every file skipped, ...), reported as
+one ``clipprobe: error: ...`` line on stderr; 2 a bad command line; 130 interrupted.
+Prompts (given or read from an image) are at most ``options.MAX_PROMPT_CHARS`` (20,000)
+characters.  Set ``CLIPPROBE_DEBUG=1`` for tracebacks.
 """
 
 from __future__ import annotations
@@ -37,15 +46,22 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from clipprobe_ext.errors import ClipProbeError, ImageError, ModelError, PromptError, first_line
+from clipprobe_ext.errors import ClipProbeError, ModelError, PromptError
+from clipprobe_ext.options import (
+    DEFAULT_MODEL,
+    MODEL,
+    ProbeOptions,
+    add_arguments,
+    check_prompt_length,
+    options_from_args,
+)
 
 PROG = "clipprobe"
-DEFAULT_MODEL = "openai/clip-vit-base-patch32"
-OPENAI_PREFIX = "openai-clip:"
+SKIPPED = 3  # exit status: done, but some files were skipped (each named on stderr)
 
 
 class UsageError(Exception):
@@ -55,25 +71,6 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
-
-
-def _fraction(text: str) -> float:
-    """``0.05`` or ``5%``."""
-    raw = text.strip()
-    try:
-        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number or percentage: {text!r}") from None
-    if value != value:  # NaN
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,37 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model",
         default=DEFAULT_MODEL,
-        help=(
-            f"transformers hub name or local folder (default {DEFAULT_MODEL}); "
-            f"'{OPENAI_PREFIX}ViT-L/14' for the openai clip package"
-        ),
+        help=f"{MODEL.help} (default {DEFAULT_MODEL})",
     )
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
-    p.add_argument("--rounds", type=_positive_int, default=5, help="elimination rounds (5)")
-    p.add_argument(
-        "--threshold",
-        type=_fraction,
-        default=0.01,
-        help="list phrases above this probability each round: 0.01 or 1%% (default)",
-    )
-    p.add_argument(
-        "--tolerance",
-        type=_fraction,
-        default=0.01,
-        help="similarity the pruned prompt may lose, relative: 0.01 or 1%% (default)",
-    )
-    p.add_argument(
-        "--synonyms",
-        action="append",
-        default=[],
-        metavar='"A|B"',
-        help="a group of alternatives ranked against each other; repeatable, or 'a|b; c|d'",
-    )
-    p.add_argument("--words", action="store_true", help="probe word by word, not by phrase")
-    p.add_argument(
-        "--no-contribution", action="store_true", help="skip the leave-one-out contribution"
-    )
-    p.add_argument("--no-prune", action="store_true", help="skip the pruned-prompt search")
+    add_arguments(p)
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="write the report as JSON")
     fmt.add_argument("--csv", action="store_true", help="write one CSV row per image and phrase")
@@ -192,27 +162,43 @@ def _labels(paths: Sequence[str]) -> list[str]:
     return [n if names.count(n) == 1 else p for n, p in zip(names, paths)]
 
 
-def load_inputs(paths: Sequence[str], prompt: str | None) -> list[tuple[str, list[Any], list[str]]]:
-    """``(prompt, images, labels)`` per prompt group, in order of first appearance."""
-    from clipprobe_ext.images import load_image, load_image_with_parameters
+Skip = Callable[[str, str], None]
 
-    labels = _labels(paths)
+
+def load_inputs(
+    paths: Sequence[str], prompt: str | None, skip: Skip | None = None
+) -> list[tuple[str, list[Any], list[str]]]:
+    """``(prompt, images, labels)`` per prompt group, in order of first appearance.
+
+    A file that cannot be used raises its ``ClipProbeError``, or, with ``skip``, is passed
+    to ``skip(path, reason)`` and left out."""
+    from clipprobe_ext.images import check_image_path, load_image, load_image_with_parameters
+    from clipprobe_ext.infotext import prompt_from_parameters
+
     if prompt is not None:
         if not prompt.strip():
             raise PromptError("The prompt given with --prompt is empty.")
-        return [(prompt, [load_image(p) for p in paths], labels)]
-
-    from clipprobe_ext.infotext import parse_parameters
+        check_prompt_length(prompt, "The prompt given with --prompt")
 
     groups: dict[str, tuple[list[Any], list[str]]] = {}
-    for path, label in zip(paths, labels):
-        image, parameters = load_image_with_parameters(path)
-        found = parse_parameters(parameters).prompt if parameters else ""
-        if not (found or "").strip():
-            raise PromptError(
-                f"{path} has no prompt in its generation parameters (PNG 'parameters' chunk "
-                "or EXIF UserComment); pass one with --prompt."
-            )
+    for path, label in zip(paths, _labels(paths)):
+        try:
+            check_image_path(path)
+            if prompt is not None:
+                image, found = load_image(path), prompt
+            else:
+                image, parameters = load_image_with_parameters(path)
+                found = prompt_from_parameters(parameters, path)
+                if not found.strip():
+                    raise PromptError(
+                        f"{path} has no prompt in its generation parameters (PNG 'parameters' "
+                        "chunk or EXIF UserComment); pass one with --prompt."
+                    )
+        except ClipProbeError as exc:
+            if skip is None:
+                raise
+            skip(path, str(exc))
+            continue
         images, names = groups.setdefault(found, ([], []))
         images.append(image)
         names.append(label)
@@ -222,139 +208,26 @@ def load_inputs(paths: Sequence[str], prompt: str | None) -> list[tuple[str, lis
 # -- model -------------------------------------------------------------------------------
 
 
-def _device(requested: str | None) -> str:
-    import torch
-
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise ModelError("--device cuda was asked for, but this PyTorch sees no CUDA GPU.")
-    return requested or ("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def load_encoder(name: str, device: str | None = None) -> Any:
-    """A ``ClipEncoder`` for ``name`` (see the module docstring); ``ModelError`` on failure."""
-    device = _device(device)
-    if name.startswith(OPENAI_PREFIX):
-        return _load_openai_clip(name[len(OPENAI_PREFIX) :].strip(), device)
-    return _load_hf(name, device)
+    """A ``ClipEncoder`` for ``name`` (``clipprobe_ext.encoders.loader``); ``ModelError``."""
+    from clipprobe_ext.encoders import loader
 
+    if device == "cuda":
+        import torch
 
-def _looks_like_path(name: str) -> bool:
-    return (
-        os.path.isabs(name)
-        or name.startswith(("./", "../", "~", ".\\", "..\\"))
-        or name in (".", "..")
-        or (os.sep == "\\" and ":" in name)
-    )
-
-
-def _load_hf(name: str, device: str) -> Any:
-    import logging
-
-    from clipprobe_ext.encoders.hf import HFClipEncoder
-
-    expanded = os.path.expanduser(name)
-    if _looks_like_path(name) and not os.path.exists(expanded):
-        raise ModelError(f"The model folder {name} does not exist.")
-    if os.path.exists(expanded) and not os.path.isdir(expanded):
-        raise ModelError(f"{name} is a file; --model wants a folder holding a transformers CLIP.")
-    # Retry chatter of huggingface_hub / transformers would break the one-line error.
-    for logger in ("huggingface_hub", "transformers"):
-        logging.getLogger(logger).setLevel(logging.ERROR)
-    with _quiet_transformers():
-        try:
-            return HFClipEncoder.from_pretrained(expanded, device=device)
-        except ModelError as exc:
-            if os.path.isdir(expanded):
-                raise
-            raise ModelError(
-                f"The CLIP model '{name}' is not available offline (it is not in the Hugging "
-                "Face cache and could not be downloaded); download it once where there is "
-                "network, or pass --model with a local folder holding a transformers CLIP "
-                "(config.json, weights, tokenizer and preprocessor files)."
-            ) from exc
-
-
-@contextlib.contextmanager
-def _quiet_transformers() -> Any:
-    try:
-        from transformers.utils import logging as hf_logging
-    except ImportError:  # pragma: no cover - transformers is a dependency
-        yield
-        return
-    before = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(before)
-
-
-def _load_openai_clip(name: str, device: str) -> Any:
-    import urllib.error
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            import clip
-        except ImportError:
-            raise ModelError(
-                f"'{OPENAI_PREFIX}' models need the openai clip package (pip install openai-clip)."
-            ) from None
-    from clipprobe_ext.encoders.openai_clip import OpenAIClipEncoder
-
-    if not name:
-        raise ModelError(f"Name the model after '{OPENAI_PREFIX}', e.g. {OPENAI_PREFIX}ViT-L/14.")
-    path = os.path.expanduser(name)
-    is_file = os.path.isfile(path)
-    if not is_file and name not in clip.available_models():
-        raise ModelError(
-            f"'{name}' is neither a file nor an openai clip model "
-            f"({', '.join(clip.available_models())})."
-        )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model, preprocess = clip.load(path if is_file else name, device=device, jit=False)
-    except Exception as exc:
-        if is_file:
-            reason = first_line(exc)
-            raise ModelError(
-                f"Could not load the clip model file {name} (clip.load wants one of the "
-                f"openai TorchScript checkpoints): {reason}"
-            ) from exc
-        if isinstance(exc, (urllib.error.URLError, OSError, ConnectionError, TimeoutError)):
-            raise ModelError(
-                f"The openai clip model '{name}' is not available offline (it is not in "
-                "~/.cache/clip and could not be downloaded); download it once where there is "
-                f"network, or pass --model {OPENAI_PREFIX}/path/to/the/model.pt, or a local "
-                "folder holding a transformers CLIP."
-            ) from exc
-        raise ModelError(f"Could not load the clip model '{name}': {exc}") from exc
-    return OpenAIClipEncoder(model.eval(), preprocess, model_id=f"{OPENAI_PREFIX}{name}")
+        if not torch.cuda.is_available():
+            raise ModelError("--device cuda was asked for, but this PyTorch sees no CUDA GPU.")
+    return loader.load_encoder(name, device)
 
 
 # -- main --------------------------------------------------------------------------------
 
 
-def _options(args: argparse.Namespace) -> Any:
-    from clipprobe_ext.probe import ProbeOptions, parse_synonyms
-
-    synonyms = [group for text in args.synonyms for group in parse_synonyms(text)]
-    options = ProbeOptions(
-        rounds=args.rounds,
-        threshold=args.threshold,
-        tolerance=args.tolerance,
-        synonyms=synonyms,
-        granularity="word" if args.words else "phrase",
-        contribution=not args.no_contribution,
-        prune=not args.no_prune,
-    )
+def _options(args: argparse.Namespace) -> ProbeOptions:
     try:
-        options.validate()
+        return options_from_args(args)
     except ClipProbeError as exc:
         raise UsageError(str(exc)) from exc
-    return options
 
 
 def _render(reports: list[Any], args: argparse.Namespace, color: bool) -> str:
@@ -390,12 +263,20 @@ def main(argv: list[str] | None = None) -> int:
         except SystemExit as exc:  # --help
             return int(exc.code or 0)
         options = _options(args)
-        for image in args.images:
-            if not os.path.exists(image):
-                raise ImageError(f"No such image file: {image}")
         status = _Status(sys.stderr, enabled=not args.quiet)
+        skipped: list[str] = []
+
+        def skip(path: str, reason: str) -> None:
+            status.clear()
+            print(f"{PROG}: skipped {path}: {' '.join(reason.split())}", file=sys.stderr)
+            skipped.append(path)
+
+        # One file: its error is the error.  Several: a bad one is skipped, not fatal.
+        batch = skip if len(args.images) > 1 else None
         status("Reading images")
-        groups = load_inputs(args.images, args.prompt)
+        groups = load_inputs(args.images, args.prompt, batch)
+        if not groups:
+            raise ClipProbeError(f"None of the {len(args.images)} images could be analysed.")
 
         from clipprobe_ext.probe import analyze
 
@@ -409,7 +290,17 @@ def main(argv: list[str] | None = None) -> int:
             for n, (prompt, images, labels) in enumerate(groups, start=1):
                 if len(groups) > 1:
                     status.prefix = f"group {n}/{len(groups)}: "
-                reports.append(analyze(images, prompt, encoder, options, labels, status))
+                try:
+                    reports.append(analyze(images, prompt, encoder, options, labels, status))
+                except ModelError:
+                    raise
+                except ClipProbeError as exc:  # this group's prompt: its files are skipped
+                    if batch is None or len(groups) == 1 and not skipped:
+                        raise
+                    for label in labels:
+                        skip(label, str(exc))
+        if not reports:
+            raise ClipProbeError(f"None of the {len(args.images)} images could be analysed.")
         status.clear()
         text = _render(reports, args, _use_color(args, sys.stdout))
         if args.output:
@@ -421,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
                 ) from exc
         else:
             _write_stdout(text)
-        return 0
+        return SKIPPED if skipped else 0
     except UsageError as exc:
         _clear(status)
         _error(f"{exc} (see {PROG} --help)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import io
 import math
 import os
@@ -90,7 +91,28 @@ def _opener(source: str | os.PathLike | bytes):
     if isinstance(source, str) and len(source) >= 16 and _BASE64_RE.fullmatch(source):
         data = _from_base64(source)
         return lambda: Image.open(io.BytesIO(data))
+    if os.path.lexists(path) or "/" in path or os.sep in path:
+        check_image_path(path)  # says loop / dangling link / missing
     raise ImageError(f"Could not find the image file: {path}")
+
+
+def check_image_path(path: str | os.PathLike) -> None:
+    """``ImageError`` saying why ``path`` cannot be opened: missing, a dangling symbolic
+    link, a symbolic-link loop (which ``os.path.exists`` reports as plain "missing")."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        name = os.fspath(path)
+        if exc.errno == errno.ELOOP:
+            raise ImageError(f"Could not read {name}: it is a symbolic-link loop.") from exc
+        if exc.errno == errno.ENOENT and os.path.islink(name):
+            target = os.readlink(name)
+            raise ImageError(
+                f"Could not read {name}: it is a symbolic link to {target}, which does not exist."
+            ) from exc
+        if exc.errno == errno.ENOENT:
+            raise ImageError(f"Could not find the image file: {name}") from exc
+        raise ImageError(f"Could not read {name}: {exc.strerror or exc}.") from exc
 
 
 def _from_data_url(url: str) -> bytes:

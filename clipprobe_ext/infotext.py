@@ -14,12 +14,23 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from clipprobe_ext.errors import PromptError
+from clipprobe_ext.options import MAX_PROMPT_CHARS, check_prompt_length
+
 EXIF_IFD = 0x8769
 USER_COMMENT = 0x9286
 
 # "Key: value," with the WebUI's rules: keys are words, values may be JSON-quoted
 _PARAM_RE = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 _NEGATIVE = "Negative prompt:"
+
+# Prompt, negative prompt and the settings line: longer parameters hold no prompt ClipProbe
+# reads, and are refused before they are parsed (a 50 MB chunk took minutes to go through
+# the parser and the tokenizer).
+MAX_PARAMETERS_CHARS = 4 * MAX_PROMPT_CHARS
+# C0 controls but tab and line breaks, DEL, C1 controls, and U+FFFD (what a failed decode
+# leaves): no prompt holds them, binary data read as text does.
+_NOT_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd]")
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,34 @@ def parse_parameters(text: str) -> GenerationParameters:
     return GenerationParameters("\n".join(prompt), "\n".join(negative), settings, text)
 
 
+def check_text(text: str, source: str = "The prompt") -> str:
+    """``text`` unchanged, or ``PromptError`` when it is not text (control characters,
+    NULs, bytes that did not decode)."""
+    bad = _NOT_TEXT.search(text)
+    if bad is not None:
+        raise PromptError(
+            f"{source} is not text: it holds the control character or undecodable byte "
+            f"U+{ord(bad.group()):04X} at position {bad.start() + 1}."
+        )
+    return text
+
+
+def prompt_from_parameters(text: str | None, source: str = "the image") -> str:
+    """The prompt of the parameters text read from an image (``""`` when there is none);
+    ``PromptError`` when the text is too long or is not text.  The one way every entry
+    point (CLI, tab, API) reads a prompt out of an image."""
+    if not text:
+        return ""
+    if len(text) > MAX_PARAMETERS_CHARS:
+        raise PromptError(
+            f"The generation parameters stored in {source} are {len(text):,} characters long; "
+            f"ClipProbe reads prompts of at most {MAX_PROMPT_CHARS:,} characters."
+        )
+    check_text(text, f"The generation parameters stored in {source}")
+    prompt = parse_parameters(text).prompt
+    return check_prompt_length(prompt, f"The prompt stored in {source}")
+
+
 def _unquote(value: str) -> str:
     if len(value) >= 2 and value[0] == value[-1] == '"':
         try:
@@ -74,10 +113,21 @@ def read_parameters(image: Image.Image) -> str | None:
     elif found is None and "comment" in info:  # GIF
         found = info["comment"]
     if isinstance(found, bytes):
-        found = found.decode("utf-8", errors="ignore")
+        found = found.decode("utf-8", errors="replace")
     if not isinstance(found, str) or not found.strip("\x00").strip():
         return None
-    return found.strip("\x00")
+    return _repair_latin1(found.strip("\x00"))
+
+
+def _repair_latin1(text: str) -> str:
+    """UTF-8 bytes stored in a PNG tEXt chunk come back from Pillow as Latin-1 ("â\x80\x94"
+    for "—"); read them as UTF-8 again when they are valid UTF-8."""
+    if not re.search(r"[\x80-\xff]", text):
+        return text
+    try:
+        return text.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return text
 
 
 def _exif_user_comment(image: Image.Image) -> str | None:
@@ -98,10 +148,10 @@ def decode_user_comment(data: bytes) -> str:
     if prefix == b"UNICODE\x00":
         return _decode_utf16(body)
     if prefix == b"JIS\x00\x00\x00\x00\x00":
-        return body.decode("shift_jis", errors="ignore").rstrip("\x00")
+        return body.decode("shift_jis", errors="replace").rstrip("\x00")
     if prefix in (b"ASCII\x00\x00\x00", b"\x00" * 8):
-        return body.decode("utf-8", errors="ignore").rstrip("\x00")
-    return data.decode("utf-8", errors="ignore").rstrip("\x00")
+        return body.decode("utf-8", errors="replace").rstrip("\x00")
+    return data.decode("utf-8", errors="replace").rstrip("\x00")
 
 
 def _decode_utf16(body: bytes) -> str:

@@ -8,10 +8,8 @@ arithmetic on those embeddings.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Literal
+from dataclasses import asdict
 
 import numpy as np
 from PIL import Image
@@ -21,8 +19,10 @@ from clipprobe_ext.analysis.pruning import lazy_greedy_prune
 from clipprobe_ext.analysis.ranking import elimination_ranking, rank_group
 from clipprobe_ext.analysis.verdict import phrase_verdicts
 from clipprobe_ext.encoders.base import ClipEncoder, Progress
-from clipprobe_ext.errors import ClipProbeError, ImageError, PromptError
+from clipprobe_ext.errors import ImageError
+from clipprobe_ext.infotext import check_text
 from clipprobe_ext.layout import PromptLayout
+from clipprobe_ext.options import ProbeOptions, check_prompt_length, parse_synonyms
 from clipprobe_ext.prompt import ParsedPrompt, parse_prompt, remove_phrases, require_measurable
 from clipprobe_ext.results import (
     ContributionResult,
@@ -33,45 +33,7 @@ from clipprobe_ext.results import (
     PruneStep,
 )
 
-MAX_ROUNDS = 100
-
-
-@dataclass
-class ProbeOptions:
-    rounds: int = 5  # elimination rounds (the method's k)
-    threshold: float = 0.01  # report phrases above this probability each round
-    tolerance: float = 0.01  # pruning may lose at most this relative similarity
-    synonyms: list[list[str]] = field(default_factory=list)  # groups of alternatives
-    granularity: Literal["phrase", "word"] = "phrase"
-    contribution: bool = True  # leave-one-out in-context contribution
-    prune: bool = True  # suggest a pruned prompt
-
-    def validate(self) -> None:
-        """Raise ``ClipProbeError`` for options no analysis can run with."""
-        if not 1 <= self.rounds <= MAX_ROUNDS:
-            raise ClipProbeError(f"Rounds must be between 1 and {MAX_ROUNDS}, not {self.rounds}.")
-        if not 0 <= self.threshold < 1:
-            raise ClipProbeError(f"The threshold must be in [0, 1), not {self.threshold}.")
-        if not 0 <= self.tolerance < 1:
-            raise ClipProbeError(f"The tolerance must be in [0, 1), not {self.tolerance}.")
-        if self.granularity not in ("phrase", "word"):
-            raise ClipProbeError(f"Granularity is 'phrase' or 'word', not {self.granularity!r}.")
-        for group in self.synonyms:
-            if len([t for t in group if t.strip()]) < 2:
-                raise PromptError(
-                    f"A synonym group needs at least two alternatives: {' | '.join(group)!r}."
-                )
-
-
-def parse_synonyms(text: str) -> list[list[str]]:
-    """Groups from ``'girl | woman; umbrella | parasol'`` (groups split by ';' or new lines)."""
-    groups = []
-    for chunk in re.split(r"[;\n]", text or ""):
-        words = [w.strip() for w in chunk.split("|")]
-        words = [w for w in words if w]
-        if words:
-            groups.append(words)
-    return groups
+__all__ = ["ProbeOptions", "analyze", "parse_synonyms"]
 
 
 def analyze(
@@ -85,6 +47,7 @@ def analyze(
     """Analyse ``prompt`` against RGB ``images``; raises ``ClipProbeError`` on bad input."""
     options = options or ProbeOptions()
     options.validate()
+    check_text(check_prompt_length(prompt))
     if not images:
         raise ImageError("No image to analyse.")
     labels = list(labels) if labels else [f"image {i + 1}" for i in range(len(images))]

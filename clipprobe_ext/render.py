@@ -5,7 +5,11 @@ through ``html.escape``, so a prompt holding ``<lora:x:1>`` or ``<script>`` show
 and never becomes markup.  Classes are prefixed ``cp-`` and styled by the extension's
 ``style.css``; the markup also reads without it.
 
-Public API (each returns an HTML string):
+The sections and their numbers come from ``report_view.build_view`` (shared with the
+terminal table); this module only lays them out.
+
+Public API (each returns an HTML string; each ``render_*(report)`` also accepts a
+``ReportView`` already built):
 
 - ``render_report(report)``: everything below, in one ``<div class="clipprobe-report">``.
 - ``render_summary(report)``: one line: counts of keep / weak / prune, suggested cut.
@@ -25,9 +29,9 @@ Public API (each returns an HTML string):
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
 
-from clipprobe_ext.results import PhraseInfo, PhraseVerdict, ProbeReport
+from clipprobe_ext.report_view import ReportView, build_view, fraction
+from clipprobe_ext.results import ProbeReport
 
 VERDICT_LABELS = {"keep": "keep", "weak": "weak", "prune": "prune"}
 
@@ -36,70 +40,22 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _pct(p: float | None, digits: int = 1) -> str:
-    return "–" if p is None else f"{100 * p:.{digits}f}%"
+def _view(report: ProbeReport | ReportView) -> ReportView:
+    return report if isinstance(report, ReportView) else build_view(report)
 
 
-def _signed(x: float | None, digits: int = 4) -> str:
-    return "–" if x is None else f"{x:+.{digits}f}"
-
-
-def _verdicts(report: ProbeReport) -> dict[int, PhraseVerdict]:
-    return {v.index: v for v in report.verdicts}
-
-
-def _phrase_title(phrase: PhraseInfo, verdict: PhraseVerdict | None, n_images: int) -> str:
-    if not phrase.measurable:
-        return "extra-network tag: not measurable by CLIP"
-    if verdict is None:
-        return "no verdict"
-    parts = [
-        f"{verdict.verdict}: {verdict.reason}",
-        f"best round probability {_pct(verdict.max_probability)}",
-        f"contribution {_signed(verdict.contribution)}",
-    ]
-    if n_images > 1:
-        parts.append(f"mean over {n_images} images")
-    if phrase.weight != 1.0:
-        parts.append(f"weight {phrase.weight:g}")
-    if verdict.pruned:
-        parts.append("removed by the suggested prompt")
-    return " · ".join(parts)
-
-
-def _ordered_spans(phrases: Sequence[PhraseInfo], length: int) -> list[PhraseInfo]:
-    """Phrases by start, dropping any whose span is invalid or overlaps the previous one."""
-    result: list[PhraseInfo] = []
-    end = 0
-    for phrase in sorted(phrases, key=lambda p: (p.start, p.end)):
-        if phrase.start < end or not 0 <= phrase.start <= phrase.end <= length:
-            continue
-        result.append(phrase)
-        end = phrase.end
-    return result
-
-
-def render_prompt(report: ProbeReport) -> str:
-    prompt = report.prompt
-    verdicts = _verdicts(report)
-    n_images = len(report.images)
+def render_prompt(report: ProbeReport | ReportView) -> str:
+    view = _view(report)
+    prompt = view.prompt
     out: list[str] = []
     pos = 0
-    for phrase in _ordered_spans(report.phrases, len(prompt)):
-        out.append(_e(prompt[pos : phrase.start]))
-        verdict = verdicts.get(phrase.index)
-        if not phrase.measurable:
-            kind = "unmeasurable"
-        elif verdict is not None:
-            kind = verdict.verdict
-        else:
-            kind = "none"
+    for span in view.spans:
+        out.append(_e(prompt[pos : span.start]))
         out.append(
-            f'<span class="cp-phrase cp-{kind}" data-index="{phrase.index}" '
-            f'title="{_e(_phrase_title(phrase, verdict, n_images))}">'
-            f"{_e(prompt[phrase.start : phrase.end])}</span>"
+            f'<span class="cp-phrase cp-{span.kind}" data-index="{span.index}" '
+            f'title="{_e(span.title)}">{_e(prompt[span.start : span.end])}</span>'
         )
-        pos = phrase.end
+        pos = span.end
     out.append(_e(prompt[pos:]))
     legend = (
         '<div class="cp-legend">'
@@ -115,35 +71,28 @@ def render_prompt(report: ProbeReport) -> str:
     )
 
 
-def render_contribution(report: ProbeReport) -> str:
-    phrases = {p.index: p for p in report.phrases}
-    items = [
-        (v.index, v.contribution, v.contribution_std)
-        for v in report.verdicts
-        if v.contribution is not None
-    ]
+def render_contribution(report: ProbeReport | ReportView) -> str:
+    view = _view(report)
+    items = view.mean_contributions
     if not items:
         return ""
-    scale = max(abs(c) for _, c, _ in items) or 1.0
-    full = [a.contribution.full_similarity for a in report.images if a.contribution is not None]
+    scale = max(abs(r.value) for r in items) or 1.0
     rows = []
-    for index, value, std in sorted(items, key=lambda t: -t[1]):
-        width = 50.0 * abs(value) / scale  # % of the chart: half of it on each side
-        side = "cp-pos" if value >= 0 else "cp-neg"
-        left = 50.0 if value >= 0 else 50.0 - width
-        label = phrases[index].text if index in phrases else str(index)
-        number = _signed(value) + (f" ± {std:.4f}" if std and len(report.images) > 1 else "")
+    for r in items:
+        width = 50.0 * abs(r.value) / scale  # % of the chart: half of it on each side
+        side = "cp-pos" if r.value >= 0 else "cp-neg"
+        left = 50.0 if r.value >= 0 else 50.0 - width
         rows.append(
-            f'<div class="cp-bar-row" title="{_e(label)}: {_e(number)}">'
-            f'<span class="cp-bar-label">{_e(label)}</span>'
+            f'<div class="cp-bar-row" title="{_e(r.text)}: {_e(r.value_text)}">'
+            f'<span class="cp-bar-label">{_e(r.text)}</span>'
             f'<span class="cp-bar-track"><span class="cp-bar-axis"></span>'
-            f'<span class="cp-bar {side}" data-index="{index}" data-value="{value:.6g}" '
+            f'<span class="cp-bar {side}" data-index="{r.index}" data-value="{r.value:.6g}" '
             f'style="left:{left:.3f}%;width:{width:.3f}%"></span></span>'
-            f'<span class="cp-bar-value">{_e(number)}</span></div>'
+            f'<span class="cp-bar-value">{_e(r.value_text)}</span></div>'
         )
     whole = ""
-    if full:
-        whole = f" — whole prompt similarity {sum(full) / len(full):.4f}"
+    if view.mean_whole_similarity is not None:
+        whole = f" — whole prompt similarity {view.mean_whole_similarity}"
     return (
         '<div class="cp-section cp-contribution"><h3>In-context contribution'
         f'<small>{_e(whole)}</small></h3><div class="cp-bars">{"".join(rows)}</div>'
@@ -152,118 +101,93 @@ def render_contribution(report: ProbeReport) -> str:
     )
 
 
-def render_rounds(report: ProbeReport) -> str:
-    phrases = {p.index: p for p in report.phrases}
-    threshold = float(report.options.get("threshold", 0.0) or 0.0)
+def render_rounds(report: ProbeReport | ReportView) -> str:
+    view = _view(report)
     blocks = []
-    for analysis in report.images:
+    for image in view.images:
         rows = []
-        for r in analysis.ranking.rounds:
-            above = sorted(r.above(threshold), key=lambda ip: -ip[1])
-            if not above:
+        for r in image.rounds:
+            if r.index is None:
                 rows.append(
                     f'<tr class="cp-empty"><td>{r.round}</td>'
                     '<td colspan="2">(none above the threshold)</td></tr>'
                 )
                 continue
-            for k, (i, p) in enumerate(above):
-                top = ' class="cp-top"' if i == r.top else ""
-                text = phrases[i].text if i in phrases else str(i)
-                rows.append(
-                    f"<tr{top}><td>{r.round if k == 0 else ''}</td>"
-                    f'<td class="cp-round-phrase">{_e(text)}</td>'
-                    f'<td class="cp-num"><span class="cp-pbar" style="width:{100 * p:.2f}%">'
-                    f"</span>{_pct(p)}</td></tr>"
-                )
+            top = ' class="cp-top"' if r.top else ""
+            rows.append(
+                f"<tr{top}><td>{r.round if r.first else ''}</td>"
+                f'<td class="cp-round-phrase">{_e(r.text)}</td>'
+                f'<td class="cp-num"><span class="cp-pbar" style="width:'
+                f'{100 * fraction(r.probability):.2f}%"></span>{_e(r.percent)}</td></tr>'
+            )
         blocks.append(
-            f"<details open><summary>{_e(analysis.label)}</summary>"
+            f"<details open><summary>{_e(image.label)}</summary>"
             '<table class="cp-table"><thead><tr><th>Round</th><th>Phrase</th>'
             f"<th>Probability</th></tr></thead><tbody>{''.join(rows)}</tbody></table></details>"
         )
     return (
         f'<div class="cp-section cp-rounds"><h3>Elimination rounds<small> — phrases above '
-        f"{_pct(threshold)}; the top one leaves after each round</small></h3>"
+        f"{_e(view.threshold)}; the top one leaves after each round</small></h3>"
         f"{''.join(blocks)}</div>"
     )
 
 
-def render_synonyms(report: ProbeReport) -> str:
-    if not any(a.synonyms for a in report.images):
+def render_synonyms(report: ProbeReport | ReportView) -> str:
+    view = _view(report)
+    if not any(image.synonyms for image in view.images):
         return ""
     blocks = []
-    for analysis in report.images:
+    for image in view.images:
         groups = []
-        for group in analysis.synonyms:
-            order = sorted(range(len(group.texts)), key=lambda j: -group.probabilities[j])
-            items = []
-            for rank, j in enumerate(order):
-                cls = "cp-syn cp-syn-best" if rank == 0 else "cp-syn"
-                items.append(
-                    f'<span class="{cls}" title="similarity {group.similarities[j]:.4f}">'
-                    f"{_e(group.texts[j])} <b>{_pct(group.probabilities[j])}</b></span>"
-                )
+        for group in image.synonyms:
+            items = [
+                f'<span class="{"cp-syn cp-syn-best" if item.best else "cp-syn"}" '
+                f'title="similarity {_e(item.similarity)}">'
+                f"{_e(item.text)} <b>{_e(item.percent)}</b></span>"
+                for item in group
+            ]
             groups.append(f"<li>{' &gt; '.join(items)}</li>")
-        label = f"<b>{_e(analysis.label)}</b>" if len(report.images) > 1 else ""
+        label = f"<b>{_e(image.label)}</b>" if view.image_count > 1 else ""
         blocks.append(f"{label}<ul>{''.join(groups)}</ul>")
     return f'<div class="cp-section cp-synonyms"><h3>Synonym groups</h3>{"".join(blocks)}</div>'
 
 
-def render_pruning(report: ProbeReport) -> str:
-    pruning = report.pruning
+def render_pruning(report: ProbeReport | ReportView) -> str:
+    pruning = _view(report).pruning
     if pruning is None:
         return ""
-    phrases = {p.index: p for p in report.phrases}
-    if not pruning.steps:
-        body = (
-            f"<p>Nothing can go: every removal costs more than {_pct(pruning.tolerance)} of "
-            f"the similarity ({pruning.original_similarity:.4f}).</p>"
-        )
-    else:
-        kept = (
-            pruning.final_similarity / pruning.original_similarity
-            if pruning.original_similarity
-            else float("nan")
-        )
-        removed = "".join(
-            f'<span class="cp-removed">{_e(phrases[i].text if i in phrases else i)}</span>'
-            for i in pruning.removed
-        )
+    body = ""
+    if pruning.removed:
+        removed = "".join(f'<span class="cp-removed">{_e(t)}</span>' for t in pruning.removed)
         body = (
             f'<pre class="cp-pruned-prompt">{_e(pruning.pruned_prompt)}</pre>'
-            f'<p>Removed: {removed}</p><p class="cp-keeps">Similarity '
-            f"{pruning.original_similarity:.4f} → {pruning.final_similarity:.4f}: keeps "
-            f"<b>{_pct(kept)}</b> (allowed loss {_pct(pruning.tolerance)}).</p>"
+            f"<p>Removed: {removed}</p>"
         )
+    body += f'<p class="cp-keeps">{_e(pruning.outcome)}</p>'
     return f'<div class="cp-section cp-pruning"><h3>Suggested prompt</h3>{body}</div>'
 
 
-def render_notes(report: ProbeReport) -> str:
-    if not report.notes:
+def render_notes(report: ProbeReport | ReportView) -> str:
+    notes = _view(report).notes
+    if not notes:
         return ""
-    items = "".join(f"<li>{_e(n)}</li>" for n in report.notes)
+    items = "".join(f"<li>{_e(n)}</li>" for n in notes)
     return f'<div class="cp-section cp-notes"><h3>Notes</h3><ul>{items}</ul></div>'
 
 
-def _counts(report: ProbeReport) -> dict[str, int]:
-    counts = {"keep": 0, "weak": 0, "prune": 0}
-    for v in report.verdicts:
-        counts[v.verdict] = counts.get(v.verdict, 0) + 1
-    return counts
-
-
-def render_summary(report: ProbeReport) -> str:
-    counts = _counts(report)
-    n = len(report.images)
+def render_summary(report: ProbeReport | ReportView) -> str:
+    view = _view(report)
+    n = view.image_count
     parts = [
-        f'<span class="cp-count cp-{k}">{counts[k]} {VERDICT_LABELS[k]}</span>'
+        f'<span class="cp-count cp-{k}">{view.counts.get(k, 0)} {VERDICT_LABELS[k]}</span>'
         for k in ("keep", "weak", "prune")
     ]
     tail = ""
-    if report.pruning is not None and report.pruning.steps:
-        tail = f" · the suggested prompt drops {len(report.pruning.steps)} phrase(s)"
+    if view.pruning is not None and view.pruning.removed:
+        tail = f" · the suggested prompt drops {len(view.pruning.removed)} {view.unit}"
     return (
-        f'<div class="cp-summary">{len(report.measurable)} measurable phrases against '
-        f"{n} image{'s' if n != 1 else ''} with {_e(report.model_id)}: "
+        f'<div class="cp-summary">{view.measurable_count} measurable {view.unit} against '
+        f"{n} image{'s' if n != 1 else ''} with {_e(view.model_id)}: "
         f"{', '.join(parts)}{_e(tail)}</div>"
     )
 
@@ -284,15 +208,16 @@ def summary_text(report: ProbeReport, limit: int = 8) -> str:
     return ", ".join(parts)
 
 
-def render_report(report: ProbeReport) -> str:
+def render_report(report: ProbeReport | ReportView) -> str:
+    view = _view(report)
     sections = [
-        render_summary(report),
-        render_prompt(report),
-        render_pruning(report),
-        render_contribution(report),
-        render_rounds(report),
-        render_synonyms(report),
-        render_notes(report),
+        render_summary(view),
+        render_prompt(view),
+        render_pruning(view),
+        render_contribution(view),
+        render_rounds(view),
+        render_synonyms(view),
+        render_notes(view),
     ]
     return f'<div class="clipprobe-report">{"".join(s for s in sections if s)}</div>'
 

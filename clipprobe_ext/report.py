@@ -63,26 +63,16 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any
 
+from clipprobe_ext.report_view import (
+    ImageSection,
+    ReportView,
+    build_view,
+    clip_text,
+    fraction,
+)
 from clipprobe_ext.results import ProbeReport
 
 # -- JSON --------------------------------------------------------------------------------
-
-
-def _clean(value: Any) -> Any:
-    """JSON-safe copy: NaN/inf -> None, numpy scalars and tuples -> Python types."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if hasattr(value, "item"):  # numpy / torch scalars
-        return _clean(value.item())
-    return str(value)
 
 
 def to_json(report: ProbeReport | Sequence[ProbeReport], indent: int | None = 2) -> str:
@@ -91,7 +81,7 @@ def to_json(report: ProbeReport | Sequence[ProbeReport], indent: int | None = 2)
         data: Any = report.to_dict()
     else:
         data = [r.to_dict() for r in report]
-    return json.dumps(_clean(data), indent=indent, ensure_ascii=False, allow_nan=False)
+    return json.dumps(data, indent=indent, ensure_ascii=False, allow_nan=False)
 
 
 # -- CSV ---------------------------------------------------------------------------------
@@ -219,7 +209,6 @@ def _csv_rows(report: ProbeReport, group: int, rounds: int) -> list[list[Any]]:
 # -- terminal table ----------------------------------------------------------------------
 
 _WIDTH = 78
-_TEXT_WIDTH = 40
 _STYLES = {
     "bold": "1",
     "dim": "2",
@@ -236,39 +225,13 @@ class _Painter:
         self.color = color
 
     def __call__(self, text: str, style: str) -> str:
-        if not self.color or not text:
+        if not self.color or not text or not style:
             return text
         return f"\x1b[{_STYLES[style]}m{text}\x1b[0m"
 
 
-def _clip_text(text: str, width: int = _TEXT_WIDTH) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _pct(p: float | None) -> str:
-    if p is None or not math.isfinite(p):
-        return "–"
-    if 0 < p < 0.001:
-        return "<0.1 %"
-    return f"{100 * p:.1f} %"
-
-
-def _signed(x: float | None, digits: int = 4) -> str:
-    if x is None or not math.isfinite(x):
-        return "–"
-    return f"{x:+.{digits}f}"
-
-
-def _sim(x: float | None) -> str:
-    return f"{x:.4f}" if x is not None and math.isfinite(x) else "–"
-
-
 def _bar(p: float, width: int = 20) -> str:
-    if not math.isfinite(p):
-        return ""
-    p = min(max(p, 0.0), 1.0)
-    filled = p * width
+    filled = fraction(p) * width
     full = int(filled)
     partial = "▏▎▍▌▋▊▉"[int((filled - full) * 7)] if full < width and filled - full >= 1 / 7 else ""
     return "█" * full + partial
@@ -310,161 +273,117 @@ def format_table(report: ProbeReport | Sequence[ProbeReport], color: bool = Fals
 
 
 def _format_one(report: ProbeReport, paint: _Painter) -> str:
-    opts = report.options
-    threshold = float(opts.get("threshold", 0.0) or 0.0)
-    lines: list[str] = []
-    add = lines.append
-    phrases = {p.index: p for p in report.phrases}
-    n_images = len(report.images)
-
-    add(paint("ClipProbe", "bold") + paint(f"  ·  {report.model_id}", "dim"))
-    add(_wrap("Prompt: ", " ".join(report.prompt.split())))
-    settings = [
-        f"{n_images} image{'s' if n_images != 1 else ''}",
-        f"{len(report.measurable)} phrases",
-        f"{opts.get('rounds', '?')} rounds",
-        f"threshold {_pct(threshold)}",
-    ]
-    if opts.get("prune", True):
-        settings.append(f"tolerance {_pct(float(opts.get('tolerance', 0.0) or 0.0))}")
-    if opts.get("granularity") == "word":
-        settings.append("word by word")
-    add(paint(" · ".join(settings), "dim"))
-
-    for analysis in report.images:
-        add("")
-        add(_rule(analysis.label, paint))
-        add(paint(f"Elimination rounds — phrases above {_pct(threshold)}", "bold"))
-        rows = [["Round", "No.", "Phrase", "Probability", ""]]
-        styles: list[str | None] = [None]
-        for r in analysis.ranking.rounds:
-            above = sorted(r.above(threshold), key=lambda ip: -ip[1])
-            if not above:
-                rows.append([str(r.round), "", "(none above the threshold)", "", ""])
-                styles.append("dim")
-                continue
-            for k, (i, p) in enumerate(above):
-                rows.append(
-                    [
-                        str(r.round) if k == 0 else "",
-                        str(i),
-                        _label(phrases[i]),
-                        _pct(p),
-                        _bar(p),
-                    ]
-                )
-                styles.append("top" if i == r.top else None)
-        for cells, style in zip(_table(rows, "><<><"), styles):
-            if style is None and cells is not None and cells[1].strip() == "Round":
-                add(paint("".join(_join(cells)).rstrip(), "dim"))
-            elif style == "top":
-                cells[3] = paint(cells[3], "bold")
-                cells[5] = paint(cells[5], "bar")
-                add("".join(_join(cells)).rstrip())
-            elif style == "dim":
-                add(paint("".join(_join(cells)).rstrip(), "dim"))
-            else:
-                cells[5] = paint(cells[5], "bar")
-                add("".join(_join(cells)).rstrip())
-
-        if analysis.synonyms:
-            add("")
-            add(paint("Synonym groups", "bold"))
-            for group in analysis.synonyms:
-                order = sorted(range(len(group.texts)), key=lambda j: -group.probabilities[j])
-                parts = [
-                    (paint if j == order[0] else _plain)(
-                        f"{_clip_text(group.texts[j], 30)} {_pct(group.probabilities[j])}",
-                        "bold",
-                    )
-                    for j in order
-                ]
-                add("  " + "  >  ".join(parts))
-
-        contrib = analysis.contribution
-        if contrib is not None:
-            add("")
-            add(
-                paint("In-context contribution", "bold")
-                + paint(f" — whole prompt similarity {_sim(contrib.full_similarity)}", "dim")
-            )
-            items = [
-                (i, c, contrib.similarity_without[i])
-                for i, c in enumerate(contrib.contributions)
-                if c is not None and i in phrases
-            ]
-            items.sort(key=lambda t: -t[1])
-            rows = [["No.", "Phrase", "Contribution", "Without it"]]
-            for i, c, w in items:
-                rows.append([str(i), _label(phrases[i]), _signed(c), _sim(w)])
-            for k, cells in enumerate(_table(rows, "><>>")):
-                line = "".join(_join(cells)).rstrip()
-                add(paint(line, "dim") if k == 0 else line)
-
-    if report.verdicts:
-        add("")
-        title = "Verdicts" + (f" (mean ± spread over {n_images} images)" if n_images > 1 else "")
-        add(_rule(title, paint))
-        rows = [["No.", "Phrase", "Verdict", "Peak prob.", "Contribution", "Why"]]
-        kinds = [""]
-        for v in report.verdicts:
-            best = _pct(v.max_probability)
-            contribution = _signed(v.contribution)
-            if n_images > 1:
-                best += f" ± {100 * v.max_probability_std:.1f}"
-                if v.contribution_std is not None:
-                    contribution += f" ± {v.contribution_std:.4f}"
-            rows.append(
-                [
-                    str(v.index),
-                    _label(phrases[v.index], 32) if v.index in phrases else _clip_text(v.text, 32),
-                    v.verdict,
-                    best,
-                    contribution,
-                    v.reason,
-                ]
-            )
-            kinds.append(v.verdict)
-        for k, (cells, kind) in enumerate(zip(_table(rows, "><<>><"), kinds)):
-            if k == 0:
-                add(paint("".join(_join(cells)).rstrip(), "dim"))
-                continue
-            cells[3] = paint(cells[3], kind)
-            cells[6] = paint(cells[6], "dim")
-            add("".join(_join(cells)).rstrip())
-
-    pruning = report.pruning
-    if pruning is not None:
-        add("")
-        add(_rule("Suggested prompt", paint))
-        if pruning.steps:
-            kept = (
-                pruning.final_similarity / pruning.original_similarity
-                if pruning.original_similarity
-                else float("nan")
-            )
-            for line in _wrap("  ", pruning.pruned_prompt.strip() or "(empty)").splitlines():
-                add(paint(line, "bold"))
-            removed = ", ".join(f'"{phrases[i].text}"' for i in pruning.removed if i in phrases)
-            add(f"  removed: {removed}")
-            add(
-                f"  similarity {_sim(pruning.original_similarity)} → "
-                f"{_sim(pruning.final_similarity)} (keeps {_pct(kept)}; "
-                f"allowed loss {_pct(pruning.tolerance)})"
-            )
-        else:
-            add(
-                f"  Nothing can go: every phrase removal costs more than "
-                f"{_pct(pruning.tolerance)} of the similarity "
-                f"({_sim(pruning.original_similarity)})."
-            )
-
-    if report.notes:
-        add("")
-        add(paint("Notes", "bold"))
-        for note in report.notes:
-            add(f"  • {note}")
+    view = build_view(report)
+    lines = _header(view, paint)
+    for image in view.images:
+        lines += ["", _rule(image.label, paint)]
+        lines += _rounds(image, view.threshold, paint)
+        lines += _synonyms(image, paint)
+        lines += _contributions(image, paint)
+    lines += _verdicts(view, paint)
+    lines += _pruning(view, paint)
+    lines += _notes(view, paint)
     return "\n".join(lines) + "\n"
+
+
+def _header(view: ReportView, paint: _Painter) -> list[str]:
+    return [
+        paint("ClipProbe", "bold") + paint(f"  ·  {view.model_id}", "dim"),
+        _wrap("Prompt: ", " ".join(view.prompt.split())),
+        paint(" · ".join(view.settings), "dim"),
+    ]
+
+
+def _line(cells: list[str]) -> str:
+    """Indent, then the cells two spaces apart."""
+    return (cells[0] + "  ".join(cells[1:])).rstrip()
+
+
+def _rounds(image: ImageSection, threshold: str, paint: _Painter) -> list[str]:
+    lines = [paint(f"Elimination rounds — phrases above {threshold}", "bold")]
+    rows = [["Round", "No.", "Phrase", "Probability", ""]]
+    for row in image.rounds:
+        number = str(row.round) if row.first else ""
+        if row.index is None:
+            rows.append([number, "", "(none above the threshold)", "", ""])
+        else:
+            rows.append([number, str(row.index), row.label, row.percent, _bar(row.probability)])
+    table = _table(rows, "><<><")
+    lines.append(paint(_line(table[0]), "dim"))
+    for cells, row in zip(table[1:], image.rounds):
+        if row.index is None:
+            lines.append(paint(_line(cells), "dim"))
+            continue
+        if row.top:
+            cells[3] = paint(cells[3], "bold")
+        cells[5] = paint(cells[5], "bar")
+        lines.append(_line(cells))
+    return lines
+
+
+def _synonyms(image: ImageSection, paint: _Painter) -> list[str]:
+    if not image.synonyms:
+        return []
+    lines = ["", paint("Synonym groups", "bold")]
+    for group in image.synonyms:
+        parts = [
+            paint(f"{clip_text(item.text, 30)} {item.percent}", "bold" if item.best else "")
+            for item in group
+        ]
+        lines.append("  " + "  >  ".join(parts))
+    return lines
+
+
+def _contributions(image: ImageSection, paint: _Painter) -> list[str]:
+    if image.whole_similarity is None:
+        return []
+    lines = [
+        "",
+        paint("In-context contribution", "bold")
+        + paint(f" — whole prompt similarity {image.whole_similarity}", "dim"),
+    ]
+    rows = [["No.", "Phrase", "Contribution", "Without it"]]
+    rows += [[str(r.index), r.label, r.value_text, r.without] for r in image.contributions]
+    for k, cells in enumerate(_table(rows, "><>>")):
+        lines.append(paint(_line(cells), "dim") if k == 0 else _line(cells))
+    return lines
+
+
+def _verdicts(view: ReportView, paint: _Painter) -> list[str]:
+    if not view.verdicts:
+        return []
+    n = view.image_count
+    title = "Verdicts" + (f" (mean ± spread over {n} images)" if n > 1 else "")
+    rows = [["No.", "Phrase", "Verdict", "Peak prob.", "Contribution", "Why"]]
+    rows += [
+        [str(v.index), v.label, v.verdict, v.peak, v.contribution, v.reason] for v in view.verdicts
+    ]
+    table = _table(rows, "><<>><")
+    lines = ["", _rule(title, paint), paint(_line(table[0]), "dim")]
+    for cells, v in zip(table[1:], view.verdicts):
+        cells[3] = paint(cells[3], v.verdict)
+        cells[6] = paint(cells[6], "dim")
+        lines.append(_line(cells))
+    return lines
+
+
+def _pruning(view: ReportView, paint: _Painter) -> list[str]:
+    pruning = view.pruning
+    if pruning is None:
+        return []
+    lines = ["", _rule("Suggested prompt", paint)]
+    if pruning.removed:
+        text = pruning.pruned_prompt.strip() or "(empty)"
+        lines += [paint(line, "bold") for line in _wrap("  ", text).splitlines()]
+        lines.append("  removed: " + ", ".join(f'"{t}"' for t in pruning.removed))
+    lines += _wrap("  ", pruning.outcome).splitlines()
+    return lines
+
+
+def _notes(view: ReportView, paint: _Painter) -> list[str]:
+    if not view.notes:
+        return []
+    return ["", paint("Notes", "bold"), *(f"  • {note}" for note in view.notes)]
 
 
 def _wrap(prefix: str, text: str) -> str:
@@ -476,18 +395,3 @@ def _wrap(prefix: str, text: str) -> str:
         break_long_words=False,
         break_on_hyphens=False,
     )
-
-
-def _label(phrase: Any, width: int = _TEXT_WIDTH) -> str:
-    """The phrase's text, with its attention weight when it is not 1."""
-    suffix = f" ×{phrase.weight:g}" if phrase.weight != 1 else ""
-    return _clip_text(phrase.text, width - len(suffix)) + suffix
-
-
-def _plain(text: str, _style: str) -> str:
-    return text
-
-
-def _join(cells: list[str]) -> list[str]:
-    """Indent then cells separated by two spaces."""
-    return [cells[0], "  ".join(cells[1:])]

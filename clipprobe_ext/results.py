@@ -8,6 +8,7 @@ and can be built, compared and rendered without torch.  Phrase indices refer to
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -136,8 +137,28 @@ class ProbeReport:
         return [p for p in self.phrases if p.measurable]
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-safe plain data: what the API, the JSON download and the
+        CLI's ``--json`` all send (NaN and infinities, e.g. from an fp16 overflow, are
+        ``None``; numpy scalars are Python numbers)."""
         data = dataclasses.asdict(self)
         if self.pruning is not None:
             data["pruning"]["removed"] = self.pruning.removed
             data["pruning"]["final_similarity"] = self.pruning.final_similarity
-        return data
+        return clean(data)
+
+
+def clean(value: Any) -> Any:
+    """JSON-safe copy: NaN/inf -> None, numpy scalars and tuples -> Python types."""
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if hasattr(value, "item"):  # numpy / torch scalars
+        return clean(value.item())
+    return str(value)

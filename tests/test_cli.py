@@ -416,3 +416,129 @@ def test_python_m_usage_error():
     proc = _python_m("--rounds", "5")
     assert proc.returncode == 2
     assert_one_error_line(proc.stderr)
+
+
+# -- issue 10: a batch never dies for one file; prompts are bounded text ------------------
+
+
+def write_png_size(path: Path, size: tuple[int, int], text: str | None) -> Path:
+    info = None
+    if text is not None:
+        info = PngInfo()
+        info.add_text("parameters", text)
+    make_image(7, size).save(path, pnginfo=info)
+    return path
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 1), (7, 3), (500, 1)])
+def test_tiny_images_are_analysed(capsys, tiny_hf_clip_dir, tmp_path, size):
+    """Before: "unexpected ValueError: mean must have 1 elements ..." for the whole run."""
+    path = write_png_size(tmp_path / "tiny.png", size, None)
+    code, out, err = run(
+        capsys, str(path), "--prompt", PROMPT_A, *model_args(tiny_hf_clip_dir), "--json"
+    )
+    assert code == 0, err
+    data = json.loads(out)
+    logits = clip_logits(tiny_hf_clip_dir, [rgb(path)], TEXTS_A, written_out=True)
+    assert_rounds_match(data["images"][0], logits[0], 5)
+
+
+def test_batch_skips_bad_files_and_says_so(capsys, tiny_hf_clip_dir, pngs, tmp_path):
+    """Before: the first bad file ended the whole run with status 1."""
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png")
+    loop = tmp_path / "loop.png"
+    os.symlink(loop, loop)
+    files = [pngs["a1"], broken, pngs["plain"], loop, pngs["a2"]]
+    code, out, err = run(capsys, *map(str, files), *model_args(tiny_hf_clip_dir), "--json")
+    assert code == 3, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 3 and all(line.startswith("clipprobe: skipped ") for line in lines)
+    assert "broken.png" in lines[0] and "plain.png" in lines[1] and "--prompt" in lines[1]
+    assert "loop.png" in lines[2] and "symbolic-link loop" in lines[2]
+    data = json.loads(out)
+    assert [im["label"] for im in data["images"]] == ["a1.png", "a2.png"]
+
+
+def test_every_file_bad_is_an_error(capsys, pngs, tmp_path):
+    code, out, err = run(capsys, str(pngs["plain"]), str(tmp_path / "gone.png"))
+    assert code == 1 and out == ""
+    assert (
+        err.strip().splitlines()[-1] == "clipprobe: error: None of the 2 images could be analysed."
+    )
+
+
+def test_symlink_loop_is_named(capsys, tmp_path):
+    """Before: "No such image file"."""
+    loop = tmp_path / "loop.png"
+    os.symlink(loop, loop)
+    code, _, err = run(capsys, str(loop), "--prompt", "x")
+    assert code == 1
+    assert_one_error_line(err, "loop.png", "symbolic-link loop")
+
+
+def test_binary_garbage_in_parameters_is_refused(capsys, tiny_hf_clip_dir, tmp_path):
+    """Before: random bytes in the parameters chunk were analysed as a prompt."""
+    garbage = bytes(np.random.default_rng(3).integers(0, 256, 400, dtype=np.uint8))
+    path = write_png_size(tmp_path / "junk.png", (64, 48), garbage.decode("latin-1"))
+    code, out, err = run(capsys, str(path), *model_args(tiny_hf_clip_dir))
+    assert code == 1 and out == ""
+    assert_one_error_line(err, "junk.png", "not text")
+
+
+def test_huge_parameters_are_refused_before_parsing(capsys, tmp_path, monkeypatch):
+    """Before: a 50 MB chunk took 5 minutes and 6.8 GB; now refused by its length."""
+    import clipprobe_ext.infotext as infotext
+
+    path = write_png_size(tmp_path / "huge.png", (64, 48), "a cat, " * 3_000_000)
+    monkeypatch.setattr(infotext, "parse_parameters", lambda text: pytest.fail("parsed"))
+    code, out, err = run(capsys, str(path), "--model", "/no/such/model")
+    assert code == 1 and out == ""
+    assert_one_error_line(err, "huge.png", "21,000,000 characters", "20,000")
+
+
+def test_prompt_limit_applies_to_the_command_line(capsys, pngs):
+    code, out, err = run(capsys, str(pngs["a1"]), "--prompt", "cat, " * 4001)
+    assert code == 1 and out == ""
+    assert_one_error_line(err, "--prompt", "20,000")
+
+
+def test_prompt_from_parameters_over_the_limit(capsys, tmp_path):
+    path = write_png_size(tmp_path / "long.png", (64, 48), "cat, " * 4001 + "\n" + INFOTEXT[-60:])
+    code, _, err = run(capsys, str(path), "--model", "/no/such/model")
+    assert code == 1
+    assert_one_error_line(err, "prompt stored in", "20,000")
+
+
+def test_long_prompt_prints_no_library_warning(tiny_hf_clip_dir, pngs):
+    """A phrase over 77 tokens is chunked on purpose; before, transformers printed "Token
+    indices sequence length is longer than the specified maximum" to the terminal."""
+    prompt = "a cat, " + " ".join(f"word{i} thing" for i in range(60))  # one long phrase
+    proc = _python_m(str(pngs["a1"]), "--prompt", prompt, *model_args(tiny_hf_clip_dir))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert "75-token chunks" in proc.stdout
+
+
+def test_ctrl_c_during_imports_exits_130():
+    """Before: the interrupt escaped as a signal death (-2) with a traceback."""
+    code = (
+        "import builtins, runpy\n"
+        "real = builtins.__import__\n"
+        "def fake(name, *a, **k):\n"
+        "    if name == 'argparse':\n"
+        "        raise KeyboardInterrupt\n"
+        "    return real(name, *a, **k)\n"
+        "builtins.__import__ = fake\n"
+        "runpy.run_module('clipprobe_ext', run_name='__main__', alter_sys=True)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr == "clipprobe: interrupted\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import clip
 import pytest
 import torch
+from test_report import clip_pixels
 
 from clipprobe_ext.encoders.hf import HFClipEncoder
 from clipprobe_ext.encoders.openai_clip import OpenAIClipEncoder
@@ -134,3 +135,41 @@ def test_weights_refused_by_a_safe_unpickler_are_a_clear_model_error(
     monkeypatch.setattr(torch, "load", lambda *args, **kwargs: None)
     with pytest.raises(ModelError, match="safetensors"):
         HFClipEncoder.from_pretrained(str(tiny_hf_clip_dir), device="cpu")
+
+
+def make_image(seed: int, size: tuple[int, int]):
+    """A seeded random RGB picture of any size (conftest's gradients need 2+ pixels)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8), "RGB")
+
+
+TINY_SIZES = [(1, 1), (3, 1), (7, 3), (500, 1), (1, 3), (3, 7), (2, 1), (64, 48)]
+
+
+@pytest.mark.parametrize("size", TINY_SIZES)
+def test_hf_tiny_and_thin_images_are_read_right(hf_encoder: HFClipEncoder, size) -> None:
+    """Before: 1-3 pixels high raised "mean must have 1 elements"; 7x3 was misread."""
+    image = make_image(5, (max(size[0], 1), max(size[1], 1)))
+    pixels = clip_pixels(image, hf_encoder.processor.image_processor)[None]
+    reference = unit(hf_encoder.model.get_image_features(pixel_values=pixels))
+    torch.testing.assert_close(hf_encoder.encode_images([image]), reference, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 1), (7, 3), (500, 1), (1, 500)])
+def test_openai_tiny_and_thin_images(openai_encoder: OpenAIClipEncoder, size) -> None:
+    image = make_image(5, size)
+    reference = unit(openai_encoder.model.encode_image(openai_encoder.preprocess(image)[None]))
+    torch.testing.assert_close(openai_encoder.encode_images([image]), reference, atol=1e-4, rtol=0)
+
+
+def test_extreme_strip_keeps_only_a_bounded_centre() -> None:
+    from PIL import Image
+
+    from clipprobe_ext.encoders.base import MAX_ASPECT, bounded_aspect
+
+    strip = bounded_aspect(Image.new("RGB", (4096, 1)))
+    assert strip.size == (MAX_ASPECT, 1)
+    assert bounded_aspect(Image.new("RGB", (2, 4096))).size == (2, 2 * MAX_ASPECT)

@@ -211,3 +211,15 @@ def test_parameters_are_read_before_conversion() -> None:
     assert image.mode == "RGB"
     assert parameters == "a cat\nSteps: 20, Sampler: Euler, Size: 4x4"
     assert load_image_with_parameters(encoded(Image.new("RGB", (4, 4))))[1] is None
+
+
+def test_symbolic_link_loop_and_dangling_link(tmp_path: Path) -> None:
+    """Before: both read "Could not find the image file" like a plain missing file."""
+    loop = tmp_path / "loop.png"
+    os.symlink(loop, loop)
+    with pytest.raises(ImageError, match="symbolic-link loop"):
+        load_image(str(loop))
+    dangling = tmp_path / "dangling.png"
+    os.symlink(tmp_path / "gone.png", dangling)
+    with pytest.raises(ImageError, match="symbolic link to .*gone.png, which does not exist"):
+        load_image(str(dangling))

@@ -144,3 +144,44 @@ def test_no_parameters_is_none() -> None:
 def test_decode_user_comment_with_byte_order_mark_and_unknown_prefix() -> None:
     assert decode_user_comment(b"UNICODE\x00" + "\ufeffhi".encode("utf-16-le")) == "hi"
     assert decode_user_comment(b"plain utf8 text") == "plain utf8 text"
+
+
+# -- issue 10: bounded, real text ---------------------------------------------------------
+
+
+def test_prompt_from_parameters_reads_the_prompt():
+    from clipprobe_ext.infotext import prompt_from_parameters
+
+    text = "a cat, rain\nNegative prompt: blurry\nSteps: 20, Sampler: Euler a, CFG scale: 7"
+    assert prompt_from_parameters(text, "x.png") == "a cat, rain"
+    assert prompt_from_parameters(None) == ""
+
+
+def test_parameters_that_are_not_text_are_refused():
+    from clipprobe_ext.errors import PromptError
+    from clipprobe_ext.infotext import prompt_from_parameters
+
+    for junk in ("a cat\x00\x01\x02", "ok \ufffd\ufffd", "\x1b[31mred"):
+        with pytest.raises(PromptError, match="not text"):
+            prompt_from_parameters(junk, "x.png")
+    assert prompt_from_parameters("tab\tand\r\nnew lines", "x.png") == "tab\tand\nnew lines"
+
+
+def test_parameters_too_long_are_refused_unparsed(monkeypatch):
+    import clipprobe_ext.infotext as infotext
+    from clipprobe_ext.errors import PromptError
+
+    monkeypatch.setattr(infotext, "parse_parameters", lambda text: pytest.fail("parsed"))
+    with pytest.raises(PromptError, match="80,001 characters"):
+        infotext.prompt_from_parameters("a" * 80_001, "x.png")
+
+
+def test_utf8_in_a_latin1_text_chunk_is_read_as_utf8():
+    """An em dash written as UTF-8 bytes into tEXt comes back as 'â\\x80\\x94' (C1 controls)."""
+    from PIL import Image
+
+    from clipprobe_ext.infotext import prompt_from_parameters, read_parameters
+
+    image = Image.new("RGB", (4, 4))
+    image.info["parameters"] = "girl — rain".encode().decode("latin-1")
+    assert prompt_from_parameters(read_parameters(image)) == "girl — rain"

@@ -7,6 +7,7 @@ The numbers are checked against an independent computation: the transformers
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import math
@@ -16,8 +17,11 @@ import numpy as np
 import pytest
 import torch
 
+from clipprobe_ext import render
+from clipprobe_ext.analysis.pruning import similarity_floor
 from clipprobe_ext.probe import ProbeOptions, analyze, parse_synonyms
 from clipprobe_ext.report import csv_columns, format_table, to_csv, to_json
+from clipprobe_ext.report_view import percent, pruning_outcome
 from clipprobe_ext.results import (
     ContributionResult,
     ImageAnalysis,
@@ -35,15 +39,39 @@ TEXTS = ["a red umbrella", "a girl", "rain", "city street at night", "neon light
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def clip_logits(model_dir, images, texts) -> np.ndarray:
-    """``logit_scale * cos(image, text)`` from transformers' own CLIP forward, [images, texts]."""
+def clip_logits(model_dir, images, texts, written_out: bool = False) -> np.ndarray:
+    """``logit_scale * cos(image, text)`` from transformers' own CLIP forward, [images, texts].
+
+    ``written_out``: pixels from ``clip_pixels`` instead of the processor (which misreads
+    images 1-3 pixels high)."""
     from transformers import CLIPModel, CLIPProcessor
 
     model = CLIPModel.from_pretrained(str(model_dir)).eval()
     processor = CLIPProcessor.from_pretrained(str(model_dir))
-    inputs = processor(text=list(texts), images=list(images), return_tensors="pt", padding=True)
+    if written_out:
+        inputs = processor(text=list(texts), return_tensors="pt", padding=True)
+        pixels = [clip_pixels(im, processor.image_processor) for im in images]
+        inputs["pixel_values"] = torch.stack(pixels)
+    else:
+        inputs = processor(text=list(texts), images=list(images), return_tensors="pt", padding=True)
     with torch.no_grad():
         return model(**inputs).logits_per_image.double().numpy()
+
+
+def clip_pixels(image, processor) -> torch.Tensor:
+    """CLIP's preprocessing written out (short side to the crop size, bicubic; centre
+    crop; scale and normalise) with PIL and numpy: channels are never guessed."""
+    from PIL import Image
+
+    size = processor.size["shortest_edge"]
+    crop = processor.crop_size["height"]
+    w, h = image.size
+    new = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
+    arr = np.asarray(image.convert("RGB").resize(new, Image.BICUBIC), dtype=np.float32)
+    top, left = (arr.shape[0] - crop) // 2, (arr.shape[1] - crop) // 2
+    arr = arr[top : top + crop, left : left + crop] / 255.0
+    arr = (arr - np.array(processor.image_mean)) / np.array(processor.image_std)
+    return torch.tensor(arr.transpose(2, 0, 1), dtype=torch.float32)
 
 
 def elimination(logits: np.ndarray, rounds: int) -> list[dict[int, float]]:
@@ -125,6 +153,62 @@ def test_non_finite_numbers_become_null(bad):
     assert rows[0]["round_1"] == "" and rows[0]["contribution"] == ""
     text = format_table(rep)
     assert "nan" not in text.lower() and "inf" not in text.lower()
+    page = html.unescape(render.render_report(rep))  # printed "nan%" before
+    assert "nan" not in page.lower() and "inf" not in page.lower()
+    assert "–" in page and "–" in text
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_to_dict_itself_is_clean(bad):
+    """The API returns ``to_dict()`` as it is: before, a NaN there was a 500."""
+    data = _tiny_report(bad).to_dict()
+    json.dumps(data, allow_nan=False)  # raises on NaN / inf
+    assert data["pruning"]["original_similarity"] is None
+    assert data["pruning"]["final_similarity"] is None
+    assert data["images"][0]["contribution"]["full_similarity"] is None
+
+
+def test_text_and_html_show_the_same_numbers(report):
+    """One view model: each probability reads the same in the table and the HTML."""
+    text = format_table(report)
+    page = html.unescape(render.render_report(report))
+    for analysis in report.images:
+        for r in analysis.ranking.rounds:
+            for _, p in r.above(report.options["threshold"]):
+                assert percent(p) in text and percent(p) in page
+        for group in analysis.synonyms:
+            for p in group.probabilities:
+                assert percent(p) in text and percent(p) in page
+    tiny = [p for a in report.images for g in a.synonyms for p in g.probabilities if p < 0.001]
+    if tiny:  # the HTML printed "0.0%" where the table said "<0.1 %"
+        assert "<0.1 %" in page and "0.0%" not in page
+
+
+def _pruned(original: float, final: float | None, tolerance: float = 0.01) -> str:
+    steps = [PruneStep(0, final)] if final is not None else []
+    return pruning_outcome(PruneResult(original, tolerance, steps, "cat", 3))
+
+
+def test_pruning_outcome_with_negative_similarity():
+    """Before: "-0.0213 -> 0.0965: keeps -453.5 %", "-0.0401 -> -0.0273: keeps 68.0 %"."""
+    assert _pruned(-0.0213, 0.0965) == "Similarity -0.0213 → 0.0965: up by 0.1178."
+    assert _pruned(-0.0401, -0.0273) == "Similarity -0.0401 → -0.0273: up by 0.0128."
+    # the search's rule: at most tolerance x |original| lower (similarity_floor)
+    allowed = -0.0366 - similarity_floor(-0.0366, 0.01)
+    assert allowed == pytest.approx(0.000366)
+    assert _pruned(-0.0366, None) == (
+        "Nothing can go: every removal lowers the similarity (-0.0366) by more than the "
+        "allowed 0.0004 (1.0 % of its size)."
+    )
+
+
+def test_pruning_outcome_down_within_and_beyond():
+    assert _pruned(0.25, 0.248, 0.01) == (
+        "Similarity 0.2500 → 0.2480: down by 0.0020, within the allowed loss of 0.0025 "
+        "(1.0 % of its size)."
+    )
+    assert "beyond the allowed loss" in _pruned(0.25, 0.2, 0.01)
+    assert "keeps" not in format_table(_tiny_report(0.5))
 
 
 def test_csv_rows_and_numbers(report):
@@ -200,7 +284,7 @@ def test_table_lists_rounds_verdicts_and_pruned_prompt(report):
         assert re.search(rf"\b{v.index}\s+{re.escape(v.text)}[^\n]*\b{v.verdict}\b", text)
     if report.pruning.steps:
         assert report.pruning.pruned_prompt.strip().split(",")[0] in text
-        assert "removed:" in text and "keeps" in text
+        assert "removed:" in text and pruning_outcome(report.pruning)[:40] in text
 
 
 def test_table_colour_only_when_asked(report):

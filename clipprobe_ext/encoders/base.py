@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -221,6 +222,29 @@ class ClipEncoder(ABC):
                 if progress is not None:
                     progress(f"Encoding texts {done}/{len(missing)}", done / len(missing))
         return table
+
+
+# CLIP's preprocessing scales the short side to 224 and keeps the centre square; a
+# 4096x1 strip would first become 917,504x224 pixels (600 MB).  Beyond this ratio only
+# the centre strip is kept before preprocessing: still 64 times wider than what CLIP sees.
+MAX_ASPECT = 64
+
+
+def bounded_aspect(image: Image.Image) -> Image.Image:
+    """``image``, or its centre strip of at most ``MAX_ASPECT``:1 for extreme shapes."""
+    width, height = image.size
+    if width > MAX_ASPECT * height:
+        left = (width - MAX_ASPECT * height) // 2
+        return image.crop((left, 0, left + MAX_ASPECT * height, height))
+    if height > MAX_ASPECT * width:
+        top = (height - MAX_ASPECT * width) // 2
+        return image.crop((0, top, width, top + MAX_ASPECT * width))
+    return image
+
+
+def channels_first(image: Image.Image) -> np.ndarray:
+    """RGB pixels as a uint8 array [3, height, width]."""
+    return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8).transpose(2, 0, 1))
 
 
 def _unit(features: torch.Tensor) -> torch.Tensor:

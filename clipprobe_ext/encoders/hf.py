@@ -8,7 +8,13 @@ from typing import Any
 import torch
 from PIL import Image
 
-from clipprobe_ext.encoders.base import ClipEncoder, TextEmbeddingCache, TokenChunk
+from clipprobe_ext.encoders.base import (
+    ClipEncoder,
+    TextEmbeddingCache,
+    TokenChunk,
+    bounded_aspect,
+    channels_first,
+)
 from clipprobe_ext.encoders.text_tower import Tower, hf_tower
 from clipprobe_ext.errors import ModelError, first_line
 
@@ -36,16 +42,28 @@ class HFClipEncoder(ClipEncoder):
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
         cache: TextEmbeddingCache | None = None,
+        local_files_only: bool = False,
+        cache_dir: str | None = None,
     ) -> HFClipEncoder:
-        """Load weights and processor; a missing or offline model is a ``ModelError``."""
+        """Load weights and processor; a missing or offline model is a ``ModelError``.
+
+        ``encoders.loader.load_encoder`` is the entry point that checks the local cache
+        first; this only loads."""
         from transformers import CLIPModel, CLIPProcessor
 
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if dtype is None:
             dtype = torch.float16 if device.type == "cuda" else torch.float32
         try:
-            model = CLIPModel.from_pretrained(name_or_dir, torch_dtype=dtype)
-            processor = CLIPProcessor.from_pretrained(name_or_dir)
+            model = CLIPModel.from_pretrained(
+                name_or_dir,
+                torch_dtype=dtype,
+                local_files_only=local_files_only,
+                cache_dir=cache_dir,
+            )
+            processor = CLIPProcessor.from_pretrained(
+                name_or_dir, local_files_only=local_files_only, cache_dir=cache_dir
+            )
         except (OSError, ValueError) as exc:
             raise ModelError(
                 f"Could not load the CLIP model '{name_or_dir}': it is neither a local folder "
@@ -62,7 +80,10 @@ class HFClipEncoder(ClipEncoder):
         return cls(model.to(device), processor, f"hf:{name_or_dir}", cache)
 
     def tokenize(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        # verbose=False: long prompts are chunked on purpose, not "longer than the
+        # specified maximum sequence length" (a warning that reached the terminal)
+        ids = self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+        return list(ids)
 
     def _device_dtype(self) -> tuple[torch.device, torch.dtype]:
         param = next(self.model.parameters())
@@ -95,5 +116,10 @@ class HFClipEncoder(ClipEncoder):
 
     def _encode_image_batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
         device, dtype = self._device_dtype()
-        pixels = self.processor.image_processor(list(images), return_tensors="pt")["pixel_values"]
+        # transformers (4.30 has no input_data_format) guesses where the channels are from
+        # the array's shape: an image 1 or 3 pixels high read as height-width-channels looks
+        # channels-first ("mean must have 1 elements"), a 7x3 one is silently misread.
+        # Channels-first arrays are never misread: the guess checks the first axis first.
+        arrays = [channels_first(bounded_aspect(image)) for image in images]
+        pixels = self.processor.image_processor(arrays, return_tensors="pt")["pixel_values"]
         return self.model.get_image_features(pixel_values=pixels.to(device, dtype))

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from clipprobe_ext.encoders.base import ClipEncoder, TextEmbeddingCache, TokenChunk
+from clipprobe_ext.encoders.base import ClipEncoder, TextEmbeddingCache, TokenChunk, bounded_aspect
 from clipprobe_ext.encoders.text_tower import Tower, openai_tower
 
 
@@ -69,5 +69,5 @@ class OpenAIClipEncoder(ClipEncoder):
 
     def _encode_image_batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
         device, dtype = self._device_dtype()
-        pixels = torch.stack([self.preprocess(image) for image in images])
+        pixels = torch.stack([self.preprocess(bounded_aspect(image)) for image in images])
         return self.model.encode_image(pixels.to(device, dtype))

@@ -10,6 +10,7 @@ import pytest
 
 from clipprobe_ext import render
 from clipprobe_ext.probe import ProbeOptions, analyze
+from clipprobe_ext.report_view import percent
 
 PROMPT = "a girl, (red umbrella:1.2), <lora:x:1>, rain <script>alert(1)</script>, city & night"
 
@@ -70,7 +71,7 @@ def test_each_phrase_has_its_verdict_class_and_numbers(report):
         if phrase.measurable:
             v = verdicts[phrase.index]
             assert f"cp-{v.verdict}" in attrs["class"].split()
-            assert f"{100 * v.max_probability:.1f}%" in attrs["title"]
+            assert percent(v.max_probability) in attrs["title"]
         else:
             assert "cp-unmeasurable" in attrs["class"].split()
             assert "not measurable" in attrs["title"]
@@ -102,7 +103,7 @@ def test_rounds_show_probabilities_as_percent(report):
     for analysis in report.images:
         for r in analysis.ranking.rounds:
             for _, p in r.above(0.0):
-                assert f"{100 * p:.1f}%" in text
+                assert percent(p) in text
 
 
 def test_pruning_synonyms_notes_and_summary(report):
@@ -113,7 +114,7 @@ def test_pruning_synonyms_notes_and_summary(report):
         assert report.pruning.pruned_prompt in text
     group = report.images[0].synonyms[0]
     for t, p in zip(group.texts, group.probabilities):
-        assert t in text and f"{100 * p:.1f}%" in text
+        assert t in text and percent(p) in text
     for note in report.notes:
         assert note in text
     counts = {k: sum(v.verdict == k for v in report.verdicts) for k in ("keep", "weak", "prune")}
