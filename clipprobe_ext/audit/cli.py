@@ -29,7 +29,7 @@ from typing import Any, NoReturn
 from clipprobe_ext.errors import ClipProbeError
 
 PROG = "clipprobe"
-DEFAULT_MODEL = "openai/clip-vit-base-patch32"
+from clipprobe_ext.options import DEFAULT_MODEL  # noqa: E402
 
 
 class UsageError(Exception):
