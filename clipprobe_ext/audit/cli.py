@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from clipprobe_ext.errors import ClipProbeError
+from clipprobe_ext.options import DEFAULT_MODEL
 
 PROG = "clipprobe"
-from clipprobe_ext.options import DEFAULT_MODEL  # noqa: E402
 
 
 class UsageError(Exception):
