@@ -349,9 +349,7 @@ def test_aggregation_matches_an_independent_computation(trained_clip_dir, tmp_pa
         assert got.mean_contribution == pytest.approx(np.mean(want["contribution"]), abs=1e-4)
         tokens = len(encoder.tokenizer(name, add_special_tokens=False)["input_ids"])
         assert got.tokens_per_prompt == tokens
-    assert [w.prompt for w in report.worst_prompts] == [g[0] for g in groups] or {
-        w.prompt for w in report.worst_prompts
-    } == {g[0] for g in groups}
+    assert {w.prompt for w in report.worst_prompts} == {g[0] for g in groups}
     assert all(w.seen_share == pytest.approx(0.5) for w in report.worst_prompts)
     assert all(len(w.missed) == 1 for w in report.worst_prompts)
 
