@@ -320,13 +320,13 @@ def main(argv: list[str] | None = None) -> int:
     if "growth" not in args.skip:
         m = args.growth_model
         g1 = step(
-            "growth_first_small", "audit", model=m, folder=str(bench), store=str(work / "s1.db")
+            "growth_first_small", "audit", model=m, folder=str(base), store=str(work / "s1.db")
         )
         g2 = step(
             "growth_first_large", "audit", model=m, folder=str(large), store=str(work / "s2.db")
         )
         c1 = step(
-            "growth_cached_small", "audit", model=m, folder=str(bench), store=str(work / "s1.db")
+            "growth_cached_small", "audit", model=m, folder=str(base), store=str(work / "s1.db")
         )
         c2 = step(
             "growth_cached_large", "audit", model=m, folder=str(large), store=str(work / "s2.db")
