@@ -1,0 +1,182 @@
+"""From per-picture answers to the folder's story: phrase by phrase, prompt by prompt.
+
+A phrase is counted under its normalised text (``parse_prompt`` already drops weights,
+brackets and escapes; case and whitespace are ignored here), so ``(Masterpiece:1.2)``
+and ``masterpiece`` are one habit.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from clipprobe_ext.audit.results import (
+    AuditReport,
+    AuditStats,
+    AuditVerdict,
+    PhraseSummary,
+    PromptSummary,
+    Skipped,
+)
+
+if TYPE_CHECKING:
+    from clipprobe_ext.audit.pipeline import AuditOptions
+
+#: seen in at least this share of its pictures: keep; at least WEAK_AT: weak; else prune
+KEEP_AT = 0.5
+WEAK_AT = 0.2
+
+
+def normalise(text: str) -> str:
+    """Case and whitespace ignored (weights and brackets are already gone from the text)."""
+    return " ".join(text.lower().split())
+
+
+@dataclass
+class PromptModel:
+    """A distinct prompt: its measurable phrases and their text embeddings."""
+
+    id: int
+    prompt: str
+    phrases: list[str]  # clean text of each measurable phrase
+    keys: list[str]  # normalised
+    tokens: list[int]  # CLIP tokens of each phrase
+    phrase_embeddings: np.ndarray  # [phrases, dim], unit
+    full_embedding: np.ndarray | None  # the whole prompt, as the WebUI conditions it
+    without_embeddings: np.ndarray | None  # the prompt without each phrase, [phrases, dim]
+    pictures: int = 0
+
+
+@dataclass
+class PictureScore:
+    """One picture against its prompt's phrases (arrays follow ``PromptModel.phrases``)."""
+
+    path: str
+    prompt_id: int
+    seen: np.ndarray  # bool
+    best: np.ndarray  # best probability in the elimination ranking
+    contribution: np.ndarray | None
+
+
+def verdict_of(seen_rate: float) -> AuditVerdict:
+    if seen_rate >= KEEP_AT:
+        return "keep"
+    return "weak" if seen_rate >= WEAK_AT else "prune"
+
+
+def aggregate(
+    prompts: dict[str, PromptModel],
+    scores: Sequence[PictureScore],
+    options: AuditOptions,
+    *,
+    model_id: str,
+    store: str,
+    folders: list[str],
+    stats: AuditStats,
+    skipped: dict[str, list[Skipped]],
+    interrupted: bool = False,
+    notes: list[str] | None = None,
+) -> AuditReport:
+    by_id = {m.id: m for m in prompts.values()}
+    per_prompt: dict[int, list[PictureScore]] = defaultdict(list)
+    for score in scores:
+        per_prompt[score.prompt_id].append(score)
+    audited = [by_id[i] for i in sorted(per_prompt)]
+
+    # phrase key -> per prompt: (seen flags per picture, best probs, contributions, tokens)
+    rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for model in audited:
+        pictures = per_prompt[model.id]
+        seen = np.stack([s.seen for s in pictures])  # [pictures, phrases]
+        best = np.stack([s.best for s in pictures]).astype(np.float64)
+        contrib = (
+            np.stack([s.contribution for s in pictures]).astype(np.float64)
+            if pictures[0].contribution is not None
+            else None
+        )
+        for key in dict.fromkeys(model.keys):
+            cols = [k for k, other in enumerate(model.keys) if other == key]
+            rows[key].append(
+                {
+                    "seen": seen[:, cols].any(axis=1),
+                    "best": best[:, cols].max(axis=1),
+                    "contribution": None if contrib is None else contrib[:, cols].sum(axis=1),
+                    "tokens": sum(model.tokens[k] for k in cols),
+                }
+            )
+
+    prompt_count = len(audited)
+    phrases = []
+    for key, found in rows.items():
+        seen = np.concatenate([f["seen"] for f in found])
+        best = np.concatenate([f["best"] for f in found])
+        rates = np.array([f["seen"].mean() for f in found])
+        contributions = [f["contribution"] for f in found if f["contribution"] is not None]
+        seen_rate = float(seen.mean())
+        frequent = len(found) >= max(options.habit_min_prompts, options.habit_share * prompt_count)
+        phrases.append(
+            PhraseSummary(
+                phrase=key,
+                prompts=len(found),
+                pictures=int(seen.size),
+                seen=int(seen.sum()),
+                seen_rate=seen_rate,
+                seen_rate_std=float(rates.std()),
+                seen_rate_min=float(rates.min()),
+                seen_rate_max=float(rates.max()),
+                mean_probability=float(best.mean()),
+                probability_std=float(best.std()),
+                mean_contribution=(
+                    float(np.concatenate(contributions).mean()) if contributions else None
+                ),
+                tokens_per_prompt=float(np.mean([f["tokens"] for f in found])),
+                verdict=verdict_of(seen_rate),
+                habit=bool(frequent and seen_rate < options.habit_seen_rate),
+            )
+        )
+    phrases.sort(key=lambda p: (-p.prompts, -p.pictures, p.seen_rate, p.phrase))
+    habits = [p.phrase for p in phrases if p.habit]
+
+    summaries = []
+    for model in audited:
+        pictures = per_prompt[model.id]
+        seen = np.stack([s.seen for s in pictures])
+        missed = [
+            key
+            for key in dict.fromkeys(model.keys)
+            if seen[:, [k for k, o in enumerate(model.keys) if o == key]].any(axis=1).mean()
+            < KEEP_AT
+        ]
+        summaries.append(
+            PromptSummary(
+                prompt=model.prompt,
+                pictures=len(pictures),
+                phrases=len(model.phrases),
+                seen_share=float(seen.mean(axis=1).mean()),
+                missed=missed,
+                example=pictures[0].path,
+            )
+        )
+    summaries.sort(key=lambda s: (s.seen_share, -s.pictures, s.prompt))
+
+    return AuditReport(
+        model_id=model_id,
+        store=store,
+        folders=folders,
+        stats=stats,
+        phrases=phrases,
+        habit_words=habits,
+        worst_prompts=summaries[: options.worst_prompts],
+        no_parameters=skipped.get("no_parameters", []),
+        unreadable=skipped.get("unreadable", []),
+        vanished=skipped.get("vanished", []),
+        unmeasurable=skipped.get("unmeasurable", []),
+        prompts=prompt_count,
+        interrupted=interrupted,
+        options=options.public(),
+        notes=list(notes or []),
+    )

@@ -1,0 +1,74 @@
+"""What one picture says about each phrase of its own prompt, and whether it is "seen".
+
+The audit asks one yes/no question per picture and phrase.  Which signal answers it is a
+single function, ``SeenFunction``, so that a better score (the calibrated presence score
+of ``clipprobe_ext/analysis/presence.py``) can replace the default without touching the
+pipeline or the aggregation: pass it as ``AuditOptions.seen``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from clipprobe_ext.analysis.ranking import elimination_ranking
+
+
+@dataclass(frozen=True)
+class PhraseEvidence:
+    """One picture against its prompt's measurable phrases; arrays are per phrase."""
+
+    similarities: np.ndarray  # cosine(image, phrase)
+    round1: np.ndarray  # probability in the first round of the elimination ranking
+    best: np.ndarray  # highest probability over the elimination rounds (at most n - 1)
+    contribution: np.ndarray | None  # leave-one-out: full prompt minus prompt without it
+    threshold: float  # the ranking's report threshold
+    logit_scale: float
+    image_embedding: np.ndarray  # unit vector, for scores that need more than the above
+    phrase_embeddings: np.ndarray  # unit vectors [phrases, dim]
+
+
+#: Returns a bool per phrase: is it seen in this picture?
+SeenFunction = Callable[[PhraseEvidence], np.ndarray]
+
+
+def seen_by_ranking(evidence: PhraseEvidence) -> np.ndarray:
+    """Seen = rises above the threshold in the elimination ranking *and* adds to the
+    whole prompt's similarity (leave-one-out > 0).
+
+    The ranking alone says yes too easily for short prompts (the last phrases left in
+    play share all the probability); the contribution alone says yes for words that only
+    shift the text embedding.  Both together are the "keep" of the single-image verdict.
+    """
+    seen = evidence.best > evidence.threshold
+    if evidence.contribution is not None:
+        seen &= evidence.contribution > 0
+    return seen
+
+
+def gather(
+    image_embedding: np.ndarray,
+    phrase_embeddings: np.ndarray,
+    full_embedding: np.ndarray | None,
+    without_embeddings: np.ndarray | None,
+    logit_scale: float,
+    rounds: int,
+    threshold: float,
+) -> PhraseEvidence:
+    """All the per-phrase numbers of one picture, from embeddings only (no model call)."""
+    sims = phrase_embeddings @ image_embedding
+    # The last candidate left always has probability 1 (and the last two share it), so the
+    # audit never ranks the final lone phrase: at most n - 1 rounds.
+    ranking = elimination_ranking(sims, logit_scale, max(1, min(rounds, len(sims) - 1)), threshold)
+    round1 = np.asarray(ranking.rounds[0].probabilities, dtype=np.float64)
+    best = np.array([ranking.max_probability(i) for i in range(len(sims))])
+    contribution = None
+    if full_embedding is not None and without_embeddings is not None:
+        contribution = (
+            float(full_embedding @ image_embedding) - without_embeddings @ image_embedding
+        )
+    return PhraseEvidence(
+        sims, round1, best, contribution, threshold, logit_scale, image_embedding, phrase_embeddings
+    )

@@ -1,0 +1,213 @@
+"""A self-contained HTML report: plots first, tables after, one file to keep or send.
+
+The plots are matplotlib PNGs embedded as base64 (no external file, no script).  They
+use ``matplotlib.figure.Figure`` directly, never pyplot, so rendering inside the WebUI
+touches no global plotting state and is safe from any thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from html import escape
+
+from clipprobe_ext.audit.results import AuditReport, PhraseSummary
+
+COLORS = {"keep": "#2e7d32", "weak": "#f9a825", "prune": "#c62828"}
+_CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;width:100%;font-size:13px}
+th,td{padding:3px 8px;border-bottom:1px solid #eee;text-align:right}
+th{background:#f6f6f6}td.t,th.t{text-align:left}
+.keep{color:#2e7d32}.weak{color:#b58100}.prune{color:#c62828}
+.habit{background:#fff3f0}.bar{display:inline-block;height:9px;background:#4a78c2}
+.note{color:#666}img{max-width:100%}code{background:#f3f3f3;padding:0 3px}
+"""
+
+
+def render_html(report: AuditReport, top: int = 30) -> str:
+    """The whole report as one HTML document (a string)."""
+    s = report.stats
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        "<title>ClipProbe audit</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>ClipProbe audit: which of your words show up?</h1>",
+        f"<p>{s.pictures} pictures, {report.prompts} distinct prompts, from "
+        f"{escape(', '.join(report.folders))}; model <code>{escape(report.model_id)}</code>. "
+        f"{s.encoded} pictures encoded, {s.from_store} from the store, {s.seconds:.1f} s.</p>",
+    ]
+    if report.interrupted:
+        parts.append("<p><b>Interrupted:</b> the figures cover the files read so far.</p>")
+    parts.extend(f"<p class='note'>{escape(n)}</p>" for n in report.notes)
+    parts.append(
+        "<p class='note'>A phrase is <i>seen</i> in a picture when "
+        f"{escape(str(report.options.get('seen')))} says so (default: it rises above "
+        f"{report.options.get('threshold', 0.01):.0%} in the elimination ranking against its "
+        "prompt's other phrases and removing it lowers the prompt's CLIP similarity). "
+        "Phrases are counted case-, whitespace- and weight-insensitively.</p>"
+    )
+    if report.phrases:
+        parts.append("<h2>Frequency and seen rate</h2>")
+        parts.append(_img(_frequency_chart(report.phrases[:top])))
+        parts.append(_img(_scatter(report)))
+    parts.append(_habits(report))
+    parts.append(_phrase_table(report))
+    parts.append(_worst(report))
+    parts.append(_skipped(report))
+    parts.append("</body></html>")
+    return "\n".join(p for p in parts if p)
+
+
+# -- plots -------------------------------------------------------------------------------
+
+
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _png(figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _img(data: str) -> str:
+    return f"<p><img alt='plot' src='data:image/png;base64,{data}'></p>"
+
+
+def _frequency_chart(phrases: list[PhraseSummary]) -> str:
+    """One bar per phrase: how many pictures asked for it, and how many show it."""
+    figure = _figure(10, 0.3 * len(phrases) + 1.2)
+    ax = figure.add_subplot()
+    y = list(range(len(phrases)))[::-1]
+    ax.barh(y, [p.pictures for p in phrases], color="#dddddd", label="pictures that asked for it")
+    ax.barh(
+        y,
+        [p.seen for p in phrases],
+        color=[COLORS[p.verdict] for p in phrases],
+        label="pictures where it is seen",
+    )
+    labels = [f"{p.phrase[:40]}  ({p.seen_rate:.0%})" for p in phrases]
+    ax.set_yticks(y, labels, fontsize=8)
+    for tick, p in zip(ax.get_yticklabels(), phrases):
+        if p.habit:
+            tick.set_color(COLORS["prune"])
+            tick.set_fontweight("bold")
+    ax.set_xlabel("pictures")
+    ax.set_title("Most frequent phrases: asked for (grey) vs seen (colour); habit words in red")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _png(figure)
+
+
+def _scatter(report: AuditReport) -> str:
+    """Frequency against seen rate: the habit corner is bottom right."""
+    phrases = report.phrases
+    prompts = max(report.prompts, 1)
+    figure = _figure(10, 5)
+    ax = figure.add_subplot()
+    share = report.options.get("habit_share", 0.2)
+    rate = report.options.get("habit_seen_rate", 0.25)
+    ax.axvspan(share, 1.02, ymin=0, ymax=rate / 1.05 + 0.05 / 1.05, color="#fbe3df", zorder=0)
+    ax.text(1.0, 0.0, "habit words", ha="right", va="bottom", color=COLORS["prune"], fontsize=9)
+    xs = [p.prompts / prompts for p in phrases]
+    ys = [p.seen_rate for p in phrases]
+    sizes = [20 + 12 * p.tokens_per_prompt for p in phrases]
+    ax.scatter(xs, ys, s=sizes, c=[COLORS[p.verdict] for p in phrases], alpha=0.7, zorder=2)
+    for x, y, p in zip(xs, ys, phrases):
+        if p.habit or p.prompts >= max(2, 0.3 * prompts):
+            ax.annotate(
+                p.phrase[:28], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points"
+            )
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xlabel("share of prompts that hold the phrase")
+    ax.set_ylabel("share of their pictures where it is seen")
+    ax.set_title("Every phrase: how often you write it vs how often it shows (size: tokens)")
+    ax.spines[["top", "right"]].set_visible(False)
+    return _png(figure)
+
+
+# -- tables ------------------------------------------------------------------------------
+
+
+def _habits(report: AuditReport) -> str:
+    if not report.habit_words:
+        return "<h2>Habit words</h2><p>None: every frequent phrase shows up often enough.</p>"
+    rows = []
+    for key in report.habit_words:
+        p = report.phrase(key)
+        if p is None:
+            continue
+        rows.append(
+            f"<li><b>{escape(p.phrase)}</b>: in {p.prompts} prompts, seen in {p.seen} of "
+            f"{p.pictures} pictures ({p.seen_rate:.0%}); {p.tokens_per_prompt:.1f} tokens "
+            "each time</li>"
+        )
+    return (
+        "<h2>Habit words: frequent, rarely seen</h2><p>Candidates to drop: they cost tokens "
+        "in every prompt and CLIP rarely finds them in the pictures.</p><ul>"
+        + "".join(rows)
+        + "</ul>"
+    )
+
+
+def _phrase_table(report: AuditReport) -> str:
+    if not report.phrases:
+        return "<h2>Phrases</h2><p>No picture with a readable prompt was found.</p>"
+    head = (
+        "<tr><th class='t'>phrase</th><th>prompts</th><th>pictures</th><th>seen</th>"
+        "<th class='t'>seen rate</th><th>± across prompts</th><th>mean probability</th>"
+        "<th>mean contribution</th><th>tokens / prompt</th><th class='t'>verdict</th></tr>"
+    )
+    rows = []
+    for p in report.phrases:
+        contribution = "–" if p.mean_contribution is None else f"{p.mean_contribution:+.4f}"
+        rows.append(
+            f"<tr class='{'habit' if p.habit else ''}'><td class='t'>{escape(p.phrase)}</td>"
+            f"<td>{p.prompts}</td><td>{p.pictures}</td><td>{p.seen}</td>"
+            f"<td class='t'><span class='bar' style='width:{60 * p.seen_rate:.0f}px'></span> "
+            f"{p.seen_rate:.0%}</td><td>{p.seen_rate_std:.2f}</td>"
+            f"<td>{p.mean_probability:.1%} ± {p.probability_std:.1%}</td><td>{contribution}</td>"
+            f"<td>{p.tokens_per_prompt:.1f}</td>"
+            f"<td class='t {p.verdict}'>{p.verdict}{' (habit)' if p.habit else ''}</td></tr>"
+        )
+    return "<h2>Every phrase</h2><table>" + head + "".join(rows) + "</table>"
+
+
+def _worst(report: AuditReport) -> str:
+    if not report.worst_prompts:
+        return ""
+    rows = "".join(
+        f"<tr><td>{w.seen_share:.0%}</td><td>{w.pictures}</td>"
+        f"<td class='t'>{escape(w.prompt)}</td><td class='t'>{escape(', '.join(w.missed))}</td></tr>"
+        for w in report.worst_prompts
+    )
+    return (
+        "<h2>Prompts whose pictures miss most of what they ask for</h2><table>"
+        "<tr><th>seen</th><th>pictures</th><th class='t'>prompt</th>"
+        "<th class='t'>seen in fewer than half of its pictures</th></tr>" + rows + "</table>"
+    )
+
+
+def _skipped(report: AuditReport) -> str:
+    parts = []
+    for title, items in (
+        ("without generation parameters", report.no_parameters),
+        ("unreadable", report.unreadable),
+        ("vanished during the run", report.vanished),
+        ("with nothing CLIP can measure", report.unmeasurable),
+    ):
+        if items:
+            rows = "".join(f"<li>{escape(i.path)}: {escape(i.reason)}</li>" for i in items)
+            parts.append(
+                f"<details><summary>{len(items)} files {title}</summary><ul>{rows}</ul></details>"
+            )
+    return ("<h2>Skipped files</h2>" + "".join(parts)) if parts else ""

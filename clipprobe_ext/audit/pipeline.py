@@ -1,0 +1,311 @@
+"""``run_audit``: every picture of the folders, ranked against its own prompt.
+
+Cost model: worker threads read, hash and decode files while the main thread runs the
+image tower on batches of the pictures the store does not know yet; each embedding batch
+is committed at once (a killed run loses at most one batch).  Every distinct prompt is
+parsed once and its phrases and leave-one-out variants encoded once for the whole audit
+(through the store, so a second audit encodes no text either); after that a picture
+costs a few small matrix products.  Memory holds a bounded window of decoded pictures
+and a few numbers per picture, so it does not grow with the folder beyond that.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from clipprobe_ext.audit.aggregate import PictureScore, PromptModel, aggregate, normalise
+from clipprobe_ext.audit.encoding import StoreTextCache, model_key
+from clipprobe_ext.audit.evidence import SeenFunction, gather, seen_by_ranking
+from clipprobe_ext.audit.results import AuditReport, AuditStats, Skipped
+from clipprobe_ext.audit.scan import PictureRead, list_files, read_picture
+from clipprobe_ext.audit.store import EmbeddingStore, FileRecord, default_store_path
+from clipprobe_ext.encoders.base import ClipEncoder
+from clipprobe_ext.errors import ClipProbeError
+from clipprobe_ext.layout import PromptLayout
+from clipprobe_ext.prompt import parse_prompt
+
+#: progress(files handled, files in all, message)
+AuditProgress = Callable[[int, int, str], None]
+
+
+class AuditInterrupted(KeyboardInterrupt):
+    """Ctrl-C during an audit; what was encoded is in the store, ``stats`` says how much."""
+
+    def __init__(self, stats: AuditStats) -> None:
+        super().__init__("audit interrupted")
+        self.stats = stats
+
+
+@dataclass
+class AuditOptions:
+    recursive: bool = False
+    since: datetime | None = None  # only files modified at or after this time
+    limit: int | None = None  # only the newest N files
+    cache: str | None = None  # the store's path (default: the user's cache folder)
+    rounds: int = 5  # elimination rounds
+    threshold: float = 0.01  # ranking threshold
+    contribution: bool = True  # leave-one-out per picture (needs prompt-variant encodes)
+    workers: int = 2  # reading/decoding threads
+    batch_size: int = 32  # pictures per image-tower call and per store commit
+    habit_share: float = 0.2  # "frequent": in at least this share of the prompts...
+    habit_min_prompts: int = 2  # ...and in at least this many
+    habit_seen_rate: float = 0.25  # "rarely seen": seen in fewer than this share of pictures
+    worst_prompts: int = 10
+    seen: SeenFunction = field(default=seen_by_ranking, repr=False)
+
+    def validate(self) -> None:
+        if self.limit is not None and self.limit < 1:
+            raise ClipProbeError(f"--limit must be at least 1, not {self.limit}.")
+        if not 1 <= self.rounds <= 100:
+            raise ClipProbeError(f"Rounds must be between 1 and 100, not {self.rounds}.")
+        if not 0 <= self.threshold < 1:
+            raise ClipProbeError(f"The threshold must be in [0, 1), not {self.threshold}.")
+        if self.workers < 1 or self.batch_size < 1:
+            raise ClipProbeError("Workers and batch size must be at least 1.")
+
+    def public(self) -> dict:
+        return {
+            "recursive": self.recursive,
+            "since": self.since.isoformat() if self.since else None,
+            "limit": self.limit,
+            "rounds": self.rounds,
+            "threshold": self.threshold,
+            "contribution": self.contribution,
+            "habit_share": self.habit_share,
+            "habit_min_prompts": self.habit_min_prompts,
+            "habit_seen_rate": self.habit_seen_rate,
+            "seen": getattr(self.seen, "__name__", repr(self.seen)),
+        }
+
+
+def run_audit(
+    paths: Sequence[str | os.PathLike],
+    encoder: ClipEncoder,
+    options: AuditOptions | None = None,
+    progress: AuditProgress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> AuditReport:
+    """Audit the pictures under ``paths``.
+
+    ``should_stop`` is polled after every file: when it returns True the audit stops and
+    returns the report of what was done, ``interrupted=True``.  A ``KeyboardInterrupt``
+    keeps what was done in the store and propagates.  Bad input (a missing folder, bad
+    options) is a ``ClipProbeError`` before any work.
+    """
+    options = options or AuditOptions()
+    options.validate()
+    started = time.perf_counter()
+    listing = list_files(paths, options.recursive, options.since, options.limit)
+    store = EmbeddingStore(options.cache or default_store_path())
+    run = _Run(encoder, store, options, progress, should_stop)
+    run.stats.files, run.stats.files_found = len(listing.files), listing.total_seen
+    if store.rebuilt:
+        run.notes.append("The embedding store was written by another version and was rebuilt.")
+    try:
+        run.process(listing.files)
+    except KeyboardInterrupt as exc:
+        run.close()  # commits what was done before the interrupt
+        raise AuditInterrupted(run.stats) from exc
+    except BaseException:
+        run.close()
+        raise
+    run.close()
+    run.stats.seconds = time.perf_counter() - started
+    return aggregate(
+        run.prompts,
+        run.scores,
+        options,
+        model_id=encoder.model_id,
+        store=str(store.path),
+        folders=[os.fspath(p) for p in paths],
+        stats=run.stats,
+        skipped=run.skipped,
+        interrupted=run.interrupted,
+        notes=run.notes,
+    )
+
+
+class _Run:
+    """The state of one audit: the prompt table, the pending batch, the counters."""
+
+    def __init__(
+        self,
+        encoder: ClipEncoder,
+        store: EmbeddingStore,
+        options: AuditOptions,
+        progress: AuditProgress | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> None:
+        self.encoder = encoder
+        self.store = store
+        self.options = options
+        self.progress = progress
+        self.should_stop = should_stop
+        self.key = model_key(encoder)
+        self.logit_scale = encoder.logit_scale
+        self.stats = AuditStats()
+        self.prompts: dict[str, PromptModel] = {}
+        self.scores: list[PictureScore] = []
+        self.skipped: dict[str, list[Skipped]] = {
+            k: [] for k in ("no_parameters", "unreadable", "vanished", "unmeasurable")
+        }
+        self.notes: list[str] = []
+        self.interrupted = False
+        self.pending: list[PictureRead] = []  # decoded, waiting for the image tower
+        self.records: list[tuple[str, FileRecord]] = []  # file records not yet committed
+        self.text_forwards_before = encoder.stats.text_forwards
+        self.saved_cache = encoder.cache
+        self.text_cache = StoreTextCache(encoder.cache, store, self.key)
+        encoder.cache = self.text_cache
+
+    def close(self) -> None:
+        """Commit what is done (also after Ctrl-C) and give the encoder its cache back."""
+        self.encoder.cache = self.saved_cache
+        try:
+            self.text_cache.flush()
+            self._commit_records()
+        finally:
+            self.stats.text_encodes = self.encoder.stats.text_forwards - self.text_forwards_before
+            self.store.close()
+
+    def process(self, files: list[str]) -> None:
+        total = len(files)
+        window = 2 * self.options.batch_size + self.options.workers
+        pool = ThreadPoolExecutor(self.options.workers, thread_name_prefix="clipprobe-audit")
+        queue: deque[Future] = deque()
+        upcoming = iter(files)
+        try:
+            for path in upcoming:
+                queue.append(pool.submit(read_picture, path, self.store, self.key))
+                if len(queue) >= window:
+                    break
+            while queue:
+                self._handle(queue.popleft().result())
+                nxt = next(upcoming, None)
+                if nxt is not None:
+                    queue.append(pool.submit(read_picture, nxt, self.store, self.key))
+                self.stats.read += 1
+                if self.progress is not None:
+                    self.progress(self.stats.read, total, "Reading and encoding pictures")
+                if self.should_stop is not None and self.should_stop():
+                    self.interrupted = True
+                    self.notes.append(
+                        f"Stopped after {self.stats.read} of {total} files; what was done is "
+                        "stored and the next run continues from there."
+                    )
+                    return
+            self._encode_pending()
+        finally:
+            for future in queue:
+                future.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- one file -------------------------------------------------------------------------
+    def _handle(self, read: PictureRead) -> None:
+        if read.record is not None:
+            self.records.append((read.path, read.record))
+        if read.kind in ("no_parameters", "unreadable", "vanished"):
+            reason = read.reason or "no WebUI generation parameters"
+            self.skipped[read.kind].append(Skipped(read.path, reason))
+            return
+        assert read.prompt is not None
+        if self._prompt(read.prompt) is None:
+            self.skipped["unmeasurable"].append(
+                Skipped(read.path, "the prompt holds nothing CLIP can measure")
+            )
+            return
+        if read.kind == "stored":
+            self.stats.from_store += 1
+            self._score(read.path, read.prompt, np.asarray(read.embedding, dtype=np.float64))
+            return
+        self.pending.append(read)
+        if len(self.pending) >= self.options.batch_size:
+            self._encode_pending()
+
+    def _encode_pending(self) -> None:
+        """One image-tower call, one commit (embeddings and file records together)."""
+        batch, self.pending = self.pending, []
+        if batch:
+            embeddings = self.encoder.encode_images([r.image for r in batch]).numpy()
+            self.stats.encoded += len(batch)
+            self.store.put_batch(
+                self.key,
+                images=[(r.hash, e) for r, e in zip(batch, embeddings)],
+                files=self.records,
+            )
+            self.records = []
+            for read, embedding in zip(batch, embeddings):
+                read.image = None
+                self._score(read.path, read.prompt, embedding.astype(np.float64))
+        elif len(self.records) >= self.options.batch_size:
+            self._commit_records()
+
+    def _commit_records(self) -> None:
+        if self.records:
+            self.store.put_batch(self.key, files=self.records)
+            self.records = []
+
+    def _score(self, path: str, prompt: str, embedding: np.ndarray) -> None:
+        model = self.prompts[prompt]
+        evidence = gather(
+            embedding,
+            model.phrase_embeddings,
+            model.full_embedding,
+            model.without_embeddings,
+            self.logit_scale,
+            self.options.rounds,
+            self.options.threshold,
+        )
+        seen = np.asarray(self.options.seen(evidence), dtype=bool)
+        contribution = evidence.contribution
+        self.scores.append(
+            PictureScore(
+                path,
+                model.id,
+                seen,
+                evidence.best.astype(np.float32),
+                None if contribution is None else np.asarray(contribution, dtype=np.float32),
+            )
+        )
+        model.pictures += 1
+        self.stats.pictures += 1
+
+    # -- one prompt ------------------------------------------------------------------------
+    def _prompt(self, prompt: str) -> PromptModel | None:
+        """The prompt's phrases and text embeddings, built on its first picture."""
+        if prompt in self.prompts:
+            return self.prompts[prompt]
+        parsed = parse_prompt(prompt)
+        measurable = [p.index for p in parsed.phrases if p.measurable and p.text.strip()]
+        if not measurable:
+            return None
+        texts = [parsed.phrases[i].text for i in measurable]
+        embeddings, _ = self.encoder.encode_texts(texts)
+        full = without = None
+        if self.options.contribution:
+            layout = PromptLayout(parsed, measurable, self.encoder, np.zeros((0, 1)))
+            everything = frozenset(measurable)
+            variants = [everything] + [everything - {i} for i in measurable]
+            embs = layout.embeddings(variants)
+            full, without = embs[0], embs[1:]
+        self.text_cache.flush()
+        model = PromptModel(
+            id=len(self.prompts),
+            prompt=prompt,
+            phrases=texts,
+            keys=[normalise(t) for t in texts],
+            tokens=[len(self.encoder.tokenize(t)) for t in texts],
+            phrase_embeddings=embeddings.numpy().astype(np.float64),
+            full_embedding=full,
+            without_embeddings=without,
+        )
+        self.prompts[prompt] = model
+        return model

@@ -1,0 +1,85 @@
+"""Plain result types of an audit: numbers and strings only, so they serialise as is."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+AuditVerdict = Literal["keep", "weak", "prune"]
+
+
+@dataclass(frozen=True)
+class PhraseSummary:
+    """One normalised phrase across the folder."""
+
+    phrase: str  # normalised: lower case, single spaces, no weight syntax
+    prompts: int  # distinct prompts that hold it
+    pictures: int  # pictures of those prompts
+    seen: int  # pictures in which it was seen
+    seen_rate: float  # seen / pictures
+    seen_rate_std: float  # spread of the per-prompt seen rates
+    seen_rate_min: float
+    seen_rate_max: float
+    mean_probability: float  # mean best probability in the elimination ranking
+    probability_std: float
+    mean_contribution: float | None  # mean leave-one-out contribution
+    tokens_per_prompt: float  # CLIP tokens it spends per prompt that holds it, on average
+    verdict: AuditVerdict
+    habit: bool  # frequent and rarely seen
+
+
+@dataclass(frozen=True)
+class PromptSummary:
+    """One distinct prompt and how much of it its pictures show."""
+
+    prompt: str
+    pictures: int
+    phrases: int  # measurable phrases
+    seen_share: float  # mean over its pictures of the share of its phrases seen
+    missed: list[str]  # normalised phrases seen in fewer than half of its pictures
+    example: str  # one of its files
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass
+class AuditStats:
+    files: int = 0  # files considered (after --since and --limit)
+    files_found: int = 0  # image files found in the folders
+    read: int = 0  # files handled so far
+    pictures: int = 0  # pictures audited (with parameters and readable)
+    encoded: int = 0  # image embeddings computed in this run
+    from_store: int = 0  # image embeddings taken from the store
+    text_encodes: int = 0  # text chunks run through the text tower in this run
+    seconds: float = 0.0
+
+
+@dataclass
+class AuditReport:
+    model_id: str
+    store: str
+    folders: list[str]
+    stats: AuditStats
+    phrases: list[PhraseSummary]  # most frequent first
+    habit_words: list[str]  # normalised phrases, most frequent first
+    worst_prompts: list[PromptSummary]  # least seen first
+    no_parameters: list[Skipped] = field(default_factory=list)
+    unreadable: list[Skipped] = field(default_factory=list)
+    vanished: list[Skipped] = field(default_factory=list)
+    unmeasurable: list[Skipped] = field(default_factory=list)  # prompts of only <lora:...> tags
+    prompts: int = 0  # distinct prompts audited
+    interrupted: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def phrase(self, text: str) -> PhraseSummary | None:
+        """The summary of a phrase, by its normalised text."""
+        return next((p for p in self.phrases if p.phrase == text), None)

@@ -1,0 +1,174 @@
+"""Find the pictures of an output folder and read what each one carries.
+
+Listing is cheap (names and dates only); reading happens in worker threads, one file at
+a time, and never raises: a picture without generation parameters, a broken file or one
+deleted while the audit runs becomes a ``PictureRead`` of that kind, counted and listed
+in the report.  A file whose size and date match the store's record is not read at all
+when its embedding is stored; otherwise it is read once, hashed and, only when the store
+lacks its embedding, decoded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from PIL import Image, UnidentifiedImageError
+
+from clipprobe_ext.audit.store import EmbeddingStore, FileRecord
+from clipprobe_ext.errors import ClipProbeError, first_line
+from clipprobe_ext.images import load_image_with_parameters
+from clipprobe_ext.infotext import parse_parameters, read_parameters
+
+with contextlib.suppress(ImportError):  # AVIF, where the environment has the plugin
+    import pillow_avif  # noqa: F401
+
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".avif")
+
+ReadKind = Literal["stored", "decoded", "no_parameters", "unreadable", "vanished"]
+
+
+@dataclass
+class FileList:
+    files: list[str]  # paths to read, sorted
+    total_seen: int  # image files found before --since and --limit
+
+
+def list_files(
+    paths: Sequence[str | os.PathLike],
+    recursive: bool = False,
+    since: datetime | None = None,
+    limit: int | None = None,
+) -> FileList:
+    """Image files under the folders (and files) given; the ``limit`` newest ones.
+
+    A path that does not exist is a ``ClipProbeError`` before any work is done.
+    """
+    found: dict[str, float] = {}
+    for given in paths:
+        path = os.path.abspath(os.path.expanduser(os.fspath(given)))
+        if os.path.isdir(path):
+            for file, mtime in _walk(path, recursive):
+                found[file] = mtime
+        elif os.path.isfile(path):
+            try:
+                found[path] = os.stat(path).st_mtime
+            except OSError as exc:
+                raise ClipProbeError(f"Could not read {given}: {exc.strerror or exc}") from exc
+        else:
+            raise ClipProbeError(f"No such folder or file: {given}")
+    total = len(found)
+    if since is not None:
+        cutoff = since.timestamp()
+        found = {p: m for p, m in found.items() if m >= cutoff}
+    chosen = list(found)
+    if limit is not None and len(chosen) > limit:
+        chosen = sorted(chosen, key=lambda p: (-found[p], p))[:limit]
+    return FileList(sorted(chosen), total)
+
+
+def _walk(folder: str, recursive: bool):
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                if recursive:
+                    yield from _walk(entry.path, recursive)
+            elif entry.name.lower().endswith(EXTENSIONS) and entry.is_file():
+                yield entry.path, entry.stat().st_mtime
+        except OSError:  # vanished between listing and stat
+            continue
+
+
+@dataclass
+class PictureRead:
+    """One file as a worker found it."""
+
+    path: str
+    kind: ReadKind
+    hash: str | None = None
+    prompt: str | None = None
+    embedding: object | None = None  # float32 numpy vector when ``stored``
+    image: Image.Image | None = None  # RGB when ``decoded`` (to be encoded)
+    record: FileRecord | None = None  # a new file record to save, else None
+    reason: str = ""
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=20).hexdigest()
+
+
+def read_picture(path: str, store: EmbeddingStore, model_key: str) -> PictureRead:
+    """Read one file; never raises for anything about the file itself."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return PictureRead(path, "vanished", reason="deleted during the audit")
+    except OSError as exc:
+        return PictureRead(path, "unreadable", reason=exc.strerror or str(exc))
+    known = store.file_record(path)
+    if known is not None and (known.size, known.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
+        prompt = _prompt_of(known.parameters)
+        if prompt is None:
+            return PictureRead(path, "no_parameters", known.hash)
+        embedding = store.image_embedding(known.hash, model_key)
+        if embedding is not None:
+            return PictureRead(path, "stored", known.hash, prompt, embedding)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        return PictureRead(path, "vanished", reason="deleted during the audit")
+    except OSError as exc:
+        return PictureRead(path, "unreadable", reason=exc.strerror or str(exc))
+    digest = content_hash(data)
+    try:
+        parameters = _header_parameters(data)
+    except Exception as exc:  # anything Pillow raises on a broken file
+        return PictureRead(path, "unreadable", digest, reason=_reason(exc))
+    record = FileRecord(stat.st_size, stat.st_mtime_ns, digest, parameters)
+    prompt = _prompt_of(parameters)
+    if prompt is None:
+        return PictureRead(path, "no_parameters", digest, record=record)
+    embedding = store.image_embedding(digest, model_key)
+    if embedding is not None:
+        return PictureRead(path, "stored", digest, prompt, embedding, record=record)
+    try:
+        image, _ = load_image_with_parameters(data)
+    except Exception as exc:  # ImageError, or a decoder bug: one file, not the audit
+        return PictureRead(path, "unreadable", digest, reason=_reason(exc))
+    return PictureRead(path, "decoded", digest, prompt, image=image, record=record)
+
+
+def _header_parameters(data: bytes) -> str | None:
+    """The WebUI parameters text, read without decoding pixels where possible."""
+    with Image.open(io.BytesIO(data)) as image:
+        found = read_parameters(image)
+        if found is None and image.format == "PNG":
+            image.load()  # text chunks may follow the pixel data
+            found = read_parameters(image)
+    return found
+
+
+def _prompt_of(parameters: str | None) -> str | None:
+    if not parameters:
+        return None
+    prompt = parse_parameters(parameters).prompt
+    return prompt if prompt.strip() else None
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image file, or a format this Pillow cannot read"
+    text = first_line(exc)
+    prefix = "Could not read the image: "
+    return text[len(prefix) :] if text.startswith(prefix) else text

@@ -1,0 +1,225 @@
+"""The embedding store: image and text embeddings that survive the run, in SQLite.
+
+An audit of thousands of pictures is only affordable once: a re-run, a moved file or a
+second folder holding the same pictures must cost no encode, and a run killed at any
+point (``kill -9`` included) must keep what it already computed.  So every image
+embedding is keyed by the file's *content* hash, the model's id and weights fingerprint
+and the preprocessing version, and committed in small batches; WAL mode and a busy
+timeout let two audits share one store; a store written by another schema is rebuilt,
+never misread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from clipprobe_ext.errors import ClipProbeError
+
+#: Bump when the tables or the meaning of a stored value change: older stores are rebuilt.
+SCHEMA_VERSION = 3
+_SCHEMA_KEY = "clipprobe-audit-schema"
+BUSY_TIMEOUT_S = 60.0
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    hash TEXT NOT NULL, parameters TEXT);
+CREATE TABLE IF NOT EXISTS images (
+    hash TEXT NOT NULL, model TEXT NOT NULL, vector BLOB NOT NULL,
+    PRIMARY KEY (hash, model)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS texts (
+    model TEXT NOT NULL, chunk TEXT NOT NULL, vector BLOB NOT NULL,
+    PRIMARY KEY (model, chunk)) WITHOUT ROWID;
+"""
+_NAMES = ("meta", "files", "images", "texts")
+
+
+def default_store_path() -> Path:
+    """``$XDG_CACHE_HOME/clipprobe/audit.sqlite3``, else ``~/.cache/clipprobe/...``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "clipprobe" / "audit.sqlite3"
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """What a file held when it was last read: enough to skip reading it again."""
+
+    size: int
+    mtime_ns: int
+    hash: str
+    parameters: str | None
+
+
+class EmbeddingStore:
+    """One SQLite file; each thread gets its own connection (sqlite3's rule)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path).expanduser()
+        self.rebuilt = False  # True when this open found a foreign or older store
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ClipProbeError(
+                f"Could not create the folder of the embedding store {self.path}: "
+                f"{exc.strerror or exc}"
+            ) from exc
+        self._prepare()
+
+    # -- connections ---------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        return conn
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def __enter__(self) -> EmbeddingStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema ----------------------------------------------------------------------------
+    def _prepare(self) -> None:
+        """WAL mode, tables, and a rebuild when the store is foreign, old or not SQLite."""
+        try:
+            self._prepare_once()
+        except sqlite3.DatabaseError as exc:
+            if "not a database" not in str(exc) and "malformed" not in str(exc):
+                raise ClipProbeError(f"The embedding store {self.path} is unusable: {exc}") from exc
+            self.close()  # not SQLite at all: nothing in it can be read, start afresh
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(f"{self.path}{suffix}")
+            self.rebuilt = True
+            self._prepare_once()
+
+    def _prepare_once(self) -> None:
+        conn = self.conn
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # WAL: a crash loses no committed batch
+        if self._version() == str(SCHEMA_VERSION):
+            return
+        conn.execute("BEGIN IMMEDIATE")  # one process rebuilds; the others wait, then see it
+        try:
+            version = self._version()
+            if version != str(SCHEMA_VERSION):
+                existing = {
+                    r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+                }
+                if existing:
+                    self.rebuilt = True
+                for name in existing:
+                    conn.execute(f'DROP TABLE IF EXISTS "{name}"')
+                for statement in _TABLES.split(";"):  # executescript would commit early
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?)", (_SCHEMA_KEY, str(SCHEMA_VERSION))
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _version(self) -> str | None:
+        try:
+            row = self.conn.execute(
+                "SELECT value FROM meta WHERE key = ?", (_SCHEMA_KEY,)
+            ).fetchone()
+        except sqlite3.OperationalError:  # no meta table: empty or foreign
+            return None
+        return row[0] if row else None
+
+    # -- reads (any thread) -----------------------------------------------------------------
+    def file_record(self, path: str) -> FileRecord | None:
+        row = self.conn.execute(
+            "SELECT size, mtime_ns, hash, parameters FROM files WHERE path = ?", (path,)
+        ).fetchone()
+        return FileRecord(*row) if row else None
+
+    def image_embedding(self, content_hash: str, model: str) -> np.ndarray | None:
+        row = self.conn.execute(
+            "SELECT vector FROM images WHERE hash = ? AND model = ?", (content_hash, model)
+        ).fetchone()
+        return np.frombuffer(row[0], dtype=np.float32).copy() if row else None
+
+    def text_embedding(self, model: str, chunk: str) -> np.ndarray | None:
+        row = self.conn.execute(
+            "SELECT vector FROM texts WHERE model = ? AND chunk = ?", (model, chunk)
+        ).fetchone()
+        return np.frombuffer(row[0], dtype=np.float32).copy() if row else None
+
+    def count(self, table: str, model: str | None = None) -> int:
+        if table not in _NAMES:
+            raise ValueError(table)
+        if model is None:
+            return int(self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+        return int(
+            self.conn.execute(f"SELECT COUNT(*) FROM {table} WHERE model = ?", (model,)).fetchone()[
+                0
+            ]
+        )
+
+    # -- writes: one short transaction per batch ---------------------------------------------
+    def put_batch(
+        self,
+        model: str,
+        images: Iterable[tuple[str, np.ndarray]] = (),
+        files: Iterable[tuple[str, FileRecord]] = (),
+        texts: Iterable[tuple[str, np.ndarray]] = (),
+    ) -> None:
+        """Write embeddings and file records in one transaction (all or nothing)."""
+        image_rows = [(h, model, _blob(v)) for h, v in images]
+        file_rows = [(p, r.size, r.mtime_ns, r.hash, r.parameters) for p, r in files]
+        text_rows = [(model, c, _blob(v)) for c, v in texts]
+        if not (image_rows or file_rows or text_rows):
+            return
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany("INSERT OR IGNORE INTO images VALUES (?, ?, ?)", image_rows)
+            conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", file_rows)
+            conn.executemany("INSERT OR IGNORE INTO texts VALUES (?, ?, ?)", text_rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def check(self) -> list[str]:
+        """SQLite's own integrity check ("ok" when sound), for tests and support."""
+        return [r[0] for r in self.conn.execute("PRAGMA integrity_check")]
+
+
+def _blob(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
