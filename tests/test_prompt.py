@@ -100,6 +100,28 @@ def test_schedule_with_commas_stays_one_phrase_and_keeps_outer_weight() -> None:
     assert summary("([a, b:c, d:0.5])") == [("c, d", 1.1, "([a, b:c, d:0.5])")]
 
 
+def test_weights_inside_schedules_and_alternations_count() -> None:
+    # issue 10, failure 3: the WebUI applies these weights to the scheduled text
+    assert summary("[(red hair:1.3):(blue hair:1.3):0.5], [(a):5], [|((a))]") == [
+        ("blue hair", 1.3, "[(red hair:1.3):(blue hair:1.3):0.5]"),
+        ("a", 1.1, "[(a):5]"),
+        ("a", 1.21, "[|((a))]"),
+    ]
+    assert summary("([(a:2)|b]:1.5)") == [
+        ("a b", pytest.approx((2 * 1.5 + 1.5) / 2), "([(a:2)|b]:1.5)")
+    ]
+
+
+def test_deep_nesting_parses_without_recursion() -> None:
+    # issue 10, failure 5: 400 levels raised RecursionError
+    prompt = "(" * 400 + "cat" + ")" * 400
+    assert summary(prompt) == [("cat", pytest.approx(1.1**400), prompt)]
+    for prompt in ("(" * 100_000, "[" * 50_000 + "]" * 50_000, "[" * 30_000 + "a" + ":1]" * 30_000):
+        parse_prompt(prompt)
+        parse_prompt(prompt, "word")
+    assert summary("[" * 3000 + "a" + ":1]" * 3000)[0][:2] == ("a", 1.0)
+
+
 def test_malformed_schedule_is_a_square_bracket() -> None:
     assert summary("[a:b]") == [("a:b", pytest.approx(1 / 1.1), "[a:b]")]
 
