@@ -221,21 +221,20 @@ class _Lexer:
             )
 
     def _read(self, lo: int, hi: int) -> _Atom:
-        """prompt[lo:hi] as CLIP reads it at weight 1 (tags dropped, as the WebUI does)."""
+        """prompt[lo:hi] as CLIP reads it at weight 1 (tags dropped, as the WebUI does;
+        BREAK and AND are no text to CLIP)."""
         tokens = self.lex(lo, hi, [], [])
+        spaces = (TokenKind.SPACE, TokenKind.KEYWORD)
         text = "".join(
-            " " if t.kind is TokenKind.SPACE else t.clean
-            for t in tokens
-            if t.kind is not TokenKind.TAG
+            " " if t.kind in spaces else t.clean for t in tokens if t.kind is not TokenKind.TAG
         )
         counted = [t for t in tokens if t.kind in (TokenKind.TEXT, TokenKind.ATOM)]
-        extra = sum(
-            _count(t.clean) for t in tokens if t.kind in (TokenKind.COMMA, TokenKind.KEYWORD)
-        )
+        commas = sum(t.kind is TokenKind.COMMA for t in tokens)
         return _Atom(
             " ".join(text.split()),
-            sum(t.chars for t in counted) + extra,
-            sum(t.weighted for t in counted) + extra,
+            sum(t.chars for t in counted) + commas,
+            sum(t.weighted for t in counted)
+            + sum(t.weight for t in tokens if t.kind is TokenKind.COMMA),
         )
 
     def lex(self, lo: int, hi: int, tokens: list[Token], groups: list[Group]) -> list[Token]:
