@@ -12,7 +12,10 @@ from clipprobe_ext.errors import PromptError
 from clipprobe_ext.prompt import (
     ParsedPrompt,
     Phrase,
+    UncleanRemovalError,
     parse_prompt,
+    plan_removal,
+    removal_blocker,
     remove_phrases,
     require_measurable,
 )
@@ -239,8 +242,8 @@ def test_require_measurable_explains_what_is_wrong() -> None:
         ("x, (red hair, blue eyes:1.2)", [1, 2], "x"),
         ("(a, b), c", [1], "(a), c"),
         ("a BREAK b, c", [1], "a BREAK c"),
-        ("a, b BREAK c", [1], "a, BREAK c"),
-        ("a, b BREAK c", [2], "a, b BREAK"),
+        ("a, b BREAK c", [1], "a BREAK c"),
+        ("a, b BREAK c", [2], "a, b"),  # issue 10: no trailing BREAK
         ("<lora:x:1> cat, dog", [1], "<lora:x:1> dog"),
         ("photo <lora:x:1> woman", [1], "photo, woman"),
         ("a,, b, c", [0], "b, c"),
@@ -344,6 +347,11 @@ def _check_removal(prompt: str, granularity: str, data: st.DataObject) -> None:
     parsed = parse_prompt(prompt, granularity)  # type: ignore[arg-type]
     indices = list(range(len(parsed.phrases)))
     remove = set(data.draw(st.sets(st.sampled_from(indices)) if indices else st.just(set())))
+    plan = plan_removal(prompt, parsed, remove)
+    if plan.blocker is not None:  # not offered; asking anyway is an error that says why
+        with pytest.raises(UncleanRemovalError, match=re.escape(plan.blocker)):
+            remove_phrases(prompt, parsed, remove)
+        return
     result = remove_phrases(prompt, parsed, remove)
     kept = [p for p in parsed.phrases if p.index not in remove]
     again = parse_prompt(result, granularity).phrases  # type: ignore[arg-type]
@@ -360,6 +368,8 @@ def _check_removal(prompt: str, granularity: str, data: st.DataObject) -> None:
     for p in parsed.phrases:
         if p.index in remove:
             allowed[p.start : p.end] = [True] * (p.end - p.start)
+    for m in re.finditer(r"(?<!\w)(?:BREAK|AND)(?!\w)", prompt):  # a keyword left at an end
+        allowed[m.start() : m.end()] = [True] * (m.end() - m.start())
     assert _subsequence_with_allowed_gaps(prompt, result, allowed)
     # No dangling separator pair: an escaped ``\,`` is text, not a separator.
     dangling = re.compile(r"(?<!\\),\s*,")
@@ -407,6 +417,8 @@ def test_removal_survives_punctuation_soup(prompt: str, data: st.DataObject) -> 
     remove = (
         data.draw(st.sets(st.sampled_from(range(len(parsed.phrases))))) if parsed.phrases else set()
     )
+    if removal_blocker(parsed, remove) is not None:
+        return
     result = remove_phrases(prompt, parsed, remove)
     kept = [(p.text, p.weight) for p in parsed.phrases if p.index not in remove]
     assert [(p.text, p.weight) for p in parse_prompt(result).phrases] == kept

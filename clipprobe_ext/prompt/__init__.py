@@ -8,7 +8,13 @@ from .parser import (
     parse_prompt,
     require_measurable,
 )
-from .removal import remove_phrases
+from .removal import (
+    RemovalPlan,
+    UncleanRemovalError,
+    plan_removal,
+    removal_blocker,
+    remove_phrases,
+)
 
 __all__ = [
     "Granularity",
@@ -16,6 +22,10 @@ __all__ = [
     "Phrase",
     "TokenKind",
     "parse_prompt",
+    "RemovalPlan",
+    "UncleanRemovalError",
+    "plan_removal",
+    "removal_blocker",
     "remove_phrases",
     "require_measurable",
 ]

@@ -8,11 +8,13 @@ cut (``[a:0.5, b]`` minus ``b`` is the schedule ``[a:0.5]``); it is not escaped.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from .parser import ParsedPrompt, Structure, TokenKind, _is_word
+from .webui_weights import same_weight, webui_char_weights
 
 
 class _HasSpan(Protocol):
@@ -60,7 +62,7 @@ class _Removal:
         # characters that a separator cut may take with it
         self.runnable = [False] * len(self.p)
         for t in st.tokens:
-            if t.kind in (TokenKind.SPACE, TokenKind.COMMA):
+            if t.kind in (TokenKind.SPACE, TokenKind.COMMA, TokenKind.KEYWORD):
                 for k in range(t.start, t.end):
                     self.runnable[k] = True
         self.kept_struct = [False] * len(self.p)
@@ -171,7 +173,9 @@ def _regions(rm: _Removal) -> list[_Region]:
 _OPTIONS = 4  # middle regions: keep the gap before / after, each with an inserted separator
 
 
-def _apply(rm: _Removal, regions: list[_Region], sep: str) -> str:
+def _apply(rm: _Removal, regions: list[_Region], sep: str) -> tuple[str, list[int]]:
+    """The text after the cuts, and for each of its characters the position it had in the
+    prompt (-1: an inserted separator)."""
     mask = list(rm.deleted)
     inserts: dict[int, str] = {}
     for r in regions:
@@ -189,13 +193,19 @@ def _apply(rm: _Removal, regions: list[_Region], sep: str) -> str:
             _mark(mask, edge)
             inserts[edge[0]] = sep
     _keep_words_apart(rm.p, mask, inserts)
-    out = []
+    out: list[str] = []
+    origin: list[int] = []
     for k, c in enumerate(rm.p):
-        out.append(inserts.get(k, ""))
+        added = inserts.get(k, "")
+        out.append(added)
+        origin += [-1] * len(added)
         if not mask[k]:
             out.append(c)
-    out.append(inserts.get(len(rm.p), ""))
-    return "".join(out)
+            origin.append(k)
+    added = inserts.get(len(rm.p), "")
+    out.append(added)
+    origin += [-1] * len(added)
+    return "".join(out), origin
 
 
 def _keep_words_apart(p: str, mask: list[bool], inserts: dict[int, str]) -> None:
@@ -222,71 +232,207 @@ def _resolve(prompt: str, phrases: Sequence[_HasSpan]) -> Structure:
     raise ValueError("the phrases do not belong to this prompt")
 
 
-def remove_phrases(
-    prompt: str, parsed_or_phrases: ParsedPrompt | Sequence[_HasSpan], remove: Iterable[int]
-) -> str:
-    """The prompt with the chosen phrases cut out; every other character stays as it was.
+# --------------------------------------------------------------------------- checks
+
+_UNESCAPED = r"(?<!\\)"
+_SEPARATOR_FAULTS = [
+    re.compile(_UNESCAPED + r",\s*(?=[)\]:|])"),  # "(red hair, :1.2)", "[x, ]"
+    re.compile(_UNESCAPED + r"[(\[|]\s*,"),  # "(, x)"
+    re.compile(_UNESCAPED + r",\s*,"),  # "a, , b"
+    re.compile(r"^\s*,"),
+    re.compile(_UNESCAPED + r",\s*$"),
+]
+
+
+def _separator_faults(text: str) -> int:
+    return sum(len(rx.findall(text)) for rx in _SEPARATOR_FAULTS)
+
+
+def _glued(prompt: str, text: str, origin: list[int]) -> int:
+    """Places where a cut that took a separator left two things touching (``:1.2)rain``)."""
+    count = 0
+    for k in range(len(text) - 1):
+        a, b = origin[k], origin[k + 1]
+        if a < 0 or b < 0 or b == a + 1:
+            continue
+        cut = prompt[a + 1 : b]
+        if not any(c.isspace() or c == "," for c in cut):
+            continue
+        left, right = text[k], text[k + 1]
+        if left.isspace() or right.isspace() or "," in (left, right):
+            continue
+        if left in "([|:" or right in ")]|:":
+            continue
+        count += 1
+    return count
+
+
+def _keyword_gaps(st: Structure) -> list[list[str]]:
+    """The keywords (AND, BREAK) before each phrase and after the last one."""
+    gaps: list[list[str]] = [[] for _ in range(len(st.pieces) + 1)]
+    piece = 0
+    for k, t in enumerate(st.tokens):
+        while piece < len(st.pieces) and st.pieces[piece].last < k:
+            piece += 1
+        if t.kind is TokenKind.KEYWORD:
+            gaps[piece].append(t.clean)
+    return gaps
+
+
+def _expected_keywords(st: Structure, chosen: set[int]) -> list[list[str]]:
+    """Keywords between the kept phrases after a clean cut: unchanged where nothing was cut
+    between two kept phrases; else the strongest one (AND over BREAK), and none at the
+    ends of the prompt."""
+    gaps = _keyword_gaps(st)
+    kept = [i for i in range(len(st.pieces)) if i not in chosen]
+    bounds = [-1, *kept, len(st.pieces)]
+    out = []
+    for a, b in zip(bounds, bounds[1:]):
+        between = [kw for g in range(a + 1, b + 1) for kw in gaps[g]]
+        if b == a + 1:
+            out.append(between)
+        elif a == -1 or b == len(st.pieces):
+            out.append([])
+        elif "AND" in between:
+            out.append(["AND"])
+        else:
+            out.append(["BREAK"] if "BREAK" in between else [])
+    return out
+
+
+def _problems(st: Structure, chosen: set[int], text: str, origin: list[int]) -> list[str]:
+    """What would be wrong with ``text`` as the prompt minus the chosen phrases."""
+    problems = []
+    kept = [
+        (pc.text, pc.weight, pc.measurable) for i, pc in enumerate(st.pieces) if i not in chosen
+    ]
+    after = Structure(text, st.granularity)
+    got = [(pc.text, pc.weight, pc.measurable) for pc in after.pieces]
+    if got != kept:
+        problems.append("the phrases kept would read differently")
+    before_w, after_w = webui_char_weights(st.prompt), webui_char_weights(text)
+    changed = sum(not same_weight(before_w[o], after_w[k]) for k, o in enumerate(origin) if o >= 0)
+    if changed:
+        problems.append("the WebUI would weigh the text kept differently (an unmatched bracket)")
+    faults = max(0, _separator_faults(text) - _separator_faults(st.prompt))
+    faults += _glued(st.prompt, text, origin)
+    if faults:
+        problems.append("a separator would be left dangling or two phrases glued together")
+    if got == kept and _keyword_gaps(after) != _expected_keywords(st, chosen):
+        problems.append("an AND or BREAK would be left dangling or lost")
+    return problems
+
+
+# --------------------------------------------------------------------------- interface
+
+
+class UncleanRemovalError(ValueError):
+    """These phrases cannot be cut without leaving the prompt worse formed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"These phrases cannot be removed cleanly: {reason}.")
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class RemovalPlan:
+    """The prompt minus the chosen phrases, and what (if anything) makes it unclean."""
+
+    text: str
+    origin: tuple[int, ...]  # per character of text: its position in the prompt; -1 added
+    problems: tuple[str, ...]  # empty: a clean removal
+
+    @property
+    def blocker(self) -> str | None:
+        return self.problems[0] if self.problems else None
+
+
+def _structure(
+    prompt: str | None, parsed_or_phrases: ParsedPrompt | Sequence[_HasSpan]
+) -> Structure:
+    if isinstance(parsed_or_phrases, ParsedPrompt):
+        if prompt is not None and parsed_or_phrases.prompt != prompt:
+            raise ValueError("the parsed prompt is not this prompt")
+        return Structure(parsed_or_phrases.prompt, parsed_or_phrases.granularity)
+    if prompt is None:
+        raise ValueError("a list of phrases needs the prompt it came from")
+    return _resolve(prompt, list(parsed_or_phrases))
+
+
+def plan_removal(
+    prompt: str | None,
+    parsed_or_phrases: ParsedPrompt | Sequence[_HasSpan],
+    remove: Iterable[int],
+) -> RemovalPlan:
+    """The cleanest cut of the chosen phrases that the planner finds, with its problems.
 
     Each phrase goes with one separator next to it (the one after it, or before it for
     the last phrase of a list or bracket); a bracket group whose phrases are all removed
-    goes too.  Only where a cut would glue two phrases together (``a <lora:x:1> b``) is a
-    separator inserted.
+    goes too; ``AND``/``BREAK`` that would be left at an end go.  Only where a cut would
+    glue two phrases together (``a <lora:x:1> b``) is a separator inserted.
     """
-    if isinstance(parsed_or_phrases, ParsedPrompt):
-        if parsed_or_phrases.prompt != prompt:
-            raise ValueError("the parsed prompt is not this prompt")
-        st = Structure(prompt, parsed_or_phrases.granularity)
-    else:
-        st = _resolve(prompt, list(parsed_or_phrases))
+    st = _structure(prompt, parsed_or_phrases)
     chosen = set(remove)
     unknown = chosen - set(range(len(st.pieces)))
     if unknown:
         raise ValueError(f"no phrase with index {sorted(unknown)}")
     if not chosen:
-        return prompt
+        return RemovalPlan(st.prompt, tuple(range(len(st.prompt))), ())
     rm = _Removal(st, chosen)
     regions = _regions(rm)
     sep = ", " if st.granularity == "phrase" else " "
-    kept = [
-        (pc.text, pc.weight, pc.measurable) for i, pc in enumerate(st.pieces) if i not in chosen
-    ]
-    result = _apply(rm, regions, sep)
+
+    def evaluate() -> tuple[str, list[int], list[str]]:
+        text, origin = _apply(rm, regions, sep)
+        if len(chosen) == len(st.pieces) and not text.replace(",", "").strip():
+            return "", [], []
+        return text, origin, _problems(st, chosen, text, origin)
+
+    best = evaluate()
     middles = [r for r in regions if r.where == "middle"]
-    for _ in range(_OPTIONS * len(middles)):
-        got = [
-            (pc.text, pc.weight, pc.measurable) for pc in Structure(result, st.granularity).pieces
-        ]
-        bad = _first_difference(got, kept)
-        if bad is None:
+    for _ in range(2):  # coordinate descent over the options of each middle region
+        if not best[2]:
             break
-        region = _region_near(rm, middles, kept_index=bad, chosen=chosen)
-        if region is None:
+        improved = False
+        for r in middles:
+            keep = r.option
+            for option in range(_OPTIONS):
+                if option == keep or not best[2]:
+                    continue
+                r.option = option
+                trial = evaluate()
+                if len(trial[2]) < len(best[2]):
+                    best, keep, improved = trial, option, True
+            r.option = keep
+        if not improved:
             break
-        region.option += 1
-        result = _apply(rm, regions, sep)
-    if not kept and not result.replace(",", "").strip():
-        return ""
-    return result
+    text, origin, problems = best
+    return RemovalPlan(text, tuple(origin), tuple(problems))
 
 
-def _first_difference(got: list, want: list) -> int | None:
-    for k, (a, b) in enumerate(zip(got, want)):
-        if a != b:
-            return k
-    return None if len(got) == len(want) else min(len(got), len(want))
+def removal_blocker(
+    parsed_or_phrases: ParsedPrompt | Sequence[_HasSpan],
+    remove: Iterable[int],
+    prompt: str | None = None,
+) -> str | None:
+    """Why the chosen phrases cannot be cut cleanly, or None when they can.
+
+    Pruning offers only removals without a blocker; the reason is one short clause for the
+    report ("an AND or BREAK would be left dangling or lost").
+    """
+    return plan_removal(prompt, parsed_or_phrases, remove).blocker
 
 
-def _region_near(
-    rm: _Removal, middles: list[_Region], kept_index: int, chosen: set[int]
-) -> _Region | None:
-    """A middle region next to the kept phrase that came out wrong, with options left."""
-    kept_spans = [s for i, s in enumerate(rm.spans) if i not in chosen]
-    lo = kept_spans[max(kept_index - 1, 0)][0] if kept_spans else 0
-    hi = kept_spans[min(kept_index + 1, len(kept_spans) - 1)][1] if kept_spans else len(rm.p)
-    for r in middles:
-        if r.option < _OPTIONS - 1 and r.items[0].start >= lo and r.items[-1].end <= hi:
-            return r
-    for r in middles:  # the damage may come from a region further away
-        if r.option < _OPTIONS - 1:
-            return r
-    return None
+def remove_phrases(
+    prompt: str, parsed_or_phrases: ParsedPrompt | Sequence[_HasSpan], remove: Iterable[int]
+) -> str:
+    """The prompt with the chosen phrases cut out; every other character stays as it was.
+
+    Raises UncleanRemovalError (a ValueError) where the cut would leave the prompt worse
+    formed: kept phrases reading or weighing differently, a dangling separator, ``AND`` or
+    ``BREAK``, two phrases glued together.  Ask ``removal_blocker`` first to avoid it.
+    """
+    plan = plan_removal(prompt, parsed_or_phrases, remove)
+    if plan.blocker is not None:
+        raise UncleanRemovalError(plan.blocker)
+    return plan.text
