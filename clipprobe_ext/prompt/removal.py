@@ -244,8 +244,8 @@ _SEPARATOR_FAULTS = [
 ]
 
 
-def _separator_faults(text: str) -> int:
-    return sum(len(rx.findall(text)) for rx in _SEPARATOR_FAULTS)
+def _separator_faults(text: str) -> list[int]:
+    return [len(rx.findall(text)) for rx in _SEPARATOR_FAULTS]
 
 
 def _glued(prompt: str, text: str, origin: list[int]) -> int:
@@ -268,11 +268,13 @@ def _glued(prompt: str, text: str, origin: list[int]) -> int:
 
 
 def _keyword_gaps(st: Structure) -> list[list[str]]:
-    """The keywords (AND, BREAK) before each phrase and after the last one."""
-    gaps: list[list[str]] = [[] for _ in range(len(st.pieces) + 1)]
+    """The keywords (AND, BREAK) before each text phrase and after the last one (tags do
+    not count: the WebUI cuts them before it reads the keywords)."""
+    pieces = [pc for pc in st.pieces if pc.measurable]
+    gaps: list[list[str]] = [[] for _ in range(len(pieces) + 1)]
     piece = 0
     for k, t in enumerate(st.tokens):
-        while piece < len(st.pieces) and st.pieces[piece].last < k:
+        while piece < len(pieces) and pieces[piece].last < k:
             piece += 1
         if t.kind is TokenKind.KEYWORD:
             gaps[piece].append(t.clean)
@@ -280,18 +282,19 @@ def _keyword_gaps(st: Structure) -> list[list[str]]:
 
 
 def _expected_keywords(st: Structure, chosen: set[int]) -> list[list[str]]:
-    """Keywords between the kept phrases after a clean cut: unchanged where nothing was cut
-    between two kept phrases; else the strongest one (AND over BREAK), and none at the
-    ends of the prompt."""
+    """Keywords between the kept text phrases after a clean cut: unchanged where nothing
+    was cut between two kept phrases; else the strongest one (AND over BREAK), and none
+    at the ends of the prompt."""
     gaps = _keyword_gaps(st)
-    kept = [i for i in range(len(st.pieces)) if i not in chosen]
-    bounds = [-1, *kept, len(st.pieces)]
+    texts = [i for i, pc in enumerate(st.pieces) if pc.measurable]
+    kept = [n for n, i in enumerate(texts) if i not in chosen]
+    bounds = [-1, *kept, len(texts)]
     out = []
     for a, b in zip(bounds, bounds[1:]):
         between = [kw for g in range(a + 1, b + 1) for kw in gaps[g]]
         if b == a + 1:
             out.append(between)
-        elif a == -1 or b == len(st.pieces):
+        elif a == -1 or b == len(texts):
             out.append([])
         elif "AND" in between:
             out.append(["AND"])
@@ -314,8 +317,9 @@ def _problems(st: Structure, chosen: set[int], text: str, origin: list[int]) -> 
     changed = sum(not same_weight(before_w[o], after_w[k]) for k, o in enumerate(origin) if o >= 0)
     if changed:
         problems.append("the WebUI would weigh the text kept differently (an unmatched bracket)")
-    faults = max(0, _separator_faults(text) - _separator_faults(st.prompt))
-    faults += _glued(st.prompt, text, origin)
+    faults = sum(
+        a > b for a, b in zip(_separator_faults(text), _separator_faults(st.prompt))
+    ) + _glued(st.prompt, text, origin)
     if faults:
         problems.append("a separator would be left dangling or two phrases glued together")
     if got == kept and _keyword_gaps(after) != _expected_keywords(st, chosen):
