@@ -28,6 +28,15 @@ Decisions (the WebUI itself never splits a prompt into phrases):
 * Extra-network tags ``<lora:name:0.8>`` are phrases of their own that CLIP cannot
   measure (``measurable=False``); their text is the tag.
 * An ``AND`` weight (``a:1.2 AND b``) is not understood; it stays part of the text.
+  ``BREAK`` inside a schedule or alternation is no text (as at the top); inside an
+  emphasis bracket the WebUI 1.10.1 reads it as the word "BREAK" (it weighs the marker),
+  here it separates as everywhere.
+
+Agreement with the WebUI is measured by tests/test_prompt_webui.py against a copy of its
+rules (and, with WEBUI_DIR set, the real ``modules/prompt_parser.py``): every phrase of
+generated well-formed prompts (paired brackets; schedules, alternations, nested weights,
+escapes, tags, BREAK, AND) weighs the same.  ``[[:a:0.5]::0.5]`` reads ``a`` here, a text
+the WebUI shows at no step.
 
 The parser is iterative (an explicit stack, no recursion), so no nesting depth makes it
 raise; it never raises on any text.

@@ -1,9 +1,25 @@
-"""Span-exact removal of phrases from the user's own prompt text.
+"""Span-exact removal of phrases from the user's own prompt text, clean or not at all.
 
 Removal cuts characters and adds none, except a separator where a cut would glue two
-phrases together (``a <lora:x:1> b`` minus the tag is ``a, b``).  Known limit: a plain
-``:`` or ``|`` inside brackets can change what the bracket means once its neighbours are
-cut (``[a:0.5, b]`` minus ``b`` is the schedule ``[a:0.5]``); it is not escaped.
+phrases together (``a <lora:x:1> b`` minus the tag is ``a, b``).  Each cut is checked
+before it is offered (``plan_removal``): the kept phrases must read and weigh as before
+(this parser), every kept character must keep the weight the WebUI gives it
+(``webui_weights``: an unmatched ``(`` weighs all after it), no separator may be left
+before a closing bracket, ``:`` or ``|``, doubled or at an end, no two phrases glued, and an
+``AND``/``BREAK`` between kept phrases stays (the strongest one where several met) while
+one left at an end goes.  Among the ways to cut (the separator before or after a phrase,
+with or without an inserted one) the planner takes one without problems; where there is
+none, the removal is not clean: ``removal_blocker`` says why and ``remove_phrases``
+refuses it (``UncleanRemovalError``), so pruning can skip that phrase and say so.
+
+Interface for pruning: ``removal_blocker(parsed, indices) -> str | None`` (None: clean);
+``remove_phrases(prompt, parsed, indices) -> str``; ``plan_removal(...) -> RemovalPlan``
+(text, origin of each character, problems).
+
+Known limits: a plain ``:`` or ``|`` inside brackets can change what the bracket means once
+its neighbours are cut (``[a:0.5, b]`` minus ``b``); the check sees it and refuses.  The
+WebUI's check does not resolve schedules (this parser does); a prompt that lark cannot
+parse as a whole (a ``|`` outside brackets) is read here with its schedules all the same.
 """
 
 from __future__ import annotations
