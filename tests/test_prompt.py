@@ -390,6 +390,18 @@ def test_parse_never_crashes_and_spans_are_exact(text: str) -> None:
         assert starts == sorted(starts)
 
 
+@settings(max_examples=50, deadline=None)
+@given(st.text(alphabet="(((([[[[))]]]:|\\<>, aBREAKND1.", min_size=200, max_size=3000))
+def test_bracket_soup_never_makes_parsing_or_planning_raise(text: str) -> None:
+    # issue 10, failure 5: text never makes the parser raise, however deep or unbalanced
+    for granularity in ("phrase", "word"):
+        parsed = parse_prompt(text, granularity)  # type: ignore[arg-type]
+        assert all(text[p.start : p.end] == p.raw for p in parsed.phrases)
+    if parsed.phrases:
+        plan = plan_removal(text, parsed, {0, len(parsed.phrases) - 1})
+        assert plan.blocker is None or isinstance(plan.blocker, str)
+
+
 @settings(max_examples=200, deadline=None)
 @given(prompts())
 def test_removing_nothing_returns_the_prompt_exactly(prompt: str) -> None:
