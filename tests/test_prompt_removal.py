@@ -40,6 +40,8 @@ from clipprobe_ext.prompt import (
         ("a, b AND c", [1], "a AND c"),
         ("a BREAK b AND c", [1], "a AND c"),
         ("x, (a, b, c:1.3), y", [2, 3], "x, (a:1.3), y"),
+        ("a, b:0.5 AND c", [2], "a, b:0.5"),
+        ("a, b:0.5 AND c", [1, 0], "c"),
     ],
 )
 def test_issue_cases_come_out_clean(prompt: str, remove: list[int], expected: str) -> None:
@@ -61,6 +63,11 @@ def test_a_cut_that_would_reweigh_kept_text_is_refused_with_its_reason() -> None
     assert caught.value.reason == reason
     assert removal_blocker(parsed, [1]) is None  # cutting the end is fine
     assert remove_phrases(prompt, parsed, [1]) == "nigh(t:time"
+
+
+def test_a_cut_that_would_drop_a_kept_sub_prompts_and_weight_is_refused() -> None:
+    parsed = parse_prompt("a, b:0.5 AND c")
+    assert removal_blocker(parsed, [1]) == "the weight of a kept AND sub-prompt would change"
 
 
 def test_blocker_accepts_a_list_of_phrases_with_its_prompt() -> None:

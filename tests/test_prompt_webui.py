@@ -68,8 +68,12 @@ def webui_prompts(draw: st.DrawFn, depth: int = 0) -> str:
         pieces.append(draw(st.sampled_from([" ", ""])).join(atoms))
         # BREAK inside brackets is read as a word by the WebUI (its marker gets weighted)
         separators = TOP_SEPARATORS if depth == 0 else [", ", " "]
-        pieces.append(draw(st.sampled_from(separators)))
-    return "".join(pieces[:-1])
+        separator = draw(st.sampled_from(separators))
+        if depth == 0 and separator == " AND ":  # the sub-prompt's weight (not attention)
+            separator = draw(st.sampled_from(["", ":1.2", " :0.5"])) + separator
+        pieces.append(separator)
+    end = draw(st.sampled_from(["", ":1.5"])) if depth == 0 else ""
+    return "".join(pieces[:-1]) + end
 
 
 def webui_phrases(prompt: str, parsed: ParsedPrompt, weights: dict[int, float]) -> list:
@@ -131,6 +135,7 @@ EXAMPLES = [
     "[|((a))]",
     "masterpiece, (1girl:1.2), [red hair|(blue hair:1.4)], [forest:(city:0.8):0.4]",
     "a (red:1.5) car, [[a:b:3]:(c):0.5] BREAK (x, [y|(z)]:1.3) AND dog <lora:x:1>",
+    "cat, dog:1.2 AND (bird:1.1) :0.5 AND fish",
     r"\(cat\), ((dog)), [fish], (bird:0.5)",
 ]
 

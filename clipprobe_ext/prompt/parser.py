@@ -27,7 +27,9 @@ Decisions (the WebUI itself never splits a prompt into phrases):
   prompt does not switch off the others.
 * Extra-network tags ``<lora:name:0.8>`` are phrases of their own that CLIP cannot
   measure (``measurable=False``); their text is the tag.
-* An ``AND`` weight (``a:1.2 AND b``) is not understood; it stays part of the text.
+* An ``AND`` weight (``a:1.2 AND b``, also at the end of a prompt without AND: the WebUI
+  applies it to every positive prompt) is no text: the WebUI weighs the sub-prompt with it
+  (composable diffusion), not the attention of its words.
   ``BREAK`` inside a schedule or alternation is no text (as at the top); inside an
   emphasis bracket the WebUI 1.10.1 reads it as the word "BREAK" (it weighs the marker),
   here it separates as everywhere.
@@ -103,6 +105,7 @@ class TokenKind(Enum):
     CLOSE = "close"  # its closing bracket, with the ``:1.2`` in front of it
     ATOM = "atom"  # a whole schedule or alternation, read as one piece of text
     TAG = "tag"  # an extra-network tag
+    AND_WEIGHT = "and_weight"  # the ``:1.2`` ending a sub-prompt (``a:1.2 AND b``)
 
 
 @dataclass
@@ -333,6 +336,63 @@ class _Lexer:
         return end
 
 
+_AND_WEIGHT_RE = re.compile(r":\s*[-+]?(?:\d+\.?|\d*\.\d+)(?=\s*$)")  # the WebUI's re_weight
+
+
+def _mark_and_weights(prompt: str, tokens: list[Token], groups: list[Group]) -> list[Token]:
+    """Cuts the ``:1.2`` that ends each sub-prompt out of the text, as the WebUI does before
+    it reads the sub-prompt (``get_multicond_prompt_list``): it weighs the sub-prompt, and
+    CLIP never reads it.  Only where it stands in plain text at the top level."""
+    out: list[Token] = []
+    sub: list[Token] = []
+    for t in [*tokens, None]:
+        if t is not None and not (t.kind is TokenKind.KEYWORD and t.clean == "AND"):
+            sub.append(t)
+            continue
+        out += _cut_and_weight(prompt, sub)
+        sub = []
+        if t is not None:
+            out.append(t)
+    if len(out) != len(tokens):
+        for k, t in enumerate(out):  # a token was split: groups point at the new indices
+            if t.kind is TokenKind.OPEN:
+                groups[t.group].open_tok = k
+            elif t.kind is TokenKind.CLOSE:
+                groups[t.group].close_tok = k
+    return out
+
+
+def _cut_and_weight(prompt: str, sub: list[Token]) -> list[Token]:
+    k = len(sub)
+    while k and sub[k - 1].kind in (TokenKind.TEXT, TokenKind.SPACE, TokenKind.TAG):
+        k -= 1
+    run = [t for t in sub[k:] if t.kind is not TokenKind.TAG]
+    text = "".join(prompt[t.start : t.end] for t in run)
+    matches = list(_AND_WEIGHT_RE.finditer(text))
+    if not matches:
+        return sub
+    lo, hi = matches[-1].span()
+    spans, pos = [], 0  # the cut, in prompt positions (tags may stand between tokens)
+    for t in run:
+        a, b = max(lo, pos), min(hi, pos + t.end - t.start)
+        if a < b:
+            spans.append((t.start + a - pos, t.start + b - pos))
+        pos += t.end - t.start
+    out = []
+    for t in sub:
+        cut = [(a, b) for a, b in spans if t.start <= a and b <= t.end]
+        if t.kind is TokenKind.TAG or not cut:
+            out.append(t)
+            continue
+        a, b = cut[0]
+        if a > t.start:
+            out.append(Token(t.kind, t.start, a, prompt[t.start : a], t.weight))
+        out.append(Token(TokenKind.AND_WEIGHT, a, b, "", t.weight))
+        if b < t.end:
+            out.append(Token(t.kind, b, t.end, prompt[b : t.end], t.weight))
+    return out
+
+
 # --------------------------------------------------------------------------- phrases
 
 
@@ -354,7 +414,8 @@ class Structure:
         self.prompt = prompt
         self.granularity = granularity
         self.groups: list[Group] = []
-        self.tokens = _Lexer(prompt).lex(0, len(prompt), [], self.groups)
+        tokens = _Lexer(prompt).lex(0, len(prompt), [], self.groups)
+        self.tokens = _mark_and_weights(prompt, tokens, self.groups)
         self.pieces: list[Piece] = []
         self.breaks: list[int] = []
         self._split()

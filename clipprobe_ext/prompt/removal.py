@@ -319,6 +319,19 @@ def _expected_keywords(st: Structure, chosen: set[int]) -> list[list[str]]:
     return out
 
 
+def _and_weights(st: Structure) -> list[str]:
+    """Per text phrase: the ``:1.2`` weight of its AND sub-prompt ("" for none)."""
+    subs: list[str] = [""]
+    sub_of_token = []
+    for t in st.tokens:
+        if t.kind is TokenKind.KEYWORD and t.clean == "AND":
+            subs.append("")
+        elif t.kind is TokenKind.AND_WEIGHT:
+            subs[-1] += st.prompt[t.start : t.end]
+        sub_of_token.append(len(subs) - 1)
+    return [subs[sub_of_token[pc.first]].strip() for pc in st.pieces if pc.measurable]
+
+
 def _problems(st: Structure, chosen: set[int], text: str, origin: list[int]) -> list[str]:
     """What would be wrong with ``text`` as the prompt minus the chosen phrases."""
     problems = []
@@ -340,6 +353,10 @@ def _problems(st: Structure, chosen: set[int], text: str, origin: list[int]) -> 
         problems.append("a separator would be left dangling or two phrases glued together")
     if got == kept and _keyword_gaps(after) != _expected_keywords(st, chosen):
         problems.append("an AND or BREAK would be left dangling or lost")
+    texts = [i for i, pc in enumerate(st.pieces) if pc.measurable]
+    kept_and = [w for i, w in zip(texts, _and_weights(st)) if i not in chosen]
+    if got == kept and _and_weights(after) != kept_and:
+        problems.append("the weight of a kept AND sub-prompt would change")
     return problems
 
 
