@@ -94,10 +94,11 @@ def _faults(text: str) -> list[int]:
 
 
 def _empty_parts(prompt: str) -> tuple[int, int]:
-    """(empty AND sub-prompts, empty BREAK chunks) as the WebUI reads the prompt at the end.
+    """(empty AND sub-prompts, empty BREAK chunks) of the prompt.
 
-    A chunk is empty when it holds no text: before the first BREAK, between two, or after
-    the last one (the WebUI drops only that last one, but a trailing BREAK is untidy too).
+    A chunk is empty when it holds no text at any step (read as ClipProbe reads schedules:
+    ``[a::0.2]`` holds ``a``): before the first BREAK, between two, or after the last one
+    (the WebUI drops only that last one, but a trailing BREAK is untidy too).
     """
     subs = oracle.read_prompt(prompt)
     if len(subs) == 1 and not oracle._text(subs[0].chars).strip():
@@ -106,7 +107,7 @@ def _empty_parts(prompt: str) -> tuple[int, int]:
     empty_chunks = 0
     for sub in subs:
         chunk_has_text, markers = False, 0
-        for c, _, _ in sub.attention(oracle.STEPS):
+        for c, _, _ in sub.attention(None):
             if c == oracle.BREAK:
                 empty_chunks += not chunk_has_text
                 chunk_has_text, markers = False, markers + 1
