@@ -104,10 +104,13 @@ def test_pruned_prompt_keeps_the_similarity_and_the_users_text(
     assert all(step.similarity >= floor for step in pruning.steps)
     parsed = parse_prompt(prompt)
     assert pruning.pruned_prompt == remove_phrases(prompt, parsed, pruning.removed)
-    assert "<lora:x:1>" in pruning.pruned_prompt and "BREAK" in pruning.pruned_prompt
+    kept = [p for p in parsed.phrases if p.measurable and p.index not in pruning.removed]
+    # BREAK stays between kept text; with nothing kept on one side it goes (issue 10)
+    both_sides = {p.index < 4 for p in kept} == {True, False}
+    assert "<lora:x:1>" in pruning.pruned_prompt
+    assert ("BREAK" in pruning.pruned_prompt) == both_sides
     # The reported final similarity is a real measurement of what is left (one chunk here:
     # the kept phrases joined by ", " per BREAK segment, chunk embeddings averaged).
-    kept = [p for p in parsed.phrases if p.measurable and p.index not in pruning.removed]
     segments = [
         ", ".join(p.text for p in kept if p.index < 4),
         ", ".join(p.text for p in kept if p.index >= 4),

@@ -12,7 +12,10 @@ from clipprobe_ext.errors import PromptError
 from clipprobe_ext.prompt import (
     ParsedPrompt,
     Phrase,
+    UncleanRemovalError,
     parse_prompt,
+    plan_removal,
+    removal_blocker,
     remove_phrases,
     require_measurable,
 )
@@ -98,6 +101,28 @@ def test_schedules_read_as_what_the_picture_ends_with() -> None:
 
 def test_schedule_with_commas_stays_one_phrase_and_keeps_outer_weight() -> None:
     assert summary("([a, b:c, d:0.5])") == [("c, d", 1.1, "([a, b:c, d:0.5])")]
+
+
+def test_weights_inside_schedules_and_alternations_count() -> None:
+    # issue 10, failure 3: the WebUI applies these weights to the scheduled text
+    assert summary("[(red hair:1.3):(blue hair:1.3):0.5], [(a):5], [|((a))]") == [
+        ("blue hair", 1.3, "[(red hair:1.3):(blue hair:1.3):0.5]"),
+        ("a", 1.1, "[(a):5]"),
+        ("a", 1.21, "[|((a))]"),
+    ]
+    assert summary("([(a:2)|b]:1.5)") == [
+        ("a b", pytest.approx((2 * 1.5 + 1.5) / 2), "([(a:2)|b]:1.5)")
+    ]
+
+
+def test_deep_nesting_parses_without_recursion() -> None:
+    # issue 10, failure 5: 400 levels raised RecursionError
+    prompt = "(" * 400 + "cat" + ")" * 400
+    assert summary(prompt) == [("cat", pytest.approx(1.1**400), prompt)]
+    for prompt in ("(" * 100_000, "[" * 50_000 + "]" * 50_000, "[" * 30_000 + "a" + ":1]" * 30_000):
+        parse_prompt(prompt)
+        parse_prompt(prompt, "word")
+    assert summary("[" * 3000 + "a" + ":1]" * 3000)[0][:2] == ("a", 1.0)
 
 
 def test_malformed_schedule_is_a_square_bracket() -> None:
@@ -217,8 +242,8 @@ def test_require_measurable_explains_what_is_wrong() -> None:
         ("x, (red hair, blue eyes:1.2)", [1, 2], "x"),
         ("(a, b), c", [1], "(a), c"),
         ("a BREAK b, c", [1], "a BREAK c"),
-        ("a, b BREAK c", [1], "a, BREAK c"),
-        ("a, b BREAK c", [2], "a, b BREAK"),
+        ("a, b BREAK c", [1], "a BREAK c"),
+        ("a, b BREAK c", [2], "a, b"),  # issue 10: no trailing BREAK
         ("<lora:x:1> cat, dog", [1], "<lora:x:1> dog"),
         ("photo <lora:x:1> woman", [1], "photo, woman"),
         ("a,, b, c", [0], "b, c"),
@@ -322,6 +347,11 @@ def _check_removal(prompt: str, granularity: str, data: st.DataObject) -> None:
     parsed = parse_prompt(prompt, granularity)  # type: ignore[arg-type]
     indices = list(range(len(parsed.phrases)))
     remove = set(data.draw(st.sets(st.sampled_from(indices)) if indices else st.just(set())))
+    plan = plan_removal(prompt, parsed, remove)
+    if plan.blocker is not None:  # not offered; asking anyway is an error that says why
+        with pytest.raises(UncleanRemovalError, match=re.escape(plan.blocker)):
+            remove_phrases(prompt, parsed, remove)
+        return
     result = remove_phrases(prompt, parsed, remove)
     kept = [p for p in parsed.phrases if p.index not in remove]
     again = parse_prompt(result, granularity).phrases  # type: ignore[arg-type]
@@ -338,6 +368,8 @@ def _check_removal(prompt: str, granularity: str, data: st.DataObject) -> None:
     for p in parsed.phrases:
         if p.index in remove:
             allowed[p.start : p.end] = [True] * (p.end - p.start)
+    for m in re.finditer(r"(?<!\w)(?:BREAK|AND)(?!\w)", prompt):  # a keyword left at an end
+        allowed[m.start() : m.end()] = [True] * (m.end() - m.start())
     assert _subsequence_with_allowed_gaps(prompt, result, allowed)
     # No dangling separator pair: an escaped ``\,`` is text, not a separator.
     dangling = re.compile(r"(?<!\\),\s*,")
@@ -356,6 +388,18 @@ def test_parse_never_crashes_and_spans_are_exact(text: str) -> None:
         assert [p.index for p in parsed.phrases] == list(range(len(parsed.phrases)))
         starts = [p.start for p in parsed.phrases]
         assert starts == sorted(starts)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.text(alphabet="(((([[[[))]]]:|\\<>, aBREAKND1.", min_size=200, max_size=3000))
+def test_bracket_soup_never_makes_parsing_or_planning_raise(text: str) -> None:
+    # issue 10, failure 5: text never makes the parser raise, however deep or unbalanced
+    for granularity in ("phrase", "word"):
+        parsed = parse_prompt(text, granularity)  # type: ignore[arg-type]
+        assert all(text[p.start : p.end] == p.raw for p in parsed.phrases)
+    if parsed.phrases:
+        plan = plan_removal(text, parsed, {0, len(parsed.phrases) - 1})
+        assert plan.blocker is None or isinstance(plan.blocker, str)
 
 
 @settings(max_examples=200, deadline=None)
@@ -385,6 +429,8 @@ def test_removal_survives_punctuation_soup(prompt: str, data: st.DataObject) -> 
     remove = (
         data.draw(st.sets(st.sampled_from(range(len(parsed.phrases))))) if parsed.phrases else set()
     )
+    if removal_blocker(parsed, remove) is not None:
+        return
     result = remove_phrases(prompt, parsed, remove)
     kept = [(p.text, p.weight) for p in parsed.phrases if p.index not in remove]
     assert [(p.text, p.weight) for p in parse_prompt(result).phrases] == kept
