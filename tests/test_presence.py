@@ -58,7 +58,7 @@ def test_presence_equals_an_independent_computation(encoder, trained_clip_dir):
     np.testing.assert_allclose(got, expected, atol=1e-4)
     lora = next(p for p in report.phrases if not p.measurable)
     assert report.images[0].presence[lora.index] is None
-    assert "everyday phrases" in report.reference
+    assert "unrelated pairs" in report.reference
     for v in report.verdicts:
         assert v.presence == pytest.approx(report.images[0].presence[v.index])
 

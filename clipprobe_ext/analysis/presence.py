@@ -41,10 +41,6 @@ def signals(
     # One standardisation per model: the everyday phrases on the pictures of nothing give
     # the level and spread of an unrelated pair.
     out["cosine_z"] = (s - s_jk.mean()) / (s_jk.std() + 1e-6)
-    # The reference levels themselves (diagnostics for the benchmark's fits).
-    out["level_phrase"] = np.broadcast_to(s_jp.mean(0), s.shape)
-    out["level_image"] = np.broadcast_to(s_ik.mean(1, keepdims=True), s.shape)
-    out["spread_image"] = np.broadcast_to(s_ik.std(1, keepdims=True), s.shape)
     out["phrase_z"] = (s - s_jp.mean(0)) / (s_jp.std(0) + 1e-6)
     out["image_z"] = (s - s_ik.mean(1, keepdims=True)) / (s_ik.std(1, keepdims=True) + 1e-6)
     if null is not None:

@@ -1,15 +1,16 @@
 """Reference banks a phrase's similarity is compared against, built once per model.
 
-A cosine similarity means nothing alone: every phrase has its own typical level (some
-texts are close to every picture) and every picture too.  Two fixed banks give the
-reference levels, for any prompt and any model:
+A cosine similarity means nothing alone: its scale differs from model to model.  Two
+fixed banks, the same for any prompt and any model, give the reference:
 - ``NEUTRAL_PHRASES``: everyday things and words (COCO-style object names, "a photo"),
-  none chosen for a particular model, prompt or benchmark: what unrelated phrases score
-  on the picture;
+  none chosen for a particular model, prompt or benchmark;
 - ``reference_images``: procedurally drawn pictures of nothing (plain colours, gradients,
-  smooth and white noise, stripes): what a phrase scores on pictures that do not show it.
-Their embeddings are computed on first use and kept per model id, so an analysis after
-the first pays only a matrix product.
+  smooth and white noise, stripes).
+Their pairs are unrelated by construction; ``presence`` measures a phrase's cosine in
+units of theirs.  (Per-phrase and per-picture levels from the same banks were measured
+too, see ``presence``.)  The embeddings are computed on first use (64 phrases, 24
+pictures) and kept per model id, so an analysis after the first pays only a matrix
+product.
 """
 
 from __future__ import annotations
@@ -77,8 +78,8 @@ class ReferenceBanks:
 
     def describe(self) -> str:
         return (
-            f"{len(self.phrase_texts)} everyday phrases and {len(self.images)} pictures of "
-            "nothing (plain colours, gradients, noise, stripes)"
+            f"the model's unrelated pairs: {len(self.phrase_texts)} everyday phrases x "
+            f"{len(self.images)} pictures of nothing (plain colours, gradients, noise, stripes)"
         )
 
 
