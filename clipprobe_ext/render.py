@@ -126,6 +126,26 @@ def render_negative(report: ProbeReport | ReportView) -> str:
     )
 
 
+def render_verdicts(report: ProbeReport | ReportView) -> str:
+    """Per phrase: verdict, calibrated presence (what it is compared with below), why."""
+    view = _view(report)
+    if not view.verdicts:
+        return ""
+    spread = " (mean ± spread over the images)" if view.image_count > 1 else ""
+    rows = "".join(
+        f'<tr><td>{_e(v.label)}</td><td><span class="cp-phrase cp-{_e(v.verdict)}">'
+        f'{_e(v.verdict)}</span></td><td class="cp-num">{_e(v.presence)}</td>'
+        f'<td class="cp-num">{_e(v.peak)}</td><td>{_e(v.reason)}</td></tr>'
+        for v in view.verdicts
+    )
+    hint = f'<p class="cp-hint">{_e(view.reference)}</p>' if view.reference else ""
+    return (
+        f'<div class="cp-section cp-verdicts"><h3>Verdicts<small>{_e(spread)}</small></h3>'
+        '<table class="cp-table"><thead><tr><th>Phrase</th><th>Verdict</th><th>Presence</th>'
+        f"<th>Peak prob.</th><th>Why</th></tr></thead><tbody>{rows}</tbody></table>{hint}</div>"
+    )
+
+
 def render_contribution(report: ProbeReport | ReportView) -> str:
     view = _view(report)
     items = view.mean_contributions
@@ -275,6 +295,7 @@ def render_report(report: ProbeReport | ReportView) -> str:
         render_negative(view),
         render_pruning(view),
         render_tokens(view),
+        render_verdicts(view),
         render_contribution(view),
         render_rounds(view),
         render_synonyms(view),

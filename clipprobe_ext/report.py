@@ -406,16 +406,19 @@ def _verdicts(view: ReportView, paint: _Painter) -> list[str]:
         return []
     n = view.image_count
     title = "Verdicts" + (f" (mean ± spread over {n} images)" if n > 1 else "")
-    rows = [["No.", "Phrase", "Verdict", "Peak prob.", "Contribution", "Why"]]
+    rows = [["No.", "Phrase", "Verdict", "Presence", "Peak prob.", "Contribution", "Why"]]
     rows += [
-        [str(v.index), v.label, v.verdict, v.peak, v.contribution, v.reason] for v in view.verdicts
+        [str(v.index), v.label, v.verdict, v.presence, v.peak, v.contribution, v.reason]
+        for v in view.verdicts
     ]
-    table = _table(rows, "><<>><")
+    table = _table(rows, "><<>>><")
     lines = ["", _rule(title, paint), paint(_line(table[0]), "dim")]
     for cells, v in zip(table[1:], view.verdicts):
         cells[3] = paint(cells[3], v.verdict)
-        cells[6] = paint(cells[6], "dim")
+        cells[7] = paint(cells[7], "dim")
         lines.append(_line(cells))
+    if view.reference:
+        lines += [paint(line, "dim") for line in _wrap("  ", view.reference).splitlines()]
     return lines
 
 

@@ -119,6 +119,7 @@ class VerdictRow:
     text: str
     label: str
     verdict: str
+    presence: str  # calibrated presence, "0.81" or "0.81 ± 0.02" over several images; "–"
     peak: str  # best round probability, "12.5 %" or "12.5 % ± 1.0" over several images
     contribution: str
     reason: str
@@ -197,6 +198,7 @@ class ReportView:
     notes: list[str]
     tokens: TokenSection | None = None
     negative: NegativeSection | None = None
+    reference: str = ""  # what the presence score is compared with, and its bounds
 
 
 def build_view(report: ProbeReport) -> ReportView:
@@ -223,6 +225,23 @@ def build_view(report: ProbeReport) -> ReportView:
         notes=list(report.notes),
         tokens=_tokens(report),
         negative=_negative(report),
+        reference=_reference(report),
+    )
+
+
+def presence_text(x: float | None) -> str:
+    """A presence score (0 to 1) with two decimals, as the verdicts' reasons write it."""
+    return f"{x:.2f}" if x is not None and math.isfinite(x) else "–"
+
+
+def _reference(report: ProbeReport) -> str:
+    if not report.reference:
+        return ""
+    from clipprobe_ext.analysis.verdict import NOT_SEEN, SEEN
+
+    return (
+        f"Presence (0 to 1): {report.reference}. Seen (keep) from {SEEN:.2f}; not seen "
+        f"under {NOT_SEEN:.2f} (prune when the pruned prompt drops it); weak in between."
     )
 
 
@@ -345,6 +364,7 @@ def _verdict(
         text=v.text,
         label=label,
         verdict=v.verdict,
+        presence=_with_spread(presence_text(v.presence), v.presence_std, 1, 2, n_images),
         peak=_with_spread(percent(v.max_probability), v.max_probability_std, 100, 1, n_images),
         contribution=_with_spread(signed(v.contribution), v.contribution_std, 1, 4, n_images),
         reason=reason,
@@ -378,6 +398,7 @@ def phrase_title(phrase: PhraseInfo, verdict: PhraseVerdict | None, n_images: in
         return "no verdict"
     parts = [
         f"{verdict.verdict}: {verdict.reason}",
+        f"presence {presence_text(verdict.presence)}",
         f"best round probability {percent(verdict.max_probability)}",
         f"contribution {signed(verdict.contribution)}",
     ]

@@ -119,6 +119,9 @@ class ImageAnalysis:
     ranking: RankingResult
     synonyms: list[SynonymGroupResult]
     contribution: ContributionResult | None
+    # Calibrated presence per phrase index, in [0, 1] (``analysis.presence``); None for
+    # phrases that are not measurable.
+    presence: list[float | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,8 @@ class PhraseVerdict:
     contribution_std: float | None
     pruned: bool  # removed by the suggested pruned prompt
     reason: str
+    presence: float | None = None  # mean over images of the calibrated presence, [0, 1]
+    presence_std: float | None = None
 
 
 @dataclass
@@ -144,6 +149,7 @@ class ProbeReport:
     pruning: PruneResult | None
     options: dict[str, Any]
     notes: list[str] = field(default_factory=list)  # e.g. "prompt longer than 75 tokens: ..."
+    reference: str | None = None  # what the presence score is compared against
     tokens: TokenBudget | None = None  # the prompt's token budget (chunks, straddling phrases)
     token_saving: TokenSaving | None = None  # what the pruned prompt saves; None: nothing cut
     negative: NegativeCheck | None = None  # the negative prompt checked; None: none given
