@@ -547,7 +547,9 @@ def _negative(report: ProbeReport) -> NegativeSection | None:
     check = report.negative
     if check is None:
         return None
+    # the analysis scores it with the calibrated presence (0 to 1, as the verdicts show it)
+    number = presence_text if check.method.startswith("calibrated presence") else percent
     rows = [
-        NegativeRow(p.index, p.text, p.status, percent(p.score), p.reason) for p in check.phrases
+        NegativeRow(p.index, p.text, p.status, number(p.score), p.reason) for p in check.phrases
     ]
     return NegativeSection(check.negative_prompt, rows, check.method, list(check.notes))
