@@ -239,8 +239,9 @@ def _reference(report: ProbeReport) -> str:
         return ""
     from clipprobe_ext.analysis.verdict import NOT_SEEN, SEEN
 
+    compared = report.reference.removeprefix("presence ")
     return (
-        f"Presence (0 to 1): {report.reference}. Seen (keep) from {SEEN:.2f}; not seen "
+        f"Presence (0 to 1) {compared}. Seen (keep) from {SEEN:.2f}; not seen "
         f"under {NOT_SEEN:.2f} (prune when the pruned prompt drops it); weak in between."
     )
 
