@@ -21,7 +21,15 @@ Public API (each returns an HTML string; each ``render_*(report)`` also accepts 
   proportional to ``|contribution| / max |contribution|`` (``data-value`` holds the number).
 - ``render_rounds(report)``: per image, the elimination rounds with the phrases above the
   threshold and their probabilities in %.
-- ``render_synonyms(report)``, ``render_pruning(report)``, ``render_notes(report)``.
+- ``render_verdicts(report)``: per phrase its verdict, calibrated presence and why, and
+  what the presence is compared with.
+- ``render_tokens(report)``: the token budget (total against 75/150/225, chunk sizes,
+  straddling phrases, what the pruned prompt saves); ``render_prompt`` marks where each
+  new 75-token chunk begins (an empty ``cp-chunk-break`` span, so the prompt's text is
+  unchanged) and underlines the phrases a boundary cuts (``cp-straddles``).
+- ``render_negative(report)``: the negative prompt's phrases checked against the picture.
+- ``render_synonyms(report)``, ``render_pruning(report)`` (with the phrases kept because
+  they cannot be cut cleanly), ``render_notes(report)``.
 - ``render_error(message)``, ``render_message(message)``: boxes for the tab.
 - ``summary_text(report) -> str``: the one-line plain-text summary used in infotexts.
 """

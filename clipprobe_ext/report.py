@@ -57,8 +57,10 @@ CSV (``to_csv``)
 Table (``format_table``)
     A readable report for a terminal: per image the elimination rounds (phrases above
     the threshold, in %), the synonym groups and the in-context contributions; then the
-    verdict per phrase (mean ± spread over images when there are several), the suggested
-    pruned prompt with what it removed and the similarity it keeps, and the notes.  Plain
+    verdict per phrase (presence, mean ± spread over images when there are several), the
+    suggested pruned prompt with what it removed, the similarity it keeps, the phrases kept
+    because they cannot be cut cleanly and the tokens it saves, the token budget, the
+    negative prompt checked, and the notes.  Plain
     text; ANSI colour only with ``color=True``.
 """
 
