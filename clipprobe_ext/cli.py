@@ -243,14 +243,20 @@ def group_negative(group: InputGroup, given: str | None) -> tuple[str, str | Non
     """The negative prompt to check for a group, and a note when its images disagree."""
     if given is not None:
         return given, None
+    from clipprobe_ext.infotext import check_text
+
     found = list(dict.fromkeys(group.negatives))
-    if len(found) <= 1:
-        return (found[0] if found else ""), None
-    first = group.labels[0]
-    return group.negatives[0], (
-        f"The images of this group store {len(found)} different negative prompts; the one "
-        f"checked is {first}'s."
-    )
+    negative, note = (found[0] if found else ""), None
+    if len(found) > 1:
+        note = (
+            f"The images of this group store {len(found)} different negative prompts; the one "
+            f"checked is {group.labels[0]}'s."
+        )
+    try:  # a stored negative prompt that cannot be read costs only its own check
+        check_text(check_prompt_length(negative, "The stored negative prompt"))
+    except PromptError as exc:
+        return "", f"The negative prompt was not checked: {exc}"
+    return negative, note
 
 
 # -- model -------------------------------------------------------------------------------

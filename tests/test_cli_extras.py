@@ -116,3 +116,30 @@ def test_heatmaps_into_a_file_is_one_error_line(capsys, tiny_hf_clip_dir, pngs, 
     assert code == 1
     assert err.strip().count("\n") == 0 and "is a file" in err
     assert Path(target).read_text() == "x"
+
+
+def test_a_stored_negative_prompt_too_long_costs_only_its_check(capsys, tiny_hf_clip_dir, tmp_path):
+    from clipprobe_ext.options import MAX_PROMPT_CHARS
+
+    negative = "blurry, " * (MAX_PROMPT_CHARS // 8 + 10)
+    info = PngInfo()
+    info.add_text(
+        "parameters", f"{PROMPT_A}\nNegative prompt: {negative}\nSteps: 20, Seed: 1, Size: 8x8"
+    )
+    path = tmp_path / "long-negative.png"
+    Image.new("RGB", (40, 30), (90, 20, 20)).save(path, pnginfo=info)
+    code, out, _ = run(capsys, str(path), "--json", *model_args(tiny_hf_clip_dir))
+    assert code == 0
+    data = json.loads(out)
+    assert data["negative"] is None and data["prompt"] == PROMPT_A
+    assert any(n.startswith("The negative prompt was not checked") for n in data["notes"])
+
+
+def test_analyze_refuses_a_negative_prompt_that_is_not_text(hf_encoder):
+    import pytest
+
+    from clipprobe_ext.errors import PromptError
+    from clipprobe_ext.probe import analyze
+
+    with pytest.raises(PromptError, match="negative prompt"):
+        analyze([Image.new("RGB", (8, 8))], "a girl", hf_encoder, negative="blurry\x00")
