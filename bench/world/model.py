@@ -48,9 +48,9 @@ class Recipe:
     hard_negatives: bool = True
     seed: int = 0
     version: int = 1  # bump when the training code changes
-    # A second phase: this many more steps from the first phase's weights (cached too),
-    # at half the learning rate and fresh caption draws.
-    more_steps: int = 0
+    # Later phases (an int, or a tuple of steps for a third, ...), each from the previous
+    # phase's weights (cached too) at half the learning rate and fresh caption draws.
+    more_steps: int | tuple[int, ...] = 0
     # In the second phase each picture also gets a reshape negative (one object said with
     # another shape, its colour kept): the first phase's model confused shapes most.
     more_shape_negatives: bool = False
@@ -62,6 +62,20 @@ class Recipe:
         if not self.more_shape_negatives:
             del data["more_shape_negatives"]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def phases(recipe: Recipe) -> tuple[int, ...]:
+    """Steps of the phases after the first (``more_steps``: an int or a tuple)."""
+    more = recipe.more_steps
+    return tuple(more) if isinstance(more, (tuple, list)) else ((more,) if more else ())
+
+
+def previous_phase(recipe: Recipe) -> Recipe:
+    """The recipe whose model a later phase starts from (cached on its own)."""
+    before = phases(recipe)[:-1]
+    if not before:
+        return replace(recipe, more_steps=0, more_shape_negatives=False)
+    return replace(recipe, more_steps=before if len(before) > 1 else before[0])
 
 
 def model_folder(spec: WorldSpec, recipe: Recipe) -> Path:
@@ -78,8 +92,7 @@ def trained_world_clip(
         return folder
     start_from = None
     if recipe.more_steps:
-        first = replace(recipe, more_steps=0, more_shape_negatives=False)
-        start_from = trained_world_clip(spec, first, log)
+        start_from = trained_world_clip(spec, previous_phase(recipe), log)
     train(spec, recipe, folder, log, start_from)
     return folder
 
@@ -286,7 +299,8 @@ def train(
 
         model = CLIPModel.from_pretrained(start_from)
         model.text_model.embeddings.token_embedding.weight.requires_grad_(False)
-        steps, lr, seed = recipe.more_steps, recipe.lr / 2, recipe.seed + 1
+        steps, lr = phases(recipe)[-1], recipe.lr / 2
+        seed = recipe.seed + len(phases(recipe))
         reshape = recipe.more_shape_negatives
     tokens = Tokens(processor.tokenizer)
     scenes = [world.scene(i, "train") for i in range(recipe.train_scenes)]
@@ -414,7 +428,7 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=Recipe.steps)
     parser.add_argument("--scenes", type=int, default=Recipe.train_scenes)
-    parser.add_argument("--more-steps", type=int, default=0)
+    parser.add_argument("--more-steps", type=int, nargs="+", default=[0])
     parser.add_argument("--shape-negatives", action="store_true", help="second phase")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = parser.parse_args()
@@ -423,7 +437,7 @@ if __name__ == "__main__":
     r = Recipe(
         steps=args.steps,
         train_scenes=args.scenes,
-        more_steps=args.more_steps,
+        more_steps=args.more_steps[0] if len(args.more_steps) == 1 else tuple(args.more_steps),
         more_shape_negatives=args.shape_negatives,
     )
     print(trained_world_clip(WorldSpec(seed=args.seed), r))
