@@ -11,7 +11,11 @@ the real path (``HFClipEncoder.from_pretrained(folder)``).
 Recipe (``Recipe``): captions vary (full content in random order with random quality
 tags, a subset, or one phrase); each picture also gets a hard negative caption (one
 object recoloured or reshaped, the style changed, an absent object added), so the model
-must bind colour to shape instead of counting words.
+must bind colour to shape instead of counting words.  Later phases (``more_steps``) go on
+from the previous phase's weights; ``more_shape_negatives`` adds a reshape negative per
+picture there.  Training saves a checkpoint every ``CHECKPOINT_EVERY`` steps and resumes
+from it when run again.  Held-out retrieval (``retrieval``): default recipe 54.4 %, plus
+600 steps with reshape negatives 55.8 % (500 captions; bench/README.md).
 """
 
 from __future__ import annotations
