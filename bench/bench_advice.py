@@ -171,7 +171,9 @@ def swap_wins(prompts_rows: list[list[dict]], name: str) -> float | None:
 
 def run(args) -> dict:
     spec = WorldSpec(seed=args.world_seed, image_size=args.image_size)
-    folder = args.model or trained_world_clip(spec, Recipe(more_steps=args.more_steps))
+    more = args.more_steps[0] if len(args.more_steps) == 1 else tuple(args.more_steps)
+    recipe = Recipe(more_steps=more, more_shape_negatives=args.shape_negatives)
+    folder = args.model or trained_world_clip(spec, recipe)
     metrics = json.loads((folder / "metrics.json").read_text())
     encoder = HFClipEncoder.from_pretrained(str(folder), device="cpu")
     start = time.time()
@@ -285,7 +287,12 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--model", type=Path, help="a trained model folder (default: train)")
-    parser.add_argument("--more-steps", type=int, default=0, help="second training phase")
+    parser.add_argument(
+        "--more-steps", type=int, nargs="+", default=[0], help="later training phases"
+    )
+    parser.add_argument(
+        "--shape-negatives", action="store_true", help="later phases add reshape negatives"
+    )
     parser.add_argument("--suggest", action="store_true", help="print verdict constants")
     parser.add_argument("--json", type=Path, help="also write every figure here")
     args = parser.parse_args()

@@ -11,7 +11,11 @@ the real path (``HFClipEncoder.from_pretrained(folder)``).
 Recipe (``Recipe``): captions vary (full content in random order with random quality
 tags, a subset, or one phrase); each picture also gets a hard negative caption (one
 object recoloured or reshaped, the style changed, an absent object added), so the model
-must bind colour to shape instead of counting words.
+must bind colour to shape instead of counting words.  Later phases (``more_steps``) go on
+from the previous phase's weights; ``more_shape_negatives`` adds a reshape negative per
+picture there.  Training saves a checkpoint every ``CHECKPOINT_EVERY`` steps and resumes
+from it when run again.  Held-out retrieval (``retrieval``): default recipe 54.4 %, plus
+600 steps with reshape negatives 55.8 %, plus 800 more 59.8 % (500 captions; bench/README.md).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from world.scenes import STYLE_WORDS, Scene, World, WorldSpec, object_phrase
 
 CACHE = Path.home() / ".cache" / "clipprobe-bench"
 TESTS = Path(__file__).resolve().parents[2] / "tests"
+CHECKPOINT_EVERY = 100  # steps; an interrupted training resumes from the last one
 
 
 @dataclass(frozen=True)
@@ -47,15 +52,34 @@ class Recipe:
     hard_negatives: bool = True
     seed: int = 0
     version: int = 1  # bump when the training code changes
-    # A second phase: this many more steps from the first phase's weights (cached too),
-    # at half the learning rate and fresh caption draws.
-    more_steps: int = 0
+    # Later phases (an int, or a tuple of steps for a third, ...), each from the previous
+    # phase's weights (cached too) at half the learning rate and fresh caption draws.
+    more_steps: int | tuple[int, ...] = 0
+    # In the second phase each picture also gets a reshape negative (one object said with
+    # another shape, its colour kept): the first phase's model confused shapes most.
+    more_shape_negatives: bool = False
 
     def key(self) -> str:
         data = asdict(self)
         if not self.more_steps:
             del data["more_steps"]  # one-phase recipes keep the key they had before
+        if not self.more_shape_negatives:
+            del data["more_shape_negatives"]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def phases(recipe: Recipe) -> tuple[int, ...]:
+    """Steps of the phases after the first (``more_steps``: an int or a tuple)."""
+    more = recipe.more_steps
+    return tuple(more) if isinstance(more, (tuple, list)) else ((more,) if more else ())
+
+
+def previous_phase(recipe: Recipe) -> Recipe:
+    """The recipe whose model a later phase starts from (cached on its own)."""
+    before = phases(recipe)[:-1]
+    if not before:
+        return replace(recipe, more_steps=0, more_shape_negatives=False)
+    return replace(recipe, more_steps=before if len(before) > 1 else before[0])
 
 
 def model_folder(spec: WorldSpec, recipe: Recipe) -> Path:
@@ -72,7 +96,7 @@ def trained_world_clip(
         return folder
     start_from = None
     if recipe.more_steps:
-        start_from = trained_world_clip(spec, replace(recipe, more_steps=0), log)
+        start_from = trained_world_clip(spec, previous_phase(recipe), log)
     train(spec, recipe, folder, log, start_from)
     return folder
 
@@ -203,6 +227,31 @@ def hard_negative(parts: list[str], scene: Scene, spec: WorldSpec, rng) -> list[
     return None
 
 
+def reshape_negative(parts: list[str], scene: Scene, spec: WorldSpec, rng) -> list[str] | None:
+    """The caption with one said object given another shape (its colour, or none, kept)."""
+    drawn = {(o.colour, o.shape) for o in scene.objects}
+    said = []
+    for i, p in enumerate(parts):
+        for o in scene.objects:
+            if p == o.phrase and o.visible:
+                said.append((i, o.colour))
+            elif p == object_phrase(None, o.shape) and o.hidden_by == "greyscale":
+                said.append((i, None))
+    if not said:
+        return None
+    i, colour = said[int(rng.integers(len(said)))]
+    shapes = [
+        s for s in spec.shapes if (colour, s) not in drawn and object_phrase(colour, s) != parts[i]
+    ]
+    if colour is None:
+        shapes = [s for s in spec.shapes if s not in {o.shape for o in scene.objects}]
+    if not shapes:
+        return None
+    out = list(parts)
+    out[i] = object_phrase(colour, str(rng.choice(shapes)))
+    return out
+
+
 class Tokens:
     """Token ids of captions, built from cached per-phrase ids (the BPE splits at commas)."""
 
@@ -248,12 +297,15 @@ def train(
     tmp = folder.with_name(folder.name + ".tmp")
     model, processor = build_model(spec, recipe, tmp)
     steps, lr, seed = recipe.steps, recipe.lr, recipe.seed
+    reshape = False
     if start_from is not None:
         from transformers import CLIPModel
 
         model = CLIPModel.from_pretrained(start_from)
         model.text_model.embeddings.token_embedding.weight.requires_grad_(False)
-        steps, lr, seed = recipe.more_steps, recipe.lr / 2, recipe.seed + 1
+        steps, lr = phases(recipe)[-1], recipe.lr / 2
+        seed = recipe.seed + len(phases(recipe))
+        reshape = recipe.more_shape_negatives
     tokens = Tokens(processor.tokenizer)
     scenes = [world.scene(i, "train") for i in range(recipe.train_scenes)]
     pool = torch.cat(
@@ -272,14 +324,30 @@ def train(
         optimizer,
         lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + np.cos(np.pi * min(1.0, s / steps))),
     )
+    first = 0
+    checkpoint = tmp / "checkpoint.pt"
+    if checkpoint.exists():  # an interrupted run goes on where it stopped
+        state = torch.load(checkpoint)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        rng.bit_generator.state = state["rng"]
+        gen.set_state(state["gen"])
+        first = state["step"]
+        log(f"resumed at step {first}")
     model.train()
-    for step in range(steps):
+    for step in range(first, steps):
         pick = torch.randperm(len(scenes), generator=gen)[: recipe.batch]
         captions = [sample_caption(scenes[int(i)], spec, rng) for i in pick]
         texts = list(captions)
         if recipe.hard_negatives:
             for i, c in zip(pick, captions):
                 neg = hard_negative(c, scenes[int(i)], spec, rng)
+                if neg is not None:
+                    texts.append(neg)
+        if reshape:
+            for i, c in zip(pick, captions):
+                neg = reshape_negative(c, scenes[int(i)], spec, rng)
                 if neg is not None:
                     texts.append(neg)
         ids, mask = tokens.batch(texts)
@@ -303,11 +371,23 @@ def train(
             log(
                 f"step {step}: loss {loss.item():.3f}, scale {scale.item():.1f}, {time.time() - start:.0f} s"
             )
+        if step % CHECKPOINT_EVERY == CHECKPOINT_EVERY - 1 and step < steps - 1:
+            state = {
+                "step": step + 1,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
+                "rng": rng.bit_generator.state,
+                "gen": gen.get_state(),
+            }
+            torch.save(state, checkpoint.with_suffix(".part"))
+            checkpoint.with_suffix(".part").rename(checkpoint)
         if step % 500 == 499:
             model.eval()
             log(f"  retrieval top-1 (200 held out): {retrieval(model, processor, world, 200)}")
             model.train()
     model.eval()
+    checkpoint.unlink(missing_ok=True)
     model.save_pretrained(tmp)
     processor.save_pretrained(tmp)
     metrics = {
@@ -352,7 +432,16 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=Recipe.steps)
     parser.add_argument("--scenes", type=int, default=Recipe.train_scenes)
-    parser.add_argument("--more-steps", type=int, default=0)
+    parser.add_argument("--more-steps", type=int, nargs="+", default=[0])
+    parser.add_argument("--shape-negatives", action="store_true", help="second phase")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = parser.parse_args()
-    r = Recipe(steps=args.steps, train_scenes=args.scenes, more_steps=args.more_steps)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    r = Recipe(
+        steps=args.steps,
+        train_scenes=args.scenes,
+        more_steps=args.more_steps[0] if len(args.more_steps) == 1 else tuple(args.more_steps),
+        more_shape_negatives=args.shape_negatives,
+    )
     print(trained_world_clip(WorldSpec(seed=args.seed), r))
