@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from PIL import Image
@@ -208,6 +208,12 @@ def show_heatmap(index: Any, state: Any, opacity: Any) -> tuple[Any, str]:
     return image, note
 
 
+def _values(result: TabResult) -> tuple[Any, ...]:
+    """The outputs in order, as they are (``astuple`` would deep-copy, and turn the heatmap
+    state, itself a dataclass, into a tuple)."""
+    return tuple(getattr(result, name) for name in TabResult.OUTPUTS)
+
+
 def _granularity(value: Any) -> str:
     return "word" if str(value or "").lower().startswith("word") else "phrase"
 
@@ -221,11 +227,11 @@ def analyze(id_task: Any, *values: Any) -> tuple[Any, ...]:
         report, note, maps = run_full(request, on_start=task.start)
         paths = exports.write_exports(report)
     except ClipProbeError as exc:
-        return astuple(TabResult.failure(render.render_error(str(exc))))
+        return _values(TabResult.failure(render.render_error(str(exc))))
     except Exception as exc:  # never a traceback in the tab
         log.exception("ClipProbe: the analysis failed")
         first = first_line(exc, empty="")
-        return astuple(
+        return _values(
             TabResult.failure(
                 render.render_error(
                     f"ClipProbe failed unexpectedly ({type(exc).__name__}: {first}); "
@@ -235,7 +241,7 @@ def analyze(id_task: Any, *values: Any) -> tuple[Any, ...]:
         )
     finally:
         task.finish()
-    return astuple(TabResult.success(report, note, paths, maps))
+    return _values(TabResult.success(report, note, paths, maps))
 
 
 def run(

@@ -139,13 +139,26 @@ def test_events_are_wired(webui):
             t.tolerance,
             t.granularity,
             t.model,
+            t.negative_prompt,
+            t.heatmaps,
         ]
     )
     assert analyze["js"] == "clipprobe_submit"  # task id + the WebUI's progress bar
     assert t.task_id.visible is False
     assert "progress-container" in _parent_of(t.blocks, t.result).elem_classes
     assert analyze["outputs"] == _ids(
-        [t.result, t.pruned_prompt, t.json_file, t.csv_file, t.send_txt2img, t.send_img2img]
+        [
+            t.result,
+            t.pruned_prompt,
+            t.json_file,
+            t.csv_file,
+            t.send_txt2img,
+            t.send_img2img,
+            t.heatmap_state,
+            t.contact_sheet,
+            t.heatmap_view,
+            t.heatmap_note,
+        ]
     )
     change = _handler(t.blocks, tab_handlers.image_changed)
     assert change["targets"] == [(t.image._id, "change")]
@@ -294,10 +307,26 @@ def _run(
     tolerance=2,  # percent, as the slider shows it
     gran="phrase",
     id_task="",
+    negative="",
+    heatmaps=False,
+    full=False,
 ):
-    return tab_handlers.analyze(
-        id_task, image, prompt, synonyms, rounds, threshold, tolerance, gran, model
+    """The Analyze click's first six outputs (all of them with ``full=True``)."""
+    out = tab_handlers.analyze(
+        id_task,
+        image,
+        prompt,
+        synonyms,
+        rounds,
+        threshold,
+        tolerance,
+        gran,
+        model,
+        negative,
+        heatmaps,
     )
+    assert len(out) == len(tab_handlers.TabResult.OUTPUTS)
+    return out if full else out[:6]
 
 
 def test_analysis_renders_the_real_report(webui, images, tiny_hf_clip_dir, hf_encoder):
@@ -400,7 +429,7 @@ def test_unexpected_error_is_one_line_and_logged(webui, images, monkeypatch, cap
     def boom(*args, **kwargs):
         raise RuntimeError("kaput\nsecond line")
 
-    monkeypatch.setattr(model_source, "run_analysis", boom)
+    monkeypatch.setattr(model_source, "run_analysis_then", boom)
     with caplog.at_level(logging.ERROR, logger="clipprobe"):
         message = _error(_run(images[0], PROMPT, WEBUI_CLIP))
     assert "RuntimeError: kaput" in message and "second line" not in message
@@ -533,7 +562,7 @@ def test_task_finished_after_an_unexpected_error(webui, images, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("kaput")
 
-    monkeypatch.setattr(model_source, "run_analysis", boom)
+    monkeypatch.setattr(model_source, "run_analysis_then", boom)
     assert "RuntimeError: kaput" in _error(_run(images[0], PROMPT, WEBUI_CLIP, id_task=TASK))
     assert _calls(webui) == [("add_task_to_queue", TASK, False), ("finish_task", TASK, False)]
     _assert_task_over(webui)
