@@ -619,3 +619,79 @@ def test_models_on_disk_tells_local_from_missing(webui, interrogator, tiny_hf_cl
     assert found[str(tiny_hf_clip_dir)] is True
     assert found[WEBUI_CLIP] is True  # its ViT-L-14.pt is in --clip-models-path
     assert found["openai/clip-vit-large-patch14"] is False
+
+
+# -- with_encoder / run_analysis_then: the same lock and memory policy for other work --------
+
+
+@pytest.mark.parametrize("flag", ["lowvram", "medvram"])
+def test_with_encoder_follows_the_memory_policy(webui, interrogator, flag):
+    setattr(webui.shared.cmd_opts, flag, True)
+    lock = webui.call_queue.queue_lock
+    seen = []
+
+    def work(encoder):
+        seen.append((encoder.model is interrogator.clip_model, lock.locked()))
+        return "done"
+
+    assert model_source.with_encoder(WEBUI_CLIP, work) == "done"
+    assert seen == [(True, True)]  # the interrogator's CLIP, inside the queue lock
+    assert webui.lowvram.send_everything_to_cpu_calls == 1
+    assert interrogator.calls[-1] == "send_clip_to_ram"
+    assert webui.shared.state.history == []  # no job of its own unless asked
+
+
+def test_with_encoder_job_and_errors(webui, interrogator):
+    started = []
+    model_source.with_encoder(
+        WEBUI_CLIP,
+        lambda encoder: model_source.show_progress("half way", 0.5),
+        job="clipprobe-audit",
+        on_start=lambda: started.append(webui.shared.state.history[:]),
+    )
+    assert started == [[("begin", "clipprobe-audit")]]
+    assert webui.shared.state.sampling_step == 50
+    assert webui.shared.state.textinfo == "ClipProbe: half way"
+
+    def boom(encoder):
+        raise RuntimeError("kaput")
+
+    with pytest.raises(ModelError, match="RuntimeError: kaput"):
+        model_source.with_encoder(WEBUI_CLIP, boom)
+    assert interrogator.calls[-1] == "send_clip_to_ram"  # released after the failure too
+
+
+def test_run_analysis_then_runs_after_with_the_model_held(webui, interrogator, images):
+    lock = webui.call_queue.queue_lock
+    held = []
+
+    def after(encoder, report, progress):
+        held.append((lock.locked(), "send_clip_to_ram" in interrogator.calls))
+        return report.prompt
+
+    report, extra = model_source.run_analysis_then(
+        images[:1], "a red cube, blue sky", model_name=WEBUI_CLIP, after=after
+    )
+    assert extra == report.prompt == "a red cube, blue sky"
+    assert held == [(True, False)]  # before the CLIP went back to RAM
+    assert interrogator.calls.count("send_clip_to_ram") == 1
+
+
+def test_negative_goes_to_engines_that_take_it(webui, interrogator, images, monkeypatch):
+    got = []
+    real = probe.analyze
+
+    def old(images_, prompt, encoder, options=None, labels=None, progress=None):
+        got.append("old")
+        return real(images_, prompt, encoder, options, labels, progress)
+
+    def new(images_, prompt, encoder, options=None, labels=None, progress=None, negative=""):
+        got.append(negative)
+        return real(images_, prompt, encoder, options, labels, progress)
+
+    monkeypatch.setattr(probe, "analyze", old)
+    model_source.run_analysis_then(images[:1], "a cube", model_name=WEBUI_CLIP, negative="blurry")
+    monkeypatch.setattr(probe, "analyze", new)
+    model_source.run_analysis_then(images[:1], "a cube", model_name=WEBUI_CLIP, negative="blurry")
+    model_source.run_analysis_then(images[:1], "a cube", model_name=WEBUI_CLIP)
+    assert got == ["old", "blurry", ""]

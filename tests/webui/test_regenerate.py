@@ -328,3 +328,52 @@ def test_tab_click_regenerates_compares_and_saves(wui, tiny_world) -> None:
     inpaint = Image.open(io.BytesIO(_png(tiny_world.original, INPAINT)))
     box, *rest = regenerate_tab.regenerate_click("task(x)", inpaint, "a cat", False, None)
     assert "img2img" in box and rest == [None, None, None]
+
+
+def test_tab_wiring_regenerates_with_the_infotexts_parameters(wui, tiny_world) -> None:
+    """The tab's button: wrap_gradio_call (not the GPU variant: regenerate takes the lock),
+    its own task id and bar, preflight after each analysis and on the checkbox."""
+    import inspect
+
+    from test_tab import _events, _ids
+
+    from clipprobe_ext.webui import regenerate_tab, tab
+
+    t = tab.create_tab()
+    events = _events(t.blocks)
+    [click] = [e for e in events if inspect.unwrap(e["fn"]) is regenerate_tab.regenerate_click]
+    assert click["fn"] is not regenerate_tab.regenerate_click  # wrapped
+    assert click["targets"] == [(t.regenerate_button._id, "click")]
+    assert click["js"] == "clipprobe_submit_regenerate"
+    assert click["inputs"] == _ids(
+        [t.regenerate_task_id, t.image, t.pruned_prompt, t.allow_txt2img, t.model]
+    )
+    assert click["outputs"] == _ids(
+        [t.regenerate_result, t.side_by_side, t.regenerated, t.comparison_file]
+    )
+    preflights = [e for e in events if e["fn"] is regenerate_tab.preflight_html]
+    assert len(preflights) == 2  # after Analyze (.then) and when the checkbox changes
+    for event in preflights:
+        assert event["inputs"] == _ids([t.image, t.pruned_prompt, t.allow_txt2img])
+        assert event["outputs"] == _ids([t.regenerate_preflight])
+    assert (t.allow_txt2img._id, "change") in [p["targets"][0] for p in preflights if p["targets"]]
+
+    # the wired callable, as gradio calls it: the infotext's parameters reach processing
+    lock = wui.call_queue.queue_lock
+    assert not lock.locked()
+    box, sheet, regenerated, saved = click["fn"](
+        "task(cp-wired)", tiny_world.original, "a red circle, green stripes", False, None
+    )
+    assert "SSIM 1.000" in box, box
+    (call,) = wui.processing.calls
+    f = call["fields"]
+    assert f["prompt"] == "a red circle, green stripes"
+    assert (f["negative_prompt"], f["steps"], f["cfg_scale"], f["seed"]) == (
+        "blurry, text",
+        20,
+        7.0,
+        1234567890,
+    )
+    assert (f["width"], f["height"], f["sampler_name"]) == (96, 96, "DPM++ 2M")
+    assert call["lock_held"] and not lock.locked()
+    assert regenerated.size == (96, 96) and saved.endswith(".png")
