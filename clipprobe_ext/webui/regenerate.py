@@ -212,7 +212,7 @@ def plan_regeneration(
             "the same way. Allow txt2img with the same settings to try anyway."
         )
     utils = compat.infotext_utils()
-    params = dict(utils.parse_generation_parameters(infotext, []))
+    params = dict(_parse_generation_parameters(utils, infotext))
     fields, notes = _fields(params, raw, img2img)
     fields.update(prompt=prompt, negative_prompt=written.negative_prompt)
     overrides = _override_settings(utils, params)
@@ -341,6 +341,25 @@ def _override_settings(utils: Any, params: Mapping[str, Any]) -> dict[str, Any]:
         if setting != "sd_model_checkpoint":
             overrides[setting] = value
     return overrides
+
+
+NO_CHECKPOINT = (
+    "The WebUI has no checkpoint selected (Settings: Stable Diffusion checkpoint), so it "
+    "cannot generate: choose one first."
+)
+
+
+def _parse_generation_parameters(utils: Any, infotext: str) -> Any:
+    """The WebUI's parser; Forge's raises a TypeError when no checkpoint is selected
+    (``checkpoint in shared.opts.sd_model_checkpoint`` with None): say so instead."""
+    try:
+        return utils.parse_generation_parameters(infotext, [])
+    except TypeError as exc:
+        from modules import shared
+
+        if getattr(shared.opts, "sd_model_checkpoint", None) is None:
+            raise ClipProbeError(NO_CHECKPOINT) from exc
+        raise
 
 
 def _loaded_checkpoint() -> Any:

@@ -377,3 +377,24 @@ def test_tab_wiring_regenerates_with_the_infotexts_parameters(wui, tiny_world) -
     assert (f["width"], f["height"], f["sampler_name"]) == (96, 96, "DPM++ 2M")
     assert call["lock_held"] and not lock.locked()
     assert regenerated.size == (96, 96) and saved.endswith(".png")
+
+
+def test_forge_without_a_checkpoint_is_a_clear_message(wui, monkeypatch) -> None:
+    """Forge's parse_generation_parameters does ``checkpoint in opts.sd_model_checkpoint``,
+    a TypeError when no checkpoint is selected (seen live in Forge)."""
+    from clipprobe_ext.webui import regenerate_tab
+
+    real = wui.infotext_utils.parse_generation_parameters
+
+    def forge_like(text, skip_fields=None):
+        params = real(text, skip_fields)
+        if "Model" in params:
+            params["Model"] in wui.shared.opts.sd_model_checkpoint  # noqa: B015
+        return params
+
+    monkeypatch.setattr(wui.infotext_utils, "parse_generation_parameters", forge_like)
+    wui.shared.opts.sd_model_checkpoint = None
+    with pytest.raises(ClipProbeError, match="no checkpoint selected"):
+        regen.plan_regeneration(BASIC, "a red circle")
+    image = Image.open(io.BytesIO(_png(Image.new("RGB", (8, 8)), BASIC)))
+    assert "no checkpoint selected" in regenerate_tab.preflight_html(image, "a red circle")
