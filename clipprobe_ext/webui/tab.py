@@ -300,6 +300,7 @@ def _regenerate_outputs(gr: Any, parts: dict[str, Any]) -> None:
             label="Original | regenerated",
             type="pil",
             interactive=False,
+            visible=False,
             height=320,
             elem_id="clipprobe_side_by_side",
         )
@@ -307,15 +308,27 @@ def _regenerate_outputs(gr: Any, parts: dict[str, Any]) -> None:
             label="Regenerated",
             type="pil",
             interactive=False,
+            visible=False,
             height=320,
             elem_id="clipprobe_regenerated",
         )
     parts["comparison_file"] = gr.File(
         label="Comparison (PNG with the numbers inside, JSON beside it)",
         interactive=False,
+        visible=False,
         height=60,
         elem_id="clipprobe_comparison_file",
     )
+
+
+def regenerate_and_show(*args: Any) -> tuple[Any, ...]:
+    """``regenerate_tab.regenerate_click``; its pictures and file shown only when there are
+    some (the boxes stay hidden before the first regeneration and after a failure)."""
+    import gradio as gr
+
+    box, sheet, regenerated, saved = regenerate_tab.regenerate_click(*args)
+    shown = [gr.update(value=v, visible=v is not None) for v in (sheet, regenerated, saved)]
+    return (box, *shown)
 
 
 def _wrap_call(fn: Any) -> Any:
@@ -352,7 +365,7 @@ def _wire(tab: ClipProbeTab) -> None:
     ).then(**preflight)
     tab.allow_txt2img.change(**preflight)
     tab.regenerate_button.click(
-        fn=_wrap_call(regenerate_tab.regenerate_click),
+        fn=_wrap_call(regenerate_and_show),
         inputs=[
             tab.regenerate_task_id,
             tab.image,

@@ -341,8 +341,9 @@ def test_tab_wiring_regenerates_with_the_infotexts_parameters(wui, tiny_world) -
 
     t = tab.create_tab()
     events = _events(t.blocks)
-    [click] = [e for e in events if inspect.unwrap(e["fn"]) is regenerate_tab.regenerate_click]
-    assert click["fn"] is not regenerate_tab.regenerate_click  # wrapped
+    [click] = [e for e in events if inspect.unwrap(e["fn"]) is tab.regenerate_and_show]
+    assert click["fn"] is not tab.regenerate_and_show  # wrapped in wrap_gradio_call
+    assert t.side_by_side.visible is False and t.comparison_file.visible is False
     assert click["targets"] == [(t.regenerate_button._id, "click")]
     assert click["js"] == "clipprobe_submit_regenerate"
     assert click["inputs"] == _ids(
@@ -365,6 +366,8 @@ def test_tab_wiring_regenerates_with_the_infotexts_parameters(wui, tiny_world) -
         "task(cp-wired)", tiny_world.original, "a red circle, green stripes", False, None
     )
     assert "SSIM 1.000" in box, box
+    assert sheet["visible"] and regenerated["visible"] and saved["visible"]
+    sheet, regenerated, saved = sheet["value"], regenerated["value"], saved["value"]
     (call,) = wui.processing.calls
     f = call["fields"]
     assert f["prompt"] == "a red circle, green stripes"
@@ -377,6 +380,9 @@ def test_tab_wiring_regenerates_with_the_infotexts_parameters(wui, tiny_world) -
     assert (f["width"], f["height"], f["sampler_name"]) == (96, 96, "DPM++ 2M")
     assert call["lock_held"] and not lock.locked()
     assert regenerated.size == (96, 96) and saved.endswith(".png")
+    inpaint = Image.open(io.BytesIO(_png(tiny_world.original, INPAINT)))
+    box, *hidden = click["fn"]("task(x)", inpaint, "a cat", False, None)
+    assert "img2img" in box and all(h["visible"] is False for h in hidden)
 
 
 def test_forge_without_a_checkpoint_is_a_clear_message(wui, monkeypatch) -> None:
