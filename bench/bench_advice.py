@@ -148,11 +148,13 @@ SIGNALS = (
     "best",
     "loo",
     "cosine",
+    "cosine_z",
     "phrase_z",
     "image_z",
     "null",
     "background",
     "double_z",
+    "double_median",
     "presence",
 )
 
@@ -169,7 +171,7 @@ def swap_wins(prompts_rows: list[list[dict]], name: str) -> float | None:
 
 def run(args) -> dict:
     spec = WorldSpec(seed=args.world_seed, image_size=args.image_size)
-    folder = args.model or trained_world_clip(spec, Recipe())
+    folder = args.model or trained_world_clip(spec, Recipe(more_steps=args.more_steps))
     metrics = json.loads((folder / "metrics.json").read_text())
     encoder = HFClipEncoder.from_pretrained(str(folder), device="cpu")
     start = time.time()
@@ -252,7 +254,7 @@ def print_table(result: dict) -> None:
         print(f"analysis time per prompt: {res['analysis_seconds_per_prompt'] * 1000:.0f} ms")
 
 
-def suggest(result: dict, signal: str = "double_z") -> dict:
+def suggest(result: dict, signal: str = "cosine_z") -> dict:
     """Verdict constants from the measurements of a tuning run (not the held-out seed).
 
     ``midpoint``: the score where the share of present phrases below it equals the share
@@ -283,6 +285,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--model", type=Path, help="a trained model folder (default: train)")
+    parser.add_argument("--more-steps", type=int, default=0, help="second training phase")
     parser.add_argument("--suggest", action="store_true", help="print verdict constants")
     parser.add_argument("--json", type=Path, help="also write every figure here")
     args = parser.parse_args()

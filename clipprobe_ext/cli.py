@@ -5,6 +5,7 @@ Usage::
     python -m clipprobe_ext IMAGE... [--prompt TEXT] [--model NAME_OR_DIR]
         [--device cpu|cuda] [--rounds N] [--threshold PERCENT] [--tolerance PERCENT]
         [--synonyms "a|b"]... [--words] [--no-contribution] [--no-prune]
+        [--negative TEXT] [--heatmaps DIR]
         [--json | --csv] [-o FILE] [--color auto|always|never] [-q]
 
 Prompt: ``--prompt`` applies to every image.  Without it, each image's prompt is read
@@ -14,6 +15,13 @@ batch, and each distinct prompt is a separate *prompt group* with its own report
 table shows them one after another, ``--json`` writes an array of reports instead of a
 single report object, ``--csv`` numbers them in its ``group`` column).  An image without
 parameters and no ``--prompt`` is an error.
+
+Negative prompt: ``--negative TEXT`` is checked against every image (``--negative ""``: no
+check); without it, a group whose prompt was read from the images checks the negative
+prompt stored with them (the first image's, when they differ: the report says so).
+
+Heatmaps: ``--heatmaps DIR`` writes, per image, one overlay PNG per measurable phrase, a
+contact sheet and the raw maps as JSON (``heatmaps.cli_output``).
 
 Model: a transformers hub name (default ``openai/clip-vit-base-patch32``; needs the
 Hugging Face cache or network) or a local folder holding a transformers CLIP;
@@ -48,7 +56,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, NamedTuple, NoReturn, TextIO
 
 from clipprobe_ext.errors import ClipProbeError, ModelError, PromptError
 from clipprobe_ext.options import (
@@ -94,6 +102,18 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"{MODEL.help} (default {DEFAULT_MODEL})",
     )
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
+    p.add_argument(
+        "--negative",
+        metavar="TEXT",
+        help="the negative prompt to check against the images (default: the one stored in "
+        'each image\'s parameters when the prompt is read from them; "" for none)',
+    )
+    p.add_argument(
+        "--heatmaps",
+        metavar="DIR",
+        help="write a heatmap overlay per phrase, a contact sheet and the maps as JSON "
+        "for every image into DIR",
+    )
     add_arguments(p)
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="write the report as JSON")
@@ -165,30 +185,43 @@ def _labels(paths: Sequence[str]) -> list[str]:
 Skip = Callable[[str, str], None]
 
 
+class InputGroup(NamedTuple):
+    """Images sharing a prompt, with the negative prompts stored in them (one per image;
+    ``""`` where none was, or the prompt came from ``--prompt``)."""
+
+    prompt: str
+    images: list[Any]
+    labels: list[str]
+    negatives: list[str]
+
+
 def load_inputs(
     paths: Sequence[str], prompt: str | None, skip: Skip | None = None
-) -> list[tuple[str, list[Any], list[str]]]:
-    """``(prompt, images, labels)`` per prompt group, in order of first appearance.
+) -> list[InputGroup]:
+    """One ``InputGroup`` per prompt, in order of first appearance.
 
     A file that cannot be used raises its ``ClipProbeError``, or, with ``skip``, is passed
     to ``skip(path, reason)`` and left out."""
     from clipprobe_ext.images import check_image_path, load_image, load_image_with_parameters
-    from clipprobe_ext.infotext import prompt_from_parameters
+    from clipprobe_ext.infotext import parse_parameters, prompt_from_parameters
 
     if prompt is not None:
         if not prompt.strip():
             raise PromptError("The prompt given with --prompt is empty.")
         check_prompt_length(prompt, "The prompt given with --prompt")
 
-    groups: dict[str, tuple[list[Any], list[str]]] = {}
+    groups: dict[str, InputGroup] = {}
     for path, label in zip(paths, _labels(paths)):
         try:
             check_image_path(path)
+            negative = ""
             if prompt is not None:
                 image, found = load_image(path), prompt
             else:
                 image, parameters = load_image_with_parameters(path)
                 found = prompt_from_parameters(parameters, path)
+                # checked as text and for size by prompt_from_parameters
+                negative = parse_parameters(parameters).negative_prompt if parameters else ""
                 if not found.strip():
                     raise PromptError(
                         f"{path} has no prompt in its generation parameters (PNG 'parameters' "
@@ -199,10 +232,31 @@ def load_inputs(
                 raise
             skip(path, str(exc))
             continue
-        images, names = groups.setdefault(found, ([], []))
-        images.append(image)
-        names.append(label)
-    return [(text, images, names) for text, (images, names) in groups.items()]
+        group = groups.setdefault(found, InputGroup(found, [], [], []))
+        group.images.append(image)
+        group.labels.append(label)
+        group.negatives.append(negative)
+    return list(groups.values())
+
+
+def group_negative(group: InputGroup, given: str | None) -> tuple[str, str | None]:
+    """The negative prompt to check for a group, and a note when its images disagree."""
+    if given is not None:
+        return given, None
+    from clipprobe_ext.infotext import check_text
+
+    found = list(dict.fromkeys(group.negatives))
+    negative, note = (found[0] if found else ""), None
+    if len(found) > 1:
+        note = (
+            f"The images of this group store {len(found)} different negative prompts; the one "
+            f"checked is {group.labels[0]}'s."
+        )
+    try:  # a stored negative prompt that cannot be read costs only its own check
+        check_text(check_prompt_length(negative, "The stored negative prompt"))
+    except PromptError as exc:
+        return "", f"The negative prompt was not checked: {exc}"
+    return negative, note
 
 
 # -- model -------------------------------------------------------------------------------
@@ -278,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         if not groups:
             raise ClipProbeError(f"None of the {len(args.images)} images could be analysed.")
 
+        from clipprobe_ext.heatmaps.cli_output import write_report_heatmaps
         from clipprobe_ext.probe import analyze
 
         reports = []
@@ -287,11 +342,13 @@ def main(argv: list[str] | None = None) -> int:
                 warnings.simplefilter("ignore")
             status(f"Loading {args.model}")
             encoder = load_encoder(args.model, args.device)
-            for n, (prompt, images, labels) in enumerate(groups, start=1):
+            for n, group in enumerate(groups, start=1):
+                prompt, images, labels = group.prompt, group.images, group.labels
                 if len(groups) > 1:
                     status.prefix = f"group {n}/{len(groups)}: "
+                negative, note = group_negative(group, args.negative)
                 try:
-                    reports.append(analyze(images, prompt, encoder, options, labels, status))
+                    result = analyze(images, prompt, encoder, options, labels, status, negative)
                 except ModelError:
                     raise
                 except ClipProbeError as exc:  # this group's prompt: its files are skipped
@@ -299,6 +356,15 @@ def main(argv: list[str] | None = None) -> int:
                         raise
                     for label in labels:
                         skip(label, str(exc))
+                    continue
+                if note:
+                    result.notes.append(note)
+                if args.heatmaps:
+                    written = write_report_heatmaps(encoder, result, images, args.heatmaps, status)
+                    result.notes.append(
+                        f"Heatmaps: {len(written)} files written to {args.heatmaps}."
+                    )
+                reports.append(result)
         if not reports:
             raise ClipProbeError(f"None of the {len(args.images)} images could be analysed.")
         status.clear()

@@ -15,18 +15,35 @@ import numpy as np
 from PIL import Image
 
 from clipprobe_ext.analysis.contribution import leave_one_out
+from clipprobe_ext.analysis.negative import CalibratedPresence, check_negative_embs
+from clipprobe_ext.analysis.presence import presence
 from clipprobe_ext.analysis.pruning import lazy_greedy_prune
 from clipprobe_ext.analysis.ranking import elimination_ranking, rank_group
-from clipprobe_ext.analysis.verdict import phrase_verdicts
+from clipprobe_ext.analysis.references import reference_banks
+from clipprobe_ext.analysis.tokens import (
+    TokenBudget,
+    TokenSaving,
+    default_tokenizer,
+    token_budget,
+    token_saving,
+)
+from clipprobe_ext.analysis.verdict import NOT_SEEN, phrase_verdicts
 from clipprobe_ext.encoders.base import ClipEncoder, Progress
 from clipprobe_ext.errors import ImageError
 from clipprobe_ext.infotext import check_text
 from clipprobe_ext.layout import PromptLayout
 from clipprobe_ext.options import ProbeOptions, check_prompt_length, parse_synonyms
-from clipprobe_ext.prompt import ParsedPrompt, parse_prompt, remove_phrases, require_measurable
+from clipprobe_ext.prompt import (
+    ParsedPrompt,
+    parse_prompt,
+    removal_blocker,
+    remove_phrases,
+    require_measurable,
+)
 from clipprobe_ext.results import (
     ContributionResult,
     ImageAnalysis,
+    KeptPhrase,
     PhraseInfo,
     ProbeReport,
     PruneResult,
@@ -43,11 +60,18 @@ def analyze(
     options: ProbeOptions | None = None,
     labels: Sequence[str] | None = None,
     progress: Progress | None = None,
+    negative: str = "",
 ) -> ProbeReport:
-    """Analyse ``prompt`` against RGB ``images``; raises ``ClipProbeError`` on bad input."""
+    """Analyse ``prompt`` against RGB ``images``; raises ``ClipProbeError`` on bad input.
+
+    ``negative``: the negative prompt; its phrases are checked against the same image
+    embeddings (``analysis.negative``), ``report.negative`` (None when empty).
+    """
     options = options or ProbeOptions()
     options.validate()
     check_text(check_prompt_length(prompt))
+    negative = negative or ""
+    check_text(check_prompt_length(negative, "The negative prompt"), "The negative prompt")
     if not images:
         raise ImageError("No image to analyse.")
     labels = list(labels) if labels else [f"image {i + 1}" for i in range(len(images))]
@@ -80,6 +104,10 @@ def analyze(
         )
     phrase_sims = image_embs @ text_embs[: len(texts)].T  # [images, phrases]
     synonym_sims = image_embs @ text_embs[len(texts) :].T
+    # Calibrated presence against the model's reference banks (built once per model).
+    banks = reference_banks(encoder, image_embs.shape[1])
+    seen = presence(image_embs, text_embs[: len(texts)], banks)  # [images, phrases]
+    not_seen = [i for i, p in zip(measurable, seen.mean(0)) if p < NOT_SEEN]
 
     contribution: list[ContributionResult | None] = [None] * len(images)
     pruning: PruneResult | None = None
@@ -103,7 +131,7 @@ def analyze(
             ]
         if options.prune:
             report("Searching for a pruned prompt", 0.6)
-            pruning = _prune(parsed, measurable, layout, full, without, options)
+            pruning = _prune(parsed, measurable, layout, full, without, options, not_seen)
 
     report("Ranking", 0.9)
     per_image = []
@@ -116,7 +144,23 @@ def analyze(
             sims = synonym_sims[m, start : start + len(group)]
             groups.append(rank_group(group, sims, encoder.logit_scale))
             start += len(group)
-        per_image.append(ImageAnalysis(label, ranking, groups, contribution[m]))
+        scores: list[float | None] = [None] * len(phrases)
+        for k, i in enumerate(measurable):
+            scores[i] = float(seen[m, k])
+        per_image.append(ImageAnalysis(label, ranking, groups, contribution[m], scores))
+
+    negative_check = None
+    if negative.strip():
+        report("Checking the negative prompt", 0.95)
+        negative_check = check_negative_embs(
+            image_embs,
+            negative,
+            encoder,
+            positive_prompt=prompt,
+            scorer=CalibratedPresence(banks),  # the positive phrases' score and bounds
+            labels=labels,
+        )
+    tokens, saving = _token_budget(prompt, encoder, pruning, notes)
 
     pruned = set(pruning.removed) if pruning is not None else None
     verdicts = phrase_verdicts(phrases, per_image, pruned, options.threshold)
@@ -132,6 +176,32 @@ def analyze(
         pruning=pruning,
         options=asdict(options),
         notes=notes,
+        reference=f"presence compares each phrase with {banks.describe()}",
+        tokens=tokens,
+        token_saving=saving,
+        negative=negative_check,
+    )
+
+
+def _token_budget(
+    prompt: str, encoder: ClipEncoder, pruning: PruneResult | None, notes: list[str]
+) -> tuple[TokenBudget, TokenSaving | None]:
+    """The prompt's token budget with the encoder's own tokenizer (token ids without start
+    and end markers, ``,`` one token: what ``token_budget`` needs), and what the pruned
+    prompt saves.  A tokenizer that does not fit falls back to CLIP's BPE, with a note."""
+    tokenize = encoder.tokenize
+    try:
+        budget = token_budget(prompt, tokenize)
+    except ValueError as exc:
+        notes.append(
+            f"Tokens counted with CLIP's own BPE tokenizer: the model's does not fit ({exc})."
+        )
+        tokenize = default_tokenizer
+        budget = token_budget(prompt, tokenize)
+    if pruning is None or not pruning.steps:
+        return budget, None
+    return budget, token_saving(
+        budget, token_budget(pruning.pruned_prompt, tokenize), pruning.removed
     )
 
 
@@ -142,19 +212,40 @@ def _prune(
     full: np.ndarray,
     without: np.ndarray,
     options: ProbeOptions,
+    candidates: list[int],
 ) -> PruneResult:
-    """Pruning on the batch's mean similarity, so one prompt serves every image."""
+    """Pruning on the batch's mean similarity, so one prompt serves every image.
+
+    Only ``candidates`` (phrases the presence says are not seen) may go; the similarity
+    tolerance is a guard on top of that, not a proof that a phrase is not needed.
+    """
+    fixed = frozenset(measurable) - set(candidates)
 
     def oracle(variants: Sequence[frozenset[int]]) -> np.ndarray:
-        return layout.similarities(variants).mean(0)
+        return layout.similarities([v | fixed for v in variants]).mean(0)
+
+    def blocker(removed: frozenset[int]) -> str | None:
+        # asked only when a step is about to be taken (~15 ms on a 47-phrase prompt)
+        return removal_blocker(parsed, removed)
 
     original = float(full.mean())
-    search = lazy_greedy_prune(measurable, original, without.mean(0), oracle, options.tolerance)
+    loo = dict(zip(measurable, without.mean(0)))
+    search = lazy_greedy_prune(
+        candidates,
+        original,
+        [loo[i] for i in candidates],
+        oracle,
+        options.tolerance,
+        min_keep=0 if fixed else 1,
+        blocker=blocker,
+    )
     removed = [i for i, _ in search.steps]
     return PruneResult(
         original_similarity=original,
         tolerance=options.tolerance,
         steps=[PruneStep(i, s) for i, s in search.steps],
+        # every step was checked with removal_blocker, so this cut is clean
         pruned_prompt=remove_phrases(parsed.prompt, parsed, removed),
         full_encodes=len(measurable) + 1 + search.evaluations,
+        kept=[KeptPhrase(i, reason) for i, reason in search.blocked.items()],
     )

@@ -21,7 +21,15 @@ Public API (each returns an HTML string; each ``render_*(report)`` also accepts 
   proportional to ``|contribution| / max |contribution|`` (``data-value`` holds the number).
 - ``render_rounds(report)``: per image, the elimination rounds with the phrases above the
   threshold and their probabilities in %.
-- ``render_synonyms(report)``, ``render_pruning(report)``, ``render_notes(report)``.
+- ``render_verdicts(report)``: per phrase its verdict, calibrated presence and why, and
+  what the presence is compared with.
+- ``render_tokens(report)``: the token budget (total against 75/150/225, chunk sizes,
+  straddling phrases, what the pruned prompt saves); ``render_prompt`` marks where each
+  new 75-token chunk begins (an empty ``cp-chunk-break`` span, so the prompt's text is
+  unchanged) and underlines the phrases a boundary cuts (``cp-straddles``).
+- ``render_negative(report)``: the negative prompt's phrases checked against the picture.
+- ``render_synonyms(report)``, ``render_pruning(report)`` (with the phrases kept because
+  they cannot be cut cleanly), ``render_notes(report)``.
 - ``render_error(message)``, ``render_message(message)``: boxes for the tab.
 - ``summary_text(report) -> str``: the one-line plain-text summary used in infotexts.
 """
@@ -30,7 +38,7 @@ from __future__ import annotations
 
 import html
 
-from clipprobe_ext.report_view import ReportView, build_view, fraction
+from clipprobe_ext.report_view import ChunkBreak, ReportView, build_view, fraction
 from clipprobe_ext.results import ProbeReport
 
 VERDICT_LABELS = {"keep": "keep", "weak": "weak", "prune": "prune"}
@@ -49,10 +57,14 @@ def render_prompt(report: ProbeReport | ReportView) -> str:
     prompt = view.prompt
     out: list[str] = []
     pos = 0
+    breaks = {b.position: b for b in view.tokens.breaks} if view.tokens else {}
     for span in view.spans:
         out.append(_e(prompt[pos : span.start]))
+        if span.start in breaks:  # a new 75-token chunk begins with this phrase
+            out.append(_chunk_break(breaks[span.start]))
+        cut = f' cp-straddles" style="{_STRADDLE_STYLE}' if span.straddles else ""
         out.append(
-            f'<span class="cp-phrase cp-{span.kind}" data-index="{span.index}" '
+            f'<span class="cp-phrase cp-{span.kind}{cut}" data-index="{span.index}" '
             f'title="{_e(span.title)}">{_e(prompt[span.start : span.end])}</span>'
         )
         pos = span.end
@@ -68,6 +80,77 @@ def render_prompt(report: ProbeReport | ReportView) -> str:
     return (
         '<div class="cp-section cp-prompt-section"><h3>Prompt</h3>'
         f'<div class="cp-prompt">{"".join(out)}</div>{legend}</div>'
+    )
+
+
+def _chunk_break(chunk_break: ChunkBreak) -> str:
+    """An empty mark (no text, so the prompt's characters stay exactly as written)."""
+    return (
+        f'<span class="cp-chunk-break" data-chunk="{chunk_break.chunk}" '
+        f'title="{_e(chunk_break.title)}" style="{_BREAK_STYLE}"></span>'
+    )
+
+
+_BREAK_STYLE = "border-left:2px dashed currentColor;margin:0 2px;opacity:0.6"
+_STRADDLE_STYLE = "text-decoration:underline wavy"
+
+
+def render_tokens(report: ProbeReport | ReportView) -> str:
+    """The token budget: total against 75/150/225, chunk sizes, straddling phrases."""
+    tokens = _view(report).tokens
+    if tokens is None:
+        return ""
+    items = "".join(f"<li>{_e(line)}</li>" for line in tokens.lines)
+    saving = f"<p>{_e(tokens.saving)}</p>" if tokens.saving else ""
+    return (
+        f'<div class="cp-section cp-tokens"><h3>Token budget</h3><ul>{items}</ul>{saving}'
+        '<p class="cp-hint">Dashed marks in the prompt: where a new 75-token chunk begins; '
+        "an underlined phrase is cut between two chunks.</p></div>"
+    )
+
+
+def render_negative(report: ProbeReport | ReportView) -> str:
+    """The negative prompt's phrases, checked against the picture."""
+    negative = _view(report).negative
+    if negative is None:
+        return ""
+    rows = "".join(
+        f'<tr class="cp-neg-{r.status.replace(" ", "-")}"><td>{_e(r.text)}</td>'
+        f'<td>{_e(r.status)}</td><td class="cp-num">{_e(r.score)}</td>'
+        f"<td>{_e(r.reason)}</td></tr>"
+        for r in negative.rows
+    )
+    table = (
+        '<table class="cp-table"><thead><tr><th>Phrase</th><th>Status</th><th>Score</th>'
+        f"<th>What it means</th></tr></thead><tbody>{rows}</tbody></table>"
+        if rows
+        else ""
+    )
+    extra = [negative.method and f"Score: {negative.method}", *negative.notes]
+    notes = "".join(f'<p class="cp-hint">{_e(n)}</p>' for n in extra if n)
+    return (
+        '<div class="cp-section cp-negative"><h3>Negative prompt, checked</h3>'
+        f'<pre class="cp-negative-prompt">{_e(negative.prompt)}</pre>{table}{notes}</div>'
+    )
+
+
+def render_verdicts(report: ProbeReport | ReportView) -> str:
+    """Per phrase: verdict, calibrated presence (what it is compared with below), why."""
+    view = _view(report)
+    if not view.verdicts:
+        return ""
+    spread = " (mean ± spread over the images)" if view.image_count > 1 else ""
+    rows = "".join(
+        f'<tr><td>{_e(v.label)}</td><td><span class="cp-phrase cp-{_e(v.verdict)}">'
+        f'{_e(v.verdict)}</span></td><td class="cp-num">{_e(v.presence)}</td>'
+        f'<td class="cp-num">{_e(v.peak)}</td><td>{_e(v.reason)}</td></tr>'
+        for v in view.verdicts
+    )
+    hint = f'<p class="cp-hint">{_e(view.reference)}</p>' if view.reference else ""
+    return (
+        f'<div class="cp-section cp-verdicts"><h3>Verdicts<small>{_e(spread)}</small></h3>'
+        '<table class="cp-table"><thead><tr><th>Phrase</th><th>Verdict</th><th>Presence</th>'
+        f"<th>Peak prob.</th><th>Why</th></tr></thead><tbody>{rows}</tbody></table>{hint}</div>"
     )
 
 
@@ -158,12 +241,16 @@ def render_pruning(report: ProbeReport | ReportView) -> str:
         return ""
     body = ""
     if pruning.removed:
-        removed = "".join(f'<span class="cp-removed">{_e(t)}</span>' for t in pruning.removed)
+        # ", " between the chips: selected and copied, they read as a list, not one word
+        removed = ", ".join(f'<span class="cp-removed">{_e(t)}</span>' for t in pruning.removed)
         body = (
             f'<pre class="cp-pruned-prompt">{_e(pruning.pruned_prompt)}</pre>'
             f"<p>Removed: {removed}</p>"
         )
     body += f'<p class="cp-keeps">{_e(pruning.outcome)}</p>'
+    body += "".join(f'<p class="cp-kept">{_e(text)}</p>' for text in pruning.kept)
+    if pruning.saving:
+        body += f'<p class="cp-saving">{_e(pruning.saving)}</p>'
     return f'<div class="cp-section cp-pruning"><h3>Suggested prompt</h3>{body}</div>'
 
 
@@ -213,7 +300,10 @@ def render_report(report: ProbeReport | ReportView) -> str:
     sections = [
         render_summary(view),
         render_prompt(view),
+        render_negative(view),
         render_pruning(view),
+        render_tokens(view),
+        render_verdicts(view),
         render_contribution(view),
         render_rounds(view),
         render_synonyms(view),

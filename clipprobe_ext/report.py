@@ -42,14 +42,25 @@ CSV (``to_csv``)
         The round in which the phrase was the most probable (and so removed), if any.
     ``pruned``
         ``true`` when the suggested pruned prompt drops the phrase, else ``false``.
+    ``tokens``, ``chunks``, ``straddles``
+        The phrase's CLIP tokens, the 75-token chunks (1-based, space separated) its
+        tokens fall in, and ``true`` when a chunk boundary cuts it (``analysis.tokens``).
+    ``presence``
+        On a phrase's rows: its presence score (``mean`` rows: the mean over images).
+
+    Negative prompt rows (``image`` is ``negative``): one per phrase of the negative
+    prompt, ``verdict`` holding its status (``not suppressed``, ``suppressed``, ``not
+    measurable``) and ``presence`` its score (the mean over images).
 
     Numbers are written with full precision; missing values are empty cells.
 
 Table (``format_table``)
     A readable report for a terminal: per image the elimination rounds (phrases above
     the threshold, in %), the synonym groups and the in-context contributions; then the
-    verdict per phrase (mean ± spread over images when there are several), the suggested
-    pruned prompt with what it removed and the similarity it keeps, and the notes.  Plain
+    verdict per phrase (presence, mean ± spread over images when there are several), the
+    suggested pruned prompt with what it removed, the similarity it keeps, the phrases kept
+    because they cannot be cut cleanly and the tokens it saves, the token budget, the
+    negative prompt checked, and the notes.  Plain
     text; ANSI colour only with ``color=True``.
 """
 
@@ -118,8 +129,11 @@ def _mean_std(values: Sequence[float | None]) -> tuple[float | None, float | Non
     return mean, math.sqrt(sum((x - mean) ** 2 for x in xs) / len(xs))
 
 
+TAIL_COLUMNS = ["top_round", "pruned", "tokens", "chunks", "straddles", "presence"]
+
+
 def csv_columns(rounds: int) -> list[str]:
-    return [*FIXED_COLUMNS, *(f"round_{k}" for k in range(1, rounds + 1)), "top_round", "pruned"]
+    return [*FIXED_COLUMNS, *(f"round_{k}" for k in range(1, rounds + 1)), *TAIL_COLUMNS]
 
 
 def to_csv(report: ProbeReport | Sequence[ProbeReport]) -> str:
@@ -138,6 +152,7 @@ def to_csv(report: ProbeReport | Sequence[ProbeReport]) -> str:
 def _csv_rows(report: ProbeReport, group: int, rounds: int) -> list[list[Any]]:
     verdicts = {v.index: v for v in report.verdicts}
     pruned = set(report.pruning.removed) if report.pruning is not None else set()
+    budget = _budget_cells(report)
     rows: list[list[Any]] = []
 
     def head(label: str, phrase: Any) -> list[Any]:
@@ -178,6 +193,8 @@ def _csv_rows(report: ProbeReport, group: int, rounds: int) -> list[list[Any]]:
                     *per_round,
                     top,
                     "true" if phrase.index in pruned else "false",
+                    *budget.get(phrase.index, ["", "", ""]),
+                    _num(_presence(analysis, phrase.index)),
                 ]
             )
     for phrase in report.phrases:
@@ -201,9 +218,44 @@ def _csv_rows(report: ProbeReport, group: int, rounds: int) -> list[list[Any]]:
                 *([""] * rounds),
                 "",
                 "true" if phrase.index in pruned else "false",
+                *budget.get(phrase.index, ["", "", ""]),
+                _num(_mean_std([_presence(a, phrase.index) for a in report.images])[0]),
             ]
         )
+    if report.negative is not None:
+        blank = [""] * (len(FIXED_COLUMNS) - 8 + rounds + len(TAIL_COLUMNS) - 1)
+        for p in report.negative.phrases:
+            rows.append(
+                [group, "negative", p.index, p.text, _num(p.weight), "", "", p.status, *blank,
+                 _num(p.score)]
+            )  # fmt: skip
     return rows
+
+
+def _presence(analysis: Any, index: int) -> float | None:
+    scores = getattr(analysis, "presence", None)
+    return scores[index] if scores is not None and index < len(scores) else None
+
+
+def _budget_cells(report: ProbeReport) -> dict[int, list[Any]]:
+    """Phrase index -> [tokens, chunks, straddles], matched to the token budget by span
+    (the budget reads phrases; a word-by-word analysis gets the cells of whole phrases)."""
+    if report.tokens is None:
+        return {}
+    from clipprobe_ext.prompt import parse_prompt
+
+    spans = parse_prompt(report.prompt).phrases
+    by_span = {}
+    for p in report.tokens.phrases:
+        if p.index < len(spans):
+            chunks = " ".join(str(c + 1) for c in p.chunks)
+            cells = [p.tokens, chunks, "true" if p.straddles else "false"]
+            by_span[(spans[p.index].start, spans[p.index].end)] = cells
+    return {
+        ph.index: by_span[(ph.start, ph.end)]
+        for ph in report.phrases
+        if (ph.start, ph.end) in by_span
+    }
 
 
 # -- terminal table ----------------------------------------------------------------------
@@ -282,6 +334,8 @@ def _format_one(report: ProbeReport, paint: _Painter) -> str:
         lines += _contributions(image, paint)
     lines += _verdicts(view, paint)
     lines += _pruning(view, paint)
+    lines += _tokens(view, paint)
+    lines += _negative(view, paint)
     lines += _notes(view, paint)
     return "\n".join(lines) + "\n"
 
@@ -354,16 +408,19 @@ def _verdicts(view: ReportView, paint: _Painter) -> list[str]:
         return []
     n = view.image_count
     title = "Verdicts" + (f" (mean ± spread over {n} images)" if n > 1 else "")
-    rows = [["No.", "Phrase", "Verdict", "Peak prob.", "Contribution", "Why"]]
+    rows = [["No.", "Phrase", "Verdict", "Presence", "Peak prob.", "Contribution", "Why"]]
     rows += [
-        [str(v.index), v.label, v.verdict, v.peak, v.contribution, v.reason] for v in view.verdicts
+        [str(v.index), v.label, v.verdict, v.presence, v.peak, v.contribution, v.reason]
+        for v in view.verdicts
     ]
-    table = _table(rows, "><<>><")
+    table = _table(rows, "><<>>><")
     lines = ["", _rule(title, paint), paint(_line(table[0]), "dim")]
     for cells, v in zip(table[1:], view.verdicts):
         cells[3] = paint(cells[3], v.verdict)
-        cells[6] = paint(cells[6], "dim")
+        cells[7] = paint(cells[7], "dim")
         lines.append(_line(cells))
+    if view.reference:
+        lines += [paint(line, "dim") for line in _wrap("  ", view.reference).splitlines()]
     return lines
 
 
@@ -377,6 +434,46 @@ def _pruning(view: ReportView, paint: _Painter) -> list[str]:
         lines += [paint(line, "bold") for line in _wrap("  ", text).splitlines()]
         lines.append("  removed: " + ", ".join(f'"{t}"' for t in pruning.removed))
     lines += _wrap("  ", pruning.outcome).splitlines()
+    for text in pruning.kept:
+        lines += _wrap("  ", text).splitlines()
+    if pruning.saving:
+        lines += _wrap("  ", pruning.saving).splitlines()
+    return lines
+
+
+def _tokens(view: ReportView, paint: _Painter) -> list[str]:
+    if view.tokens is None:
+        return []
+    lines = ["", _rule("Token budget", paint)]
+    for text in view.tokens.lines:
+        lines += _wrap("  ", text).splitlines()
+    return lines
+
+
+def _negative(view: ReportView, paint: _Painter) -> list[str]:
+    negative = view.negative
+    if negative is None:
+        return []
+    lines = ["", _rule("Negative prompt, checked", paint)]
+    lines += _wrap("  ", " ".join(negative.prompt.split())).splitlines()
+    if negative.rows:
+        rows = [["No.", "Phrase", "Status", "Score"]]
+        rows += [[str(r.index), clip_text(r.text, 32), r.status, r.score] for r in negative.rows]
+        table = _table(rows, "><<>")
+        lines.append(paint(_line(table[0]), "dim"))
+        for cells, row in zip(table[1:], negative.rows):
+            style = "prune" if row.status == "not suppressed" else "dim"
+            cells[3] = paint(cells[3], style)
+            lines.append(_line(cells))
+        for reason in dict.fromkeys(r.reason for r in negative.rows):
+            statuses = ", ".join(
+                dict.fromkeys(r.status for r in negative.rows if r.reason == reason)
+            )
+            lines += _wrap("  ", f"{statuses}: {reason}").splitlines()
+    if negative.method:
+        lines += _wrap("  ", f"Score: {negative.method}").splitlines()
+    for note in negative.notes:
+        lines += _wrap("  ", note).splitlines()
     return lines
 
 

@@ -17,7 +17,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from clipprobe_ext.analysis.tokens import TokenBudget, TokenSaving
 from clipprobe_ext.options import format_percent
+from clipprobe_ext.prompt import parse_prompt
 from clipprobe_ext.results import (
     ContributionResult,
     ImageAnalysis,
@@ -117,6 +119,7 @@ class VerdictRow:
     text: str
     label: str
     verdict: str
+    presence: str  # calibrated presence, "0.81" or "0.81 ± 0.02" over several images; "–"
     peak: str  # best round probability, "12.5 %" or "12.5 % ± 1.0" over several images
     contribution: str
     reason: str
@@ -131,6 +134,40 @@ class PhraseSpan:
     end: int
     kind: str  # keep / weak / prune / unmeasurable / none
     title: str
+    straddles: bool = False  # a 75-token chunk boundary cuts it: CLIP reads its halves apart
+
+
+@dataclass(frozen=True)
+class ChunkBreak:
+    """Where a new 75-token chunk begins in the prompt text (before ``position``)."""
+
+    position: int  # character offset in the prompt
+    chunk: int  # 1-based number of the chunk that starts here (within its AND part)
+    title: str
+
+
+@dataclass(frozen=True)
+class TokenSection:
+    lines: list[str]  # totals, chunk sizes, straddling phrases (``TokenBudget.text_lines``)
+    saving: str  # what the pruned prompt saves, "" when nothing is cut
+    breaks: list[ChunkBreak]
+
+
+@dataclass(frozen=True)
+class NegativeRow:
+    index: int
+    text: str
+    status: str  # not suppressed / suppressed / not measurable
+    score: str  # "63.4 %", or "–"
+    reason: str
+
+
+@dataclass(frozen=True)
+class NegativeSection:
+    prompt: str
+    rows: list[NegativeRow]
+    method: str  # what the score is and what it is compared with
+    notes: list[str]
 
 
 @dataclass(frozen=True)
@@ -138,6 +175,8 @@ class PruningSection:
     pruned_prompt: str  # "" when nothing can go
     removed: list[str]
     outcome: str  # one sentence: what happened to the similarity, against the rule
+    kept: list[str]  # "'text' kept: reason" per phrase whose removal would not be clean
+    saving: str  # tokens and chunks the pruned prompt saves, "" when nothing is cut
 
 
 @dataclass(frozen=True)
@@ -157,12 +196,16 @@ class ReportView:
     mean_whole_similarity: str | None
     pruning: PruningSection | None
     notes: list[str]
+    tokens: TokenSection | None = None
+    negative: NegativeSection | None = None
+    reference: str = ""  # what the presence score is compared with, and its bounds
 
 
 def build_view(report: ProbeReport) -> ReportView:
     """Every section of ``report``, formatted."""
     phrases = {p.index: p for p in report.phrases}
     threshold = _threshold(report)
+    kept = {k.index: k.reason for k in report.pruning.kept} if report.pruning else {}
     full = [a.contribution.full_similarity for a in report.images if a.contribution is not None]
     return ReportView(
         model_id=report.model_id,
@@ -175,11 +218,31 @@ def build_view(report: ProbeReport) -> ReportView:
         counts=_counts(report.verdicts),
         spans=_spans(report),
         images=[_image(a, phrases, threshold) for a in report.images],
-        verdicts=[_verdict(v, phrases, len(report.images)) for v in report.verdicts],
+        verdicts=[_verdict(v, phrases, len(report.images), kept) for v in report.verdicts],
         mean_contributions=_mean_contributions(report, phrases),
         mean_whole_similarity=similarity(sum(full) / len(full)) if full else None,
-        pruning=_pruning(report.pruning, phrases) if report.pruning is not None else None,
+        pruning=_pruning(report, phrases) if report.pruning is not None else None,
         notes=list(report.notes),
+        tokens=_tokens(report),
+        negative=_negative(report),
+        reference=_reference(report),
+    )
+
+
+def presence_text(x: float | None) -> str:
+    """A presence score (0 to 1) with two decimals, as the verdicts' reasons write it."""
+    return f"{x:.2f}" if x is not None and math.isfinite(x) else "–"
+
+
+def _reference(report: ProbeReport) -> str:
+    if not report.reference:
+        return ""
+    from clipprobe_ext.analysis.verdict import NOT_SEEN, SEEN
+
+    compared = report.reference.removeprefix("presence ")
+    return (
+        f"Presence (0 to 1) {compared}. Seen (keep) from {SEEN:.2f}; not seen "
+        f"under {NOT_SEEN:.2f} (prune when the pruned prompt drops it); weak in between."
     )
 
 
@@ -292,16 +355,20 @@ def _with_spread(value: str, spread: float | None, scale: float, digits: int, n:
     return f"{value} ± {scale * spread:.{digits}f}"
 
 
-def _verdict(v: PhraseVerdict, phrases: dict[int, PhraseInfo], n_images: int) -> VerdictRow:
+def _verdict(
+    v: PhraseVerdict, phrases: dict[int, PhraseInfo], n_images: int, kept: dict[int, str]
+) -> VerdictRow:
     label = _label(phrases, v.index, 32) if v.index in phrases else clip_text(v.text, 32)
+    reason = v.reason + (f"; kept: {kept[v.index]}" if v.index in kept else "")
     return VerdictRow(
         index=v.index,
         text=v.text,
         label=label,
         verdict=v.verdict,
+        presence=_with_spread(presence_text(v.presence), v.presence_std, 1, 2, n_images),
         peak=_with_spread(percent(v.max_probability), v.max_probability_std, 100, 1, n_images),
         contribution=_with_spread(signed(v.contribution), v.contribution_std, 1, 4, n_images),
-        reason=v.reason,
+        reason=reason,
     )
 
 
@@ -332,6 +399,7 @@ def phrase_title(phrase: PhraseInfo, verdict: PhraseVerdict | None, n_images: in
         return "no verdict"
     parts = [
         f"{verdict.verdict}: {verdict.reason}",
+        f"presence {presence_text(verdict.presence)}",
         f"best round probability {percent(verdict.max_probability)}",
         f"contribution {signed(verdict.contribution)}",
     ]
@@ -348,6 +416,7 @@ def _spans(report: ProbeReport) -> list[PhraseSpan]:
     """Phrases by start, dropping any whose span is invalid or overlaps the previous one."""
     verdicts = {v.index: v for v in report.verdicts}
     n_images = len(report.images)
+    cut = _straddling(report)
     spans: list[PhraseSpan] = []
     end = 0
     for phrase in sorted(report.phrases, key=lambda p: (p.start, p.end)):
@@ -359,7 +428,12 @@ def _spans(report: ProbeReport) -> list[PhraseSpan]:
         else:
             kind = verdict.verdict if verdict is not None else "none"
         title = phrase_title(phrase, verdict, n_images)
-        spans.append(PhraseSpan(phrase.index, phrase.start, phrase.end, kind, title))
+        chunks = cut.get((phrase.start, phrase.end))
+        if chunks:
+            title += f" · cut between 75-token chunks {chunks}: CLIP reads its halves apart"
+        spans.append(
+            PhraseSpan(phrase.index, phrase.start, phrase.end, kind, title, chunks is not None)
+        )
         end = phrase.end
     return spans
 
@@ -391,7 +465,92 @@ def pruning_outcome(pruning: PruneResult) -> str:
     return f"{head}: down by {-change:.4f}, {within} the allowed loss of {rule}."
 
 
-def _pruning(pruning: PruneResult, phrases: dict[int, PhraseInfo]) -> PruningSection:
+def _pruning(report: ProbeReport, phrases: dict[int, PhraseInfo]) -> PruningSection:
+    pruning = report.pruning
+    assert pruning is not None
     removed = [_text(phrases, i) for i in pruning.removed] if pruning.steps else []
     prompt = pruning.pruned_prompt if pruning.steps else ""
-    return PruningSection(prompt, removed, pruning_outcome(pruning))
+    kept = [f"'{_text(phrases, k.index)}' kept: {k.reason}" for k in pruning.kept]
+    return PruningSection(
+        prompt, removed, pruning_outcome(pruning), kept, saving_text(report.token_saving)
+    )
+
+
+def saving_text(saving: TokenSaving | None) -> str:
+    """``"saves 12 tokens (82 → 70) and 1 chunk (2 → 1)"``; "" when nothing was cut."""
+    if saving is None:
+        return ""
+
+    def amount(n: int, unit: str) -> str:
+        verb = "saves" if n >= 0 else "costs"
+        return f"{verb} {abs(n)} {unit}{'s' if abs(n) != 1 else ''}"
+
+    text = (
+        f"The pruned prompt {amount(saving.tokens_saved, 'token')} "
+        f"({saving.original_tokens} → {saving.pruned_tokens})"
+    )
+    if saving.chunks_saved:
+        text += (
+            f" and {amount(saving.chunks_saved, 'chunk')[6:]} "
+            f"({saving.original_chunks} → {saving.pruned_chunks})"
+        )
+    return text + "."
+
+
+def _straddling(report: ProbeReport) -> dict[tuple[int, int], str]:
+    """(start, end) of each phrase a chunk boundary cuts -> "1 and 2"."""
+    budget = report.tokens
+    if budget is None:
+        return {}
+    parsed = parse_prompt(report.prompt)
+    out = {}
+    for p in budget.phrases:
+        if p.straddles and p.index < len(parsed.phrases):
+            span = parsed.phrases[p.index]
+            out[(span.start, span.end)] = " and ".join(str(c + 1) for c in p.chunks)
+    return out
+
+
+def _chunk_breaks(report: ProbeReport, budget: TokenBudget) -> list[ChunkBreak]:
+    """Before each phrase that opens a new chunk of its AND part (a straddling phrase is
+    marked on its span instead)."""
+    parsed = parse_prompt(report.prompt)
+    breaks: list[ChunkBreak] = []
+    last: dict[int, int] = {}  # AND part -> the last chunk seen
+    for p in budget.phrases:
+        if not p.chunks or p.index >= len(parsed.phrases):
+            continue
+        previous = last.get(p.subprompt)
+        if previous is not None and p.chunks[0] > previous:
+            number = p.chunks[0] + 1
+            part = f" of AND part {p.subprompt + 1}" if budget.subprompts > 1 else ""
+            breaks.append(
+                ChunkBreak(
+                    parsed.phrases[p.index].start,
+                    number,
+                    f"chunk {number}{part} starts here: CLIP reads each 75-token chunk apart",
+                )
+            )
+        last[p.subprompt] = p.chunks[-1]
+    return breaks
+
+
+def _tokens(report: ProbeReport) -> TokenSection | None:
+    budget = report.tokens
+    if budget is None:
+        return None
+    return TokenSection(
+        budget.text_lines(), saving_text(report.token_saving), _chunk_breaks(report, budget)
+    )
+
+
+def _negative(report: ProbeReport) -> NegativeSection | None:
+    check = report.negative
+    if check is None:
+        return None
+    # the analysis scores it with the calibrated presence (0 to 1, as the verdicts show it)
+    number = presence_text if check.method.startswith("calibrated presence") else percent
+    rows = [
+        NegativeRow(p.index, p.text, p.status, number(p.score), p.reason) for p in check.phrases
+    ]
+    return NegativeSection(check.negative_prompt, rows, check.method, list(check.notes))

@@ -10,7 +10,11 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:  # plain dataclasses too; imported lazily so results stays torch-free
+    from clipprobe_ext.analysis.negative import NegativeCheck
+    from clipprobe_ext.analysis.tokens import TokenBudget, TokenSaving
 
 Verdict = Literal["keep", "weak", "prune"]
 
@@ -82,12 +86,21 @@ class PruneStep:
 
 
 @dataclass(frozen=True)
+class KeptPhrase:
+    """A phrase the search would have removed, kept because the cut would not be clean."""
+
+    index: int
+    reason: str  # ``prompt.removal_blocker``'s reason, e.g. "an AND ... would be left dangling"
+
+
+@dataclass(frozen=True)
 class PruneResult:
     original_similarity: float
     tolerance: float  # allowed relative loss, 0.01 == 1 %
     steps: list[PruneStep]
     pruned_prompt: str  # the user's prompt with exactly those phrases cut out
     full_encodes: int  # prompt variants encoded by the search (cost measure)
+    kept: list[KeptPhrase] = field(default_factory=list)  # refused: no clean removal
 
     @property
     def removed(self) -> list[int]:
@@ -106,6 +119,9 @@ class ImageAnalysis:
     ranking: RankingResult
     synonyms: list[SynonymGroupResult]
     contribution: ContributionResult | None
+    # Calibrated presence per phrase index, in [0, 1] (``analysis.presence``); None for
+    # phrases that are not measurable.
+    presence: list[float | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +135,8 @@ class PhraseVerdict:
     contribution_std: float | None
     pruned: bool  # removed by the suggested pruned prompt
     reason: str
+    presence: float | None = None  # mean over images of the calibrated presence, [0, 1]
+    presence_std: float | None = None
 
 
 @dataclass
@@ -131,6 +149,10 @@ class ProbeReport:
     pruning: PruneResult | None
     options: dict[str, Any]
     notes: list[str] = field(default_factory=list)  # e.g. "prompt longer than 75 tokens: ..."
+    reference: str | None = None  # what the presence score is compared against
+    tokens: TokenBudget | None = None  # the prompt's token budget (chunks, straddling phrases)
+    token_saving: TokenSaving | None = None  # what the pruned prompt saves; None: nothing cut
+    negative: NegativeCheck | None = None  # the negative prompt checked; None: none given
 
     @property
     def measurable(self) -> list[PhraseInfo]:
@@ -144,6 +166,9 @@ class ProbeReport:
         if self.pruning is not None:
             data["pruning"]["removed"] = self.pruning.removed
             data["pruning"]["final_similarity"] = self.pruning.final_similarity
+        for key in ("tokens", "token_saving", "negative"):
+            value = getattr(self, key)
+            data[key] = value.to_dict() if value is not None else None
         return clean(data)
 
 

@@ -154,7 +154,12 @@ def test_csv_rows(capsys, tiny_hf_clip_dir, pngs):
     )
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert [r["image"] for r in rows] == ["a1.png"] * 3 + ["a2.png"] * 3 + ["mean"] * 3
+    # then the negative prompt stored in the images ("blurry, lowres"), checked
+    assert [r["image"] for r in rows] == ["a1.png"] * 3 + ["a2.png"] * 3 + ["mean"] * 3 + [
+        "negative"
+    ] * 2
+    assert [r["text"] for r in rows[9:]] == ["blurry", "lowres"]
+    rows = rows[:9]
     assert [r["text"] for r in rows[:3]] == TEXTS_A
     assert "round_2" in rows[0] and "round_3" not in rows[0]
     logits = clip_logits(tiny_hf_clip_dir, [rgb(f) for f in files], TEXTS_A)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import clip
 import pytest
 import torch
+from PIL import Image
 from test_report import clip_pixels
 
 from clipprobe_ext.encoders.hf import HFClipEncoder
@@ -173,3 +174,26 @@ def test_extreme_strip_keeps_only_a_bounded_centre() -> None:
     strip = bounded_aspect(Image.new("RGB", (4096, 1)))
     assert strip.size == (MAX_ASPECT, 1)
     assert bounded_aspect(Image.new("RGB", (2, 4096))).size == (2, 2 * MAX_ASPECT)
+
+
+def test_openai_clip_converted_to_fp16_encodes_texts_like_its_encode_text() -> None:
+    """``clip.load`` on a GPU runs ``convert_weights``: fp16 linears, an fp32 token table.
+    The text tower used the token table's dtype and failed "mat1 and mat2 must have the
+    same dtype"; it must follow the blocks, as ``encode_text`` does."""
+    import tiny_clip
+    from clip.model import convert_weights
+
+    model, preprocess = tiny_clip.tiny_openai_clip(seed=3)
+    convert_weights(model)
+    assert model.token_embedding.weight.dtype == torch.float32
+    assert model.transformer.resblocks[0].attn.in_proj_weight.dtype == torch.float16
+    encoder = OpenAIClipEncoder(model, preprocess, model_id="openai-clip:tiny-fp16")
+    ours, _ = encoder.encode_texts(TEXTS)
+    with torch.inference_mode():
+        reference = unit(model.encode_text(clip.tokenize(TEXTS)))
+    assert reference.dtype == torch.float32 and torch.isfinite(reference).all()
+    # fp16 arithmetic on both sides, in a different order: agree to fp16 precision
+    torch.testing.assert_close(ours, reference, atol=5e-3, rtol=0)
+    # and the images go through the converted image tower too
+    image = encoder.encode_images([Image.new("RGB", (40, 30), (200, 20, 20))])
+    assert image.shape == (1, reference.shape[1]) and torch.isfinite(image).all()

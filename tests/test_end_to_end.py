@@ -17,9 +17,13 @@ def test_the_phrase_that_is_in_the_picture_ranks_first(trained_clip_dir, kind: i
     report = analyze([image], prompt, encoder, ProbeOptions(rounds=3))
     first = report.images[0].ranking.rounds[0]
     assert report.phrases[first.top].text == CAPTIONS[kind]
-    # The winner is kept, and removing it from the prompt lowers the similarity.
+    # The winner has the prompt's highest calibrated presence and is never pruned (it
+    # was "keep" under the old rules; "keep" now needs presence >= verdict.SEEN, fitted on
+    # the benchmark world, which this briefly trained model does not reach), and removing
+    # it from the prompt lowers the similarity.
     verdict = next(v for v in report.verdicts if v.text == CAPTIONS[kind])
-    assert verdict.verdict == "keep"
+    assert verdict.verdict != "prune" and not verdict.pruned
+    assert verdict.presence == max(v.presence for v in report.verdicts)
     assert verdict.contribution > 0
     # Pruning never removes the phrase the picture shows.
     assert CAPTIONS[kind] in report.pruning.pruned_prompt

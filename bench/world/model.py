@@ -20,7 +20,7 @@ import hashlib
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,9 +47,15 @@ class Recipe:
     hard_negatives: bool = True
     seed: int = 0
     version: int = 1  # bump when the training code changes
+    # A second phase: this many more steps from the first phase's weights (cached too),
+    # at half the learning rate and fresh caption draws.
+    more_steps: int = 0
 
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:8]
+        data = asdict(self)
+        if not self.more_steps:
+            del data["more_steps"]  # one-phase recipes keep the key they had before
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def model_folder(spec: WorldSpec, recipe: Recipe) -> Path:
@@ -64,7 +70,10 @@ def trained_world_clip(
     folder = model_folder(spec, recipe)
     if (folder / "metrics.json").exists():
         return folder
-    train(spec, recipe, folder, log)
+    start_from = None
+    if recipe.more_steps:
+        start_from = trained_world_clip(spec, replace(recipe, more_steps=0), log)
+    train(spec, recipe, folder, log, start_from)
     return folder
 
 
@@ -231,11 +240,20 @@ def pixels(processor, images) -> torch.Tensor:
 # -- training ---------------------------------------------------------------------------
 
 
-def train(spec: WorldSpec, recipe: Recipe, folder: Path, log=print) -> dict:
+def train(
+    spec: WorldSpec, recipe: Recipe, folder: Path, log=print, start_from: Path | None = None
+) -> dict:
     start = time.time()
     world = World(spec)
     tmp = folder.with_name(folder.name + ".tmp")
     model, processor = build_model(spec, recipe, tmp)
+    steps, lr, seed = recipe.steps, recipe.lr, recipe.seed
+    if start_from is not None:
+        from transformers import CLIPModel
+
+        model = CLIPModel.from_pretrained(start_from)
+        model.text_model.embeddings.token_embedding.weight.requires_grad_(False)
+        steps, lr, seed = recipe.more_steps, recipe.lr / 2, recipe.seed + 1
     tokens = Tokens(processor.tokenizer)
     scenes = [world.scene(i, "train") for i in range(recipe.train_scenes)]
     pool = torch.cat(
@@ -245,19 +263,17 @@ def train(spec: WorldSpec, recipe: Recipe, folder: Path, log=print) -> dict:
         ]
     )
     log(f"rendered {len(scenes)} training pictures in {time.time() - start:.0f} s")
-    rng = np.random.default_rng(recipe.seed)
-    gen = torch.Generator().manual_seed(recipe.seed)
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=recipe.lr, weight_decay=0.05)
-    warmup = max(1, recipe.steps // 20)
+    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.05)
+    warmup = max(1, steps // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
-        lambda s: (
-            min(1.0, (s + 1) / warmup) * 0.5 * (1 + np.cos(np.pi * min(1.0, s / recipe.steps)))
-        ),
+        lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + np.cos(np.pi * min(1.0, s / steps))),
     )
     model.train()
-    for step in range(recipe.steps):
+    for step in range(steps):
         pick = torch.randperm(len(scenes), generator=gen)[: recipe.batch]
         captions = [sample_caption(scenes[int(i)], spec, rng) for i in pick]
         texts = list(captions)
@@ -283,7 +299,7 @@ def train(spec: WorldSpec, recipe: Recipe, folder: Path, log=print) -> dict:
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
         schedule.step()
-        if step % 100 == 0 or step == recipe.steps - 1:
+        if step % 100 == 0 or step == steps - 1:
             log(
                 f"step {step}: loss {loss.item():.3f}, scale {scale.item():.1f}, {time.time() - start:.0f} s"
             )
@@ -336,6 +352,7 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=Recipe.steps)
     parser.add_argument("--scenes", type=int, default=Recipe.train_scenes)
+    parser.add_argument("--more-steps", type=int, default=0)
     args = parser.parse_args()
-    r = Recipe(steps=args.steps, train_scenes=args.scenes)
+    r = Recipe(steps=args.steps, train_scenes=args.scenes, more_steps=args.more_steps)
     print(trained_world_clip(WorldSpec(seed=args.seed), r))

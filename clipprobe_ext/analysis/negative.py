@@ -8,14 +8,17 @@ absent: whether the negative prompt or something else kept it out, one picture c
 tell.  Extra-network tags and textual-inversion embeddings are "not measurable": CLIP
 would read an embedding's file name as ordinary words, not what the embedding means.
 
-How "clearly sees" is decided is pluggable (``PresenceScorer``), so the calibrated
-presence score can replace the default without touching this module.  The default,
-``RelativePresence``, is what ClipProbe measures for the positive prompt today: round 1
-of the elimination ranking (``softmax(logit_scale * cosine)``) over the distinct phrases
-of the positive and the negative prompt together.  A phrase is clearly visible when its
-probability is above both ``min_probability`` and the uniform share ``1/n`` (CLIP prefers
-it to an average phrase of the prompts).  Being relative, it answers "does the picture
-show this more than the other things the prompts name", not an absolute yes/no.
+How "clearly sees" is decided is pluggable (``PresenceScorer``).  The analysis
+(``probe.analyze``) uses ``CalibratedPresence``: the calibrated presence score the
+positive phrases get (``analysis.presence``, against the model's reference banks), with
+the verdicts' bounds: "not suppressed" where a positive phrase would be "seen" (keep),
+"suppressed" under the bound where it would be "not seen", and in between suppressed
+with an "unsure" reason.  ``RelativePresence`` (the default of ``check_negative`` without
+banks) is round 1 of the elimination ranking (``softmax(logit_scale * cosine)``) over the
+distinct phrases of the positive and the negative prompt together; a phrase is clearly
+visible when its probability is above both ``min_probability`` and the uniform share
+``1/n``.  Being relative, it answers "does the picture show this more than the other
+things the prompts name", not an absolute yes/no.
 """
 
 from __future__ import annotations
@@ -27,7 +30,10 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
+from clipprobe_ext.analysis.presence import presence
 from clipprobe_ext.analysis.ranking import softmax
+from clipprobe_ext.analysis.references import ReferenceBanks
+from clipprobe_ext.analysis.verdict import NOT_SEEN, SEEN
 from clipprobe_ext.encoders.base import ClipEncoder
 from clipprobe_ext.errors import ImageError
 from clipprobe_ext.prompt import parse_prompt
@@ -47,6 +53,10 @@ ONE_PHRASE = (
     "not measurable with the relative score: it compares a phrase with the other phrases "
     "of both prompts, and there is only one"
 )
+UNSURE = (
+    "CLIP does not clearly see it, nor clearly not (its presence is between the bounds): "
+    "not flagged"
+)
 EMBEDDING = (
     "a textual-inversion embedding: CLIP would read its name as ordinary words, "
     "not what the embedding means"
@@ -61,6 +71,7 @@ class PresenceScores:
     visible: np.ndarray  # bool [images, phrases]: clearly present by the scorer's own rule
     cosines: np.ndarray  # [images, phrases] raw cosine similarities
     method: str  # one sentence for reports: what the score is and what it is compared with
+    unsure: np.ndarray | None = None  # bool [images, phrases]: neither seen nor clearly not
 
 
 #: (encoder, unit image embeddings [images, dim], phrases to score, the other phrases of
@@ -106,6 +117,36 @@ class RelativePresence:
                 f"the negative prompt ({len(candidates)} phrases); clearly visible above "
                 f"{floor:.3f} (the larger of {self.min_probability:g} and 1/{len(candidates)})"
             ),
+        )
+
+
+@dataclass(frozen=True)
+class CalibratedPresence:
+    """The positive phrases' calibrated presence (``analysis.presence``) and bounds."""
+
+    banks: ReferenceBanks
+
+    def __call__(
+        self,
+        encoder: ClipEncoder,
+        image_embs: np.ndarray,
+        texts: Sequence[str],
+        context: Sequence[str] = (),
+    ) -> PresenceScores:
+        embs, _ = encoder.encode_texts(list(texts))
+        phrases = embs.numpy().astype(np.float64)
+        images = np.asarray(image_embs, dtype=np.float64)
+        scores = presence(images, phrases, self.banks)
+        return PresenceScores(
+            scores=scores,
+            visible=scores >= SEEN,
+            cosines=images @ phrases.T,
+            method=(
+                f"calibrated presence, the score of the prompt's phrases ({self.banks.describe()}); "
+                f"not suppressed from {SEEN:.2f} (where a prompt phrase is seen), suppressed "
+                f"under {NOT_SEEN:.2f}"
+            ),
+            unsure=(scores >= NOT_SEEN) & (scores < SEEN),
         )
 
 
@@ -243,6 +284,8 @@ def check_negative_embs(
             seen = int(np.count_nonzero(result.visible[:, k]))
             status: NegativeStatus = "not suppressed" if seen else "suppressed"
             reason = NOT_SUPPRESSED if seen else SUPPRESSED
+            if not seen and result.unsure is not None and result.unsure[:, k].any():
+                reason = UNSURE
             if seen and count > 1:
                 reason += f"; in {seen} of {count} pictures"
             checks[p.index] = NegativePhraseCheck(

@@ -14,12 +14,15 @@ approximation.  Either way every similarity it reports is a real measurement.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 # Measures the similarity of each variant (the set of phrase indices kept) in one batch.
 Oracle = Callable[[Sequence[frozenset[int]]], np.ndarray]
+# Why removing these phrases (those removed so far and the next one) cannot be done
+# cleanly, or None when it can (``prompt.removal_blocker``).
+Blocker = Callable[[frozenset[int]], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,8 @@ class PruneSearch:
     steps: list[tuple[int, float]]  # (removed phrase, similarity after removal)
     evaluations: int  # prompt variants measured by the search
     calls: int = 0  # oracle calls (text-tower batches) that measured them
+    # phrases a step would have removed but ``blocker`` refused, with its reason: they stay
+    blocked: dict[int, str] = field(default_factory=dict)
 
 
 def similarity_floor(original: float, tolerance: float) -> float:
@@ -42,6 +47,7 @@ def lazy_greedy_prune(
     tolerance: float = 0.01,
     min_keep: int = 1,
     speculate: int = 8,
+    blocker: Blocker | None = None,
 ) -> PruneSearch:
     """Greedy backward elimination with lazily refreshed costs (see module docstring).
 
@@ -54,6 +60,10 @@ def lazy_greedy_prune(
     that the one-at-a-time lazy rule would have taken; the first step it would not take
     ends the batch.  The result is the same as measuring one variant per call
     (``speculate=1``); the path length adapts to how often predictions hold.
+
+    ``blocker``: asked when a step is about to be taken, with every phrase removed so far
+    and that one; a phrase it refuses stays in the prompt for good (``blocked``) and the
+    search goes on with the others.
     """
     floor = similarity_floor(original, tolerance)
     kept = frozenset(phrases)
@@ -62,24 +72,36 @@ def lazy_greedy_prune(
     estimate = {p: float(s) for p, s in zip(phrases, loo_similarity)}
     fresh = set(phrases)
     steps: list[tuple[int, float]] = []
+    blocked: dict[int, str] = {}
     evaluations = calls = 0
     depth = 1
+    everything = frozenset(phrases)
 
     def key(p: int) -> tuple[float, int]:
         return (-estimate[p], p)
 
+    def refused(p: int) -> bool:
+        reason = blocker(everything - kept | {p}) if blocker is not None else None
+        if reason is not None:
+            blocked[p] = reason
+        return reason is not None
+
     while len(kept) > min_keep:
-        order = sorted(kept, key=key)
+        order = sorted(kept - blocked.keys(), key=key)
+        if not order:
+            break
         best = order[0]
         if best in fresh:
             if estimate[best] < floor:
                 break
+            if refused(best):
+                continue
             kept = kept - {best}
             steps.append((best, estimate[best]))
             del estimate[best]
             fresh.clear()
             continue
-        path = order[: max(1, min(depth, len(kept) - min_keep))]
+        path = order[: max(1, min(depth, len(kept) - min_keep, len(order)))]
         sims = oracle([kept - set(path[: j + 1]) for j in range(len(path))])
         evaluations += len(path)
         calls += 1
@@ -88,7 +110,7 @@ def lazy_greedy_prune(
             estimate[p] = float(sims[j])  # measured against the prompt as it is now
             fresh.add(p)
             rest = order[j + 1 :]
-            if estimate[p] < floor or (rest and key(rest[0]) < key(p)):
+            if estimate[p] < floor or (rest and key(rest[0]) < key(p)) or refused(p):
                 break  # not a step the lazy rule takes now: the main loop decides
             kept = kept - {p}
             steps.append((p, estimate[p]))
@@ -96,7 +118,7 @@ def lazy_greedy_prune(
             fresh.clear()
             taken += 1
         depth = min(speculate, 2 * depth) if taken == len(path) else max(1, taken)
-    return PruneSearch(steps=steps, evaluations=evaluations, calls=calls)
+    return PruneSearch(steps=steps, evaluations=evaluations, calls=calls, blocked=blocked)
 
 
 def naive_greedy_prune(
@@ -105,20 +127,29 @@ def naive_greedy_prune(
     oracle: Oracle,
     tolerance: float = 0.01,
     min_keep: int = 1,
+    blocker: Blocker | None = None,
 ) -> PruneSearch:
     """The quadratic reference: re-measure every candidate at every step."""
     floor = similarity_floor(original, tolerance)
     kept = frozenset(phrases)
     steps: list[tuple[int, float]] = []
+    blocked: dict[int, str] = {}
     evaluations = calls = 0
     while len(kept) > min_keep:
-        candidates = sorted(kept)
+        candidates = sorted(kept - blocked.keys())
+        if not candidates:
+            break
         sims = oracle([kept - {p} for p in candidates])
         evaluations += len(candidates)
         calls += 1
         k = int(np.argmax(sims))
         if sims[k] < floor:
             break
+        gone = frozenset(phrases) - kept | {candidates[k]}
+        reason = blocker(gone) if blocker is not None else None
+        if reason is not None:
+            blocked[candidates[k]] = reason
+            continue
         kept = kept - {candidates[k]}
         steps.append((candidates[k], float(sims[k])))
-    return PruneSearch(steps=steps, evaluations=evaluations, calls=calls)
+    return PruneSearch(steps=steps, evaluations=evaluations, calls=calls, blocked=blocked)

@@ -1,11 +1,15 @@
 """Keep / weak / prune per phrase, aggregated over the images of a batch.
 
-A verdict rests on two independent signals, so it is not the accident of one view:
-- visibility: did the phrase ever rise above the threshold in the elimination ranking
-  (mean over images of its best round)?
-- weight in context: does the suggested pruned prompt drop it, and does removing it
-  lower the whole prompt's similarity (mean leave-one-out contribution)?
-"prune" needs both to say it carries no weight; "weak" is one of them.
+The evidence is the calibrated presence (``presence``: is the phrase seen, against fixed
+references, whatever else the prompt says) and, for pruning, whether the prompt needs
+the phrase (the suggested pruned prompt drops it; its leave-one-out contribution):
+- keep: seen (presence at least ``SEEN``);
+- prune: not seen (presence under ``NOT_SEEN``) and the pruned prompt drops it (removing
+  it keeps the whole prompt's similarity within the tolerance);
+- weak: in between, or not seen but the prompt's similarity needs it.
+The elimination probabilities stay in the report (the ranking table) but no longer
+decide: in a later round, among absent phrases, one still wins with a high probability.
+Thresholds were chosen on the benchmark world (bench/bench_advice.py, bench/README.md).
 """
 
 from __future__ import annotations
@@ -16,6 +20,11 @@ import numpy as np
 
 from clipprobe_ext.results import ImageAnalysis, PhraseInfo, PhraseVerdict
 
+# From the tuning world (bench/bench_advice.py --eval-seed 0 --suggest): under NOT_SEEN
+# fall 1 % of present phrases; above SEEN rise 5 % of absent ones.
+SEEN = 0.77
+NOT_SEEN = 0.11
+
 
 def phrase_verdicts(
     phrases: Sequence[PhraseInfo],
@@ -24,6 +33,8 @@ def phrase_verdicts(
     threshold: float,
 ) -> list[PhraseVerdict]:
     verdicts = []
+    full = [a.contribution.full_similarity for a in images if a.contribution is not None]
+    full_similarity = float(np.mean(full)) if full else None
     for phrase in phrases:
         if not phrase.measurable:
             continue
@@ -33,26 +44,19 @@ def phrase_verdicts(
         ]
         c = np.array([x for x in contribs if x is not None], dtype=np.float64)
         contribution = float(c.mean()) if c.size else None
-        visible = float(best.mean()) > threshold
+        scores = [
+            a.presence[phrase.index]
+            for a in images
+            if a.presence is not None and a.presence[phrase.index] is not None
+        ]
+        p = np.array(scores, dtype=np.float64)
+        presence = float(p.mean()) if p.size else None
         dropped = pruned is not None and phrase.index in pruned
-        no_gain = contribution is not None and contribution <= 0
-        reasons = []
-        if not visible:
-            reasons.append(f"never above {threshold:.0%} in the ranking")
-        if dropped:
-            reasons.append("the pruned prompt keeps the CLIP score without it")
-        if no_gain:
-            reasons.append("removing it does not lower the prompt's similarity")
-        if pruned is None and contribution is None:
-            verdict = "keep" if visible else "weak"
-        elif not visible and (dropped or no_gain):
-            verdict = "prune"
-        elif not visible or dropped or no_gain:
-            verdict = "weak"
-        else:
-            verdict = "keep"
-        if not reasons:
-            reasons.append("visible in the ranking and adds to the prompt's similarity")
+        verdict, reason = _decide(presence, float(best.mean()), threshold, dropped, pruned)
+        if contribution is not None and full_similarity:
+            loss = contribution / abs(full_similarity)
+            change = "loses" if loss >= 0 else "gains"
+            reason += f"; the prompt {change} {abs(loss):.1%} without it"
         verdicts.append(
             PhraseVerdict(
                 index=phrase.index,
@@ -63,7 +67,33 @@ def phrase_verdicts(
                 contribution=contribution,
                 contribution_std=float(c.std()) if c.size else None,
                 pruned=dropped,
-                reason="; ".join(reasons),
+                reason=reason,
+                presence=presence,
+                presence_std=float(p.std()) if p.size else None,
             )
         )
     return verdicts
+
+
+def _decide(
+    presence: float | None, best: float, threshold: float, dropped: bool, pruned: set | None
+) -> tuple[str, str]:
+    if presence is None:  # no calibration: the ranking alone, never a prune
+        seen = best > threshold
+        return ("keep" if seen else "weak"), (
+            f"best round probability {best:.1%} (no calibrated presence)"
+        )
+    if presence >= SEEN:
+        return "keep", f"seen: {presence:.2f} (seen from {SEEN:.2f})"
+    if presence < NOT_SEEN:
+        if dropped:
+            return (
+                "prune",
+                f"not seen: {presence:.2f} (under {NOT_SEEN:.2f}); the pruned prompt drops it",
+            )
+        if pruned is None:
+            return "weak", f"not seen: {presence:.2f} (under {NOT_SEEN:.2f}); no pruning was run"
+        return "weak", (
+            f"not seen: {presence:.2f} (under {NOT_SEEN:.2f}), but the prompt's similarity needs it"
+        )
+    return "weak", f"unsure: {presence:.2f} (seen from {SEEN:.2f}, not seen under {NOT_SEEN:.2f})"

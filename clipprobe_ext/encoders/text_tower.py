@@ -76,7 +76,10 @@ def openai_tower(model: Any) -> Tower | None:
     blocks = getattr(getattr(model, "transformer", None), "resblocks", None)
     if blocks is None or not all(_plain_block(b) for b in blocks):
         return None
-    dtype = model.token_embedding.weight.dtype
+    # The blocks' dtype, not the token table's: ``clip.model.convert_weights`` (what
+    # ``clip.load`` does on a GPU) makes the linears fp16 and leaves ``token_embedding``
+    # fp32; ``encode_text`` casts the embedded tokens to the model's dtype the same way.
+    dtype = blocks[0].attn.in_proj_weight.dtype if len(blocks) else torch.float32
 
     def layer(block: Any) -> Layer:
         attn = block.attn

@@ -1,0 +1,110 @@
+"""Reference banks a phrase's similarity is compared against, built once per model.
+
+A cosine similarity means nothing alone: its scale differs from model to model.  Two
+fixed banks, the same for any prompt and any model, give the reference:
+- ``NEUTRAL_PHRASES``: everyday things and words (COCO-style object names, "a photo"),
+  none chosen for a particular model, prompt or benchmark;
+- ``reference_images``: procedurally drawn pictures of nothing (plain colours, gradients,
+  smooth and white noise, stripes).
+Their pairs are unrelated by construction; ``presence`` measures a phrase's cosine in
+units of theirs.  (Per-phrase and per-picture levels from the same banks were measured
+too, see ``presence``.)  The embeddings are computed on first use (64 phrases, 24
+pictures) and kept per model id, so an analysis after the first pays only a matrix
+product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+NEUTRAL_PHRASES = (
+    "a person", "a dog", "a cat", "a car", "a bicycle", "a bird", "a horse", "a boat",
+    "a tree", "a house", "a chair", "a table", "a cup", "a book", "a clock", "a phone",
+    "a bottle", "a flower", "food", "a building", "a street", "a mountain", "the sky",
+    "water", "grass", "a window", "a door", "a bed", "a computer", "a shoe", "a bag",
+    "a train", "an airplane", "a bus", "a truck", "a cow", "a sheep", "an elephant",
+    "a bear", "a zebra", "a giraffe", "a pizza", "a cake", "a banana", "an apple",
+    "a sandwich", "a kite", "a guitar", "a lamp", "a fence", "a bridge", "a road",
+    "a river", "a forest", "a city", "a room", "a keyboard", "a spoon", "a bench",
+    "a clock tower", "text", "a photo", "an image", "a picture",
+)  # fmt: skip
+IMAGE_COUNT = 24
+IMAGE_SIZE = 224
+
+
+def reference_images(count: int = IMAGE_COUNT, size: int = IMAGE_SIZE) -> list[Image.Image]:
+    """Seeded pictures of nothing in particular (the same on every machine)."""
+    rng = np.random.default_rng(20261127)
+    out = []
+    for k in range(count):
+        kind = k % 6
+        if kind == 0:  # a plain colour
+            arr = np.broadcast_to(rng.integers(0, 256, 3), (size, size, 3))
+        elif kind == 1:  # a linear gradient between two colours
+            t = np.linspace(0, 1, size)[:, None, None]
+            t = t if rng.random() < 0.5 else t.transpose(1, 0, 2)
+            a, b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+            arr = (a * (1 - t) + b * t) * np.ones((size, size, 1))
+        elif kind == 2:  # smooth noise
+            small = rng.integers(0, 256, (8, 8, 3)).astype(np.uint8)
+            arr = np.asarray(Image.fromarray(small).resize((size, size), Image.BICUBIC))
+        elif kind == 3:  # white noise
+            arr = rng.integers(0, 256, (size, size, 3))
+        elif kind == 4:  # stripes
+            period = int(rng.integers(8, 40))
+            on = (np.arange(size) // period) % 2
+            a, b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+            arr = np.where(on[None, :, None] == 1, a, b) * np.ones((size, 1, 1))
+        else:  # blurred noise blobs
+            small = Image.fromarray(rng.integers(0, 256, (size, size, 3)).astype(np.uint8))
+            arr = np.asarray(small.filter(ImageFilter.GaussianBlur(size / 20)))
+        assert arr.shape == (size, size, 3), arr.shape
+        image = np.ascontiguousarray(np.clip(arr, 0, 255).astype(np.uint8))
+        out.append(Image.fromarray(image, "RGB"))
+    return out
+
+
+@dataclass(frozen=True)
+class ReferenceBanks:
+    """Unit embeddings of the banks for one model (float64)."""
+
+    model_id: str
+    phrases: np.ndarray  # [K, dim] embeddings of NEUTRAL_PHRASES
+    images: np.ndarray  # [J, dim] embeddings of reference_images()
+    phrase_texts: tuple[str, ...] = NEUTRAL_PHRASES
+
+    def describe(self) -> str:
+        return (
+            f"the model's unrelated pairs: {len(self.phrase_texts)} everyday phrases x "
+            f"{len(self.images)} pictures of nothing (plain colours, gradients, noise, stripes)"
+        )
+
+
+_BANKS: dict[str, ReferenceBanks] = {}
+
+
+def reference_banks(encoder, dim: int | None = None) -> ReferenceBanks:
+    """The banks of ``encoder``'s model, built on first use and cached by model id.
+
+    ``dim``: the embedding width the caller has; cached banks of another width (other
+    weights loaded under the same id) are rebuilt.
+    """
+    banks = _BANKS.get(encoder.model_id)
+    if banks is None or (dim is not None and banks.phrases.shape[1] != dim):
+        phrases, _ = encoder.encode_texts(list(NEUTRAL_PHRASES))
+        images = encoder.encode_images(reference_images())
+        banks = ReferenceBanks(
+            encoder.model_id,
+            phrases.numpy().astype(np.float64),
+            images.numpy().astype(np.float64),
+        )
+        _BANKS[encoder.model_id] = banks
+    return banks
+
+
+def forget_banks() -> None:
+    """Drop every cached bank (tests; a model reloaded under the same id)."""
+    _BANKS.clear()
