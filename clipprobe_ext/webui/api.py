@@ -109,7 +109,7 @@ class AnalyzeRequest(BaseModel):
     negative: str | None = Field(
         None,
         max_length=MAX_PROMPT_CHARS,
-        description="negative prompt to check (engines that check one); default: the image's",
+        description="negative prompt checked against the picture; default: the image's",
     )
     heatmaps: bool = Field(
         False,
@@ -256,8 +256,7 @@ def _image_and_prompt(request: AnalyzeRequest) -> tuple[Any, str, str]:
     if given is not None:
         image = images.load_image(data)
         negative = request.negative or ""
-        if request.negative is None and model_source.analyze_takes_negative():
-            # the image's, when its parameters can be read
+        if request.negative is None:  # the image's, when its parameters can be read
             try:
                 _, parameters = images.load_image_with_parameters(data)
             except ClipProbeError:

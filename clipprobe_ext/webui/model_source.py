@@ -47,7 +47,6 @@ the SD model is moved off the GPU first, afterwards the CLIP goes back to RAM
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 import threading
 import time
@@ -209,14 +208,13 @@ def run_analysis_then(
     lock and the model (e.g. the heatmaps): ``(report, after's result or None)``.
 
     ``after`` runs before the model goes back to RAM (lowvram: one move, not two).
-    ``negative``: the negative prompt, checked against the picture by engines whose
-    ``probe.analyze`` takes it (ignored otherwise).
+    ``negative``: the negative prompt, checked against the picture (the report's
+    ``negative`` section; "" = none).
     """
-    keywords = {"negative": negative} if negative.strip() and analyze_takes_negative() else {}
 
     def work(encoder: Any, report_progress: Progress) -> tuple[ProbeReport, Any]:
         result = probe.analyze(
-            list(images), prompt, encoder, options, labels, report_progress, **keywords
+            list(images), prompt, encoder, options, labels, report_progress, negative=negative
         )
         extra = after(encoder, result, report_progress) if after is not None else None
         return result, extra
@@ -229,11 +227,6 @@ def run_analysis_then(
         inside_generation=inside_generation,
         on_start=on_start,
     )
-
-
-def analyze_takes_negative() -> bool:
-    """Whether the engine's ``probe.analyze`` checks a negative prompt."""
-    return "negative" in inspect.signature(probe.analyze).parameters
 
 
 def with_encoder(

@@ -132,16 +132,9 @@ def create_tab() -> ClipProbeTab:
                     elem_id="clipprobe_prompt",
                     placeholder="Filled from the image's generation parameters; edit freely",
                 )
-                checked = model_source.analyze_takes_negative()
                 parts["negative_prompt"] = gr.Textbox(
-                    label="Negative prompt"
-                    + (
-                        " (checked: is what it names still visible?)"
-                        if checked
-                        else " (for reference; not analysed)"
-                    ),
+                    label="Negative prompt (checked: is what it names still visible?)",
                     lines=1,
-                    interactive=checked,
                     elem_id="clipprobe_neg_prompt",
                 )
                 spec = OPTIONS["synonyms"]

@@ -25,7 +25,9 @@ class FakeAnalyze:
         self.during: list = []  # callables run in the middle of the analysis
         self.events: list = []
 
-    def __call__(self, images, prompt, encoder, options=None, labels=None, progress=None):
+    def __call__(
+        self, images, prompt, encoder, options=None, labels=None, progress=None, negative=""
+    ):
         self.encoders.append(encoder)
         self.events.append(("enter", threading.get_ident(), time.monotonic()))
         encoder.encode_images(images)
@@ -677,21 +679,12 @@ def test_run_analysis_then_runs_after_with_the_model_held(webui, interrogator, i
     assert interrogator.calls.count("send_clip_to_ram") == 1
 
 
-def test_negative_goes_to_engines_that_take_it(webui, interrogator, images, monkeypatch):
-    got = []
-    real = probe.analyze
-
-    def old(images_, prompt, encoder, options=None, labels=None, progress=None):
-        got.append("old")
-        return real(images_, prompt, encoder, options, labels, progress)
-
-    def new(images_, prompt, encoder, options=None, labels=None, progress=None, negative=""):
-        got.append(negative)
-        return real(images_, prompt, encoder, options, labels, progress)
-
-    monkeypatch.setattr(probe, "analyze", old)
-    model_source.run_analysis_then(images[:1], "a cube", model_name=WEBUI_CLIP, negative="blurry")
-    monkeypatch.setattr(probe, "analyze", new)
-    model_source.run_analysis_then(images[:1], "a cube", model_name=WEBUI_CLIP, negative="blurry")
-    model_source.run_analysis_then(images[:1], "a cube", model_name=WEBUI_CLIP)
-    assert got == ["old", "blurry", ""]
+def test_negative_prompt_is_checked_against_the_picture(webui, interrogator, images):
+    report, _ = model_source.run_analysis_then(
+        images[:1], "a red cube, blue sky", model_name=WEBUI_CLIP, negative="blurry, text"
+    )
+    assert report.negative is not None
+    assert report.negative.negative_prompt == "blurry, text"
+    assert [p.text for p in report.negative.phrases] == ["blurry", "text"]
+    plain = run_analysis(images[:1], "a red cube, blue sky", model_name=WEBUI_CLIP)
+    assert plain.negative is None

@@ -174,7 +174,7 @@ def test_events_are_wired(webui):
     for dep in sends.values():
         assert dep["inputs"] == [t.pruned_prompt._id] and dep["backend_fn"] is False
     assert t.pruned_prompt.visible is False
-    assert t.negative_prompt.interactive is False
+    assert t.negative_prompt.interactive is not False  # checked now: editable
     assert _choices(t.model) and t.model.value == WEBUI_CLIP
     for component in (t.rounds, t.threshold, t.tolerance, t.model):  # defaults from Settings
         assert component.do_not_save_to_config is True
@@ -416,7 +416,9 @@ def test_webui_clip_without_interrogator(webui, images):
 def test_interrogator_unloaded_mid_run(webui, interrogator, images, monkeypatch):
     real = probe.analyze
 
-    def unload_then_analyze(images_, prompt, encoder, options=None, labels=None, progress=None):
+    def unload_then_analyze(
+        images_, prompt, encoder, options=None, labels=None, progress=None, negative=""
+    ):
         interrogator.clip_model = None  # e.g. Interrogate CLIP's own unload
         return real(images_, prompt, encoder, options, labels, progress)
 
@@ -508,7 +510,7 @@ def test_task_is_active_with_clipprobe_progress_while_it_runs(
     real = probe.analyze
     during = []
 
-    def watching(images_, prompt, encoder, options=None, labels=None, progress=None):
+    def watching(images_, prompt, encoder, options=None, labels=None, progress=None, negative=""):
         def report(message, fraction):
             state = webui.shared.state
             during.append((webui.progress.task_status(TASK), state.textinfo, state.job_count))
@@ -839,3 +841,13 @@ def test_slider_bounds_labels_and_help_come_from_the_options_spec(webui):
         )
         assert slider.label.startswith(spec.label) and slider.info == spec.help
     assert t.threshold.label == "Threshold (%)" and t.threshold.value == 1
+
+
+def test_negative_prompt_box_is_checked_under_the_prompt(webui, images, tiny_hf_clip_dir):
+    page, *_ = _run(images[0], PROMPT, str(tiny_hf_clip_dir), negative="blurry, lowres")
+    assert "Negative prompt, checked" in page
+    rows = re.findall(r'<tr class="cp-neg-[^"]*"><td>([^<]*)</td>', page)
+    assert rows == ["blurry", "lowres"]
+    assert page.index("cp-prompt") < page.index("cp-negative")  # under the prompt
+    page, *_ = _run(images[0], PROMPT, str(tiny_hf_clip_dir), negative="")
+    assert "Negative prompt, checked" not in page
