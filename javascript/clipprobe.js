@@ -16,6 +16,10 @@
 //   polls /internal/progress, shows "In queue", then ClipProbe's text and percentage) and
 //   returns the arguments with the id as the first one (the hidden task-id textbox).
 //   Without requestProgress (older or forked WebUIs) it only passes an id on.
+// - clipprobe_submit_regenerate(...) / clipprobe_submit_audit(...): the same for the
+//   "Regenerate with the pruned prompt" and "Audit" buttons (bars over their own results).
+// - clipprobe_show_phrase(target) and a "click" listener on the document: a click on a
+//   phrase of the coloured prompt shows its heatmap (see the function).
 // - clipprobe_copied_text(node) and a "copy" listener on the document: the report's
 //   removed-phrase chips (.cp-removed) are boxes with no text between them, so a browser
 //   copies "hokusai", "girl" as "hokusaigirl"; when a selection holds chips, the copied
@@ -106,10 +110,10 @@ function clipprobe_task_id() {
     return "task(clipprobe-" + Math.random().toString(36).slice(2, 12) + ")";
 }
 
-function clipprobe_submit() {
-    var args = Array.from(arguments);
+// The WebUI's progress bar over `containerId`, and the task id as the first argument.
+function clipprobe_submit_with_progress(containerId, args) {
     var id = clipprobe_task_id();
-    var container = clipprobe_app().querySelector("#clipprobe_result");
+    var container = clipprobe_app().querySelector("#" + containerId);
     if (typeof requestProgress === "function" && container && container.parentNode) {
         try {
             requestProgress(id, container, null, function() {});
@@ -119,6 +123,56 @@ function clipprobe_submit() {
     }
     args[0] = id;
     return args;
+}
+
+function clipprobe_submit() {
+    return clipprobe_submit_with_progress("clipprobe_result", Array.from(arguments));
+}
+
+function clipprobe_submit_regenerate() {
+    return clipprobe_submit_with_progress("clipprobe_regenerate_result", Array.from(arguments));
+}
+
+function clipprobe_submit_audit() {
+    return clipprobe_submit_with_progress("clipprobe_audit_result", Array.from(arguments));
+}
+
+// A click on a phrase of the coloured prompt (.cp-phrase[data-index] inside the result):
+// its index goes into the hidden #clipprobe_phrase_index textbox (an "input" event, so
+// gradio takes it) and the hidden #clipprobe_show_heatmap button is clicked; the server
+// draws the stored heatmap.  Returns the index sent, or null.
+function clipprobe_show_phrase(target) {
+    var node = target;
+    while (node && !(node.classList && node.classList.contains("cp-phrase") && node.getAttribute && node.getAttribute("data-index") !== null)) {
+        node = node.parentNode;
+    }
+    if (!node) {
+        return null;
+    }
+    var inResult = node;
+    while (inResult && inResult.id !== "clipprobe_result") {
+        inResult = inResult.parentNode;
+    }
+    if (!inResult) {
+        return null;
+    }
+    var index = node.getAttribute("data-index");
+    var app = clipprobe_app();
+    var box = app.querySelector("#clipprobe_phrase_index textarea") || app.querySelector("#clipprobe_phrase_index input");
+    var button = app.querySelector("#clipprobe_show_heatmap");
+    if (!box || !button) {
+        return null;
+    }
+    box.value = index;
+    var event = new Event("input", {bubbles: true});
+    Object.defineProperty(event, "target", {value: box});
+    box.dispatchEvent(event);
+    button.click();
+    return index;
+}
+
+function clipprobe_on_click(event) {
+    clipprobe_show_phrase(event.target);
 }
 
 function clipprobe_is_chip(node) {
@@ -164,4 +218,5 @@ function clipprobe_on_copy(event) {
 
 if (typeof document !== "undefined" && typeof document.addEventListener === "function") {
     document.addEventListener("copy", clipprobe_on_copy);
+    document.addEventListener("click", clipprobe_on_click);
 }

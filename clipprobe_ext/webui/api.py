@@ -8,7 +8,10 @@ Public API: ``on_app_started(demo, app) -> None`` (pass it to
   (``webui_clip_available``: an interrogator whose CLIP is loaded or downloaded and did
   not just fail to load; ``available_locally``: usable without network)
 - ``POST /clipprobe/v1/analyze`` with an ``AnalyzeRequest`` JSON body ->
-  ``ProbeReport.to_dict()``.
+  ``ProbeReport.to_dict()``; with ``"heatmaps": true`` also ``"heatmaps"``: per image
+  ``heatmaps.cli_output.heatmaps_json`` (each phrase's overlay and the contact sheet as
+  base64 PNGs, the raw maps and the crop box), computed in the same hold of the model.
+- ``POST /clipprobe/v1/regenerate`` (``regenerate.register_routes``; same auth).
 
 ``image`` is base64 or a ``data:image/...;base64,`` URL and nothing else: a string that
 looks like a file path or URL is rejected as invalid base64, never opened.  Without
@@ -103,6 +106,15 @@ class AnalyzeRequest(BaseModel):
     granularity: Literal["phrase", "word"] = _plain_field("granularity")
     contribution: bool = _plain_field("contribution")
     prune: bool = _plain_field("prune")
+    negative: str | None = Field(
+        None,
+        max_length=MAX_PROMPT_CHARS,
+        description="negative prompt checked against the picture; default: the image's",
+    )
+    heatmaps: bool = Field(
+        False,
+        description="also return each measurable phrase's heatmap per image (base64 PNGs)",
+    )
 
     if PYDANTIC_V2:
         model_config = {"extra": "forbid"}
@@ -127,6 +139,9 @@ def on_app_started(demo: Any, app: FastAPI) -> None:
         if (method, path) in existing:
             continue
         app.add_api_route(path, endpoint, methods=[method], dependencies=dependencies)
+    from clipprobe_ext.webui import regenerate  # imports this module: not at the top
+
+    regenerate.register_routes(app)
 
 
 def _auth_dependencies() -> list[Any]:
@@ -182,7 +197,7 @@ def analyze_endpoint(request: AnalyzeRequest) -> Any:
             raise _UnknownModel(
                 f"Unknown model '{model}'; GET {PREFIX}/models lists the models this server offers."
             )
-        image, prompt = _image_and_prompt(request)
+        image, prompt, negative = _image_and_prompt(request)
         options = settings.probe_options(
             rounds=request.rounds,
             threshold=request.threshold,
@@ -192,10 +207,28 @@ def analyze_endpoint(request: AnalyzeRequest) -> Any:
             contribution=request.contribution,
             prune=request.prune,
         )
-        report = model_source.run_analysis([image], prompt, options, model, labels=["image"])
+        after = _heatmaps_json([image]) if request.heatmaps else None
+        report, maps = model_source.run_analysis_then(
+            [image], prompt, options, model, after=after, labels=["image"], negative=negative
+        )
     except ClipProbeError as exc:
         return _error(exc)
-    return report.to_dict()
+    data = report.to_dict()
+    if maps is not None:
+        data["heatmaps"] = maps
+    return data
+
+
+def _heatmaps_json(pictures: list[Any]) -> Any:
+    """``after`` for ``run_analysis_then``: per image ``heatmaps_json`` (base64 PNGs),
+    computed while the model is still on its device."""
+    from clipprobe_ext.heatmaps.cli_output import heatmaps_json, report_heatmaps
+
+    def after(encoder: Any, report: Any, progress: Any) -> list[dict[str, Any]]:
+        maps = report_heatmaps(encoder, report, pictures, progress=progress)
+        return [heatmaps_json(p, m) for p, m in zip(pictures, maps)]
+
+    return after
 
 
 def decode_base64_image(text: str) -> bytes:
@@ -216,15 +249,27 @@ def decode_base64_image(text: str) -> bytes:
     return data
 
 
-def _image_and_prompt(request: AnalyzeRequest) -> tuple[Any, str]:
+def _image_and_prompt(request: AnalyzeRequest) -> tuple[Any, str, str]:
+    """(image, prompt, negative prompt): the given ones, else the image's parameters."""
     data = decode_base64_image(request.image)
-    if request.prompt and request.prompt.strip():
-        return images.load_image(data), request.prompt
+    given = request.prompt if request.prompt and request.prompt.strip() else None
+    if given is not None:
+        image = images.load_image(data)
+        negative = request.negative or ""
+        if request.negative is None:  # the image's, when its parameters can be read
+            try:
+                _, parameters = images.load_image_with_parameters(data)
+            except ClipProbeError:
+                parameters = None
+            negative = parse_parameters(parameters).negative_prompt if parameters else ""
+        return image, given, negative
     image, parameters = images.load_image_with_parameters(data)  # (RGB image, infotext | None)
-    found = parse_parameters(parameters).prompt if parameters else ""
+    params = parse_parameters(parameters) if parameters else None
+    found = params.prompt if params is not None else ""
     if not found.strip():
         raise PromptError(
             "No prompt given and the image holds no generation parameters with a prompt; "
             "send 'prompt'."
         )
-    return image, found
+    negative = request.negative if request.negative is not None else params.negative_prompt
+    return image, found, negative

@@ -24,6 +24,12 @@ Public API (the tab and the API call only these):
   is taken (a generation never waits for it); a model neither on disk nor reachable fails
   at once, without network retries.  A model that cannot be loaded at all raises
   ``ModelUnavailable`` (a ``ModelError``).
+- ``run_analysis_then(..., after=fn) -> (report, fn(encoder, report, progress))``: the
+  same run plus more work with the model still on its device (the heatmaps).
+- ``with_encoder(model_name, fn, *, job=None, on_start=None) -> fn(encoder)``: any other
+  work with ClipProbe's CLIP under the same lock, memory policy and errors (the
+  regeneration's measurements, the folder audit); ``show_progress(message, fraction)``
+  and ``interrupted()`` for such work.
 - ``webui_clip_text_cache(dtype)``: the text cache of the interrogator's CLIP (other
   models' caches are ``encoders.loader``'s).
 - ``clear_cache() -> None``: forget loaded models, text caches and a load failure.
@@ -58,7 +64,15 @@ from clipprobe_ext.results import ProbeReport
 from clipprobe_ext.webui import compat, model_choices, settings
 from clipprobe_ext.webui.model_choices import HF_MODELS, WEBUI_CLIP, WEBUI_CLIP_ID
 
-__all__ = ["HF_MODELS", "WEBUI_CLIP", "WEBUI_CLIP_ID", "run_analysis", "list_models"]
+__all__ = [
+    "HF_MODELS",
+    "WEBUI_CLIP",
+    "WEBUI_CLIP_ID",
+    "list_models",
+    "run_analysis",
+    "run_analysis_then",
+    "with_encoder",
+]
 
 NO_INTERROGATOR = (
     "This WebUI has no Interrogate CLIP model (shared.interrogator); "
@@ -160,29 +174,114 @@ def run_analysis(
     that is neither on disk nor downloadable fails at once: a generation never waits for
     ClipProbe's download or its failure.
     """
+    report, _ = run_analysis_then(
+        images,
+        prompt,
+        options,
+        model_name,
+        progress,
+        labels=labels,
+        inside_generation=inside_generation,
+        on_start=on_start,
+    )
+    return report
+
+
+#: after(encoder, report, progress) -> anything, run with the model still on its device
+After = Callable[[Any, ProbeReport, Progress], Any]
+
+
+def run_analysis_then(
+    images: Sequence[Any],
+    prompt: str,
+    options: ProbeOptions | None = None,
+    model_name: str | None = None,
+    progress: Progress | None = None,
+    *,
+    after: After | None = None,
+    labels: Sequence[str] | None = None,
+    negative: str = "",
+    inside_generation: bool = False,
+    on_start: Callable[[], None] | None = None,
+) -> tuple[ProbeReport, Any]:
+    """``run_analysis`` plus ``after(encoder, report, progress)`` in the same hold of the
+    lock and the model (e.g. the heatmaps): ``(report, after's result or None)``.
+
+    ``after`` runs before the model goes back to RAM (lowvram: one move, not two).
+    ``negative``: the negative prompt, checked against the picture (the report's
+    ``negative`` section; "" = none).
+    """
+
+    def work(encoder: Any, report_progress: Progress) -> tuple[ProbeReport, Any]:
+        result = probe.analyze(
+            list(images), prompt, encoder, options, labels, report_progress, negative=negative
+        )
+        extra = after(encoder, result, report_progress) if after is not None else None
+        return result, extra
+
+    return _with_model(
+        model_name,
+        work,
+        job="clipprobe",
+        progress=progress,
+        inside_generation=inside_generation,
+        on_start=on_start,
+    )
+
+
+def with_encoder(
+    model_name: str | None,
+    fn: Callable[[Any], Any],
+    *,
+    job: str | None = None,
+    on_start: Callable[[], None] | None = None,
+) -> Any:
+    """``fn(encoder)`` with the chosen CLIP, under the queue lock and the memory policy of
+    ``run_analysis`` (lowvram: the SD model off the GPU first; the CLIP back to RAM after).
+
+    ``job``: a name for ``shared.state.begin`` (a job of its own, so the WebUI's progress
+    bar and Interrupt work; ``show_progress`` reports into it); None: no job is begun (a
+    caller inside another ClipProbe job).  Raises only ``ClipProbeError`` subclasses.
+    """
+    return _with_model(
+        model_name, lambda encoder, _progress: fn(encoder), job=job, on_start=on_start
+    )
+
+
+def show_progress(message: str, fraction: float | None = None) -> None:
+    """Progress of a ``with_encoder(..., job=...)`` run in ``shared.state`` (the WebUI's bar)."""
+    _set_progress(_state(), message, fraction, True)
+
+
+def interrupted() -> bool:
+    """The WebUI's Interrupt (``shared.state.interrupted``) was pressed."""
+    state = _state()
+    return bool(state is not None and getattr(state, "interrupted", False))
+
+
+def _with_model(
+    model_name: str | None,
+    work: Callable[[Any, Progress], Any],
+    *,
+    job: str | None,
+    progress: Progress | None = None,
+    inside_generation: bool = False,
+    on_start: Callable[[], None] | None = None,
+) -> Any:
     name = (model_name or "").strip() or settings.default_model()
     opener = _prepare(name)
+    own_job = job is not None and not inside_generation
     lock = contextlib.nullcontext() if inside_generation else _queue_lock()
     with lock:
         state = _state()
-        if state is not None and not inside_generation:
-            state.begin(job="clipprobe")
+        if state is not None and own_job:
+            state.begin(job=job)
         try:
             if on_start is not None:
                 on_start()
-            return _run_locked(
-                images,
-                prompt,
-                options,
-                name,
-                opener,
-                progress,
-                labels,
-                state,
-                not inside_generation,
-            )
+            return _run_locked(work, name, opener, progress, state, own_job)
         finally:
-            if state is not None and not inside_generation:
+            if state is not None and own_job:
                 state.end()
 
 
@@ -260,16 +359,13 @@ def _prepare(name: str) -> Opener:
 
 
 def _run_locked(
-    images: Sequence[Any],
-    prompt: str,
-    options: ProbeOptions | None,
+    work: Callable[[Any, Progress], Any],
     name: str,
     opener: Opener,
     progress: Progress | None,
-    labels: Sequence[str] | None,
     state: Any,
     own_job: bool,
-) -> ProbeReport:
+) -> Any:
     _set_progress(state, "Loading the CLIP model", None, own_job)
     if _cmd_opt("lowvram") or _cmd_opt("medvram") or _cmd_opt("medvram_sdxl"):
         from modules import lowvram
@@ -290,7 +386,7 @@ def _run_locked(
             if progress is not None:
                 progress(message, fraction)
 
-        result = probe.analyze(list(images), prompt, source.encoder, options, labels, report)
+        result = work(source.encoder, report)
         check()
         return result
     except torch.cuda.OutOfMemoryError as exc:

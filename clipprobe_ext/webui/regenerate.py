@@ -212,7 +212,7 @@ def plan_regeneration(
             "the same way. Allow txt2img with the same settings to try anyway."
         )
     utils = compat.infotext_utils()
-    params = dict(utils.parse_generation_parameters(infotext, []))
+    params = dict(_parse_generation_parameters(utils, infotext))
     fields, notes = _fields(params, raw, img2img)
     fields.update(prompt=prompt, negative_prompt=written.negative_prompt)
     overrides = _override_settings(utils, params)
@@ -341,6 +341,25 @@ def _override_settings(utils: Any, params: Mapping[str, Any]) -> dict[str, Any]:
         if setting != "sd_model_checkpoint":
             overrides[setting] = value
     return overrides
+
+
+NO_CHECKPOINT = (
+    "The WebUI has no checkpoint selected (Settings: Stable Diffusion checkpoint), so it "
+    "cannot generate: choose one first."
+)
+
+
+def _parse_generation_parameters(utils: Any, infotext: str) -> Any:
+    """The WebUI's parser; Forge's raises a TypeError when no checkpoint is selected
+    (``checkpoint in shared.opts.sd_model_checkpoint`` with None): say so instead."""
+    try:
+        return utils.parse_generation_parameters(infotext, [])
+    except TypeError as exc:
+        from modules import shared
+
+        if getattr(shared.opts, "sd_model_checkpoint", None) is None:
+            raise ClipProbeError(NO_CHECKPOINT) from exc
+        raise
 
 
 def _loaded_checkpoint() -> Any:
@@ -513,35 +532,11 @@ def _progress_call(progress: Any, name: str, task: Any) -> None:
 
 
 def measure(fn: Callable[[Any], Any], model_name: str | None = None) -> Any:
-    """Run ``fn(encoder)`` with ClipProbe's CLIP under the queue lock, as an analysis runs.
+    """Run ``fn(encoder)`` with ClipProbe's CLIP under the queue lock, as an analysis runs
+    (``model_source.with_encoder``: its memory policy, lowvram handling and errors)."""
+    from clipprobe_ext.webui import model_source
 
-    Uses model_source's encoder handling (memory, lowvram, errors); that module should
-    expose this as a public function (see the report to the lead).
-    """
-    import torch
-
-    from clipprobe_ext.webui import model_source, settings
-
-    name = (model_name or "").strip() or settings.default_model()
-    with model_source._queue_lock():
-        source = None
-        try:
-            source = model_source._open_source(name)
-            result = fn(source.encoder)
-            source.check()
-            return result
-        except torch.cuda.OutOfMemoryError as exc:
-            source = model_source._release(source, force_ram=True)
-            raise ModelError(model_source.OUT_OF_MEMORY) from exc
-        except ClipProbeError:
-            raise
-        except Exception as exc:
-            log.exception("ClipProbe: measuring the comparison failed")
-            raise ModelError(
-                f"The CLIP model '{name}' failed: {type(exc).__name__}: {first_line(exc, empty='')}"
-            ) from exc
-        finally:
-            model_source._release(source)
+    return model_source.with_encoder(model_name, fn)
 
 
 def regenerate_and_compare(

@@ -27,7 +27,10 @@ from clipprobe_ext.errors import ClipProbeError, first_line
 log = logging.getLogger("clipprobe")
 
 NO_IMAGE = "Load the picture (with its generation parameters) first."
-NO_PROMPT = "There is no pruned prompt yet: run the analysis first, or type one."
+NO_PROMPT = (
+    "No shorter prompt to regenerate with: run the analysis first; when it suggests a "
+    "shorter prompt, it can be regenerated here."
+)
 
 
 def _box(kind: str, body: str) -> str:

@@ -26,7 +26,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from clipprobe_ext.options import OPTIONS
-from clipprobe_ext.webui import compat, model_source, settings, tab_handlers
+from clipprobe_ext.webui import (
+    audit_tab,
+    compat,
+    model_source,
+    regenerate_tab,
+    settings,
+    tab_handlers,
+)
 from clipprobe_ext.webui.tab_handlers import TabRequest, TabResult
 
 log = logging.getLogger("clipprobe")
@@ -56,6 +63,28 @@ class ClipProbeTab:
     send_txt2img: Any
     send_img2img: Any
     task_id: Any
+    heatmaps: Any
+    heatmap_state: Any
+    heatmap_view: Any
+    heatmap_note: Any
+    heatmap_opacity: Any
+    phrase_index: Any
+    show_heatmap: Any
+    contact_sheet: Any
+    allow_txt2img: Any
+    regenerate_button: Any
+    regenerate_preflight: Any
+    regenerate_task_id: Any
+    regenerate_result: Any
+    side_by_side: Any
+    regenerated: Any
+    comparison_file: Any
+    audit: Any = None
+
+    @property
+    def negative(self) -> Any:
+        """``TabRequest.negative``'s component: the Negative prompt box."""
+        return self.negative_prompt
 
     def inputs(self) -> list[Any]:
         return [self.task_id, *(getattr(self, name) for name in TabRequest.FIELDS)]
@@ -104,9 +133,8 @@ def create_tab() -> ClipProbeTab:
                     placeholder="Filled from the image's generation parameters; edit freely",
                 )
                 parts["negative_prompt"] = gr.Textbox(
-                    label="Negative prompt (for reference; not analysed)",
+                    label="Negative prompt (checked: is what it names still visible?)",
                     lines=1,
-                    interactive=False,
                     elem_id="clipprobe_neg_prompt",
                 )
                 spec = OPTIONS["synonyms"]
@@ -135,7 +163,13 @@ def create_tab() -> ClipProbeTab:
                     allow_custom_value=True,
                     elem_id="clipprobe_model",
                 )
+                parts["heatmaps"] = gr.Checkbox(
+                    label="Heatmaps: where in the picture CLIP sees each phrase (slower)",
+                    value=False,
+                    elem_id="clipprobe_heatmaps",
+                )
                 parts["status"] = gr.HTML(elem_id="clipprobe_status")
+                _regenerate_inputs(gr, parts)
             with gr.Column(elem_id="clipprobe_outputs"):
                 parts["analyze_button"] = gr.Button(
                     "Analyze", variant="primary", elem_id="clipprobe_analyze"
@@ -178,6 +212,11 @@ def create_tab() -> ClipProbeTab:
                         height=60,
                         elem_id="clipprobe_csv",
                     )
+                _heatmap_outputs(gr, parts)
+                _regenerate_outputs(gr, parts)
+        parts["audit"] = audit_tab.create_section(
+            gr, model_source.list_models(), settings.default_model()
+        )
         tab = ClipProbeTab(blocks=blocks, **parts)
         _wire(tab)
 
@@ -189,6 +228,112 @@ def create_tab() -> ClipProbeTab:
     return tab
 
 
+def _regenerate_inputs(gr: Any, parts: dict[str, Any]) -> None:
+    """Issue 6's loop: regenerate with the pruned prompt (preflight shown before the click)."""
+    with gr.Group(elem_id="clipprobe_regenerate"):
+        parts["allow_txt2img"] = gr.Checkbox(
+            label="Allow txt2img for img2img pictures (their input image is not available)",
+            value=False,
+            elem_id="clipprobe_allow_txt2img",
+        )
+        parts["regenerate_button"] = gr.Button(
+            "Regenerate with the pruned prompt", elem_id="clipprobe_regenerate_button"
+        )
+        parts["regenerate_preflight"] = gr.HTML(elem_id="clipprobe_regenerate_preflight")
+        parts["regenerate_task_id"] = gr.Textbox(
+            visible=False, elem_id="clipprobe_regenerate_task_id"
+        )
+
+
+def _heatmap_outputs(gr: Any, parts: dict[str, Any]) -> None:
+    """Overlay of the clicked phrase (opacity redraws it), the contact sheet beside."""
+    parts["heatmap_state"] = gr.State(None)
+    # JS (clipprobe_show_phrase) writes the clicked phrase's index here and clicks the
+    # button; both are hidden by CSS, not visible=False, so they exist in the page.
+    parts["phrase_index"] = gr.Textbox(
+        elem_id="clipprobe_phrase_index", elem_classes=["clipprobe-hidden"], show_label=False
+    )
+    parts["show_heatmap"] = gr.Button(
+        "show heatmap", elem_id="clipprobe_show_heatmap", elem_classes=["clipprobe-hidden"]
+    )
+    with gr.Row(elem_id="clipprobe_heatmap_row"):
+        with gr.Column():
+            parts["heatmap_view"] = gr.Image(
+                label="Heatmap of the clicked phrase",
+                type="pil",
+                interactive=False,
+                visible=False,
+                height=320,
+                elem_id="clipprobe_heatmap_view",
+            )
+            parts["heatmap_opacity"] = gr.Slider(
+                minimum=0,
+                maximum=100,
+                step=5,
+                value=50,
+                label="Heatmap opacity (%)",
+                elem_id="clipprobe_heatmap_opacity",
+            )
+            parts["heatmap_note"] = gr.HTML(elem_id="clipprobe_heatmap_note")
+        parts["contact_sheet"] = gr.Image(
+            label="All phrases",
+            type="pil",
+            interactive=False,
+            visible=False,
+            height=320,
+            elem_id="clipprobe_contact_sheet",
+        )
+
+
+def _regenerate_outputs(gr: Any, parts: dict[str, Any]) -> None:
+    with gr.Row(elem_classes="progress-container", elem_id="clipprobe_regenerate_row"):
+        parts["regenerate_result"] = gr.HTML(elem_id="clipprobe_regenerate_result")
+    with gr.Row():
+        parts["side_by_side"] = gr.Image(
+            label="Original | regenerated",
+            type="pil",
+            interactive=False,
+            visible=False,
+            height=320,
+            elem_id="clipprobe_side_by_side",
+        )
+        parts["regenerated"] = gr.Image(
+            label="Regenerated",
+            type="pil",
+            interactive=False,
+            visible=False,
+            height=320,
+            elem_id="clipprobe_regenerated",
+        )
+    parts["comparison_file"] = gr.File(
+        label="Comparison (PNG with the numbers inside, JSON beside it)",
+        interactive=False,
+        visible=False,
+        height=60,
+        elem_id="clipprobe_comparison_file",
+    )
+
+
+def regenerate_and_show(*args: Any) -> tuple[Any, ...]:
+    """``regenerate_tab.regenerate_click``; its pictures and file shown only when there are
+    some (the boxes stay hidden before the first regeneration and after a failure)."""
+    import gradio as gr
+
+    box, sheet, regenerated, saved = regenerate_tab.regenerate_click(*args)
+    shown = [gr.update(value=v, visible=v is not None) for v in (sheet, regenerated, saved)]
+    return (box, *shown)
+
+
+def _wrap_call(fn: Any) -> Any:
+    """``call_queue.wrap_gradio_call`` (errors shown, not raised); never the GPU variant:
+    the regeneration takes the queue lock itself."""
+    try:
+        from modules import call_queue
+    except ImportError:
+        return fn
+    return call_queue.wrap_gradio_call(fn)
+
+
 def _wire(tab: ClipProbeTab) -> None:
     tab.image.change(
         fn=tab_handlers.image_changed,
@@ -196,6 +341,12 @@ def _wire(tab: ClipProbeTab) -> None:
         outputs=[tab.prompt, tab.negative_prompt, tab.status],
         show_progress=False,
     )
+    preflight = {
+        "fn": regenerate_tab.preflight_html,
+        "inputs": [tab.image, tab.pruned_prompt, tab.allow_txt2img],
+        "outputs": [tab.regenerate_preflight],
+        "show_progress": False,
+    }
     tab.analyze_button.click(
         fn=tab_handlers.analyze,
         inputs=tab.inputs(),
@@ -204,7 +355,28 @@ def _wire(tab: ClipProbeTab) -> None:
         # indicator; gradio's would add a timer to every output.
         show_progress=False,
         **compat.js_kwarg("clipprobe_submit"),
+    ).then(**preflight)
+    tab.allow_txt2img.change(**preflight)
+    tab.regenerate_button.click(
+        fn=_wrap_call(regenerate_and_show),
+        inputs=[
+            tab.regenerate_task_id,
+            tab.image,
+            tab.pruned_prompt,
+            tab.allow_txt2img,
+            tab.model,
+        ],
+        outputs=[tab.regenerate_result, tab.side_by_side, tab.regenerated, tab.comparison_file],
+        show_progress=False,
+        **compat.js_kwarg("clipprobe_submit_regenerate"),
     )
+    for trigger in (tab.show_heatmap.click, tab.heatmap_opacity.change):
+        trigger(
+            fn=tab_handlers.show_heatmap,
+            inputs=[tab.phrase_index, tab.heatmap_state, tab.heatmap_opacity],
+            outputs=[tab.heatmap_view, tab.heatmap_note],
+            show_progress=False,
+        )
     for button, js in (
         (tab.send_txt2img, "clipprobe_send_to_txt2img"),
         (tab.send_img2img, "clipprobe_send_to_img2img"),

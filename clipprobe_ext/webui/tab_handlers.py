@@ -9,9 +9,12 @@ Public API (plain functions the tab wires up; tests call them directly):
 - ``analyze(id_task, *values) -> TabResult`` (gradio's positional inputs:
   ``TabRequest.FIELDS``' order); ``run(request, on_start=None) -> (report, note)``.
 - ``TabResult``: the click's outputs, in ``TabResult.OUTPUTS``' order: result html,
-  pruned prompt, JSON file, CSV file (both hidden until there is a result), and the two
+  pruned prompt, JSON file, CSV file (both hidden until there is a result), the two
   "Send pruned prompt" buttons (enabled only when the pruned prompt differs from the
-  analysed one).
+  analysed one), and the heatmaps (``heatmap_tab.HeatmapState`` for the ``gr.State``,
+  the contact sheet, the cleared overlay box and its note; hidden when not asked for).
+- ``show_heatmap(index, state, opacity)``: a click on phrase ``index`` of the coloured
+  prompt, or the opacity slider (``heatmap_tab.show``).
 
 Sliders show percent options in percent (``OPTIONS[name].to_display``); ``run`` turns
 them back into fractions.  Handlers never raise: every ``ClipProbeError`` becomes an
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from PIL import Image
@@ -37,7 +40,7 @@ from clipprobe_ext import images, infotext, render
 from clipprobe_ext.errors import ClipProbeError, ImageError, PromptError, first_line
 from clipprobe_ext.options import OPTIONS, parse_synonyms
 from clipprobe_ext.results import ProbeReport
-from clipprobe_ext.webui import exports, grid, model_source, settings
+from clipprobe_ext.webui import exports, grid, heatmap_tab, model_source, settings
 from clipprobe_ext.webui.progress_task import ProgressTask
 
 log = logging.getLogger("clipprobe")
@@ -108,6 +111,8 @@ class TabRequest:
     tolerance: Any = None
     granularity: Any = None
     model: str | None = None
+    negative: str | None = None  # checked against the picture where the engine can
+    heatmaps: Any = False  # compute the phrase heatmaps (first picture) with the analysis
 
     FIELDS: ClassVar[tuple[str, ...]]
 
@@ -138,6 +143,10 @@ class TabResult:
     csv_file: Any
     send_txt2img: Any
     send_img2img: Any
+    heatmap_state: Any = None
+    contact_sheet: Any = None
+    heatmap_view: Any = None
+    heatmap_note: Any = ""
 
     OUTPUTS: ClassVar[tuple[str, ...]]
 
@@ -150,10 +159,20 @@ class TabResult:
             _update(value=None, visible=False),
             _update(interactive=False),
             _update(interactive=False),
+            None,
+            _update(value=None, visible=False),
+            _update(value=None, visible=False),
+            "",
         )
 
     @classmethod
-    def success(cls, report: ProbeReport, note: str | None, paths: tuple[str, str]) -> TabResult:
+    def success(
+        cls,
+        report: ProbeReport,
+        note: str | None,
+        paths: tuple[str, str],
+        maps: heatmap_tab.HeatmapState | None = None,
+    ) -> TabResult:
         pruned = report.pruning.pruned_prompt if report.pruning is not None else ""
         # nothing can go: the "pruned" prompt is the analysed one, nothing to send
         can_send = bool(report.pruning is not None and report.pruning.steps) and (
@@ -169,10 +188,30 @@ class TabResult:
             _update(value=paths[1], visible=True),
             _update(interactive=can_send),
             _update(interactive=can_send),
+            maps,
+            _update(value=maps.contact_sheet() if maps else None, visible=maps is not None),
+            _update(value=None, visible=maps is not None),
+            render.render_message(maps.note()) if maps is not None else "",
         )
 
 
 TabResult.OUTPUTS = tuple(f.name for f in fields(TabResult))
+
+
+def show_heatmap(index: Any, state: Any, opacity: Any) -> tuple[Any, str]:
+    """The overlay of the clicked phrase (opacity slider in percent); never raises."""
+    try:
+        image, note = heatmap_tab.show(index, state, float(opacity or 0) / 100.0)
+    except Exception as exc:
+        log.exception("ClipProbe: drawing the heatmap failed")
+        return None, render.render_error(f"Could not draw the heatmap: {first_line(exc)}")
+    return image, note
+
+
+def _values(result: TabResult) -> tuple[Any, ...]:
+    """The outputs in order, as they are (``astuple`` would deep-copy, and turn the heatmap
+    state, itself a dataclass, into a tuple)."""
+    return tuple(getattr(result, name) for name in TabResult.OUTPUTS)
 
 
 def _granularity(value: Any) -> str:
@@ -185,14 +224,14 @@ def analyze(id_task: Any, *values: Any) -> tuple[Any, ...]:
     task = ProgressTask(id_task)
     task.queue()
     try:
-        report, note = run(request, on_start=task.start)
+        report, note, maps = run_full(request, on_start=task.start)
         paths = exports.write_exports(report)
     except ClipProbeError as exc:
-        return astuple(TabResult.failure(render.render_error(str(exc))))
+        return _values(TabResult.failure(render.render_error(str(exc))))
     except Exception as exc:  # never a traceback in the tab
         log.exception("ClipProbe: the analysis failed")
         first = first_line(exc, empty="")
-        return astuple(
+        return _values(
             TabResult.failure(
                 render.render_error(
                     f"ClipProbe failed unexpectedly ({type(exc).__name__}: {first}); "
@@ -202,13 +241,21 @@ def analyze(id_task: Any, *values: Any) -> tuple[Any, ...]:
         )
     finally:
         task.finish()
-    return astuple(TabResult.success(report, note, paths))
+    return _values(TabResult.success(report, note, paths, maps))
 
 
 def run(
     request: TabRequest, on_start: Callable[[], None] | None = None
 ) -> tuple[ProbeReport, str | None]:
     """The report of one request, and a note for the user (a grid cut into its images)."""
+    report, note, _ = run_full(request, on_start)
+    return report, note
+
+
+def run_full(
+    request: TabRequest, on_start: Callable[[], None] | None = None
+) -> tuple[ProbeReport, str | None, heatmap_tab.HeatmapState | None]:
+    """``run`` plus the heatmaps when the request asks for them (else None)."""
     if request.image is None:
         raise ImageError(NO_IMAGE)
     params = read_parameters(request.image)
@@ -227,10 +274,22 @@ def run(
         pictures = found.cells(picture)
         labels = [f"image {i + 1}" for i in range(found.count)]
         note = found.describe()
-    report = model_source.run_analysis(
-        pictures, prompt, options, request.model or None, labels=labels, on_start=on_start
+    after = (
+        (lambda encoder, report, progress: heatmap_tab.compute(encoder, report, pictures, progress))
+        if request.heatmaps
+        else None
     )
-    return report, note
+    report, maps = model_source.run_analysis_then(
+        pictures,
+        prompt,
+        options,
+        request.model or None,
+        after=after,
+        labels=labels,
+        negative=request.negative or "",
+        on_start=on_start,
+    )
+    return report, note, maps
 
 
 def _grid(original: Any, picture: Image.Image, params: Any) -> grid.Grid | None:

@@ -20,6 +20,11 @@ class FakeElement {
         this.value = "";
         this.events = [];
         this.clicks = 0;
+        this.attributes = {};
+        this.classList.contains = (name) => this.classList.has(name);
+    }
+    getAttribute(name) {
+        return name in this.attributes ? this.attributes[name] : null;
     }
     append(...kids) {
         for (const k of kids) {
@@ -272,4 +277,64 @@ test("the copy listener puts the separated text on the clipboard only for chips"
     prevented = false;
     listeners.copy(event);
     assert.strictEqual(prevented, false); // the browser copies it itself
+});
+
+test("the regenerate and audit buttons get their own task ids and progress bars", () => {
+    const root = page();
+    root.append(
+        new FakeElement("div", {classes: ["progress-container"]}).append(new FakeElement("div", {id: "clipprobe_regenerate_result"})),
+        new FakeElement("div", {classes: ["progress-container"]}).append(new FakeElement("div", {id: "clipprobe_audit_result"})),
+    );
+    const progress = webuiProgress();
+    const {context} = load(root, {randomId: progress.randomId, requestProgress: progress.requestProgress});
+    const regen = Array.from(context.clipprobe_submit_regenerate("", "image", "a girl", false, "model"));
+    assert.deepStrictEqual(regen, ["task(id1)", "image", "a girl", false, "model"]);
+    assert.strictEqual(progress.calls[0][1], root.querySelector("#clipprobe_regenerate_result"));
+    const audit = Array.from(context.clipprobe_submit_audit("", "/outputs", true, 0, "model"));
+    assert.deepStrictEqual(audit, ["task(id2)", "/outputs", true, 0, "model"]);
+    assert.strictEqual(progress.calls[1][1], root.querySelector("#clipprobe_audit_result"));
+});
+
+function heatmapPage() {
+    const root = page();
+    const result = root.querySelector("#clipprobe_result");
+    const prompt = new FakeElement("div", {classes: ["cp-prompt"]});
+    const phrase = new FakeElement("span", {classes: ["cp-phrase", "cp-keep"]});
+    phrase.attributes["data-index"] = "3";
+    const inner = new FakeElement("b", {text: "red"});
+    phrase.append(inner);
+    const legend = new FakeElement("span", {classes: ["cp-phrase", "cp-keep"]}); // no index
+    prompt.append(phrase, legend);
+    result.append(prompt);
+    const box = new FakeElement("div", {id: "clipprobe_phrase_index"}).append(new FakeElement("textarea"));
+    const button = new FakeElement("button", {id: "clipprobe_show_heatmap"});
+    root.append(box, button);
+    const outside = new FakeElement("span", {classes: ["cp-phrase"]});
+    outside.attributes["data-index"] = "1";
+    root.append(outside);
+    return {root, phrase, inner, legend, outside, button, textarea: box.querySelector("textarea")};
+}
+
+test("a click on a phrase sends its index and clicks the hidden heatmap button", () => {
+    const p = heatmapPage();
+    const {context} = load(p.root);
+    assert.strictEqual(context.clipprobe_show_phrase(p.inner), "3"); // a child of the span
+    assert.strictEqual(p.textarea.value, "3");
+    assert.strictEqual(p.textarea.events.length, 1);
+    assert.strictEqual(p.textarea.events[0].type, "input");
+    assert.strictEqual(p.textarea.events[0].target, p.textarea);
+    assert.strictEqual(p.button.clicks, 1);
+    context.clipprobe_on_click({target: p.phrase});
+    assert.strictEqual(p.button.clicks, 2);
+});
+
+test("clicks elsewhere send nothing", () => {
+    const p = heatmapPage();
+    const {context} = load(p.root);
+    assert.strictEqual(context.clipprobe_show_phrase(p.legend), null); // legend: no index
+    assert.strictEqual(context.clipprobe_show_phrase(p.outside), null); // not in the result
+    assert.strictEqual(context.clipprobe_show_phrase(p.root), null);
+    assert.strictEqual(context.clipprobe_show_phrase(null), null);
+    assert.strictEqual(p.button.clicks, 0);
+    assert.strictEqual(p.textarea.value, "");
 });

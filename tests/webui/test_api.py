@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 
+import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -87,7 +88,11 @@ def test_routes_are_registered_once(webui):
     api.on_app_started(None, app)
     api.on_app_started(None, app)
     paths = [r.path for r in app.router.routes if r.path.startswith("/clipprobe")]
-    assert sorted(paths) == ["/clipprobe/v1/analyze", "/clipprobe/v1/models"]
+    assert sorted(paths) == [
+        "/clipprobe/v1/analyze",
+        "/clipprobe/v1/models",
+        "/clipprobe/v1/regenerate",
+    ]
 
 
 # -- analyze -----------------------------------------------------------------------------------
@@ -292,3 +297,38 @@ def test_right_credentials_pass(auth_client, image_b64):
 
 def test_without_api_auth_no_credentials_needed(client):
     assert client.get("/clipprobe/v1/models").status_code == 200
+
+
+# -- heatmaps and the regenerate route -------------------------------------------------------
+
+
+def test_heatmaps_only_when_asked_and_as_the_engine_draws_them(
+    webui, images, tiny_hf_clip_dir, hf_encoder
+):
+    from clipprobe_ext.heatmaps.cli_output import heatmaps_json
+    from clipprobe_ext.heatmaps.compute import phrase_heatmaps
+
+    client = make_client(webui)
+    picture = images[0].resize((96, 48))
+    body = {
+        "image": b64(png_bytes(picture, PARAMETERS)),
+        "model": str(tiny_hf_clip_dir),
+        "rounds": 2,
+    }
+    webui.shared.opts.data["clipprobe_default_model"] = str(tiny_hf_clip_dir)
+    response = client.post("/clipprobe/v1/analyze", json=body)
+    assert response.status_code == 200, response.text
+    assert "heatmaps" not in response.json()
+    response = client.post("/clipprobe/v1/analyze", json={**body, "heatmaps": True})
+    assert response.status_code == 200, response.text
+    [data] = response.json()["heatmaps"]
+    phrases = ["a red cube", "blue sky", "studio lighting"]
+    assert [p["phrase"] for p in data["phrases"]] == phrases
+    expected = heatmaps_json(picture, phrase_heatmaps(hf_encoder, picture, phrases))
+    for got, want in zip(data["phrases"], expected["phrases"]):
+        np.testing.assert_allclose(got["grid"], want["grid"], atol=1e-3)
+        overlay = Image.open(io.BytesIO(base64.b64decode(got["overlay_png"])))
+        assert overlay.size == picture.size
+    assert data["crop_box"] == [24, 0, 72, 48] and data["note"]
+    sheet = Image.open(io.BytesIO(base64.b64decode(data["contact_sheet_png"])))
+    assert sheet.width > 0

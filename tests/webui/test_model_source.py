@@ -25,7 +25,9 @@ class FakeAnalyze:
         self.during: list = []  # callables run in the middle of the analysis
         self.events: list = []
 
-    def __call__(self, images, prompt, encoder, options=None, labels=None, progress=None):
+    def __call__(
+        self, images, prompt, encoder, options=None, labels=None, progress=None, negative=""
+    ):
         self.encoders.append(encoder)
         self.events.append(("enter", threading.get_ident(), time.monotonic()))
         encoder.encode_images(images)
@@ -619,3 +621,70 @@ def test_models_on_disk_tells_local_from_missing(webui, interrogator, tiny_hf_cl
     assert found[str(tiny_hf_clip_dir)] is True
     assert found[WEBUI_CLIP] is True  # its ViT-L-14.pt is in --clip-models-path
     assert found["openai/clip-vit-large-patch14"] is False
+
+
+# -- with_encoder / run_analysis_then: the same lock and memory policy for other work --------
+
+
+@pytest.mark.parametrize("flag", ["lowvram", "medvram"])
+def test_with_encoder_follows_the_memory_policy(webui, interrogator, flag):
+    setattr(webui.shared.cmd_opts, flag, True)
+    lock = webui.call_queue.queue_lock
+    seen = []
+
+    def work(encoder):
+        seen.append((encoder.model is interrogator.clip_model, lock.locked()))
+        return "done"
+
+    assert model_source.with_encoder(WEBUI_CLIP, work) == "done"
+    assert seen == [(True, True)]  # the interrogator's CLIP, inside the queue lock
+    assert webui.lowvram.send_everything_to_cpu_calls == 1
+    assert interrogator.calls[-1] == "send_clip_to_ram"
+    assert webui.shared.state.history == []  # no job of its own unless asked
+
+
+def test_with_encoder_job_and_errors(webui, interrogator):
+    started = []
+    model_source.with_encoder(
+        WEBUI_CLIP,
+        lambda encoder: model_source.show_progress("half way", 0.5),
+        job="clipprobe-audit",
+        on_start=lambda: started.append(webui.shared.state.history[:]),
+    )
+    assert started == [[("begin", "clipprobe-audit")]]
+    assert webui.shared.state.sampling_step == 50
+    assert webui.shared.state.textinfo == "ClipProbe: half way"
+
+    def boom(encoder):
+        raise RuntimeError("kaput")
+
+    with pytest.raises(ModelError, match="RuntimeError: kaput"):
+        model_source.with_encoder(WEBUI_CLIP, boom)
+    assert interrogator.calls[-1] == "send_clip_to_ram"  # released after the failure too
+
+
+def test_run_analysis_then_runs_after_with_the_model_held(webui, interrogator, images):
+    lock = webui.call_queue.queue_lock
+    held = []
+
+    def after(encoder, report, progress):
+        held.append((lock.locked(), "send_clip_to_ram" in interrogator.calls))
+        return report.prompt
+
+    report, extra = model_source.run_analysis_then(
+        images[:1], "a red cube, blue sky", model_name=WEBUI_CLIP, after=after
+    )
+    assert extra == report.prompt == "a red cube, blue sky"
+    assert held == [(True, False)]  # before the CLIP went back to RAM
+    assert interrogator.calls.count("send_clip_to_ram") == 1
+
+
+def test_negative_prompt_is_checked_against_the_picture(webui, interrogator, images):
+    report, _ = model_source.run_analysis_then(
+        images[:1], "a red cube, blue sky", model_name=WEBUI_CLIP, negative="blurry, text"
+    )
+    assert report.negative is not None
+    assert report.negative.negative_prompt == "blurry, text"
+    assert [p.text for p in report.negative.phrases] == ["blurry", "text"]
+    plain = run_analysis(images[:1], "a red cube, blue sky", model_name=WEBUI_CLIP)
+    assert plain.negative is None

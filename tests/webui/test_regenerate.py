@@ -328,3 +328,79 @@ def test_tab_click_regenerates_compares_and_saves(wui, tiny_world) -> None:
     inpaint = Image.open(io.BytesIO(_png(tiny_world.original, INPAINT)))
     box, *rest = regenerate_tab.regenerate_click("task(x)", inpaint, "a cat", False, None)
     assert "img2img" in box and rest == [None, None, None]
+
+
+def test_tab_wiring_regenerates_with_the_infotexts_parameters(wui, tiny_world) -> None:
+    """The tab's button: wrap_gradio_call (not the GPU variant: regenerate takes the lock),
+    its own task id and bar, preflight after each analysis and on the checkbox."""
+    import inspect
+
+    from test_tab import _events, _ids
+
+    from clipprobe_ext.webui import regenerate_tab, tab
+
+    t = tab.create_tab()
+    events = _events(t.blocks)
+    [click] = [e for e in events if inspect.unwrap(e["fn"]) is tab.regenerate_and_show]
+    assert click["fn"] is not tab.regenerate_and_show  # wrapped in wrap_gradio_call
+    assert t.side_by_side.visible is False and t.comparison_file.visible is False
+    assert click["targets"] == [(t.regenerate_button._id, "click")]
+    assert click["js"] == "clipprobe_submit_regenerate"
+    assert click["inputs"] == _ids(
+        [t.regenerate_task_id, t.image, t.pruned_prompt, t.allow_txt2img, t.model]
+    )
+    assert click["outputs"] == _ids(
+        [t.regenerate_result, t.side_by_side, t.regenerated, t.comparison_file]
+    )
+    preflights = [e for e in events if e["fn"] is regenerate_tab.preflight_html]
+    assert len(preflights) == 2  # after Analyze (.then) and when the checkbox changes
+    for event in preflights:
+        assert event["inputs"] == _ids([t.image, t.pruned_prompt, t.allow_txt2img])
+        assert event["outputs"] == _ids([t.regenerate_preflight])
+    assert (t.allow_txt2img._id, "change") in [p["targets"][0] for p in preflights if p["targets"]]
+
+    # the wired callable, as gradio calls it: the infotext's parameters reach processing
+    lock = wui.call_queue.queue_lock
+    assert not lock.locked()
+    box, sheet, regenerated, saved = click["fn"](
+        "task(cp-wired)", tiny_world.original, "a red circle, green stripes", False, None
+    )
+    assert "SSIM 1.000" in box, box
+    assert sheet["visible"] and regenerated["visible"] and saved["visible"]
+    sheet, regenerated, saved = sheet["value"], regenerated["value"], saved["value"]
+    (call,) = wui.processing.calls
+    f = call["fields"]
+    assert f["prompt"] == "a red circle, green stripes"
+    assert (f["negative_prompt"], f["steps"], f["cfg_scale"], f["seed"]) == (
+        "blurry, text",
+        20,
+        7.0,
+        1234567890,
+    )
+    assert (f["width"], f["height"], f["sampler_name"]) == (96, 96, "DPM++ 2M")
+    assert call["lock_held"] and not lock.locked()
+    assert regenerated.size == (96, 96) and saved.endswith(".png")
+    inpaint = Image.open(io.BytesIO(_png(tiny_world.original, INPAINT)))
+    box, *hidden = click["fn"]("task(x)", inpaint, "a cat", False, None)
+    assert "img2img" in box and all(h["visible"] is False for h in hidden)
+
+
+def test_forge_without_a_checkpoint_is_a_clear_message(wui, monkeypatch) -> None:
+    """Forge's parse_generation_parameters does ``checkpoint in opts.sd_model_checkpoint``,
+    a TypeError when no checkpoint is selected (seen live in Forge)."""
+    from clipprobe_ext.webui import regenerate_tab
+
+    real = wui.infotext_utils.parse_generation_parameters
+
+    def forge_like(text, skip_fields=None):
+        params = real(text, skip_fields)
+        if "Model" in params:
+            params["Model"] in wui.shared.opts.sd_model_checkpoint  # noqa: B015
+        return params
+
+    monkeypatch.setattr(wui.infotext_utils, "parse_generation_parameters", forge_like)
+    wui.shared.opts.sd_model_checkpoint = None
+    with pytest.raises(ClipProbeError, match="no checkpoint selected"):
+        regen.plan_regeneration(BASIC, "a red circle")
+    image = Image.open(io.BytesIO(_png(Image.new("RGB", (8, 8)), BASIC)))
+    assert "no checkpoint selected" in regenerate_tab.preflight_html(image, "a red circle")

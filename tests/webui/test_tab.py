@@ -139,13 +139,26 @@ def test_events_are_wired(webui):
             t.tolerance,
             t.granularity,
             t.model,
+            t.negative_prompt,
+            t.heatmaps,
         ]
     )
     assert analyze["js"] == "clipprobe_submit"  # task id + the WebUI's progress bar
     assert t.task_id.visible is False
     assert "progress-container" in _parent_of(t.blocks, t.result).elem_classes
     assert analyze["outputs"] == _ids(
-        [t.result, t.pruned_prompt, t.json_file, t.csv_file, t.send_txt2img, t.send_img2img]
+        [
+            t.result,
+            t.pruned_prompt,
+            t.json_file,
+            t.csv_file,
+            t.send_txt2img,
+            t.send_img2img,
+            t.heatmap_state,
+            t.contact_sheet,
+            t.heatmap_view,
+            t.heatmap_note,
+        ]
     )
     change = _handler(t.blocks, tab_handlers.image_changed)
     assert change["targets"] == [(t.image._id, "change")]
@@ -161,7 +174,7 @@ def test_events_are_wired(webui):
     for dep in sends.values():
         assert dep["inputs"] == [t.pruned_prompt._id] and dep["backend_fn"] is False
     assert t.pruned_prompt.visible is False
-    assert t.negative_prompt.interactive is False
+    assert t.negative_prompt.interactive is not False  # checked now: editable
     assert _choices(t.model) and t.model.value == WEBUI_CLIP
     for component in (t.rounds, t.threshold, t.tolerance, t.model):  # defaults from Settings
         assert component.do_not_save_to_config is True
@@ -294,10 +307,26 @@ def _run(
     tolerance=2,  # percent, as the slider shows it
     gran="phrase",
     id_task="",
+    negative="",
+    heatmaps=False,
+    full=False,
 ):
-    return tab_handlers.analyze(
-        id_task, image, prompt, synonyms, rounds, threshold, tolerance, gran, model
+    """The Analyze click's first six outputs (all of them with ``full=True``)."""
+    out = tab_handlers.analyze(
+        id_task,
+        image,
+        prompt,
+        synonyms,
+        rounds,
+        threshold,
+        tolerance,
+        gran,
+        model,
+        negative,
+        heatmaps,
     )
+    assert len(out) == len(tab_handlers.TabResult.OUTPUTS)
+    return out if full else out[:6]
 
 
 def test_analysis_renders_the_real_report(webui, images, tiny_hf_clip_dir, hf_encoder):
@@ -387,7 +416,9 @@ def test_webui_clip_without_interrogator(webui, images):
 def test_interrogator_unloaded_mid_run(webui, interrogator, images, monkeypatch):
     real = probe.analyze
 
-    def unload_then_analyze(images_, prompt, encoder, options=None, labels=None, progress=None):
+    def unload_then_analyze(
+        images_, prompt, encoder, options=None, labels=None, progress=None, negative=""
+    ):
         interrogator.clip_model = None  # e.g. Interrogate CLIP's own unload
         return real(images_, prompt, encoder, options, labels, progress)
 
@@ -400,7 +431,7 @@ def test_unexpected_error_is_one_line_and_logged(webui, images, monkeypatch, cap
     def boom(*args, **kwargs):
         raise RuntimeError("kaput\nsecond line")
 
-    monkeypatch.setattr(model_source, "run_analysis", boom)
+    monkeypatch.setattr(model_source, "run_analysis_then", boom)
     with caplog.at_level(logging.ERROR, logger="clipprobe"):
         message = _error(_run(images[0], PROMPT, WEBUI_CLIP))
     assert "RuntimeError: kaput" in message and "second line" not in message
@@ -479,7 +510,7 @@ def test_task_is_active_with_clipprobe_progress_while_it_runs(
     real = probe.analyze
     during = []
 
-    def watching(images_, prompt, encoder, options=None, labels=None, progress=None):
+    def watching(images_, prompt, encoder, options=None, labels=None, progress=None, negative=""):
         def report(message, fraction):
             state = webui.shared.state
             during.append((webui.progress.task_status(TASK), state.textinfo, state.job_count))
@@ -533,7 +564,7 @@ def test_task_finished_after_an_unexpected_error(webui, images, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("kaput")
 
-    monkeypatch.setattr(model_source, "run_analysis", boom)
+    monkeypatch.setattr(model_source, "run_analysis_then", boom)
     assert "RuntimeError: kaput" in _error(_run(images[0], PROMPT, WEBUI_CLIP, id_task=TASK))
     assert _calls(webui) == [("add_task_to_queue", TASK, False), ("finish_task", TASK, False)]
     _assert_task_over(webui)
@@ -810,3 +841,13 @@ def test_slider_bounds_labels_and_help_come_from_the_options_spec(webui):
         )
         assert slider.label.startswith(spec.label) and slider.info == spec.help
     assert t.threshold.label == "Threshold (%)" and t.threshold.value == 1
+
+
+def test_negative_prompt_box_is_checked_under_the_prompt(webui, images, tiny_hf_clip_dir):
+    page, *_ = _run(images[0], PROMPT, str(tiny_hf_clip_dir), negative="blurry, lowres")
+    assert "Negative prompt, checked" in page
+    rows = re.findall(r'<tr class="cp-neg-[^"]*"><td>([^<]*)</td>', page)
+    assert rows == ["blurry", "lowres"]
+    assert page.index("cp-prompt") < page.index("cp-negative")  # under the prompt
+    page, *_ = _run(images[0], PROMPT, str(tiny_hf_clip_dir), negative="")
+    assert "Negative prompt, checked" not in page

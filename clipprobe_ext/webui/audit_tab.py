@@ -1,0 +1,216 @@
+"""The tab's "Audit a folder" section: ``clipprobe_ext.audit`` run inside the WebUI.
+
+Public API:
+
+- ``default_folder() -> str``: the WebUI's outputs folder (``outdir_samples`` when set,
+  else the folder above ``outdir_txt2img_samples``, as 1.10's ``shared_options`` lays
+  them out: ``<data>/outputs/txt2img-images``).
+- ``audit_click(id_task, folder, recursive, limit, model) -> (html, files update)``: runs
+  ``run_audit`` under the WebUI's queue lock (``model_source.with_encoder`` as a job of
+  its own), with the WebUI's progress bar (``ProgressTask``, ``shared.state`` via
+  ``model_source.show_progress``) and its Interrupt (``should_stop`` polls
+  ``shared.state.interrupted``: the report of what was done comes back, marked
+  interrupted).  The report is ``audit.html.render_html`` shown in an ``<iframe srcdoc>``
+  (its own page: its CSS stays inside, the base64 plots show) plus HTML and JSON
+  downloads.  A path that is not a folder is refused with a message before any work.
+- ``stop_click()``: the section's Stop button (``shared.state.interrupt()``).
+- ``create_section(gr, model_choices, default_model) -> AuditSection``: the layout.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from clipprobe_ext.audit import html as audit_html
+from clipprobe_ext.audit import report as audit_report
+from clipprobe_ext.audit.pipeline import AuditOptions, run_audit
+from clipprobe_ext.errors import ClipProbeError, first_line
+from clipprobe_ext.webui import compat, exports, model_source
+from clipprobe_ext.webui.progress_task import ProgressTask
+
+log = logging.getLogger("clipprobe")
+
+NOT_A_FOLDER = "'{path}' is not a folder: give the path of a folder of generated pictures."
+NO_FOLDER = "Give the path of a folder of generated pictures."
+
+
+def _shared() -> Any:
+    try:
+        from modules import shared
+    except ImportError:
+        return None
+    return shared
+
+
+def default_folder() -> str:
+    opts = getattr(_shared(), "opts", None)
+    chosen = getattr(opts, "outdir_samples", "") or ""
+    if not chosen.strip():
+        txt2img = getattr(opts, "outdir_txt2img_samples", "") or ""
+        chosen = os.path.dirname(txt2img.rstrip("/\\")) if txt2img.strip() else "outputs"
+    return os.path.abspath(chosen or "outputs")
+
+
+def _box(kind: str, text: str) -> str:
+    return f'<div class="clipprobe-{kind}">{html.escape(text)}</div>'
+
+
+def _limit(value: Any) -> int | None:
+    try:
+        number = int(float(value))
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
+
+
+def frame(page: str) -> str:
+    """The report page in an iframe (its own document: styles and data: images intact)."""
+    return (
+        '<iframe class="clipprobe-audit-frame" sandbox="" '
+        f'srcdoc="{html.escape(page, quote=True)}"></iframe>'
+    )
+
+
+def write_downloads(report: Any, page: str) -> list[str]:
+    folder = os.path.join(exports.export_dir(), f"audit-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.makedirs(folder, exist_ok=True)
+    html_path = os.path.join(folder, "clipprobe-audit.html")
+    json_path = os.path.join(folder, "clipprobe-audit.json")
+    with open(html_path, "w", encoding="utf-8") as f:
+        f.write(page)
+    with open(json_path, "w", encoding="utf-8") as f:
+        f.write(audit_report.to_json(report))
+    return [html_path, json_path]
+
+
+def _update(**kwargs: Any) -> Any:
+    import gradio as gr
+
+    return gr.update(**kwargs)
+
+
+def run(folder: str, recursive: bool, limit: Any, model: str | None, on_start: Any = None) -> Any:
+    """The ``AuditReport`` of ``folder``; ``ClipProbeError`` for bad input."""
+    path = (folder or "").strip()
+    if not path:
+        raise ClipProbeError(NO_FOLDER)
+    path = os.path.expanduser(path)
+    if not os.path.isdir(path):
+        raise ClipProbeError(NOT_A_FOLDER.format(path=path))
+    options = AuditOptions(recursive=bool(recursive), limit=_limit(limit))
+
+    def progress(done: int, total: int, message: str) -> None:
+        fraction = done / total if total else None
+        model_source.show_progress(f"Audit {done}/{total}: {message}", fraction)
+
+    return model_source.with_encoder(
+        model or None,
+        lambda encoder: run_audit(
+            [path], encoder, options, progress=progress, should_stop=model_source.interrupted
+        ),
+        job="clipprobe-audit",
+        on_start=on_start,
+    )
+
+
+def audit_click(
+    id_task: Any, folder: str, recursive: Any, limit: Any, model: str | None
+) -> tuple[str, Any]:
+    task = ProgressTask(id_task)
+    task.queue()
+    try:
+        report = run(folder, recursive, limit, model, on_start=task.start)
+        page = audit_html.render_html(report)
+        files = write_downloads(report, page)
+    except ClipProbeError as exc:
+        return _box("error", str(exc)), _update(value=None, visible=False)
+    except Exception as exc:  # never a traceback in the tab
+        log.exception("ClipProbe: the audit failed")
+        message = (
+            f"The audit failed unexpectedly ({type(exc).__name__}: {first_line(exc, empty='')}); "
+            "the full error is in the console."
+        )
+        return _box("error", message), _update(value=None, visible=False)
+    finally:
+        task.finish()
+    head = ""
+    if getattr(report, "interrupted", False):
+        head = _box("message", "Stopped: the report covers the pictures done so far.")
+    return head + frame(page), _update(value=files, visible=True)
+
+
+def stop_click() -> None:
+    state = getattr(_shared(), "state", None)
+    if state is not None:
+        state.interrupt()
+
+
+@dataclass
+class AuditSection:
+    folder: Any
+    recursive: Any
+    limit: Any
+    model: Any
+    run_button: Any
+    stop_button: Any
+    task_id: Any
+    result: Any
+    files: Any
+
+
+def create_section(gr: Any, choices: list[str], default_model: str) -> AuditSection:
+    """The accordion's components (inside the caller's ``gr.Blocks``) and their events."""
+    with gr.Accordion("Audit a folder", open=False, elem_id="clipprobe_audit"):
+        with gr.Row():
+            folder = gr.Textbox(
+                label="Folder of generated pictures",
+                value=default_folder(),
+                elem_id="clipprobe_audit_folder",
+            )
+            recursive = gr.Checkbox(
+                label="Include subfolders", value=True, elem_id="clipprobe_audit_recursive"
+            )
+            limit = gr.Number(
+                label="Newest N files (0: all)",
+                value=0,
+                precision=0,
+                elem_id="clipprobe_audit_limit",
+            )
+        with gr.Row():
+            model = gr.Dropdown(
+                choices=choices,
+                value=default_model,
+                label="CLIP model",
+                allow_custom_value=True,
+                elem_id="clipprobe_audit_model",
+            )
+            run_button = gr.Button("Audit", variant="primary", elem_id="clipprobe_audit_run")
+            stop_button = gr.Button("Stop", elem_id="clipprobe_audit_stop")
+        task_id = gr.Textbox(visible=False, elem_id="clipprobe_audit_task_id")
+        with gr.Row(elem_classes="progress-container", elem_id="clipprobe_audit_result_row"):
+            result = gr.HTML(elem_id="clipprobe_audit_result")
+        files = gr.File(
+            label="Audit report (HTML, JSON)",
+            file_count="multiple",
+            interactive=False,
+            visible=False,
+            elem_id="clipprobe_audit_files",
+        )
+    section = AuditSection(
+        folder, recursive, limit, model, run_button, stop_button, task_id, result, files
+    )
+    run_button.click(
+        fn=audit_click,
+        inputs=[task_id, folder, recursive, limit, model],
+        outputs=[result, files],
+        show_progress=False,
+        **compat.js_kwarg("clipprobe_submit_audit"),
+    )
+    stop_button.click(fn=stop_click, inputs=[], outputs=[])
+    model.do_not_save_to_config = True
+    return section

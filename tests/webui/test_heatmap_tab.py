@@ -1,0 +1,103 @@
+"""The tab's heatmaps: computed with the analysis only when asked, kept in the state, the
+clicked phrase's overlay drawn from the stored map at the slider's opacity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageChops
+
+from clipprobe_ext.heatmaps import compute as heatmap_compute
+from clipprobe_ext.heatmaps.compute import phrase_heatmaps
+from clipprobe_ext.heatmaps.render import contact_sheet, overlay
+from clipprobe_ext.webui import heatmap_tab, tab, tab_handlers
+
+PROMPT = "a girl, red umbrella, <lora:rainy:0.7>, rain, city at night"
+
+
+def _analyze(image, model, heatmaps):
+    return tab_handlers.analyze("", image, PROMPT, "", 3, 0.0, 2, "phrase", model, "", heatmaps)
+
+
+def _same(a: Image.Image, b: Image.Image) -> bool:
+    return (
+        a.size == b.size
+        and ImageChops.difference(a.convert("RGB"), b.convert("RGB")).getbbox() is None
+    )
+
+
+@pytest.fixture()
+def wide(images):
+    """A wide picture: CLIP sees only its centre square, the map covers that crop."""
+    return images[0].resize((96, 48))
+
+
+def test_heatmaps_are_computed_only_when_asked(webui, wide, tiny_hf_clip_dir, monkeypatch):
+    calls = []
+    real = heatmap_compute.HeatmapRun.maps
+
+    def counting(self, phrases, method):
+        calls.append(list(phrases))
+        return real(self, phrases, method)
+
+    monkeypatch.setattr(heatmap_compute.HeatmapRun, "maps", counting)
+    out = dict(zip(tab_handlers.TabResult.OUTPUTS, _analyze(wide, str(tiny_hf_clip_dir), False)))
+    assert calls == [] and out["heatmap_state"] is None
+    assert out["contact_sheet"]["visible"] is False and out["heatmap_view"]["visible"] is False
+    out = dict(zip(tab_handlers.TabResult.OUTPUTS, _analyze(wide, str(tiny_hf_clip_dir), True)))
+    # one run for all measurable phrases (the lora tag is not one)
+    assert calls == [["a girl", "red umbrella", "rain", "city at night"]]
+    assert isinstance(out["heatmap_state"], heatmap_tab.HeatmapState)
+
+
+def test_clicked_phrase_shows_its_own_map(webui, wide, tiny_hf_clip_dir, hf_encoder):
+    out = dict(zip(tab_handlers.TabResult.OUTPUTS, _analyze(wide, str(tiny_hf_clip_dir), True)))
+    state = out["heatmap_state"]
+    assert "centre" in out["heatmap_note"]  # a wide picture: the note says what CLIP saw
+    # the maps, computed independently on the same model and picture
+    phrases = ["a girl", "red umbrella", "rain", "city at night"]
+    maps = phrase_heatmaps(hf_encoder, wide.convert("RGB"), phrases)
+    # the prompt's phrase indices: 0 a girl, 1 red umbrella, 2 <lora>, 3 rain, 4 city at night
+    assert sorted(state.maps) == [0, 1, 3, 4]
+    for index, expected in zip([0, 1, 3, 4], maps):
+        got = state.maps[index]
+        assert got.phrase == expected.phrase
+        np.testing.assert_allclose(got.grid, expected.grid, atol=1e-4)
+        shown, note = tab_handlers.show_heatmap(str(index), state, 50)
+        assert _same(shown, overlay(wide, got, 0.5)) and expected.phrase in note
+    # different phrases, different pictures; the slider redraws the same map
+    a, _ = tab_handlers.show_heatmap("0", state, 50)
+    b, _ = tab_handlers.show_heatmap("1", state, 50)
+    assert not _same(a, b)
+    faint, _ = tab_handlers.show_heatmap("1", state, 10)
+    assert _same(faint, overlay(wide, state.maps[1], 0.1)) and not _same(faint, b)
+    sheet = out["contact_sheet"]["value"]
+    assert _same(sheet, contact_sheet(wide.convert("RGB"), [state.maps[i] for i in (0, 1, 3, 4)]))
+
+
+def test_unmeasurable_or_missing_phrases_say_so(webui, wide, tiny_hf_clip_dir):
+    out = dict(zip(tab_handlers.TabResult.OUTPUTS, _analyze(wide, str(tiny_hf_clip_dir), True)))
+    state = out["heatmap_state"]
+    image, note = tab_handlers.show_heatmap("2", state, 50)  # the lora tag
+    assert image is None and "not measured" in note
+    image, note = tab_handlers.show_heatmap("", state, 50)
+    assert image is None and "Click a phrase" in note
+    image, note = tab_handlers.show_heatmap("1", None, 50)
+    assert image is None and "Heatmaps" in note
+
+
+def test_heatmap_events_are_wired(webui):
+    from test_tab import _events, _handler, _ids
+
+    t = tab.create_tab()
+    events = [e for e in _events(t.blocks) if e["fn"] is tab_handlers.show_heatmap]
+    assert sorted(e["targets"][0] for e in events) == sorted(
+        [(t.show_heatmap._id, "click"), (t.heatmap_opacity._id, "change")]
+    )
+    for event in events:
+        assert event["inputs"] == _ids([t.phrase_index, t.heatmap_state, t.heatmap_opacity])
+        assert event["outputs"] == _ids([t.heatmap_view, t.heatmap_note])
+    # the JS needs both hidden helpers in the page: hidden by CSS, not left out
+    for component in (t.phrase_index, t.show_heatmap):
+        assert component.visible is not False and "clipprobe-hidden" in component.elem_classes
+    assert _handler(t.blocks, tab_handlers.analyze)
