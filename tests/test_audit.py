@@ -445,3 +445,25 @@ def test_habit_words_are_frequent_and_rarely_seen(trained_clip_dir, tmp_path):
         p = report.phrase(caption)
         assert (p.prompts, p.pictures, p.seen) == (1, 3, 3) and not p.habit
     assert report.worst_prompts[-1].prompt == "a blue square"  # the one that shows it all
+
+
+def test_the_reader_threads_resize_changes_no_pixel(hf_encoder, tmp_path):
+    """The audit resizes square pictures in its reader threads (prepare.py); the stored
+    embedding must be the encoder's own for the file, bit for bit in practice."""
+    folder = tmp_path / "sizes"
+    folder.mkdir()
+    shapes = [(96, 96), (97, 60), (32, 32), (20, 20)]  # down, not square, exact, up
+    paths = [
+        save_png(folder / f"{w}x{h}.png", make_image(i, size=(w, h)), "a cat")
+        for i, (w, h) in enumerate(shapes)
+    ]
+    run_audit([folder], hf_encoder, options(tmp_path))
+    direct = hf_encoder.encode_images([Image.open(p).convert("RGB") for p in paths]).numpy()
+    with EmbeddingStore(tmp_path / "store.sqlite3") as store:
+        from clipprobe_ext.audit.encoding import model_key
+        from clipprobe_ext.audit.scan import content_hash
+
+        key = model_key(hf_encoder)
+        for path, want in zip(paths, direct):
+            got = store.image_embedding(content_hash(path.read_bytes()), key)
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)

@@ -27,6 +27,7 @@ from clipprobe_ext.audit.aggregate import PictureScore, PromptModel, aggregate, 
 from clipprobe_ext.audit.banks import audit_banks
 from clipprobe_ext.audit.encoding import StoreTextCache, model_key
 from clipprobe_ext.audit.evidence import NOT_SEEN, SEEN, SeenFunction, gather, seen_by_presence
+from clipprobe_ext.audit.prepare import reader_resize
 from clipprobe_ext.audit.results import AuditReport, AuditStats, Skipped
 from clipprobe_ext.audit.scan import PictureRead, list_files, read_picture
 from clipprobe_ext.audit.store import EmbeddingStore, FileRecord, default_store_path
@@ -172,6 +173,7 @@ class _Run:
         self.text_cache = StoreTextCache(encoder.cache, store, self.key)
         encoder.cache = self.text_cache
         self._banks = None
+        self.prepare = reader_resize(encoder)  # the resize, moved into the reader threads
 
     def close(self) -> None:
         """Commit what is done (also after Ctrl-C) and give the encoder its cache back."""
@@ -191,7 +193,7 @@ class _Run:
         upcoming = iter(files)
         try:
             for path in upcoming:
-                queue.append(pool.submit(read_picture, path, self.store, self.key))
+                queue.append(pool.submit(read_picture, path, self.store, self.key, self.prepare))
                 if len(queue) >= window:
                     break
             while queue:
@@ -201,7 +203,7 @@ class _Run:
                 self._handle(read)
                 nxt = next(upcoming, None)
                 if nxt is not None:
-                    queue.append(pool.submit(read_picture, nxt, self.store, self.key))
+                    queue.append(pool.submit(read_picture, nxt, self.store, self.key, self.prepare))
                 self.stats.read += 1
                 if self.progress is not None:
                     self.progress(self.stats.read, total, "Reading and encoding pictures")
