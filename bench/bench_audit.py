@@ -289,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     write_folder(large, max(args.files, args.growth_files, args.growth_base), args.prompts)
     everything = sorted(large.iterdir())
     for folder, count in ((bench, args.files), (base, args.growth_base)):
+        if folder == large:
+            continue
         folder.mkdir()
         for path in everything[:count]:  # hard links: the same files, no second copy
             os.link(path, folder / path.name)
