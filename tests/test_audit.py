@@ -19,13 +19,25 @@ from PIL import Image, PngImagePlugin
 from test_infotext import exif_with_user_comment
 from trained_clip import picture
 
+from clipprobe_ext.analysis.presence import MIDPOINT, SLOPE
+from clipprobe_ext.analysis.references import IMAGE_COUNT, NEUTRAL_PHRASES, reference_images
+from clipprobe_ext.analysis.verdict import NOT_SEEN, SEEN
 from clipprobe_ext.audit.aggregate import normalise
+from clipprobe_ext.audit.banks import forget_audit_banks
 from clipprobe_ext.audit.evidence import PhraseEvidence
 from clipprobe_ext.audit.pipeline import AuditOptions, run_audit
 from clipprobe_ext.audit.store import SCHEMA_VERSION, EmbeddingStore
 from clipprobe_ext.errors import ClipProbeError
 
 SETTINGS = "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 96x96"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_banks():
+    """Every test starts without in-memory reference banks (they are cached per model)."""
+    forget_audit_banks()
+    yield
+    forget_audit_banks()
 
 
 def save_png(path: Path, image: Image.Image, prompt: str) -> Path:
@@ -100,7 +112,8 @@ def test_reads_pictures_and_lists_bad_files_without_failing(folder, hf_encoder, 
     assert phrase is not None and phrase.prompts == 2 and phrase.pictures == 7
     assert report.phrase("a red circle").pictures == 4
     assert report.phrase("8k").pictures == 3
-    assert hf_encoder.stats.image_forwards == 7
+    # the pictures, and the presence score's reference pictures once
+    assert hf_encoder.stats.image_forwards == 7 + IMAGE_COUNT
 
 
 def test_phrases_are_normalised_case_whitespace_and_weights():
@@ -110,8 +123,11 @@ def test_phrases_are_normalised_case_whitespace_and_weights():
 def test_a_second_run_encodes_nothing(folder, hf_encoder, tmp_path):
     first = run_audit([folder], hf_encoder, options(tmp_path))
     images, texts = hf_encoder.stats.image_forwards, hf_encoder.stats.text_forwards
-    assert images == 7 and texts > 0
-    hf_encoder.cache.clear()  # no help from the in-memory cache: only the store
+    # each distinct phrase once (masterpiece, best quality, a red circle, a blue square,
+    # 8k) and the reference banks once: nothing per picture
+    assert images == 7 + IMAGE_COUNT and texts == 5 + len(NEUTRAL_PHRASES)
+    hf_encoder.cache.clear()  # no help from the in-memory caches: only the store
+    forget_audit_banks()
     second = run_audit([folder], hf_encoder, options(tmp_path))
     assert hf_encoder.stats.image_forwards == images
     assert hf_encoder.stats.text_forwards == texts
@@ -126,6 +142,7 @@ def test_a_fresh_encoder_process_reuses_the_store(folder, tiny_hf_clip_dir, tmp_
     run_audit(
         [folder], HFClipEncoder.from_pretrained(str(tiny_hf_clip_dir), "cpu"), options(tmp_path)
     )
+    forget_audit_banks()  # as in a new process: the banks come from the store too
     fresh = HFClipEncoder.from_pretrained(str(tiny_hf_clip_dir), "cpu")
     report = run_audit([folder], fresh, options(tmp_path))
     assert fresh.stats.image_forwards == 0 and fresh.stats.text_forwards == 0
@@ -160,7 +177,7 @@ def test_another_model_does_not_reuse_embeddings(folder, hf_encoder, trained_cli
     run_audit([folder], hf_encoder, options(tmp_path))
     other = HFClipEncoder.from_pretrained(str(trained_clip_dir), "cpu")
     run_audit([folder], other, options(tmp_path))
-    assert other.stats.image_forwards == 7
+    assert other.stats.image_forwards == 7 + IMAGE_COUNT  # its own banks too
 
 
 def test_a_store_of_another_version_is_rebuilt(folder, hf_encoder, tmp_path):
@@ -262,6 +279,7 @@ def test_the_seen_signal_is_pluggable(folder, hf_encoder, tmp_path):
 
     report = run_audit([folder], hf_encoder, options(tmp_path, seen=everything_seen))
     assert len(seen_calls) == 7
+    assert all(e.presence.shape == e.similarities.shape for e in seen_calls)
     assert all(p.seen_rate == 1.0 and p.verdict == "keep" for p in report.phrases)
     assert report.options["seen"] == "everything_seen"
 
@@ -270,8 +288,10 @@ def test_the_seen_signal_is_pluggable(folder, hf_encoder, tmp_path):
 
 
 def independent_audit(model_dir: Path, groups: list[tuple[str, list[str], list[Path]]]):
-    """Per phrase: pictures, seen, mean best probability, mean contribution; computed with
-    transformers directly (own softmax, own elimination loop, prompt variants as text)."""
+    """Per phrase and picture: presence, best probability, contribution; computed with
+    transformers directly (own features, own presence formula, own softmax and
+    elimination loop, prompt variants as text), nothing of ClipProbe's but the inputs of
+    the reference banks and the presence constants."""
     import torch
     from transformers import CLIPModel, CLIPProcessor
 
@@ -279,21 +299,27 @@ def independent_audit(model_dir: Path, groups: list[tuple[str, list[str], list[P
     processor = CLIPProcessor.from_pretrained(model_dir)
     scale = float(model.logit_scale.detach().exp())
 
-    def text(texts):
-        t = processor(text=texts, return_tensors="pt", padding=True)
-        with torch.no_grad():
-            f = model.get_text_features(**t)
-        return torch.nn.functional.normalize(f, dim=-1).double().numpy()
+    def unit(x: torch.Tensor) -> np.ndarray:
+        x = x.double()
+        return (x / x.norm(dim=-1, keepdim=True)).numpy()
 
+    def text(texts):
+        with torch.no_grad():
+            t = processor(text=texts, return_tensors="pt", padding=True)
+            return unit(model.get_text_features(**t))
+
+    def pictures(images):
+        with torch.no_grad():
+            return unit(model.get_image_features(**processor(images=images, return_tensors="pt")))
+
+    # the model's unrelated pairs: everyday phrases x pictures of nothing
+    unrelated = pictures(reference_images()) @ text(list(NEUTRAL_PHRASES)).T
     out: dict[str, dict[str, list[float]]] = {}
     for _prompt, phrases, paths in groups:
-        with torch.no_grad():
-            pixels = processor(
-                images=[Image.open(p).convert("RGB") for p in paths], return_tensors="pt"
-            )
-            img = torch.nn.functional.normalize(model.get_image_features(**pixels), dim=-1)
-        img = img.double().numpy()
+        img = pictures([Image.open(p).convert("RGB") for p in paths])
         phr = text(phrases)
+        z = (img @ phr.T - unrelated.mean()) / unrelated.std()
+        presence = 1 / (1 + np.exp(-SLOPE * (z - MIDPOINT)))  # [pictures, phrases]
         full = text([", ".join(phrases)])[0]
         without = text([", ".join(p for p in phrases if p != q) for q in phrases])
         for m in range(len(paths)):
@@ -309,8 +335,21 @@ def independent_audit(model_dir: Path, groups: list[tuple[str, list[str], list[P
                 remaining.pop(int(np.argmax(probs)))
             contribution = full @ img[m] - without @ img[m]
             for k, phrase in enumerate(phrases):
-                row = out.setdefault(phrase, {"seen": [], "best": [], "contribution": []})
-                row["seen"].append(float(best[k] > 0.01 and contribution[k] > 0))
+                row = out.setdefault(
+                    phrase,
+                    {
+                        "presence": [],
+                        "seen": [],
+                        "not_seen": [],
+                        "top": [],
+                        "best": [],
+                        "contribution": [],
+                    },
+                )
+                row["presence"].append(presence[m, k])
+                row["seen"].append(float(presence[m, k] >= SEEN))
+                row["not_seen"].append(float(presence[m, k] < NOT_SEEN))
+                row["top"].append(float(presence[m, k] == presence[m].max()))
                 row["best"].append(best[k])
                 row["contribution"].append(contribution[k])
     return out
@@ -337,21 +376,42 @@ def test_aggregation_matches_an_independent_computation(trained_clip_dir, tmp_pa
 
     circle = report.phrase("a red circle")
     assert circle.prompts == 2 and circle.pictures == 8
-    assert circle.seen == 8 and circle.verdict == "keep"  # pictured in every image: seen
-    for absent in ("a blue square", "green stripes"):  # in no image: not seen
+    # Ground truth: every picture shows a red circle and nothing else.  This briefly
+    # trained model does not reach SEEN on the scale fitted on the benchmark world (as in
+    # test_presence), but the pictured phrase scores above every absent one on every
+    # picture and is never pruned; the absent ones are clearly not seen, and pruned.
+    absent_presence = expected["a blue square"]["presence"] + expected["green stripes"]["presence"]
+    assert min(expected["a red circle"]["presence"]) > max(absent_presence)
+    assert circle.verdict != "prune" and circle.not_seen < 4
+    for absent in ("a blue square", "green stripes"):  # in no image: clearly not seen
         p = report.phrase(absent)
-        assert p.pictures == 4 and p.seen == 0 and p.verdict == "prune"
+        assert p.pictures == 4 and p.seen == 0 and p.not_seen == 4 and p.verdict == "prune"
+        assert max(expected[absent]["presence"]) < NOT_SEEN
+    with_contribution = run_audit([folder], encoder, options(tmp_path, contribution=True))
+    assert with_contribution.stats.encoded == 0  # the pictures come from the store
     for name, want in expected.items():
         got = report.phrase(name)
         assert got.seen == int(sum(want["seen"]))
+        assert got.not_seen == int(sum(want["not_seen"]))
+        assert got.mean_presence == pytest.approx(np.mean(want["presence"]), abs=1e-4)
+        assert got.presence_std == pytest.approx(np.std(want["presence"]), abs=1e-4)
         assert got.mean_probability == pytest.approx(np.mean(want["best"]), abs=1e-4)
         assert got.probability_std == pytest.approx(np.std(want["best"]), abs=1e-4)
-        assert got.mean_contribution == pytest.approx(np.mean(want["contribution"]), abs=1e-4)
+        assert got.mean_contribution is None  # leave-one-out is off by default
+        also = with_contribution.phrase(name)
+        assert also.mean_contribution == pytest.approx(np.mean(want["contribution"]), abs=1e-4)
+        assert (also.seen, also.mean_presence) == (got.seen, got.mean_presence)
         tokens = len(encoder.tokenizer(name, add_special_tokens=False)["input_ids"])
         assert got.tokens_per_prompt == tokens
     assert {w.prompt for w in report.worst_prompts} == {g[0] for g in groups}
-    assert all(w.seen_share == pytest.approx(0.5) for w in report.worst_prompts)
-    assert all(len(w.missed) == 1 for w in report.worst_prompts)
+    for w in report.worst_prompts:
+        phrases = next(g[1] for g in groups if g[0] == w.prompt)
+        share = np.mean([np.mean(expected[name]["seen"]) for name in phrases])
+        assert w.seen_share == pytest.approx(share)
+
+
+def top_presence(evidence: PhraseEvidence) -> np.ndarray:
+    return evidence.presence == evidence.presence.max()
 
 
 def test_habit_words_are_frequent_and_rarely_seen(trained_clip_dir, tmp_path):
@@ -371,15 +431,39 @@ def test_habit_words_are_frequent_and_rarely_seen(trained_clip_dir, tmp_path):
     square = save_png(folder / "1-0.png", picture(1, seed=210), "a blue square")
     groups.append(("a blue square", ["a blue square"], [square]))
     encoder = HFClipEncoder.from_pretrained(str(trained_clip_dir), "cpu")
-    report = run_audit([folder], encoder, options(tmp_path))
+    # The trained tiny CLIP never reaches the world-fitted SEEN (see above), so "seen" is
+    # here the pluggable hook's job: the phrase of highest presence in its picture.
+    report = run_audit([folder], encoder, options(tmp_path, seen=top_presence))
     expected = independent_audit(trained_clip_dir, groups)
 
     habit = report.phrase("a blue square")
     assert (habit.prompts, habit.pictures, habit.seen) == (4, 10, 1)  # only where it is drawn
-    assert habit.seen == sum(expected["a blue square"]["seen"])
+    assert habit.seen == sum(expected["a blue square"]["top"])
     assert habit.habit and report.habit_words == ["a blue square"]
     assert habit.seen_rate_max == 1.0 and habit.seen_rate_min == 0.0
     for caption in ("a red circle", "green stripes", "a yellow triangle"):
         p = report.phrase(caption)
         assert (p.prompts, p.pictures, p.seen) == (1, 3, 3) and not p.habit
     assert report.worst_prompts[-1].prompt == "a blue square"  # the one that shows it all
+
+
+def test_the_reader_threads_resize_changes_no_pixel(hf_encoder, tmp_path):
+    """The audit resizes square pictures in its reader threads (prepare.py); the stored
+    embedding must be the encoder's own for the file, bit for bit in practice."""
+    folder = tmp_path / "sizes"
+    folder.mkdir()
+    shapes = [(96, 96), (97, 60), (32, 32), (20, 20)]  # down, not square, exact, up
+    paths = [
+        save_png(folder / f"{w}x{h}.png", make_image(i, size=(w, h)), "a cat")
+        for i, (w, h) in enumerate(shapes)
+    ]
+    run_audit([folder], hf_encoder, options(tmp_path))
+    direct = hf_encoder.encode_images([Image.open(p).convert("RGB") for p in paths]).numpy()
+    with EmbeddingStore(tmp_path / "store.sqlite3") as store:
+        from clipprobe_ext.audit.encoding import model_key
+        from clipprobe_ext.audit.scan import content_hash
+
+        key = model_key(hf_encoder)
+        for path, want in zip(paths, direct):
+            got = store.image_embedding(content_hash(path.read_bytes()), key)
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from clipprobe_ext.audit.evidence import NOT_SEEN
 from clipprobe_ext.audit.results import (
     AuditReport,
     AuditStats,
@@ -26,9 +27,13 @@ from clipprobe_ext.audit.results import (
 if TYPE_CHECKING:
     from clipprobe_ext.audit.pipeline import AuditOptions
 
-#: seen in at least this share of its pictures: keep; at least WEAK_AT: weak; else prune
+#: The verdict from the per-picture presence (``evidence``: seen at ``SEEN``, clearly not
+#: seen under ``NOT_SEEN``): keep when seen in at least KEEP_AT of its pictures; prune
+#: when seen in fewer than WEAK_AT of them *and* clearly not seen in at least PRUNE_AT
+#: (rarely seen is not enough when the presence is merely unsure); weak otherwise.
 KEEP_AT = 0.5
 WEAK_AT = 0.2
+PRUNE_AT = 0.5
 
 
 def normalise(text: str) -> str:
@@ -58,14 +63,15 @@ class PictureScore:
     path: str
     prompt_id: int
     seen: np.ndarray  # bool
+    presence: np.ndarray  # calibrated presence in [0, 1]
     best: np.ndarray  # best probability in the elimination ranking
     contribution: np.ndarray | None
 
 
-def verdict_of(seen_rate: float) -> AuditVerdict:
+def verdict_of(seen_rate: float, not_seen_rate: float) -> AuditVerdict:
     if seen_rate >= KEEP_AT:
         return "keep"
-    return "weak" if seen_rate >= WEAK_AT else "prune"
+    return "prune" if seen_rate < WEAK_AT and not_seen_rate >= PRUNE_AT else "weak"
 
 
 def aggregate(
@@ -80,6 +86,7 @@ def aggregate(
     skipped: dict[str, list[Skipped]],
     interrupted: bool = False,
     notes: list[str] | None = None,
+    reference: str | None = None,
 ) -> AuditReport:
     by_id = {m.id: m for m in prompts.values()}
     per_prompt: dict[int, list[PictureScore]] = defaultdict(list)
@@ -92,6 +99,7 @@ def aggregate(
     for model in audited:
         pictures = per_prompt[model.id]
         seen = np.stack([s.seen for s in pictures])  # [pictures, phrases]
+        presence = np.stack([s.presence for s in pictures]).astype(np.float64)
         best = np.stack([s.best for s in pictures]).astype(np.float64)
         contrib = (
             np.stack([s.contribution for s in pictures]).astype(np.float64)
@@ -103,6 +111,7 @@ def aggregate(
             rows[key].append(
                 {
                     "seen": seen[:, cols].any(axis=1),
+                    "presence": presence[:, cols].max(axis=1),
                     "best": best[:, cols].max(axis=1),
                     "contribution": None if contrib is None else contrib[:, cols].sum(axis=1),
                     "tokens": sum(model.tokens[k] for k in cols),
@@ -114,6 +123,8 @@ def aggregate(
     for key, found in rows.items():
         seen = np.concatenate([f["seen"] for f in found])
         best = np.concatenate([f["best"] for f in found])
+        presence = np.concatenate([f["presence"] for f in found])
+        not_seen = (presence < NOT_SEEN) & ~seen
         rates = np.array([f["seen"].mean() for f in found])
         contributions = [f["contribution"] for f in found if f["contribution"] is not None]
         seen_rate = float(seen.mean())
@@ -128,13 +139,17 @@ def aggregate(
                 seen_rate_std=float(rates.std()),
                 seen_rate_min=float(rates.min()),
                 seen_rate_max=float(rates.max()),
+                not_seen=int(not_seen.sum()),
+                not_seen_rate=float(not_seen.mean()),
+                mean_presence=float(presence.mean()),
+                presence_std=float(presence.std()),
                 mean_probability=float(best.mean()),
                 probability_std=float(best.std()),
                 mean_contribution=(
                     float(np.concatenate(contributions).mean()) if contributions else None
                 ),
                 tokens_per_prompt=float(np.mean([f["tokens"] for f in found])),
-                verdict=verdict_of(seen_rate),
+                verdict=verdict_of(seen_rate, float(not_seen.mean())),
                 habit=bool(frequent and seen_rate < options.habit_seen_rate),
             )
         )
@@ -179,4 +194,5 @@ def aggregate(
         interrupted=interrupted,
         options=options.public(),
         notes=list(notes or []),
+        reference=reference,
     )

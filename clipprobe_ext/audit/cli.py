@@ -4,13 +4,18 @@ Usage::
 
     python -m clipprobe_ext audit DIR... [--recursive] [--since DATE] [--limit N]
         [--model NAME] [--device cpu|cuda] [--html REPORT.html] [--json | --csv]
-        [--cache PATH] [--workers N] [--batch-size N] [--no-contribution] [-q]
+        [--cache PATH] [--workers N] [--batch-size N] [--contribution] [-q]
 
 The table (or ``--json``/``--csv``) goes to stdout, ``--html`` writes a self-contained
 report with plots.  Progress is a bar on stderr while it is a terminal.  Embeddings are
 kept in an SQLite store (``--cache``, default in the user's cache folder): a re-run, a
 moved file or a second folder of the same pictures costs no encode, and a run stopped
 at any point continues where it stopped.
+
+A phrase is *seen* in a picture when its calibrated presence score (the single-image
+verdicts' score and thresholds) says so; ``--contribution`` adds each phrase's
+leave-one-out contribution to the report (one extra text encode per phrase of each
+distinct prompt: slower, and not needed for the verdict).
 
 Exit status: 0 done; 1 an error the user can act on, one ``clipprobe: error: ...`` line;
 2 a bad command line; 130 interrupted (what was encoded is kept).
@@ -91,7 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", metavar="PATH", help="the embedding store (SQLite file)")
     p.add_argument("--rounds", type=_positive, default=5, help="elimination rounds (5)")
     p.add_argument("--threshold", type=_fraction, default=0.01, help="ranking threshold (1%%)")
-    p.add_argument("--no-contribution", action="store_true", help="skip leave-one-out")
+    p.add_argument(
+        "--contribution",
+        action="store_true",
+        help="also measure each phrase's leave-one-out contribution to its prompt's "
+        "similarity (one more text encode per phrase and distinct prompt; off by default: "
+        "the verdict rests on the presence score)",
+    )
+    p.add_argument("--no-contribution", action="store_true", help=argparse.SUPPRESS)  # old
     p.add_argument("--workers", type=_positive, default=2, help="reading threads (2)")
     p.add_argument("--batch-size", type=_positive, default=32, help="pictures per encode (32)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -159,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             cache=args.cache,
             rounds=args.rounds,
             threshold=args.threshold,
-            contribution=not args.no_contribution,
+            contribution=args.contribution and not args.no_contribution,
             workers=args.workers,
             batch_size=args.batch_size,
         )

@@ -1,9 +1,11 @@
 """What one picture says about each phrase of its own prompt, and whether it is "seen".
 
-The audit asks one yes/no question per picture and phrase.  Which signal answers it is a
-single function, ``SeenFunction``, so that a better score (the calibrated presence score
-of ``clipprobe_ext/analysis/presence.py``) can replace the default without touching the
-pipeline or the aggregation: pass it as ``AuditOptions.seen``.
+The audit asks one yes/no question per picture and phrase.  The default answer is the
+calibrated presence score of the single-image verdicts (``analysis.presence``, against
+the model's reference banks): seen when the presence reaches ``verdict.SEEN``, clearly
+not seen under ``verdict.NOT_SEEN``.  Which signal answers is a single function,
+``SeenFunction``, so another score can replace it without touching the pipeline or the
+aggregation: pass it as ``AuditOptions.seen``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from clipprobe_ext.analysis.presence import presence
 from clipprobe_ext.analysis.ranking import elimination_ranking
+from clipprobe_ext.analysis.references import ReferenceBanks
+from clipprobe_ext.analysis.verdict import NOT_SEEN, SEEN
+
+__all__ = [
+    "NOT_SEEN",
+    "SEEN",
+    "PhraseEvidence",
+    "SeenFunction",
+    "gather",
+    "seen_by_presence",
+    "seen_by_ranking",
+]
 
 
 @dataclass(frozen=True)
@@ -21,9 +36,10 @@ class PhraseEvidence:
     """One picture against its prompt's measurable phrases; arrays are per phrase."""
 
     similarities: np.ndarray  # cosine(image, phrase)
+    presence: np.ndarray  # calibrated presence in [0, 1] (``analysis.presence``)
     round1: np.ndarray  # probability in the first round of the elimination ranking
     best: np.ndarray  # highest probability over the elimination rounds (at most n - 1)
-    contribution: np.ndarray | None  # leave-one-out: full prompt minus prompt without it
+    contribution: np.ndarray | None  # leave-one-out (only with ``--contribution``)
     threshold: float  # the ranking's report threshold
     logit_scale: float
     image_embedding: np.ndarray  # unit vector, for scores that need more than the above
@@ -34,14 +50,18 @@ class PhraseEvidence:
 SeenFunction = Callable[[PhraseEvidence], np.ndarray]
 
 
-def seen_by_ranking(evidence: PhraseEvidence) -> np.ndarray:
-    """Seen = rises above the threshold in the elimination ranking *and* adds to the
-    whole prompt's similarity (leave-one-out > 0).
+def seen_by_presence(evidence: PhraseEvidence) -> np.ndarray:
+    """Seen = calibrated presence at least ``SEEN``: the single-image "keep" threshold.
 
-    The ranking alone says yes too easily for short prompts (the last phrases left in
-    play share all the probability); the contribution alone says yes for words that only
-    shift the text embedding.  Both together are the "keep" of the single-image verdict.
+    The presence compares the phrase with fixed references, so it means the same in a
+    prompt of two phrases and of thirty; the ranking and the leave-one-out do not.
     """
+    return evidence.presence >= SEEN
+
+
+def seen_by_ranking(evidence: PhraseEvidence) -> np.ndarray:
+    """The pre-presence signal, kept as an option: above the threshold in the elimination
+    ranking *and* (with ``contribution=True``) adding to the whole prompt's similarity."""
     seen = evidence.best > evidence.threshold
     if evidence.contribution is not None:
         seen &= evidence.contribution > 0
@@ -51,6 +71,7 @@ def seen_by_ranking(evidence: PhraseEvidence) -> np.ndarray:
 def gather(
     image_embedding: np.ndarray,
     phrase_embeddings: np.ndarray,
+    banks: ReferenceBanks,
     full_embedding: np.ndarray | None,
     without_embeddings: np.ndarray | None,
     logit_scale: float,
@@ -59,6 +80,7 @@ def gather(
 ) -> PhraseEvidence:
     """All the per-phrase numbers of one picture, from embeddings only (no model call)."""
     sims = phrase_embeddings @ image_embedding
+    scores = presence(image_embedding[None, :], phrase_embeddings, banks)[0]
     # The last candidate left always has probability 1 (and the last two share it), so the
     # audit never ranks the final lone phrase: at most n - 1 rounds.
     ranking = elimination_ranking(sims, logit_scale, max(1, min(rounds, len(sims) - 1)), threshold)
@@ -70,5 +92,13 @@ def gather(
             float(full_embedding @ image_embedding) - without_embeddings @ image_embedding
         )
     return PhraseEvidence(
-        sims, round1, best, contribution, threshold, logit_scale, image_embedding, phrase_embeddings
+        sims,
+        scores,
+        round1,
+        best,
+        contribution,
+        threshold,
+        logit_scale,
+        image_embedding,
+        phrase_embeddings,
     )

@@ -11,6 +11,7 @@ import base64
 import io
 from html import escape
 
+from clipprobe_ext.audit.aggregate import KEEP_AT, PRUNE_AT, WEAK_AT
 from clipprobe_ext.audit.results import AuditReport, PhraseSummary
 
 COLORS = {"keep": "#2e7d32", "weak": "#f9a825", "prune": "#c62828"}
@@ -41,13 +42,7 @@ def render_html(report: AuditReport, top: int = 30) -> str:
     if report.interrupted:
         parts.append("<p><b>Interrupted:</b> the figures cover the files read so far.</p>")
     parts.extend(f"<p class='note'>{escape(n)}</p>" for n in report.notes)
-    parts.append(
-        "<p class='note'>A phrase is <i>seen</i> in a picture when "
-        f"{escape(str(report.options.get('seen')))} says so (default: it rises above "
-        f"{report.options.get('threshold', 0.01):.0%} in the elimination ranking against its "
-        "prompt's other phrases and removing it lowers the prompt's CLIP similarity). "
-        "Phrases are counted case-, whitespace- and weight-insensitively.</p>"
-    )
+    parts.append(_method(report))
     if report.phrases:
         parts.append("<h2>Frequency and seen rate</h2>")
         parts.append(_img(_frequency_chart(report.phrases[:top])))
@@ -58,6 +53,27 @@ def render_html(report: AuditReport, top: int = 30) -> str:
     parts.append(_skipped(report))
     parts.append("</body></html>")
     return "\n".join(p for p in parts if p)
+
+
+def _method(report: AuditReport) -> str:
+    """How "seen" was decided, and what the presence score is compared against."""
+    seen = str(report.options.get("seen"))
+    if seen == "seen_by_presence":
+        how = (
+            f"its calibrated presence score reaches {report.options.get('seen_from', 0):.2f} "
+            "(the single-image verdicts' score and threshold)"
+        )
+    else:
+        how = f"<code>{escape(seen)}</code> says so"
+    reference = f" The presence score: {escape(report.reference)}." if report.reference else ""
+    return (
+        f"<p class='note'>A phrase is <i>seen</i> in a picture when {how}; <i>clearly not "
+        f"seen</i> under {report.options.get('not_seen_under', 0):.2f}.{reference} Verdict: "
+        f"keep when seen in at least {KEEP_AT:.0%} of its pictures, prune when seen in fewer "
+        f"than {WEAK_AT:.0%} and clearly not seen in at least {PRUNE_AT:.0%}, weak otherwise. "
+        "Phrases are counted "
+        "case-, whitespace- and weight-insensitively.</p>"
+    )
 
 
 # -- plots -------------------------------------------------------------------------------
@@ -148,7 +164,8 @@ def _habits(report: AuditReport) -> str:
             continue
         rows.append(
             f"<li><b>{escape(p.phrase)}</b>: in {p.prompts} prompts, seen in {p.seen} of "
-            f"{p.pictures} pictures ({p.seen_rate:.0%}); {p.tokens_per_prompt:.1f} tokens "
+            f"{p.pictures} pictures ({p.seen_rate:.0%}; presence {p.mean_presence:.2f} ± "
+            f"{p.presence_std:.2f}); {p.tokens_per_prompt:.1f} tokens "
             "each time</li>"
         )
     return (
@@ -164,7 +181,8 @@ def _phrase_table(report: AuditReport) -> str:
         return "<h2>Phrases</h2><p>No picture with a readable prompt was found.</p>"
     head = (
         "<tr><th class='t'>phrase</th><th>prompts</th><th>pictures</th><th>seen</th>"
-        "<th class='t'>seen rate</th><th>± across prompts</th><th>mean probability</th>"
+        "<th class='t'>seen rate</th><th>± across prompts</th><th>clearly not seen</th>"
+        "<th>presence (mean ± spread)</th><th>mean probability</th>"
         "<th>mean contribution</th><th>tokens / prompt</th><th class='t'>verdict</th></tr>"
     )
     rows = []
@@ -175,6 +193,7 @@ def _phrase_table(report: AuditReport) -> str:
             f"<td>{p.prompts}</td><td>{p.pictures}</td><td>{p.seen}</td>"
             f"<td class='t'><span class='bar' style='width:{60 * p.seen_rate:.0f}px'></span> "
             f"{p.seen_rate:.0%}</td><td>{p.seen_rate_std:.2f}</td>"
+            f"<td>{p.not_seen_rate:.0%}</td><td>{p.mean_presence:.2f} ± {p.presence_std:.2f}</td>"
             f"<td>{p.mean_probability:.1%} ± {p.probability_std:.1%}</td><td>{contribution}</td>"
             f"<td>{p.tokens_per_prompt:.1f}</td>"
             f"<td class='t {p.verdict}'>{p.verdict}{' (habit)' if p.habit else ''}</td></tr>"

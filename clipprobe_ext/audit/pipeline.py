@@ -3,9 +3,11 @@
 Cost model: worker threads read, hash and decode files while the main thread runs the
 image tower on batches of the pictures the store does not know yet; each embedding batch
 is committed at once (a killed run loses at most one batch).  Every distinct prompt is
-parsed once and its phrases and leave-one-out variants encoded once for the whole audit
-(through the store, so a second audit encodes no text either); after that a picture
-costs a few small matrix products.  Memory holds a bounded window of decoded pictures
+parsed once and each distinct phrase encoded once for the whole audit (through the
+store, so a second audit encodes no text either); the presence score's reference banks
+are encoded once per model and stored too.  After that a picture costs a few small
+matrix products.  ``contribution=True`` adds the leave-one-out prompt variants (one text
+chunk per phrase per distinct prompt: the text tower's biggest cost, so off by default).  Memory holds a bounded window of decoded pictures
 and a few numbers per picture, so it does not grow with the folder beyond that.
 """
 
@@ -22,8 +24,10 @@ from datetime import datetime
 import numpy as np
 
 from clipprobe_ext.audit.aggregate import PictureScore, PromptModel, aggregate, normalise
+from clipprobe_ext.audit.banks import audit_banks
 from clipprobe_ext.audit.encoding import StoreTextCache, model_key
-from clipprobe_ext.audit.evidence import SeenFunction, gather, seen_by_ranking
+from clipprobe_ext.audit.evidence import NOT_SEEN, SEEN, SeenFunction, gather, seen_by_presence
+from clipprobe_ext.audit.prepare import reader_resize
 from clipprobe_ext.audit.results import AuditReport, AuditStats, Skipped
 from clipprobe_ext.audit.scan import PictureRead, list_files, read_picture
 from clipprobe_ext.audit.store import EmbeddingStore, FileRecord, default_store_path
@@ -52,14 +56,14 @@ class AuditOptions:
     cache: str | None = None  # the store's path (default: the user's cache folder)
     rounds: int = 5  # elimination rounds
     threshold: float = 0.01  # ranking threshold
-    contribution: bool = True  # leave-one-out per picture (needs prompt-variant encodes)
+    contribution: bool = False  # leave-one-out per picture (needs prompt-variant encodes)
     workers: int = 2  # reading/decoding threads
     batch_size: int = 32  # pictures per image-tower call and per store commit
     habit_share: float = 0.2  # "frequent": in at least this share of the prompts...
     habit_min_prompts: int = 2  # ...and in at least this many
     habit_seen_rate: float = 0.25  # "rarely seen": seen in fewer than this share of pictures
     worst_prompts: int = 10
-    seen: SeenFunction = field(default=seen_by_ranking, repr=False)
+    seen: SeenFunction = field(default=seen_by_presence, repr=False)
 
     def validate(self) -> None:
         if self.limit is not None and self.limit < 1:
@@ -83,6 +87,8 @@ class AuditOptions:
             "habit_min_prompts": self.habit_min_prompts,
             "habit_seen_rate": self.habit_seen_rate,
             "seen": getattr(self.seen, "__name__", repr(self.seen)),
+            "seen_from": SEEN,
+            "not_seen_under": NOT_SEEN,
         }
 
 
@@ -130,6 +136,7 @@ def run_audit(
         skipped=run.skipped,
         interrupted=run.interrupted,
         notes=run.notes,
+        reference=run.reference(),
     )
 
 
@@ -165,6 +172,8 @@ class _Run:
         self.saved_cache = encoder.cache
         self.text_cache = StoreTextCache(encoder.cache, store, self.key)
         encoder.cache = self.text_cache
+        self._banks = None
+        self.prepare = reader_resize(encoder)  # the resize, moved into the reader threads
 
     def close(self) -> None:
         """Commit what is done (also after Ctrl-C) and give the encoder its cache back."""
@@ -184,14 +193,17 @@ class _Run:
         upcoming = iter(files)
         try:
             for path in upcoming:
-                queue.append(pool.submit(read_picture, path, self.store, self.key))
+                queue.append(pool.submit(read_picture, path, self.store, self.key, self.prepare))
                 if len(queue) >= window:
                     break
             while queue:
-                self._handle(queue.popleft().result())
+                waited = time.perf_counter()
+                read = queue.popleft().result()
+                self.stats.waited_s += time.perf_counter() - waited
+                self._handle(read)
                 nxt = next(upcoming, None)
                 if nxt is not None:
-                    queue.append(pool.submit(read_picture, nxt, self.store, self.key))
+                    queue.append(pool.submit(read_picture, nxt, self.store, self.key, self.prepare))
                 self.stats.read += 1
                 if self.progress is not None:
                     self.progress(self.stats.read, total, "Reading and encoding pictures")
@@ -258,6 +270,7 @@ class _Run:
         evidence = gather(
             embedding,
             model.phrase_embeddings,
+            self.banks,
             model.full_embedding,
             model.without_embeddings,
             self.logit_scale,
@@ -271,12 +284,30 @@ class _Run:
                 path,
                 model.id,
                 seen,
+                evidence.presence.astype(np.float32),
                 evidence.best.astype(np.float32),
                 None if contribution is None else np.asarray(contribution, dtype=np.float32),
             )
         )
         model.pictures += 1
         self.stats.pictures += 1
+
+    def reference(self) -> str | None:
+        """What the presence score compared each phrase against (None: nothing scored)."""
+        if self._banks is None:
+            return None
+        return (
+            f"presence compares each phrase with {self._banks.describe()}; seen from "
+            f"{SEEN:.2f}, clearly not seen under {NOT_SEEN:.2f} (the single-image thresholds)"
+        )
+
+    @property
+    def banks(self):
+        """The presence score's reference banks, built (or read from the store) once."""
+        if self._banks is None:
+            self._banks = audit_banks(self.encoder, self.store, self.key)
+            self.text_cache.flush()
+        return self._banks
 
     # -- one prompt ------------------------------------------------------------------------
     def _prompt(self, prompt: str) -> PromptModel | None:

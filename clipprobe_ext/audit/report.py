@@ -19,6 +19,10 @@ CSV_COLUMNS = [
     "seen_rate_std",
     "seen_rate_min",
     "seen_rate_max",
+    "not_seen",
+    "not_seen_rate",
+    "mean_presence",
+    "presence_std",
     "mean_probability",
     "probability_std",
     "mean_contribution",
@@ -89,6 +93,8 @@ def format_table(report: AuditReport, top: int = 40) -> str:
         lines.append("  INTERRUPTED: the figures cover the files read so far.")
     for note in report.notes:
         lines.append(f"  note: {note}")
+    if report.reference:
+        lines.append(f"  seen: {report.reference}")
     lines.append("")
     if report.habit_words:
         lines.append("Habit words (frequent, rarely seen):")
@@ -97,7 +103,8 @@ def format_table(report: AuditReport, top: int = 40) -> str:
             assert p is not None
             lines.append(
                 f"  {_short(p.phrase):<{_WIDTH}}  in {p.prompts} prompts, seen in "
-                f"{p.seen}/{p.pictures} pictures ({p.seen_rate:.0%}), "
+                f"{p.seen}/{p.pictures} pictures ({p.seen_rate:.0%}; presence "
+                f"{p.mean_presence:.2f} ± {p.presence_std:.2f}), "
                 f"{p.tokens_per_prompt:.1f} tokens each time"
             )
         lines.append("")
@@ -105,12 +112,16 @@ def format_table(report: AuditReport, top: int = 40) -> str:
         lines.append(
             f"Phrases (most frequent first{', top ' + str(top) if len(report.phrases) > top else ''}):"
         )
-        header = f"  {'phrase':<{_WIDTH}} {'prompts':>7} {'pictures':>8}  {'seen':<10} {'rate':>5} {'±':>4} {'tokens':>6}  verdict"
+        header = (
+            f"  {'phrase':<{_WIDTH}} {'prompts':>7} {'pictures':>8}  {'seen':<10} {'rate':>5} "
+            f"{'±':>4} {'presence':>11} {'tokens':>6}  verdict"
+        )
         lines.append(header)
         for p in report.phrases[:top]:
             lines.append(
                 f"  {_short(p.phrase):<{_WIDTH}} {p.prompts:>7} {p.pictures:>8}  {_bar(p.seen_rate)} "
-                f"{p.seen_rate:>5.0%} {p.seen_rate_std:>4.2f} {p.tokens_per_prompt:>6.1f}  "
+                f"{p.seen_rate:>5.0%} {p.seen_rate_std:>4.2f} "
+                f"{p.mean_presence:>5.2f} ± {p.presence_std:<3.2f} {p.tokens_per_prompt:>6.1f}  "
                 f"{p.verdict}{' (habit)' if p.habit else ''}"
             )
         lines.append("")

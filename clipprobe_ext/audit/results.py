@@ -21,6 +21,10 @@ class PhraseSummary:
     seen_rate_std: float  # spread of the per-prompt seen rates
     seen_rate_min: float
     seen_rate_max: float
+    not_seen: int  # pictures in which it is clearly not seen (presence under NOT_SEEN)
+    not_seen_rate: float
+    mean_presence: float  # mean calibrated presence over its pictures, [0, 1]
+    presence_std: float  # spread of the presence over its pictures
     mean_probability: float  # mean best probability in the elimination ranking
     probability_std: float
     mean_contribution: float | None  # mean leave-one-out contribution
@@ -56,6 +60,7 @@ class AuditStats:
     encoded: int = 0  # image embeddings computed in this run
     from_store: int = 0  # image embeddings taken from the store
     text_encodes: int = 0  # text chunks run through the text tower in this run
+    waited_s: float = 0.0  # seconds the encoding thread waited for the reader threads
     seconds: float = 0.0
 
 
@@ -76,6 +81,7 @@ class AuditReport:
     interrupted: bool = False
     options: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    reference: str | None = None  # what the presence score compares each phrase against
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -107,8 +107,16 @@ def content_hash(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=20).hexdigest()
 
 
-def read_picture(path: str, store: EmbeddingStore, model_key: str) -> PictureRead:
-    """Read one file; never raises for anything about the file itself."""
+def read_picture(
+    path: str,
+    store: EmbeddingStore,
+    model_key: str,
+    prepare: Callable[[Image.Image], Image.Image] | None = None,
+) -> PictureRead:
+    """Read one file; never raises for anything about the file itself.
+
+    ``prepare``: applied to the decoded picture in this (reader) thread (``prepare.py``).
+    """
     try:
         stat = os.stat(path)
     except FileNotFoundError:
@@ -144,6 +152,8 @@ def read_picture(path: str, store: EmbeddingStore, model_key: str) -> PictureRea
         return PictureRead(path, "stored", digest, prompt, embedding, record=record)
     try:
         image, _ = load_image_with_parameters(data)
+        if prepare is not None:
+            image = prepare(image)
     except Exception as exc:  # ImageError, or a decoder bug: one file, not the audit
         return PictureRead(path, "unreadable", digest, reason=_reason(exc))
     return PictureRead(path, "decoded", digest, prompt, image=image, record=record)

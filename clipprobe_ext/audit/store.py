@@ -24,7 +24,7 @@ import numpy as np
 from clipprobe_ext.errors import ClipProbeError
 
 #: Bump when the tables or the meaning of a stored value change: older stores are rebuilt.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _SCHEMA_KEY = "clipprobe-audit-schema"
 BUSY_TIMEOUT_S = 60.0
 
@@ -39,8 +39,11 @@ CREATE TABLE IF NOT EXISTS images (
 CREATE TABLE IF NOT EXISTS texts (
     model TEXT NOT NULL, chunk TEXT NOT NULL, vector BLOB NOT NULL,
     PRIMARY KEY (model, chunk)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bank_images (
+    model TEXT NOT NULL, bank TEXT NOT NULL, k INTEGER NOT NULL, vector BLOB NOT NULL,
+    PRIMARY KEY (model, bank, k)) WITHOUT ROWID;
 """
-_NAMES = ("meta", "files", "images", "texts")
+_NAMES = ("meta", "files", "images", "texts", "bank_images")
 
 
 def default_store_path() -> Path:
@@ -179,6 +182,27 @@ class EmbeddingStore:
             "SELECT vector FROM texts WHERE model = ? AND chunk = ?", (model, chunk)
         ).fetchone()
         return np.frombuffer(row[0], dtype=np.float32).copy() if row else None
+
+    def bank_images(self, model: str, bank: str, count: int) -> np.ndarray | None:
+        """The ``count`` stored reference pictures' embeddings of ``bank``, or None."""
+        rows = self.conn.execute(
+            "SELECT vector FROM bank_images WHERE model = ? AND bank = ? ORDER BY k",
+            (model, bank),
+        ).fetchall()
+        if len(rows) != count:
+            return None
+        return np.stack([np.frombuffer(r[0], dtype=np.float32) for r in rows])
+
+    def put_bank_images(self, model: str, bank: str, vectors: np.ndarray) -> None:
+        rows = [(model, bank, k, _blob(v)) for k, v in enumerate(vectors)]
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany("INSERT OR REPLACE INTO bank_images VALUES (?, ?, ?, ?)", rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     def count(self, table: str, model: str | None = None) -> int:
         if table not in _NAMES:
