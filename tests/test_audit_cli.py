@@ -32,7 +32,10 @@ PROMPTS = [
 ]
 
 SLOW_CLI = """
-import sys, time
+import signal, sys, time
+# A shell without job control starts background jobs with SIGINT ignored (CI may run so);
+# Ctrl-C is what the test sends, so take Python's own handler back.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {root!r})
 from clipprobe_ext.encoders.hf import HFClipEncoder
 

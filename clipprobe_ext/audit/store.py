@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,7 +118,7 @@ class EmbeddingStore:
     def _prepare(self) -> None:
         """WAL mode, tables, and a rebuild when the store is foreign, old or not SQLite."""
         try:
-            self._prepare_once()
+            self._prepare_retrying()
         except sqlite3.DatabaseError as exc:
             if "not a database" not in str(exc) and "malformed" not in str(exc):
                 raise ClipProbeError(f"The embedding store {self.path} is unusable: {exc}") from exc
@@ -126,6 +128,23 @@ class EmbeddingStore:
                     os.remove(f"{self.path}{suffix}")
             self.rebuilt = True
             self._prepare_once()
+
+    def _prepare_retrying(self) -> None:
+        """``_prepare_once``, again while another process holds the lock.
+
+        Switching a new file to WAL answers "database is locked" at once, without the busy
+        handler, while a second audit is creating the same store: wait for it instead.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                self._prepare_once()
+                return
+            except sqlite3.OperationalError as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05 + random.random() * 0.1)
 
     def _prepare_once(self) -> None:
         conn = self.conn
