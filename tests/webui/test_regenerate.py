@@ -49,7 +49,7 @@ def wui(webui, monkeypatch):
     infotext_1101.install(webui, monkeypatch)
     infos = {}
     for name, old_hash, sha in (SD15, OTHER, OLD):
-        info = webui.sd_models.CheckpointInfo(name, old_hash, sha)
+        info = webui.sd_models._checkpoint(name, old_hash, sha)
         info.register()
         infos[name] = info
     webui.sd_models.load(infos[SD15[0]])

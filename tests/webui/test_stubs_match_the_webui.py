@@ -44,6 +44,14 @@ STAND_IN_ONLY = {
     ("shared_state", "State.history"): "records begin/end in call order",
     ("launch", "installed"): "lets a test say which packages are installed",
     ("launch", "pip_calls"): "records pip commands instead of running them",
+    ("processing", "calls"): "records the processing objects run",
+    ("processing", "generate"): "what makes the picture (no UNet here)",
+    ("processing", "StableDiffusionProcessing.closed"): "lets tests assert close() ran",
+    ("processing", "StableDiffusionProcessingTxt2Img.output_size"): "the size tests check",
+    ("sd_models", "calls"): "records checkpoint loads",
+    ("sd_models", "FakeSdModel"): "the loaded model object (no weights here)",
+    ("sd_models", "load"): "puts a checkpoint in place as loaded",
+    ("sd_samplers", "SamplerData"): "the WebUI imports it from sd_samplers_common",
 }
 
 # stand-ins of files only Forge has (the A1111 checkout has nothing to compare them with)

@@ -126,7 +126,21 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
 
 
 class Processed:
-    def __init__(self, p, images_list, seed=-1, info="", infotexts=None):
+    def __init__(
+        self,
+        p,
+        images_list,
+        seed=-1,
+        info="",
+        subseed=None,
+        all_prompts=None,
+        all_negative_prompts=None,
+        all_seeds=None,
+        all_subseeds=None,
+        index_of_first_image=0,
+        infotexts=None,
+        comments="",
+    ):
         self.images = images_list
         self.prompt = p.prompt
         self.negative_prompt = p.negative_prompt
@@ -141,7 +155,18 @@ class Processed:
         return json.dumps({"prompt": self.prompt, "seed": self.seed, "infotexts": self.infotexts})
 
 
-def create_infotext(p):
+def create_infotext(
+    p,
+    all_prompts,
+    all_seeds,
+    all_subseeds,
+    comments=None,
+    iteration=0,
+    position_in_batch=0,
+    use_main_prompt=False,
+    index=None,
+    all_negative_prompts=None,
+):
     loaded = sd_models.model_data.sd_model
     params = {
         "Steps": p.steps,
@@ -185,8 +210,8 @@ def process_images(p):
         )
         size = p.output_size()
         image = generate(p) if generate is not None else Image.new("RGB", size, (128, 128, 128))
-        info = create_infotext(p)
-        return Processed(p, [image], p.seed, info, [info])
+        info = create_infotext(p, [p.prompt], [p.seed], [p.subseed])
+        return Processed(p, [image], p.seed, info, infotexts=[info])
     finally:
         if p.override_settings_restore_afterwards:
             for k, v in stored.items():

@@ -18,9 +18,24 @@ calls = []  # stand-in only
 re_strip_checksum = re.compile(r"\s*\[[^]]+]\s*$")
 
 
+_MODELS_DIR = "/models/Stable-diffusion/"
+
+
+def _checkpoint(name, old_hash, sha256=None):
+    """Stand-in only: a CheckpointInfo whose hashes are known (the WebUI reads them from disk)."""
+    info = CheckpointInfo(_MODELS_DIR + name)
+    info._set_hashes(old_hash, sha256)
+    return info
+
+
 class CheckpointInfo:
-    def __init__(self, name, old_hash, sha256=None):
-        self.filename = f"/models/Stable-diffusion/{name}"
+    def __init__(self, filename):
+        self.filename = filename
+        self.name = filename[len(_MODELS_DIR) :] if filename.startswith(_MODELS_DIR) else filename
+        self._set_hashes(None, None)
+
+    def _set_hashes(self, old_hash, sha256):
+        name = self.name
         self.name = name
         self.name_for_extra = name.rsplit(".", 1)[0].rsplit("/", 1)[-1]
         self.model_name = name.rsplit(".", 1)[0].replace("/", "_").replace("\\", "_")
