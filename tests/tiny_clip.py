@@ -32,15 +32,13 @@ def _bpe_vocab_and_merges() -> tuple[dict[str, int], list[str]]:
     return {token: i for i, token in enumerate(vocab)}, merges
 
 
-def save_tiny_hf_clip(folder: Path, seed: int = 0) -> Path:
-    """Write a transformers CLIP (model, tokenizer, image processor) into ``folder``."""
-    from transformers import (
-        CLIPConfig,
-        CLIPImageProcessor,
-        CLIPModel,
-        CLIPProcessor,
-        CLIPTokenizer,
-    )
+def save_clip_tokenizer(folder: Path):
+    """CLIP's real BPE vocabulary as a transformers ``CLIPTokenizer`` saved in ``folder``.
+
+    Returns ``(tokenizer, vocab)``; every tiny or trained test and bench CLIP reads text
+    through it, so their token ids are the real CLIP's.
+    """
+    from transformers import CLIPTokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
     vocab, merges = _bpe_vocab_and_merges()
@@ -51,6 +49,19 @@ def save_tiny_hf_clip(folder: Path, seed: int = 0) -> Path:
     tokenizer = CLIPTokenizer(
         str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77
     )
+    return tokenizer, vocab
+
+
+def save_tiny_hf_clip(folder: Path, seed: int = 0) -> Path:
+    """Write a transformers CLIP (model, tokenizer, image processor) into ``folder``."""
+    from transformers import (
+        CLIPConfig,
+        CLIPImageProcessor,
+        CLIPModel,
+        CLIPProcessor,
+    )
+
+    tokenizer, vocab = save_clip_tokenizer(folder)
     image_processor = CLIPImageProcessor(
         size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}
     )

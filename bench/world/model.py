@@ -111,21 +111,12 @@ def build_model(spec: WorldSpec, recipe: Recipe, folder: Path):
         CLIPImageProcessor,
         CLIPModel,
         CLIPProcessor,
-        CLIPTokenizer,
     )
 
     sys.path.insert(0, str(TESTS))
-    from tiny_clip import _bpe_vocab_and_merges
+    from tiny_clip import save_clip_tokenizer
 
-    folder.mkdir(parents=True, exist_ok=True)
-    vocab, merges = _bpe_vocab_and_merges()
-    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-    (folder / "merges.txt").write_text(
-        "#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8"
-    )
-    tokenizer = CLIPTokenizer(
-        str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77
-    )
+    tokenizer, vocab = save_clip_tokenizer(folder)
     size = spec.image_size
     image_processor = CLIPImageProcessor(
         size={"shortest_edge": size}, crop_size={"height": size, "width": size}
