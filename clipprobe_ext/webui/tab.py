@@ -272,6 +272,7 @@ def _heatmap_outputs(gr: Any, parts: dict[str, Any]) -> None:
                 step=5,
                 value=50,
                 label="Heatmap opacity (%)",
+                visible=False,  # shown with the Heatmaps box (tab_handlers.heatmap_controls)
                 elem_id="clipprobe_heatmap_opacity",
             )
             parts["heatmap_note"] = gr.HTML(elem_id="clipprobe_heatmap_note")
@@ -369,6 +370,12 @@ def _wire(tab: ClipProbeTab) -> None:
         outputs=[tab.regenerate_result, tab.side_by_side, tab.regenerated, tab.comparison_file],
         show_progress=False,
         **compat.js_kwarg("clipprobe_submit_regenerate"),
+    )
+    tab.heatmaps.change(
+        fn=tab_handlers.heatmap_controls,
+        inputs=[tab.heatmaps],
+        outputs=[tab.heatmap_opacity],
+        show_progress=False,
     )
     for trigger in (tab.show_heatmap.click, tab.heatmap_opacity.change):
         trigger(

@@ -198,6 +198,11 @@ class TabResult:
 TabResult.OUTPUTS = tuple(f.name for f in fields(TabResult))
 
 
+def heatmap_controls(enabled: Any) -> Any:
+    """The opacity slider only while heatmaps are asked for."""
+    return _update(visible=bool(enabled))
+
+
 def show_heatmap(index: Any, state: Any, opacity: Any) -> tuple[Any, str]:
     """The overlay of the clicked phrase (opacity slider in percent); never raises."""
     try:

@@ -97,6 +97,13 @@ def test_heatmap_events_are_wired(webui):
     for event in events:
         assert event["inputs"] == _ids([t.phrase_index, t.heatmap_state, t.heatmap_opacity])
         assert event["outputs"] == _ids([t.heatmap_view, t.heatmap_note])
+    # the opacity slider shows with the Heatmaps box, not before
+    assert t.heatmaps.value is False and t.heatmap_opacity.visible is False
+    toggles = [e for e in _events(t.blocks) if e["fn"] is tab_handlers.heatmap_controls]
+    assert [e["targets"][0] for e in toggles] == [(t.heatmaps._id, "change")]
+    assert toggles[0]["outputs"] == _ids([t.heatmap_opacity])
+    assert tab_handlers.heatmap_controls(True)["visible"] is True
+    assert tab_handlers.heatmap_controls(False)["visible"] is False
     # the JS needs both hidden helpers in the page: hidden by CSS, not left out
     for component in (t.phrase_index, t.show_heatmap):
         assert component.visible is not False and "clipprobe-hidden" in component.elem_classes
