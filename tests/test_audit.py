@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from conftest import make_image
 from PIL import Image, PngImagePlugin
+from presence_formula import mapped
 from test_infotext import exif_with_user_comment
 from trained_clip import picture
 
-from clipprobe_ext.analysis.presence import MIDPOINT, SLOPE
 from clipprobe_ext.analysis.references import IMAGE_COUNT, NEUTRAL_PHRASES, reference_images
 from clipprobe_ext.analysis.verdict import NOT_SEEN, SEEN
 from clipprobe_ext.audit.aggregate import normalise
@@ -319,7 +319,7 @@ def independent_audit(model_dir: Path, groups: list[tuple[str, list[str], list[P
         img = pictures([Image.open(p).convert("RGB") for p in paths])
         phr = text(phrases)
         z = (img @ phr.T - unrelated.mean()) / unrelated.std()
-        presence = 1 / (1 + np.exp(-SLOPE * (z - MIDPOINT)))  # [pictures, phrases]
+        presence = mapped(z)  # [pictures, phrases]
         full = text([", ".join(phrases)])[0]
         without = text([", ".join(p for p in phrases if p != q) for q in phrases])
         for m in range(len(paths)):

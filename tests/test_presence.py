@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from presence_formula import mapped
 from trained_clip import CAPTIONS, picture
 
 from clipprobe_ext.analysis import verdict as verdict_rules
-from clipprobe_ext.analysis.presence import MIDPOINT, SLOPE
 from clipprobe_ext.analysis.references import NEUTRAL_PHRASES, forget_banks, reference_images
 from clipprobe_ext.encoders.hf import HFClipEncoder
 from clipprobe_ext.probe import ProbeOptions, analyze
@@ -22,8 +22,9 @@ def encoder(trained_clip_dir) -> HFClipEncoder:
     return HFClipEncoder.from_pretrained(str(trained_clip_dir), device="cpu")
 
 
-def _independent_presence(folder, image, texts: list[str]) -> np.ndarray:
-    """The presence formula from a fresh model and processor, nothing of ClipProbe's."""
+def _independent_presence(folder, image, texts: list[str], raw_z: bool = False) -> np.ndarray:
+    """The presence formula from a fresh model and processor, nothing of ClipProbe's
+    (``raw_z``: the cosine in units of the unrelated pairs, before the mapping)."""
     from transformers import CLIPModel, CLIPProcessor
 
     model = CLIPModel.from_pretrained(folder)
@@ -46,7 +47,7 @@ def _independent_presence(folder, image, texts: list[str]) -> np.ndarray:
     # nothing), mapped to [0, 1].
     unrelated = bank_imgs @ bank_texts.T
     z = (img @ phrases.T - unrelated.mean()) / unrelated.std()
-    return 1 / (1 + np.exp(-SLOPE * (z[0] - MIDPOINT)))
+    return z[0] if raw_z else mapped(z[0])
 
 
 def test_presence_equals_an_independent_computation(encoder, trained_clip_dir):

@@ -78,16 +78,9 @@ def double_z(images: np.ndarray, phrases: np.ndarray, banks: ReferenceBanks) -> 
     return (r - r_k.mean(1, keepdims=True)) / (r_k.std(1, keepdims=True) + 1e-6)
 
 
-# The score chosen on the world (bench/README.md: the best prompt-independent AUROC there)
-# and its mapping to [0, 1]: presence 0.5 at MIDPOINT (in units of the model's unrelated
-# pairs), where as many present phrases fall below as absent ones rise above on the world
-# the benchmark tunes on (seed 0).  Fitted on a small world model: not validated on a
-# real CLIP, whose scale may differ.
-MIDPOINT = 1.68
-SLOPE = 10.0
-
-
 def presence(images: np.ndarray, phrases: np.ndarray, banks: ReferenceBanks) -> np.ndarray:
-    """Calibrated presence in [0, 1], [len(images), len(phrases)], from unit embeddings."""
-    z = cosine_z(images, phrases, banks)
-    return 1 / (1 + np.exp(-SLOPE * (z - MIDPOINT)))
+    """Calibrated presence in [0, 1], [len(images), len(phrases)], from unit embeddings.
+
+    ``cosine_z`` (the best prompt-independent order on the benchmark world) mapped to 0-1
+    by the model's calibration (``calibration``: its own fit, or the default)."""
+    return banks.calibration.presence(cosine_z(images, phrases, banks))

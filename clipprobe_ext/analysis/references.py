@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
+from clipprobe_ext.analysis.calibration import DEFAULT, PresenceCalibration, calibration_for
+
 NEUTRAL_PHRASES = (
     "a person", "a dog", "a cat", "a car", "a bicycle", "a bird", "a horse", "a boat",
     "a tree", "a house", "a chair", "a table", "a cup", "a book", "a clock", "a phone",
@@ -75,11 +77,13 @@ class ReferenceBanks:
     phrases: np.ndarray  # [K, dim] embeddings of NEUTRAL_PHRASES
     images: np.ndarray  # [J, dim] embeddings of reference_images()
     phrase_texts: tuple[str, ...] = NEUTRAL_PHRASES
+    calibration: PresenceCalibration = DEFAULT  # where "seen" begins for this model
 
     def describe(self) -> str:
         return (
             f"the model's unrelated pairs: {len(self.phrase_texts)} everyday phrases x "
-            f"{len(self.images)} pictures of nothing (plain colours, gradients, noise, stripes)"
+            f"{len(self.images)} pictures of nothing (plain colours, gradients, noise, "
+            f"stripes), with where seen begins from {self.calibration.source}"
         )
 
 
@@ -100,6 +104,7 @@ def reference_banks(encoder, dim: int | None = None) -> ReferenceBanks:
             encoder.model_id,
             phrases.numpy().astype(np.float64),
             images.numpy().astype(np.float64),
+            calibration=calibration_for(encoder.model_id),
         )
         _BANKS[encoder.model_id] = banks
     return banks

@@ -9,7 +9,9 @@ the phrase (the suggested pruned prompt drops it; its leave-one-out contribution
 - weak: in between, or not seen but the prompt's similarity needs it.
 The elimination probabilities stay in the report (the ranking table) but no longer
 decide: in a later round, among absent phrases, one still wins with a high probability.
-Thresholds were chosen on the benchmark world (bench/bench_advice.py, bench/README.md).
+``SEEN`` and ``NOT_SEEN`` are on the presence scale, the same for every model; where
+they fall in cosine terms is the model's calibration (``calibration``), fitted on the
+benchmark world (bench/bench_advice.py, bench/README.md).
 """
 
 from __future__ import annotations
@@ -18,12 +20,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from clipprobe_ext.analysis.calibration import NOT_SEEN, SEEN
 from clipprobe_ext.results import ImageAnalysis, PhraseInfo, PhraseVerdict
 
-# From the tuning world (bench/bench_advice.py --eval-seed 0 --suggest): under NOT_SEEN
-# fall 1 % of present phrases; above SEEN rise 5 % of absent ones.
-SEEN = 0.77
-NOT_SEEN = 0.11
+__all__ = ["NOT_SEEN", "SEEN", "phrase_verdicts"]
 
 
 def phrase_verdicts(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from clipprobe_ext.analysis.calibration import calibration_for
 from clipprobe_ext.analysis.references import (
     IMAGE_COUNT,
     NEUTRAL_PHRASES,
@@ -45,6 +46,7 @@ def audit_banks(encoder: ClipEncoder, store: EmbeddingStore, key: str) -> Refere
         encoder.model_id,
         phrases.numpy().astype(np.float64),
         np.asarray(images, dtype=np.float32).astype(np.float64),
+        calibration=calibration_for(encoder.model_id),
     )
     _BANKS[key] = banks
     return banks
