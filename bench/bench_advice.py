@@ -2,6 +2,11 @@
 
     cd bench && python bench_advice.py [--pictures 300] [--batches 40] [--json out.json]
 
+One command does it all: trains the world's model when it is not cached; fits the
+model's presence calibration on the tuning seed (``--tune-seed``, 0) when its folder has
+none (``--refit`` to redo it) and writes it there (``clipprobe_presence.json``, read by
+ClipProbe for that model); then measures on the held-out seed (``--eval-seed``, 1).
+
 A small CLIP is trained on the world of ``world/`` (seed ``--world-seed``, cached in
 ~/.cache/clipprobe-bench); the evaluation pictures come from a fresh world seed
 (``--eval-seed``, same vocabulary), never seen in training.  Each picture gets a prompt
@@ -24,16 +29,23 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
+# ``--before DIR``: the same pictures and prompts through an older ClipProbe checkout
+# (the "before" columns of bench/README.md); only its ranking, contribution, verdicts and
+# pruned prompt are read, since it has no presence score.
+BEFORE = next((sys.argv[i + 1] for i, a in enumerate(sys.argv[:-1]) if a == "--before"), None)
+sys.path.insert(0, BEFORE or str(HERE.parent))
 
 from world import World, WorldSpec  # noqa: E402
-from world.model import Recipe, trained_world_clip  # noqa: E402
+from world.model import Recipe, recipe_steps, trained_world_clip  # noqa: E402
 from world.prompts import make_prompt  # noqa: E402
 
-from clipprobe_ext.analysis.presence import signals  # noqa: E402
-from clipprobe_ext.analysis.references import reference_banks  # noqa: E402
 from clipprobe_ext.encoders.hf import HFClipEncoder  # noqa: E402
 from clipprobe_ext.probe import ProbeOptions, analyze  # noqa: E402
+
+if not BEFORE:
+    from clipprobe_ext.analysis.calibration import CALIBRATION_FILE, write_calibration
+    from clipprobe_ext.analysis.presence import signals
+    from clipprobe_ext.analysis.references import forget_banks, reference_banks
 
 VERDICTS = ("keep", "weak", "prune")
 
@@ -61,7 +73,11 @@ def phrase_rows(report, prompt, images, encoder, banks, null) -> list[dict]:
     texts = [p.text for p in prompt.phrases]
     emb, _ = encoder.encode_texts(texts)
     img = encoder.encode_images(images).numpy().astype(np.float64)
-    cand = signals(img, emb.numpy().astype(np.float64), banks, encoder.logit_scale, null)
+    cand = (
+        {}
+        if BEFORE
+        else signals(img, emb.numpy().astype(np.float64), banks, encoder.logit_scale, null)
+    )
     rows = []
     for k, truth in enumerate(prompt.phrases):
         info = by_text[truth.text]
@@ -169,25 +185,36 @@ def swap_wins(prompts_rows: list[list[dict]], name: str) -> float | None:
     return float(np.mean(wins)) if wins else None
 
 
-def run(args) -> dict:
+def model_folder(args) -> Path:
     spec = WorldSpec(seed=args.world_seed, image_size=args.image_size)
-    more = args.more_steps[0] if len(args.more_steps) == 1 else tuple(args.more_steps)
-    recipe = Recipe(more_steps=more, more_shape_negatives=args.shape_negatives)
-    folder = args.model or trained_world_clip(spec, recipe)
+    recipe = Recipe(
+        more_steps=recipe_steps(args.more_steps),
+        more_shape_negatives=args.shape_negatives,
+        more_single_objects=args.single_objects,
+    )
+    return args.model or trained_world_clip(spec, recipe)
+
+
+def run(args, folder: Path, eval_seed: int) -> dict:
     metrics = json.loads((folder / "metrics.json").read_text())
     encoder = HFClipEncoder.from_pretrained(str(folder), device="cpu")
     start = time.time()
-    banks = reference_banks(encoder)
-    null = encoder.encode_texts([""])[0].numpy().astype(np.float64)[0]
-    eval_spec = WorldSpec(seed=args.eval_seed, image_size=args.image_size)
+    banks = null = None
+    if not BEFORE:
+        forget_banks()  # the calibration is read with the banks: a new fit must be seen
+        banks = reference_banks(encoder)
+        null = encoder.encode_texts([""])[0].numpy().astype(np.float64)[0]
+    eval_spec = WorldSpec(seed=eval_seed, image_size=args.image_size)
     world = World(eval_spec)
-    rng = np.random.default_rng(args.eval_seed)
+    rng = np.random.default_rng(eval_seed)
     options = ProbeOptions(rounds=args.rounds)
     result = {
         "model": str(folder),
         "retrieval_top1": metrics["retrieval_top1"],
+        "shape_accuracy": metrics.get("shape_accuracy"),
         "world_seed": args.world_seed,
-        "eval_seed": args.eval_seed,
+        "eval_seed": eval_seed,
+        "calibration": banks.calibration.to_dict() if banks else f"none (engine {BEFORE})",
     }
     for mode, count in (("single", args.pictures), ("batch", args.batches)):
         per_prompt = []
@@ -224,8 +251,10 @@ def fmt(x, pct=False) -> str:
 
 def print_table(result: dict) -> None:
     print(
-        f"model {result['model']}: held-out retrieval top-1 {result['retrieval_top1']:.1%}; "
-        f"evaluation pictures from world seed {result['eval_seed']}"
+        f"model {result['model']}: held-out retrieval top-1 {result['retrieval_top1']:.1%}, "
+        f"shape accuracy {fmt(result.get('shape_accuracy'), True)}; "
+        f"evaluation pictures from world seed {result['eval_seed']}; presence calibration "
+        f"{json.dumps(result['calibration'])}"
     )
     for mode in ("single", "batch"):
         res = result[mode]
@@ -256,25 +285,32 @@ def print_table(result: dict) -> None:
         print(f"analysis time per prompt: {res['analysis_seconds_per_prompt'] * 1000:.0f} ms")
 
 
-def suggest(result: dict, signal: str = "cosine_z") -> dict:
-    """Verdict constants from the measurements of a tuning run (not the held-out seed).
+def suggest(result: dict, present_share: float = 0.005) -> dict:
+    """The presence calibration from a tuning run (never the held-out seed).
 
-    ``midpoint``: the score where the share of present phrases below it equals the share
-    of absent phrases above it (presence 0.5 there); ``not_seen``: the score under which
-    at most 1 % of present phrases fall; ``seen``: the score above which at most 5 % of
-    absent phrases rise.
+    Two pairs of points (``calibration``): for ``cosine_z``, ``not_seen_z`` is the score
+    under which ``present_share`` of present phrases fall and ``seen_z`` the score above
+    which 5 % of absent phrases rise; for ``phrase_z`` (which tells quality tags, similar
+    to every picture, from what is in this one), the same share of present phrases and
+    5 % of quality tags.  Presence is the smaller of the two mapped scores, so at most
+    twice ``present_share`` of present phrases fall under "not seen" on the tuning seed.
+    When a class is so far apart that its cut is below the other, "seen" starts just above.
     """
-    rows = [r for r in result["single"]["rows"] if r["label"] in ("present", "absent")]
-    present = np.array([r[signal] for r in rows if r["label"] == "present"])
-    absent = np.array([r[signal] for r in rows if r["label"] == "absent"])
-    grid = np.linspace(min(present.min(), absent.min()), max(present.max(), absent.max()), 2001)
-    gap = [abs((present < g).mean() - (absent >= g).mean()) for g in grid]
+    rows = result["single"]["rows"]
+
+    def pair(signal: str, negative: str) -> tuple[float, float]:
+        present = np.array([r[signal] for r in rows if r["label"] == "present"])
+        other = np.array([r[signal] for r in rows if r["label"] == negative])
+        not_seen = float(np.quantile(present, present_share))
+        return not_seen, max(float(np.quantile(other, 0.95)), not_seen + 0.05)
+
+    not_seen, seen = pair("cosine_z", "absent")
+    own_not_seen, own_seen = pair("phrase_z", "quality")
     return {
-        "signal": signal,
-        "midpoint": float(grid[int(np.argmin(gap))]),
-        "not_seen": float(np.quantile(present, 0.01)),
-        "seen": float(np.quantile(absent, 0.95)),
-        "absent_under_not_seen": float((absent < np.quantile(present, 0.01)).mean()),
+        "not_seen_z": not_seen,
+        "seen_z": seen,
+        "phrase_not_seen_z": own_not_seen,
+        "phrase_seen_z": own_seen,
     }
 
 
@@ -287,19 +323,33 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--model", type=Path, help="a trained model folder (default: train)")
-    parser.add_argument(
-        "--more-steps", type=int, nargs="+", default=[0], help="later training phases"
-    )
+    parser.add_argument("--more-steps", type=int, nargs="+", help="later training phases")
+    parser.add_argument("--single-objects", type=float, default=Recipe.more_single_objects)
     parser.add_argument(
         "--shape-negatives", action="store_true", help="later phases add reshape negatives"
     )
-    parser.add_argument("--suggest", action="store_true", help="print verdict constants")
+    parser.add_argument("--tune-seed", type=int, default=0, help="world the fit comes from")
+    parser.add_argument("--refit", action="store_true", help="fit the calibration again")
+    parser.add_argument("--tune-json", type=Path, help="also write the tuning run's figures")
     parser.add_argument("--json", type=Path, help="also write every figure here")
+    parser.add_argument("--before", metavar="DIR", help="analyse with an older checkout's engine")
     args = parser.parse_args()
-    result = run(args)
+    if args.tune_seed == args.eval_seed:
+        parser.error("--tune-seed and --eval-seed must differ: the fit is judged on new pictures")
+    folder = model_folder(args)
+    if not BEFORE and (args.refit or not (folder / CALIBRATION_FILE).exists()):
+        tuning = run(args, folder, args.tune_seed)
+        fit = suggest(tuning)
+        if args.tune_json:
+            args.tune_json.write_text(json.dumps(tuning, indent=1))
+        print(f"calibration fitted on world seed {args.tune_seed}:", json.dumps(fit))
+        write_calibration(
+            folder,
+            fitted_on=f"bench_advice.py, {args.pictures} pictures of world seed {args.tune_seed}",
+            **fit,
+        )
+    result = run(args, folder, args.eval_seed)
     print_table(result)
-    if args.suggest:
-        print("\nsuggested constants (tuning run):", json.dumps(suggest(result)))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
 

@@ -1,7 +1,8 @@
 """The presence mapping written from its definition, for tests that recompute presence.
 
 A logistic curve through two points: presence ``NOT_SEEN`` at ``not_seen_z`` and ``SEEN``
-at ``seen_z`` (``cosine_z`` units), solved here without ClipProbe's own code."""
+at ``seen_z``, solved here without ClipProbe's own code.  With a phrase-level pair the
+presence is the smaller of the mapped ``cosine_z`` and the mapped ``phrase_z``."""
 
 from __future__ import annotations
 
@@ -13,6 +14,14 @@ from clipprobe_ext.analysis.calibration import DEFAULT, NOT_SEEN, SEEN
 def mapped(z, not_seen_z: float = DEFAULT.not_seen_z, seen_z: float = DEFAULT.seen_z):
     lo, hi = np.log(NOT_SEEN / (1 - NOT_SEEN)), np.log(SEEN / (1 - SEEN))
     # logit(presence) is linear in z and passes through both points
-    return 1 / (
-        1 + np.exp(-(lo + (np.asarray(z) - not_seen_z) * (hi - lo) / (seen_z - not_seen_z)))
-    )
+    t = (np.asarray(z) - not_seen_z) / (seen_z - not_seen_z)
+    return 1 / (1 + np.exp(-(lo + t * (hi - lo))))
+
+
+def expected_presence(z, own_z, fit=DEFAULT):
+    """``z``: cosine in units of the unrelated pairs; ``own_z``: against the phrase's own
+    cosines on the pictures of nothing."""
+    out = mapped(z, fit.not_seen_z, fit.seen_z)
+    if fit.phrase_not_seen_z is not None:
+        out = np.minimum(out, mapped(own_z, fit.phrase_not_seen_z, fit.phrase_seen_z))
+    return out

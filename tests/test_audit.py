@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from conftest import make_image
 from PIL import Image, PngImagePlugin
-from presence_formula import mapped
+from presence_formula import expected_presence
 from test_infotext import exif_with_user_comment
 from trained_clip import picture
 
@@ -319,7 +319,9 @@ def independent_audit(model_dir: Path, groups: list[tuple[str, list[str], list[P
         img = pictures([Image.open(p).convert("RGB") for p in paths])
         phr = text(phrases)
         z = (img @ phr.T - unrelated.mean()) / unrelated.std()
-        presence = mapped(z)  # [pictures, phrases]
+        own = pictures(reference_images()) @ phr.T  # the phrases on pictures of nothing
+        own_z = (img @ phr.T - own.mean(0)) / own.std(0)
+        presence = expected_presence(z, own_z)  # [pictures, phrases]
         full = text([", ".join(phrases)])[0]
         without = text([", ".join(p for p in phrases if p != q) for q in phrases])
         for m in range(len(paths)):

@@ -8,7 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
-from presence_formula import mapped
+from presence_formula import expected_presence, mapped
 from test_presence import _independent_presence
 from trained_clip import picture
 
@@ -35,6 +35,17 @@ def model_copy(trained_clip_dir, tmp_path):
     forget_banks()
 
 
+def test_a_phrase_seen_on_every_picture_is_held_back_by_its_own_level():
+    fit = PresenceCalibration(0.0, 1.0, "test", 1.0, 2.0)
+    # high against the unrelated pairs, but no higher than on a picture of nothing
+    generic = fit.presence(np.array([3.0]), np.array([0.0]))[0]
+    specific = fit.presence(np.array([3.0]), np.array([3.0]))[0]
+    assert generic < NOT_SEEN < SEEN < specific
+    assert specific == pytest.approx(min(mapped(3.0, 0.0, 1.0), mapped(3.0, 1.0, 2.0)))
+    # without phrase_z (a caller that has none) only the first mapping applies
+    assert fit.presence(np.array([3.0]))[0] == pytest.approx(mapped(3.0, 0.0, 1.0))
+
+
 def test_the_cut_points_map_to_the_verdict_bounds():
     fit = PresenceCalibration(0.5, 2.0, "test")
     got = fit.presence(np.array([0.5, 2.0, fit.midpoint, -10.0, 10.0]))
@@ -52,26 +63,32 @@ def test_a_models_own_fit_decides_its_presence(model_copy):
     assert "the default fit" in default.reference
     forget_banks()
     # A fit that puts "seen" much lower: the same cosines now read as seen.
-    write_calibration(model_copy, -1.0, 0.0, "a test fit")
+    write_calibration(model_copy, -1.0, 0.0, "a test fit", -2.0, -1.0)
     report = analyze(
         [image], PROMPT, HFClipEncoder.from_pretrained(str(model_copy)), ProbeOptions(rounds=2)
     )
     assert "this model's own fit (a test fit)" in report.reference
     texts = [p.text for p in report.measurable]
-    z = _independent_presence(model_copy, image, texts, raw_z=True)
+    z, own_z = _independent_presence(model_copy, image, texts, raw_z=True)
     got = [report.images[0].presence[p.index] for p in report.measurable]
-    np.testing.assert_allclose(got, mapped(z, -1.0, 0.0), atol=1e-4)
+    fit = PresenceCalibration(-1.0, 0.0, "x", -2.0, -1.0)
+    np.testing.assert_allclose(got, expected_presence(z, own_z, fit), atol=1e-4)
+    both = np.minimum(mapped(z, -1.0, 0.0), mapped(own_z, -2.0, -1.0))
+    np.testing.assert_allclose(got, both, atol=1e-4)
     before = {v.text: v.presence for v in default.verdicts}
     after = {v.text: v.presence for v in report.verdicts}
     assert after["a red circle"] > before["a red circle"]
-    np.testing.assert_allclose(
-        [before[t] for t in texts], mapped(z, DEFAULT.not_seen_z, DEFAULT.seen_z), atol=1e-4
-    )
+    np.testing.assert_allclose([before[t] for t in texts], expected_presence(z, own_z), atol=1e-4)
 
 
 @pytest.mark.parametrize(
     "content",
-    ["not json", json.dumps({"not_seen_z": 2.0, "seen_z": 1.0}), json.dumps({"seen_z": 1.0})],
+    [
+        "not json",
+        json.dumps({"not_seen_z": 2.0, "seen_z": 1.0}),
+        json.dumps({"seen_z": 1.0}),
+        json.dumps({"not_seen_z": 0.0, "seen_z": 1.0, "phrase_seen_z": 1.0}),
+    ],
 )
 def test_a_bad_calibration_file_is_named_and_the_default_applies(model_copy, content, caplog):
     (model_copy / CALIBRATION_FILE).write_text(content)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from presence_formula import mapped
+from presence_formula import expected_presence
 from trained_clip import CAPTIONS, picture
 
 from clipprobe_ext.analysis import verdict as verdict_rules
@@ -24,7 +24,8 @@ def encoder(trained_clip_dir) -> HFClipEncoder:
 
 def _independent_presence(folder, image, texts: list[str], raw_z: bool = False) -> np.ndarray:
     """The presence formula from a fresh model and processor, nothing of ClipProbe's
-    (``raw_z``: the cosine in units of the unrelated pairs, before the mapping)."""
+    (``raw_z``: both scores before the mapping: in units of the unrelated pairs, and
+    against the phrase's own cosines on the pictures of nothing)."""
     from transformers import CLIPModel, CLIPProcessor
 
     model = CLIPModel.from_pretrained(folder)
@@ -47,7 +48,10 @@ def _independent_presence(folder, image, texts: list[str], raw_z: bool = False) 
     # nothing), mapped to [0, 1].
     unrelated = bank_imgs @ bank_texts.T
     z = (img @ phrases.T - unrelated.mean()) / unrelated.std()
-    return z[0] if raw_z else mapped(z[0])
+    # ... and against the phrase's own cosines on the pictures of nothing
+    own = bank_imgs @ phrases.T  # [pictures of nothing, phrases]
+    own_z = (img @ phrases.T - own.mean(0)) / own.std(0)
+    return (z[0], own_z[0]) if raw_z else expected_presence(z[0], own_z[0])
 
 
 def test_presence_equals_an_independent_computation(encoder, trained_clip_dir):

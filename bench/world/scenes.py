@@ -49,6 +49,9 @@ COLOURS = {
     "white": (250, 250, 250),
 }
 SHAPES = ("circle", "square", "triangle", "star", "cross", "hexagon", "diamond", "ring")
+# The default world's shapes: hexagon and diamond are left out, being a circle and a
+# square to within a few pixels at this size (any world may name them).
+DEFAULT_SHAPES = ("circle", "square", "triangle", "star", "cross", "ring")
 STYLES = ("greyscale", "pixelated", "blurry", "dark", "grainy")
 # Other ways captions name a style (caption variety); evaluation prompts use the first.
 STYLE_WORDS = {
@@ -78,12 +81,12 @@ class WorldSpec:
     seed: int = 0
     image_size: int = 64
     colours: tuple[str, ...] = tuple(COLOURS)
-    shapes: tuple[str, ...] = SHAPES
+    shapes: tuple[str, ...] = DEFAULT_SHAPES
     styles: tuple[str, ...] = STYLES
     quality_tags: tuple[str, ...] = QUALITY_TAGS
     max_objects: int = 4
     style_probability: float = 0.5
-    radius: tuple[float, float] = (0.1, 0.24)  # object radius as a share of the side
+    radius: tuple[float, float] = (0.15, 0.3)  # object radius as a share of the side
 
     def object_phrases(self) -> list[str]:
         return [object_phrase(c, s) for c in self.colours for s in self.shapes]

@@ -7,6 +7,13 @@ present phrase in eight.  So the mapping is a per-model fit of two points, in
 ``cosine_z`` units: ``not_seen_z`` (presence ``NOT_SEEN`` there) and ``seen_z``
 (presence ``SEEN``), joined by a logistic curve.
 
+A phrase that matches *every* picture (a quality tag such as "masterpiece") has a high
+``cosine_z`` on any picture; it is told apart by ``phrase_z``, the phrase's cosine against
+its own cosines on the pictures of nothing.  A fit may give that a pair of points too
+(``phrase_not_seen_z``, ``phrase_seen_z``): presence is then the smaller of the two
+mapped scores, i.e. seen when above the model's unrelated pairs *and* above what the
+phrase gets on a picture of nothing.
+
 A local model folder may carry its own fit (``CALIBRATION_FILE``, written by
 ``bench/bench_advice.py --write-calibration`` from a world with known truth); any other
 model uses ``DEFAULT``, fitted on the benchmark world's model and not validated on a
@@ -36,42 +43,77 @@ CALIBRATION_FILE = "clipprobe_presence.json"
 class PresenceCalibration:
     """Two points of the mapping, in ``cosine_z`` units, and where they come from."""
 
-    not_seen_z: float  # presence NOT_SEEN here: about 1 % of present phrases fall below
+    not_seen_z: float  # presence NOT_SEEN here: few present phrases fall below
     seen_z: float  # presence SEEN here: about 5 % of absent phrases rise above
     source: str
+    phrase_not_seen_z: float | None = None  # the same two points for ``phrase_z``
+    phrase_seen_z: float | None = None
 
     def __post_init__(self) -> None:
-        values = (self.not_seen_z, self.seen_z)
-        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
-            raise ValueError("not_seen_z and seen_z must be finite numbers")
-        if self.seen_z <= self.not_seen_z:
-            raise ValueError(f"seen_z ({self.seen_z}) must be above not_seen_z ({self.not_seen_z})")
+        _check(self.not_seen_z, self.seen_z, "")
+        if (self.phrase_not_seen_z is None) != (self.phrase_seen_z is None):
+            raise ValueError("phrase_not_seen_z and phrase_seen_z come together")
+        if self.phrase_not_seen_z is not None:
+            _check(self.phrase_not_seen_z, self.phrase_seen_z, "phrase_")
 
     @property
     def slope(self) -> float:
-        return (_logit(SEEN) - _logit(NOT_SEEN)) / (self.seen_z - self.not_seen_z)
+        return _slope(self.not_seen_z, self.seen_z)
 
     @property
     def midpoint(self) -> float:
-        """The ``cosine_z`` where presence is 0.5."""
+        """The ``cosine_z`` where the mapped ``cosine_z`` is 0.5."""
         return self.not_seen_z - _logit(NOT_SEEN) / self.slope
 
-    def presence(self, z: np.ndarray) -> np.ndarray:
-        return 1 / (1 + np.exp(-self.slope * (np.asarray(z) - self.midpoint)))
+    @property
+    def uses_phrase_level(self) -> bool:
+        return self.phrase_not_seen_z is not None
+
+    def presence(self, z: np.ndarray, phrase_z: np.ndarray | None = None) -> np.ndarray:
+        """Mapped ``cosine_z``; with a phrase-level pair, the smaller of both mapped."""
+        out = _mapped(np.asarray(z, dtype=np.float64), self.not_seen_z, self.seen_z)
+        if self.uses_phrase_level and phrase_z is not None:
+            own = np.asarray(phrase_z, dtype=np.float64)
+            out = np.minimum(out, _mapped(own, self.phrase_not_seen_z, self.phrase_seen_z))
+        return out
 
     def to_dict(self) -> dict:
-        return {"not_seen_z": self.not_seen_z, "seen_z": self.seen_z, "source": self.source}
+        out = {"not_seen_z": self.not_seen_z, "seen_z": self.seen_z}
+        if self.uses_phrase_level:
+            out["phrase_not_seen_z"] = self.phrase_not_seen_z
+            out["phrase_seen_z"] = self.phrase_seen_z
+        return out | {"source": self.source}
+
+
+def _check(not_seen, seen, prefix: str) -> None:
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (not_seen, seen)):
+        raise ValueError(f"{prefix}not_seen_z and {prefix}seen_z must be finite numbers")
+    if seen <= not_seen:
+        raise ValueError(f"{prefix}seen_z ({seen}) must be above {prefix}not_seen_z ({not_seen})")
+
+
+def _slope(not_seen: float, seen: float) -> float:
+    return (_logit(SEEN) - _logit(NOT_SEEN)) / (seen - not_seen)
+
+
+def _mapped(z: np.ndarray, not_seen: float, seen: float) -> np.ndarray:
+    """The logistic curve through (not_seen, NOT_SEEN) and (seen, SEEN)."""
+    return 1 / (1 + np.exp(-(_logit(NOT_SEEN) + _slope(not_seen, seen) * (z - not_seen))))
 
 
 def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
-#: Fitted on the benchmark world's default model, tuning seed 0 (bench/README.md).
+#: For models without their own fit: the fit of the first benchmark-world CLIP (its
+#: tuning seed; bench/README.md), kept from before fits were per model.  Not validated
+#: on a real CLIP, and a fit does not carry over between models: on the current world
+#: model it would put 90 % of present phrases under "not seen".
 DEFAULT = PresenceCalibration(
     not_seen_z=1.4701,
     seen_z=1.8008,
-    source="the default fit (a small CLIP of the benchmark world; not validated on a real CLIP)",
+    source="the default fit (made on a small CLIP of the benchmark world; not validated "
+    "on a real CLIP or on this model)",
 )
 
 
@@ -88,19 +130,30 @@ def calibration_for(model_id: str) -> PresenceCalibration:
         if not path.is_file():
             return DEFAULT
         data = json.loads(path.read_text(encoding="utf-8"))
+        own = [data.get(k) for k in ("phrase_not_seen_z", "phrase_seen_z")]
         return PresenceCalibration(
             float(data["not_seen_z"]),
             float(data["seen_z"]),
             f"this model's own fit ({data.get('fitted_on') or path.name})",
+            *(None if v is None else float(v) for v in own),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.warning("ClipProbe: ignoring %s (%s); using the default calibration", path, exc)
         return DEFAULT
 
 
-def write_calibration(folder: str | Path, not_seen_z: float, seen_z: float, fitted_on: str):
+def write_calibration(
+    folder: str | Path,
+    not_seen_z: float,
+    seen_z: float,
+    fitted_on: str,
+    phrase_not_seen_z: float | None = None,
+    phrase_seen_z: float | None = None,
+) -> PresenceCalibration:
     """Save a fit next to a model's weights (checked first: a bad fit is refused)."""
-    fit = PresenceCalibration(float(not_seen_z), float(seen_z), fitted_on)
-    data = {"not_seen_z": fit.not_seen_z, "seen_z": fit.seen_z, "fitted_on": fitted_on}
+    fit = PresenceCalibration(not_seen_z, seen_z, fitted_on, phrase_not_seen_z, phrase_seen_z)
+    data = fit.to_dict()
+    del data["source"]
+    data["fitted_on"] = fitted_on
     (Path(folder) / CALIBRATION_FILE).write_text(json.dumps(data, indent=1), encoding="utf-8")
     return fit

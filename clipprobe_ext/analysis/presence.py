@@ -82,5 +82,15 @@ def presence(images: np.ndarray, phrases: np.ndarray, banks: ReferenceBanks) -> 
     """Calibrated presence in [0, 1], [len(images), len(phrases)], from unit embeddings.
 
     ``cosine_z`` (the best prompt-independent order on the benchmark world) mapped to 0-1
-    by the model's calibration (``calibration``: its own fit, or the default)."""
-    return banks.calibration.presence(cosine_z(images, phrases, banks))
+    by the model's calibration (``calibration``: its own fit, or the default); when the
+    fit has a pair for ``phrase_z`` too, the smaller of the two."""
+    fit = banks.calibration
+    own = phrase_z(images, phrases, banks) if fit.uses_phrase_level else None
+    return fit.presence(cosine_z(images, phrases, banks), own)
+
+
+def phrase_z(images: np.ndarray, phrases: np.ndarray, banks: ReferenceBanks) -> np.ndarray:
+    """[M, P]: the cosine against the phrase's own cosines on the pictures of nothing (a
+    phrase that matches every picture, like a quality tag, is high there too)."""
+    s_jp = banks.images @ phrases.T  # [J, P]
+    return (images @ phrases.T - s_jp.mean(0)) / (s_jp.std(0) + 1e-6)

@@ -80,10 +80,15 @@ class ReferenceBanks:
     calibration: PresenceCalibration = DEFAULT  # where "seen" begins for this model
 
     def describe(self) -> str:
+        own = (
+            ", and each phrase's own similarity to those pictures"
+            if self.calibration.uses_phrase_level
+            else ""
+        )
         return (
             f"the model's unrelated pairs: {len(self.phrase_texts)} everyday phrases x "
             f"{len(self.images)} pictures of nothing (plain colours, gradients, noise, "
-            f"stripes), with where seen begins from {self.calibration.source}"
+            f"stripes){own}; where seen begins: {self.calibration.source}"
         )
 
 
