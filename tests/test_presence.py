@@ -117,3 +117,22 @@ def test_banks_are_built_once_per_model(encoder):
     analyze([image], "a blue square", encoder, ProbeOptions(prune=False))
     assert encoder.stats.image_forwards == forwards[0] + 1  # only the picture
     assert encoder.stats.text_forwards == forwards[1]  # phrases and banks cached
+
+
+def test_the_reason_states_the_change_without_the_phrase(encoder):
+    """A share of the whole prompt's similarity when it is large enough to mean something
+    and the change is smaller than it, else the change itself (a share of a similarity
+    near 0 reads "loses 2370 %")."""
+    image = picture(0, seed=4242)
+    report = analyze([image], PROMPT, encoder, ProbeOptions(rounds=2))
+    full = report.images[0].contribution.full_similarity
+    for v in report.verdicts:
+        direction = "loses" if v.contribution >= 0 else "gains"
+        if abs(full) >= 0.05 and abs(v.contribution) <= abs(full):
+            share = abs(v.contribution / full)
+            assert v.reason.endswith(f"the prompt {direction} {share:.1%} without it")
+        else:
+            amount = abs(v.contribution)
+            assert v.reason.endswith(
+                f"the prompt {direction} {amount:.4f} of similarity without it"
+            )

@@ -478,7 +478,7 @@ def train(
             model.train()
     model.eval()
     checkpoint.unlink(missing_ok=True)
-    model.save_pretrained(tmp)
+    model.save_pretrained(tmp, safe_serialization=True)  # the WebUI refuses pickles
     processor.save_pretrained(tmp)
     metrics = {
         "train_seconds": round(time.time() - start, 1),

@@ -53,10 +53,8 @@ def phrase_verdicts(
         presence = float(p.mean()) if p.size else None
         dropped = pruned is not None and phrase.index in pruned
         verdict, reason = _decide(presence, float(best.mean()), threshold, dropped, pruned)
-        if contribution is not None and full_similarity:
-            loss = contribution / abs(full_similarity)
-            change = "loses" if loss >= 0 else "gains"
-            reason += f"; the prompt {change} {abs(loss):.1%} without it"
+        if contribution is not None and full_similarity is not None:
+            reason += "; " + _without_it(contribution, full_similarity)
         verdicts.append(
             PhraseVerdict(
                 index=phrase.index,
@@ -73,6 +71,19 @@ def phrase_verdicts(
             )
         )
     return verdicts
+
+
+#: Under this whole-prompt similarity, or for a change larger than the similarity itself,
+#: a share means little ("loses 2370 %"): the change is given as a difference instead.
+RELATIVE_FROM = 0.05
+
+
+def _without_it(contribution: float, full_similarity: float) -> str:
+    """What the whole prompt's similarity does without the phrase, in words."""
+    change = "loses" if contribution >= 0 else "gains"
+    if abs(full_similarity) >= RELATIVE_FROM and abs(contribution) <= abs(full_similarity):
+        return f"the prompt {change} {abs(contribution / full_similarity):.1%} without it"
+    return f"the prompt {change} {abs(contribution):.4f} of similarity without it"
 
 
 def _decide(
