@@ -191,6 +191,7 @@ def model_folder(args) -> Path:
         more_steps=recipe_steps(args.more_steps),
         more_shape_negatives=args.shape_negatives,
         more_single_objects=args.single_objects,
+        more_bf16=args.bf16,
     )
     return args.model or trained_world_clip(spec, recipe)
 
@@ -207,7 +208,7 @@ def run(args, folder: Path, eval_seed: int) -> dict:
     eval_spec = WorldSpec(seed=eval_seed, image_size=args.image_size)
     world = World(eval_spec)
     rng = np.random.default_rng(eval_seed)
-    options = ProbeOptions(rounds=args.rounds)
+    options = ProbeOptions(rounds=args.rounds, tolerance=args.tolerance / 100)
     result = {
         "model": str(folder),
         "retrieval_top1": metrics["retrieval_top1"],
@@ -322,11 +323,20 @@ def main() -> None:
     parser.add_argument("--pictures", type=int, default=300)
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--tolerance", type=float, default=1.0, help="pruning guard, percent (default 1)"
+    )
     parser.add_argument("--model", type=Path, help="a trained model folder (default: train)")
     parser.add_argument("--more-steps", type=int, nargs="+", help="later training phases")
     parser.add_argument("--single-objects", type=float, default=Recipe.more_single_objects)
     parser.add_argument(
         "--shape-negatives", action="store_true", help="later phases add reshape negatives"
+    )
+    parser.add_argument(
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        default=Recipe.more_bf16,
+        help="later phases under bfloat16 autocast",
     )
     parser.add_argument("--tune-seed", type=int, default=0, help="world the fit comes from")
     parser.add_argument("--refit", action="store_true", help="fit the calibration again")
