@@ -156,6 +156,20 @@ def evaluate(rows: list[dict], threshold: float) -> dict:
         }
         for label in ("present", "absent", "quality")
     }
+    if "presence" in rows[0]:
+        from clipprobe_ext.analysis.calibration import NOT_SEEN
+
+        # Prune needs both: presence under "not seen", and the pruned prompt dropping the
+        # phrase (its similarity guard keeps a phrase whose removal costs the prompt more
+        # than the tolerance).  Which of the two holds a phrase back:
+        out["not_seen"] = {}
+        for label in ("present", "absent", "quality", "hidden"):
+            sel = [r for r in rows if r["label"] == label]
+            under = [r for r in sel if r["presence"] < NOT_SEEN]
+            out["not_seen"][label] = {
+                "under": len(under) / max(1, len(sel)),
+                "kept_by_guard": float(np.mean([not r["pruned"] for r in under] or [np.nan])),
+            }
     return out
 
 
@@ -220,6 +234,7 @@ def run(args, folder: Path, eval_seed: int) -> dict:
     for mode, count in (("single", args.pictures), ("batch", args.batches)):
         per_prompt = []
         analysis_time = 0.0
+        similarities = []  # the whole prompt's mean similarity to its pictures
         for n in range(count):
             scene = world.scene(n if mode == "single" else 50_000 + n, "eval")
             scenes = [scene]
@@ -230,12 +245,15 @@ def run(args, folder: Path, eval_seed: int) -> dict:
             t = time.perf_counter()
             report = analyze(images, prompt.prompt, encoder, options)
             analysis_time += time.perf_counter() - t
+            if report.pruning is not None:
+                similarities.append(report.pruning.original_similarity)
             per_prompt.append(phrase_rows(report, prompt, images, encoder, banks, null))
         rows = [r for rs in per_prompt for r in rs]
         res = evaluate(rows, options.threshold)
         for name in res["auroc"]:
             res["auroc"][name]["swap_wins"] = swap_wins(per_prompt, name)
         res["prompts"] = count
+        res["prompt_similarity_median"] = float(np.median(similarities or [np.nan]))
         res["analysis_seconds_per_prompt"] = analysis_time / max(1, count)
         res["examples"] = per_prompt[0]
         res["rows"] = rows
@@ -282,6 +300,18 @@ def print_table(result: dict) -> None:
         print(
             f"pruned prompt removes: {fmt(p['absent'], True)} of absent, "
             f"{fmt(p['present'], True)} of present, {fmt(p['quality'], True)} of quality tags"
+        )
+        if "not_seen" in res:
+            ns = res["not_seen"]
+            print(
+                "presence under 'not seen': "
+                + ", ".join(f"{fmt(ns[k]['under'], True)} of {k}" for k in ns)
+                + "; of those, the pruned prompt's similarity guard kept "
+                + ", ".join(f"{fmt(ns[k]['kept_by_guard'], True)} of {k}" for k in ns)
+            )
+        print(
+            f"whole-prompt similarity (median over prompts): "
+            f"{fmt(res.get('prompt_similarity_median'))}"
         )
         print(f"analysis time per prompt: {res['analysis_seconds_per_prompt'] * 1000:.0f} ms")
 
