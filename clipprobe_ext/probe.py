@@ -16,7 +16,7 @@ from PIL import Image
 
 from clipprobe_ext.analysis.contribution import leave_one_out
 from clipprobe_ext.analysis.negative import CalibratedPresence, check_negative_embs
-from clipprobe_ext.analysis.presence import presence
+from clipprobe_ext.analysis.presence import cosine_z, presence
 from clipprobe_ext.analysis.pruning import lazy_greedy_prune
 from clipprobe_ext.analysis.ranking import elimination_ranking, rank_group
 from clipprobe_ext.analysis.references import reference_banks
@@ -108,6 +108,9 @@ def analyze(
     banks = reference_banks(encoder, image_embs.shape[1])
     seen = presence(image_embs, text_embs[: len(texts)], banks)  # [images, phrases]
     not_seen = [i for i, p in zip(measurable, seen.mean(0)) if p < NOT_SEEN]
+    # Clearly not seen (the model's ``absent_z``): the pruning guard yields to these.
+    z = dict(zip(measurable, cosine_z(image_embs, text_embs[: len(texts)], banks).mean(0)))
+    clearly = {i: float(z[i]) for i in not_seen if banks.calibration.clearly_absent(z[i])}
 
     contribution: list[ContributionResult | None] = [None] * len(images)
     pruning: PruneResult | None = None
@@ -131,7 +134,7 @@ def analyze(
             ]
         if options.prune:
             report("Searching for a pruned prompt", 0.6)
-            pruning = _prune(parsed, measurable, layout, full, without, options, not_seen)
+            pruning = _prune(parsed, measurable, layout, full, without, options, not_seen, clearly)
 
     report("Ranking", 0.9)
     per_image = []
@@ -163,7 +166,11 @@ def analyze(
     tokens, saving = _token_budget(prompt, encoder, pruning, notes)
 
     pruned = set(pruning.removed) if pruning is not None else None
-    verdicts = phrase_verdicts(phrases, per_image, pruned, options.threshold)
+    clear = None
+    if pruning is not None and pruning.clearly_absent:
+        point = banks.calibration.absent_z
+        clear = {i: (clearly[i], point) for i in pruning.clearly_absent}
+    verdicts = phrase_verdicts(phrases, per_image, pruned, options.threshold, clear)
     if any(not p.measurable for p in phrases):
         notes.append("Extra-network tags (<lora:...>, <hypernet:...>) are not measurable by CLIP.")
     report("Done", 1.0)
@@ -213,39 +220,73 @@ def _prune(
     without: np.ndarray,
     options: ProbeOptions,
     candidates: list[int],
+    clearly: dict[int, float] | None = None,
 ) -> PruneResult:
     """Pruning on the batch's mean similarity, so one prompt serves every image.
 
     Only ``candidates`` (phrases the presence says are not seen) may go; the similarity
-    tolerance is a guard on top of that, not a proof that a phrase is not needed.
+    tolerance is a guard on top of that, not a proof that a phrase is not needed.  The
+    guard yields to ``clearly`` (candidates clearly not seen, with their ``cosine_z``):
+    they go first, clearest first, whatever the similarity does; the guard then counts
+    from the prompt without them.
     """
     fixed = frozenset(measurable) - set(candidates)
 
     def oracle(variants: Sequence[frozenset[int]]) -> np.ndarray:
         return layout.similarities([v | fixed for v in variants]).mean(0)
 
-    def blocker(removed: frozenset[int]) -> str | None:
-        # asked only when a step is about to be taken (~15 ms on a 47-phrase prompt)
-        return removal_blocker(parsed, removed)
-
     original = float(full.mean())
     loo = dict(zip(measurable, without.mean(0)))
+    gone: list[int] = []  # clearly not seen, removed
+    kept: dict[int, str] = {}
+    for i in sorted(clearly or {}, key=lambda i: (clearly[i], i)):
+        if len(gone) + 1 >= len(measurable):
+            break  # at least one phrase stays
+        reason = removal_blocker(parsed, frozenset(gone + [i]))
+        if reason is None:
+            gone.append(i)
+        else:
+            kept[i] = reason
+    rest = [i for i in candidates if i not in gone and i not in kept]
+    steps: list[tuple[int, float]] = []
+    guard_from = original
+    encodes = len(measurable) + 1
+    if gone:
+        left = frozenset(candidates) - set(gone)
+        # each clear removal's similarity, then every guarded removal from the prompt
+        # without them (the search's fresh starting costs), in one batch
+        variants = [left | set(gone[j + 1 :]) for j in range(len(gone))]
+        variants += [left - {i} for i in rest]
+        sims = oracle(variants)
+        encodes += len(variants)
+        steps = [(i, float(s)) for i, s in zip(gone, sims[: len(gone)])]
+        guard_from = steps[-1][1]
+        loo.update(zip(rest, sims[len(gone) :]))
+
+    def blocker(removed: frozenset[int]) -> str | None:
+        # asked only when a step is about to be taken (~15 ms on a 47-phrase prompt)
+        return removal_blocker(parsed, removed | set(gone))
+
     search = lazy_greedy_prune(
-        candidates,
-        original,
-        [loo[i] for i in candidates],
+        rest,
+        guard_from,
+        [loo[i] for i in rest],
         oracle,
         options.tolerance,
-        min_keep=0 if fixed else 1,
+        min_keep=0 if fixed or kept else 1,  # at least one phrase stays
         blocker=blocker,
     )
-    removed = [i for i, _ in search.steps]
+    steps += search.steps
+    removed = [i for i, _ in steps]
+    kept.update(search.blocked)
     return PruneResult(
         original_similarity=original,
         tolerance=options.tolerance,
-        steps=[PruneStep(i, s) for i, s in search.steps],
+        steps=[PruneStep(i, s) for i, s in steps],
         # every step was checked with removal_blocker, so this cut is clean
         pruned_prompt=remove_phrases(parsed.prompt, parsed, removed),
-        full_encodes=len(measurable) + 1 + search.evaluations,
-        kept=[KeptPhrase(i, reason) for i, reason in search.blocked.items()],
+        full_encodes=encodes + search.evaluations,
+        kept=[KeptPhrase(i, reason) for i, reason in kept.items()],
+        clearly_absent=gone,
+        guard_similarity=guard_from if gone else None,
     )

@@ -441,13 +441,18 @@ def _spans(report: ProbeReport) -> list[PhraseSpan]:
 def pruning_outcome(pruning: PruneResult) -> str:
     """What pruning did to the similarity, in absolute terms and against the search's rule
     (``analysis.pruning.similarity_floor``: at most ``tolerance`` × |original| lower).
+    Phrases clearly not seen went first, without the rule: it then counts from the prompt
+    without them (``PruneResult.guard_similarity``).
 
     A ratio ("keeps 97 %") means nothing when the similarity is negative or changes sign
     (it read "keeps −453.5 %" for −0.0213 → 0.0965)."""
     from clipprobe_ext.analysis.pruning import similarity_floor
 
     original = pruning.original_similarity
-    allowed = original - similarity_floor(original, pruning.tolerance)
+    start = pruning.guard_similarity if pruning.clearly_absent else original
+    if start is None:
+        start = original
+    allowed = start - similarity_floor(start, pruning.tolerance)
     rule = f"{similarity(allowed)} ({percent(pruning.tolerance)} of its size)"
     if not pruning.steps:
         return (
@@ -455,8 +460,16 @@ def pruning_outcome(pruning: PruneResult) -> str:
             f"more than the allowed {rule}."
         )
     final = pruning.final_similarity
-    change = final - original
     head = f"Similarity {similarity(original)} → {similarity(final)}"
+    if pruning.clearly_absent:
+        n = len(pruning.clearly_absent)
+        head += (
+            f". {n} phrase{'s' if n != 1 else ''} clearly not seen went first, without the "
+            f"similarity rule ({similarity(original)} → {similarity(start)}); after them"
+        )
+        if len(pruning.steps) == n:
+            return f"{head} nothing else went within the allowed loss of {rule}."
+    change = final - start
     if not (math.isfinite(change) and math.isfinite(allowed)):
         return f"{head}."
     if change >= 0:

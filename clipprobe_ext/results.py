@@ -101,6 +101,11 @@ class PruneResult:
     pruned_prompt: str  # the user's prompt with exactly those phrases cut out
     full_encodes: int  # prompt variants encoded by the search (cost measure)
     kept: list[KeptPhrase] = field(default_factory=list)  # refused: no clean removal
+    # Removed first, without the similarity guard: clearly not seen (``absent_z`` of the
+    # model's calibration).  The guard's tolerance then counts from ``guard_similarity``,
+    # the similarity of the prompt without them.
+    clearly_absent: list[int] = field(default_factory=list)
+    guard_similarity: float | None = None
 
     @property
     def removed(self) -> list[int]:

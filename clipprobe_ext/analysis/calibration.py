@@ -14,6 +14,13 @@ its own cosines on the pictures of nothing.  A fit may give that a pair of point
 mapped scores, i.e. seen when above the model's unrelated pairs *and* above what the
 phrase gets on a picture of nothing.
 
+A fit may also carry ``absent_z``: a ``cosine_z`` under which a phrase is *clearly* not
+seen (fewer present phrases fall there than under ``not_seen_z``).  The pruned prompt
+drops such a phrase even when the whole prompt's similarity would miss it: a prompt's
+similarity also rewards a wrong phrase that shares words with what is drawn ("a yellow
+square" beside a black square), so the similarity guard yields to clear evidence of
+absence.  Without ``absent_z`` (the default fit) the guard always holds.
+
 A local model folder may carry its own fit (``CALIBRATION_FILE``, written by
 ``bench/bench_advice.py --write-calibration`` from a world with known truth); any other
 model uses ``DEFAULT``, fitted on the benchmark world's model and not validated on a
@@ -48,6 +55,7 @@ class PresenceCalibration:
     source: str
     phrase_not_seen_z: float | None = None  # the same two points for ``phrase_z``
     phrase_seen_z: float | None = None
+    absent_z: float | None = None  # clearly not seen under here: the guard yields
 
     def __post_init__(self) -> None:
         _check(self.not_seen_z, self.seen_z, "")
@@ -55,6 +63,14 @@ class PresenceCalibration:
             raise ValueError("phrase_not_seen_z and phrase_seen_z come together")
         if self.phrase_not_seen_z is not None:
             _check(self.phrase_not_seen_z, self.phrase_seen_z, "phrase_")
+        if self.absent_z is not None:
+            if not (isinstance(self.absent_z, (int, float)) and math.isfinite(self.absent_z)):
+                raise ValueError("absent_z must be a finite number")
+            if self.absent_z > self.not_seen_z:
+                raise ValueError(
+                    f"absent_z ({self.absent_z}) must not be above not_seen_z "
+                    f"({self.not_seen_z}): clearly not seen is a part of not seen"
+                )
 
     @property
     def slope(self) -> float:
@@ -77,11 +93,17 @@ class PresenceCalibration:
             out = np.minimum(out, _mapped(own, self.phrase_not_seen_z, self.phrase_seen_z))
         return out
 
+    def clearly_absent(self, z: float) -> bool:
+        """``cosine_z`` under ``absent_z``: strong enough evidence for the guard to yield."""
+        return self.absent_z is not None and z < self.absent_z
+
     def to_dict(self) -> dict:
         out = {"not_seen_z": self.not_seen_z, "seen_z": self.seen_z}
         if self.uses_phrase_level:
             out["phrase_not_seen_z"] = self.phrase_not_seen_z
             out["phrase_seen_z"] = self.phrase_seen_z
+        if self.absent_z is not None:
+            out["absent_z"] = self.absent_z
         return out | {"source": self.source}
 
 
@@ -130,12 +152,12 @@ def calibration_for(model_id: str) -> PresenceCalibration:
         if not path.is_file():
             return DEFAULT
         data = json.loads(path.read_text(encoding="utf-8"))
-        own = [data.get(k) for k in ("phrase_not_seen_z", "phrase_seen_z")]
+        optional = [data.get(k) for k in ("phrase_not_seen_z", "phrase_seen_z", "absent_z")]
         return PresenceCalibration(
             float(data["not_seen_z"]),
             float(data["seen_z"]),
             f"this model's own fit ({data.get('fitted_on') or path.name})",
-            *(None if v is None else float(v) for v in own),
+            *(None if v is None else float(v) for v in optional),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.warning("ClipProbe: ignoring %s (%s); using the default calibration", path, exc)
@@ -149,9 +171,12 @@ def write_calibration(
     fitted_on: str,
     phrase_not_seen_z: float | None = None,
     phrase_seen_z: float | None = None,
+    absent_z: float | None = None,
 ) -> PresenceCalibration:
     """Save a fit next to a model's weights (checked first: a bad fit is refused)."""
-    fit = PresenceCalibration(not_seen_z, seen_z, fitted_on, phrase_not_seen_z, phrase_seen_z)
+    fit = PresenceCalibration(
+        not_seen_z, seen_z, fitted_on, phrase_not_seen_z, phrase_seen_z, absent_z
+    )
     data = fit.to_dict()
     del data["source"]
     data["fitted_on"] = fitted_on

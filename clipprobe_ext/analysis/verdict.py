@@ -5,7 +5,8 @@ references, whatever else the prompt says) and, for pruning, whether the prompt 
 the phrase (the suggested pruned prompt drops it; its leave-one-out contribution):
 - keep: seen (presence at least ``SEEN``);
 - prune: not seen (presence under ``NOT_SEEN``) and the pruned prompt drops it (removing
-  it keeps the whole prompt's similarity within the tolerance);
+  it keeps the whole prompt's similarity within the tolerance, or it is clearly not seen:
+  ``cosine_z`` under the model's ``absent_z``, where the similarity guard yields);
 - weak: in between, or not seen but the prompt's similarity needs it.
 The elimination probabilities stay in the report (the ranking table) but no longer
 decide: in a later round, among absent phrases, one still wins with a high probability.
@@ -31,7 +32,10 @@ def phrase_verdicts(
     images: Sequence[ImageAnalysis],
     pruned: set[int] | None,
     threshold: float,
+    clearly: dict[int, tuple[float, float]] | None = None,
 ) -> list[PhraseVerdict]:
+    """``clearly``: the phrases the pruned prompt dropped without the similarity guard,
+    with their ``cosine_z`` and the model's ``absent_z`` (named in the reason)."""
     verdicts = []
     full = [a.contribution.full_similarity for a in images if a.contribution is not None]
     full_similarity = float(np.mean(full)) if full else None
@@ -53,6 +57,12 @@ def phrase_verdicts(
         presence = float(p.mean()) if p.size else None
         dropped = pruned is not None and phrase.index in pruned
         verdict, reason = _decide(presence, float(best.mean()), threshold, dropped, pruned)
+        if clearly and phrase.index in clearly and verdict == "prune":
+            z, point = clearly[phrase.index]
+            reason = (
+                f"not seen: {presence:.2f} (under {NOT_SEEN:.2f}), clearly: cosine z {z:.2f} "
+                f"(under {point:.2f}); the pruned prompt drops it whatever the similarity does"
+            )
         if contribution is not None and full_similarity is not None:
             reason += "; " + _without_it(contribution, full_similarity)
         verdicts.append(
