@@ -99,6 +99,8 @@ def phrase_rows(report, prompt, images, encoder, banks, null) -> list[dict]:
             "loo": float(np.mean(loo)),
             "verdict": v.verdict,
             "pruned": v.pruned,
+            # dropped without the similarity guard: clearly not seen (``absent_z``)
+            "clearly": i in getattr(report.pruning, "clearly_absent", ()),
             "reason": v.reason,
         }
         for name, values in cand.items():
@@ -168,6 +170,7 @@ def evaluate(rows: list[dict], threshold: float) -> dict:
             under = [r for r in sel if r["presence"] < NOT_SEEN]
             out["not_seen"][label] = {
                 "under": len(under) / max(1, len(sel)),
+                "clearly": float(np.mean([r.get("clearly", False) for r in under] or [np.nan])),
                 "kept_by_guard": float(np.mean([not r["pruned"] for r in under] or [np.nan])),
             }
     return out
@@ -306,7 +309,9 @@ def print_table(result: dict) -> None:
             print(
                 "presence under 'not seen': "
                 + ", ".join(f"{fmt(ns[k]['under'], True)} of {k}" for k in ns)
-                + "; of those, the pruned prompt's similarity guard kept "
+                + "; of those, clearly not seen (the guard yields): "
+                + ", ".join(f"{fmt(ns[k]['clearly'], True)} of {k}" for k in ns)
+                + "; kept by the pruned prompt's similarity guard: "
                 + ", ".join(f"{fmt(ns[k]['kept_by_guard'], True)} of {k}" for k in ns)
             )
         print(
@@ -316,7 +321,7 @@ def print_table(result: dict) -> None:
         print(f"analysis time per prompt: {res['analysis_seconds_per_prompt'] * 1000:.0f} ms")
 
 
-def suggest(result: dict, present_share: float = 0.005) -> dict:
+def suggest(result: dict, present_share: float = 0.005, clear_share: float = 0.002) -> dict:
     """The presence calibration from a tuning run (never the held-out seed).
 
     Two pairs of points (``calibration``): for ``cosine_z``, ``not_seen_z`` is the score
@@ -326,6 +331,8 @@ def suggest(result: dict, present_share: float = 0.005) -> dict:
     5 % of quality tags.  Presence is the smaller of the two mapped scores, so at most
     twice ``present_share`` of present phrases fall under "not seen" on the tuning seed.
     When a class is so far apart that its cut is below the other, "seen" starts just above.
+    ``absent_z`` (clearly not seen: the pruning guard yields) is the ``cosine_z`` under
+    which ``clear_share`` of present phrases fall, one in 500.
     """
     rows = result["single"]["rows"]
 
@@ -337,11 +344,13 @@ def suggest(result: dict, present_share: float = 0.005) -> dict:
 
     not_seen, seen = pair("cosine_z", "absent")
     own_not_seen, own_seen = pair("phrase_z", "quality")
+    present = [r["cosine_z"] for r in rows if r["label"] == "present"]
     return {
         "not_seen_z": not_seen,
         "seen_z": seen,
         "phrase_not_seen_z": own_not_seen,
         "phrase_seen_z": own_seen,
+        "absent_z": min(float(np.quantile(present, clear_share)), not_seen),
     }
 
 
