@@ -183,10 +183,21 @@ def analyze(
         pruning=pruning,
         options=asdict(options),
         notes=notes,
-        reference=f"presence compares each phrase with {banks.describe()}",
+        reference=f"presence compares each phrase with {banks.describe()}" + _clear_rule(banks),
         tokens=tokens,
         token_saving=saving,
         negative=negative_check,
+    )
+
+
+def _clear_rule(banks) -> str:
+    """The fit's point of clear absence, for the report's reference line ("" without)."""
+    point = banks.calibration.absent_z
+    if point is None:
+        return ""
+    return (
+        f"; clearly not seen under cosine z {point:.2f} (in units of those pairs), where "
+        "the pruned prompt's similarity guard yields"
     )
 
 

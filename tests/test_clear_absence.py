@@ -69,6 +69,7 @@ def test_the_guard_yields_to_a_phrase_clearly_not_seen(model_copy):
     assert stripes.verdict == "weak" and not stripes.pruned
     assert "the prompt's similarity needs it" in stripes.reason
     assert held.pruning.clearly_absent == [] and held.pruning.guard_similarity is None
+    assert "clearly" not in held.reference
 
     point = z["green stripes"] + 0.05
     write_calibration(model_copy, not_seen, not_seen + 1, "guard yields", absent_z=point)
@@ -84,6 +85,7 @@ def test_the_guard_yields_to_a_phrase_clearly_not_seen(model_copy):
     assert pruning.final_similarity == pytest.approx(alone, abs=1e-5)
     assert pruning.guard_similarity == pytest.approx(alone, abs=1e-5)
     assert "1 phrase clearly not seen went first" in pruning_outcome(pruning)
+    assert f"clearly not seen under cosine z {point:.2f}" in report.reference
     assert report.to_dict()["pruning"]["clearly_absent"] == [stripes.index]
 
 
