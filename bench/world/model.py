@@ -20,10 +20,10 @@ previous phase's weights; ``more_single_objects`` gives them one-object pictures
 avx512_bf16).  Training saves a checkpoint every ``CHECKPOINT_EVERY`` steps and resumes
 from it when run again.  Held-out retrieval (``retrieval``) and shape accuracy
 (``shape_accuracy``) of the default recipe (image tower width 128; 5,000 steps, then
-12,000 in bfloat16; about 80 minutes on two cores): 93.8 % / 75 % (the first phase
-alone: 86.2 % / 51 %; colour and shape are still bound loosely in a crowded picture:
-60 % shape accuracy with four objects; bench/README.md, with the history of earlier
-recipes).
+twice 12,000 in bfloat16; about two hours on two cores): 96.0 % / 86 % (after the first
+phase 86.2 % / 51 %, after the second 93.8 % / 75 %; colour and shape are still bound
+loosely in a crowded picture: 77 % shape accuracy with four objects; bench/README.md,
+with the history of earlier recipes).
 """
 
 from __future__ import annotations
