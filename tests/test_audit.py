@@ -381,11 +381,11 @@ def test_aggregation_matches_an_independent_computation(trained_clip_dir, tmp_pa
     # Ground truth: every picture shows a red circle and nothing else.  This briefly
     # trained model does not reach SEEN on the scale fitted on the benchmark world (as in
     # test_presence), but the pictured phrase scores above every absent one on every
-    # picture and is never pruned; the absent ones are clearly not seen, and pruned.
+    # picture and is never pruned; the absent ones are not seen, and pruned.
     absent_presence = expected["a blue square"]["presence"] + expected["green stripes"]["presence"]
     assert min(expected["a red circle"]["presence"]) > max(absent_presence)
     assert circle.verdict != "prune" and circle.not_seen < 4
-    for absent in ("a blue square", "green stripes"):  # in no image: clearly not seen
+    for absent in ("a blue square", "green stripes"):  # in no image: not seen
         p = report.phrase(absent)
         assert p.pictures == 4 and p.seen == 0 and p.not_seen == 4 and p.verdict == "prune"
         assert max(expected[absent]["presence"]) < NOT_SEEN

@@ -27,9 +27,9 @@ from clipprobe_ext.audit.results import (
 if TYPE_CHECKING:
     from clipprobe_ext.audit.pipeline import AuditOptions
 
-#: The verdict from the per-picture presence (``evidence``: seen at ``SEEN``, clearly not
+#: The verdict from the per-picture presence (``evidence``: seen at ``SEEN``, not
 #: seen under ``NOT_SEEN``): keep when seen in at least KEEP_AT of its pictures; prune
-#: when seen in fewer than WEAK_AT of them *and* clearly not seen in at least PRUNE_AT
+#: when seen in fewer than WEAK_AT of them *and* not seen in at least PRUNE_AT
 #: (rarely seen is not enough when the presence is merely unsure); weak otherwise.
 KEEP_AT = 0.5
 WEAK_AT = 0.2

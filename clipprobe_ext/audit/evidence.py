@@ -2,8 +2,8 @@
 
 The audit asks one yes/no question per picture and phrase.  The default answer is the
 calibrated presence score of the single-image verdicts (``analysis.presence``, against
-the model's reference banks): seen when the presence reaches ``verdict.SEEN``, clearly
-not seen under ``verdict.NOT_SEEN``.  Which signal answers is a single function,
+the model's reference banks): seen when the presence reaches ``verdict.SEEN``, not
+seen under ``verdict.NOT_SEEN``.  Which signal answers is a single function,
 ``SeenFunction``, so another score can replace it without touching the pipeline or the
 aggregation: pass it as ``AuditOptions.seen``.
 """

@@ -67,10 +67,10 @@ def _method(report: AuditReport) -> str:
         how = f"<code>{escape(seen)}</code> says so"
     reference = f" The presence score: {escape(report.reference)}." if report.reference else ""
     return (
-        f"<p class='note'>A phrase is <i>seen</i> in a picture when {how}; <i>clearly not "
+        f"<p class='note'>A phrase is <i>seen</i> in a picture when {how}; <i>not "
         f"seen</i> under {report.options.get('not_seen_under', 0):.2f}.{reference} Verdict: "
         f"keep when seen in at least {KEEP_AT:.0%} of its pictures, prune when seen in fewer "
-        f"than {WEAK_AT:.0%} and clearly not seen in at least {PRUNE_AT:.0%}, weak otherwise. "
+        f"than {WEAK_AT:.0%} and not seen in at least {PRUNE_AT:.0%}, weak otherwise. "
         "Phrases are counted "
         "case-, whitespace- and weight-insensitively.</p>"
     )
@@ -181,7 +181,7 @@ def _phrase_table(report: AuditReport) -> str:
         return "<h2>Phrases</h2><p>No picture with a readable prompt was found.</p>"
     head = (
         "<tr><th class='t'>phrase</th><th>prompts</th><th>pictures</th><th>seen</th>"
-        "<th class='t'>seen rate</th><th>± across prompts</th><th>clearly not seen</th>"
+        "<th class='t'>seen rate</th><th>± across prompts</th><th>not seen</th>"
         "<th>presence (mean ± spread)</th><th>mean probability</th>"
         "<th>mean contribution</th><th>tokens / prompt</th><th class='t'>verdict</th></tr>"
     )

@@ -298,7 +298,7 @@ class _Run:
             return None
         return (
             f"presence compares each phrase with {self._banks.describe()}; seen from "
-            f"{SEEN:.2f}, clearly not seen under {NOT_SEEN:.2f} (the single-image thresholds)"
+            f"{SEEN:.2f}, not seen under {NOT_SEEN:.2f} (the single-image thresholds)"
         )
 
     @property

@@ -21,7 +21,7 @@ class PhraseSummary:
     seen_rate_std: float  # spread of the per-prompt seen rates
     seen_rate_min: float
     seen_rate_max: float
-    not_seen: int  # pictures in which it is clearly not seen (presence under NOT_SEEN)
+    not_seen: int  # pictures in which it is not seen (presence under NOT_SEEN)
     not_seen_rate: float
     mean_presence: float  # mean calibrated presence over its pictures, [0, 1]
     presence_std: float  # spread of the presence over its pictures
