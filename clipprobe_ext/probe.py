@@ -170,7 +170,8 @@ def analyze(
     if pruning is not None and pruning.clearly_absent:
         point = banks.calibration.absent_z
         clear = {i: (clearly[i], point) for i in pruning.clearly_absent}
-    verdicts = phrase_verdicts(phrases, per_image, pruned, options.threshold, clear)
+    blocked = {k.index for k in pruning.kept} if pruning is not None else None
+    verdicts = phrase_verdicts(phrases, per_image, pruned, options.threshold, clear, blocked)
     if any(not p.measurable for p in phrases):
         notes.append("Extra-network tags (<lora:...>, <hypernet:...>) are not measurable by CLIP.")
     report("Done", 1.0)

@@ -138,3 +138,23 @@ def test_a_fit_whose_clear_absence_is_not_inside_not_seen_is_refused(model_copy,
     fit = calibration_for(f"hf:{model_copy}")
     assert fit.absent_z == -0.5 and fit.to_dict()["absent_z"] == -0.5
     assert fit.clearly_absent(-0.6) and not fit.clearly_absent(-0.5)
+
+
+def test_a_clearly_absent_phrase_that_cannot_go_cleanly_stays_and_says_why(model_copy):
+    # the unmatched bracket weighs the text after it: cutting the phrase would change
+    # how the WebUI weighs "a blue square"
+    prompt, kind = "(green stripes, a blue square", 1
+    z = _z(model_copy, ["(green stripes", "a blue square"], kind)
+    assert z["(green stripes"] < z["a blue square"]
+    not_seen = (z["a blue square"] + z["(green stripes"]) / 2
+    point = z["(green stripes"] + 0.05
+    write_calibration(model_copy, not_seen, not_seen + 1, "test", absent_z=point)
+    report = _analyze(model_copy, prompt, 0.01, kind)
+    pruning = report.pruning
+    assert pruning.clearly_absent == [] and pruning.removed == []
+    assert [k.index for k in pruning.kept] == [0]
+    assert "unmatched bracket" in pruning.kept[0].reason
+    stripes = report.verdicts[0]
+    assert stripes.verdict == "weak" and not stripes.pruned
+    assert "cannot be cut cleanly" in stripes.reason
+    assert "similarity needs it" not in stripes.reason

@@ -263,6 +263,7 @@ def test_a_phrase_that_cannot_go_cleanly_is_kept_with_its_reason(tiny_hf_clip_di
     assert html.escape(kept_line) in render.render_pruning(report)
     verdict = next(v for v in build_view(report).verdicts if v.index == 0)
     assert verdict.reason.endswith(f"kept: {pruning.kept[0].reason}")
+    assert "cannot be cut cleanly" in verdict.reason  # not "the similarity needs it"
     assert json.loads(to_json(report))["pruning"]["kept"] == [
         {"index": 0, "reason": pruning.kept[0].reason}
     ]

@@ -33,9 +33,12 @@ def phrase_verdicts(
     pruned: set[int] | None,
     threshold: float,
     clearly: dict[int, tuple[float, float]] | None = None,
+    blocked: set[int] | None = None,
 ) -> list[PhraseVerdict]:
     """``clearly``: the phrases the pruned prompt dropped without the similarity guard,
-    with their ``cosine_z`` and the model's ``absent_z`` (named in the reason)."""
+    with their ``cosine_z`` and the model's ``absent_z`` (named in the reason);
+    ``blocked``: phrases the pruned prompt keeps because their cut would not be clean
+    (the report adds the reason), not because the similarity needs them."""
     verdicts = []
     full = [a.contribution.full_similarity for a in images if a.contribution is not None]
     full_similarity = float(np.mean(full)) if full else None
@@ -57,6 +60,10 @@ def phrase_verdicts(
         presence = float(p.mean()) if p.size else None
         dropped = pruned is not None and phrase.index in pruned
         verdict, reason = _decide(presence, float(best.mean()), threshold, dropped, pruned)
+        if blocked and phrase.index in blocked and presence is not None and not dropped:
+            reason = (
+                f"not seen: {presence:.2f} (under {NOT_SEEN:.2f}), but it cannot be cut cleanly"
+            )
         if clearly and phrase.index in clearly and verdict == "prune":
             z, point = clearly[phrase.index]
             reason = (
