@@ -1,9 +1,18 @@
 """Load any image the user hands over, safely, as a small RGB picture for CLIP.
 
-Images come from uploads, paths, base64 strings and data URLs, so anything may arrive:
-truncated downloads, random bytes, 16-bit scans, transparent PNGs, decompression bombs.
-A bad image must be a clear ``ImageError``, never a half-grey picture or an exhausted
-machine.  CLIP reads 224 pixels a side, so big images are shrunk on the way in.
+Images come from uploads, files and base64 text, so anything may arrive: truncated
+downloads, random bytes, 16-bit scans, transparent PNGs, decompression bombs.  A bad image
+must be a clear ``ImageError``, never a half-grey picture or an exhausted machine.  CLIP
+reads 224 pixels a side, so big images are shrunk on the way in.
+
+A source is bytes, a path (``str`` or ``os.PathLike``: always a path, never guessed to be
+base64) or a PIL image.  Base64 text is turned into bytes by ``decode_base64`` first, the
+one base64 rule of every entry point.
+
+Public API: ``load_image(source)``, ``load_image_with_parameters(source)``;
+``decode_image(source) -> (RGB at full size, parameters)`` and ``fit(image)`` (the two
+halves of the latter, for a caller that cuts the full picture first: a WebUI grid);
+``decode_base64(text, what)``; ``check_image_path(path)``; ``to_rgb(image)``.
 """
 
 from __future__ import annotations
@@ -32,8 +41,9 @@ MAX_PIXELS = 64_000_000
 # CLIP sees 224 px; anything above this is shrunk right after decoding to save memory.
 MAX_SIDE = 4096
 
-ImageSource = str | os.PathLike | bytes | Image.Image
-_BASE64_RE = re.compile(r"[A-Za-z0-9+/=_\-\s]+")
+ImageSource = str | os.PathLike | bytes | bytearray | Image.Image
+_DATA_URL = re.compile(r"^data:image/[\w.+-]+(?:;[\w=.+-]+)*;base64,", re.IGNORECASE)
+_SHOWN_NAME = 200  # characters of a file name quoted in a message
 
 
 def load_image(source: ImageSource) -> Image.Image:
@@ -43,6 +53,15 @@ def load_image(source: ImageSource) -> Image.Image:
 
 def load_image_with_parameters(source: ImageSource) -> tuple[Image.Image, str | None]:
     """RGB image plus the WebUI parameters text it carries (read before conversion)."""
+    image, parameters = decode_image(source)
+    return fit(image, source), parameters
+
+
+def decode_image(source: ImageSource) -> tuple[Image.Image, str | None]:
+    """The whole picture as RGB (not shrunk), and its WebUI parameters text or None.
+
+    For a PIL ``source`` in RGB the result is that very image: ``fit`` it, crop it or copy
+    it, never draw on it."""
     if isinstance(source, Image.Image):
         image = source
         _check_size(image.size)
@@ -50,15 +69,40 @@ def load_image_with_parameters(source: ImageSource) -> tuple[Image.Image, str | 
     else:
         image = _open_checked(source)
     parameters = read_parameters(image)
-    rgb = to_rgb(image)
-    if max(rgb.size) > MAX_SIDE:
-        if rgb is source:  # never shrink the caller's own image in place
-            rgb = rgb.copy()
-        rgb.thumbnail((MAX_SIDE, MAX_SIDE), Image.LANCZOS, reducing_gap=3.0)
-    return rgb, parameters
+    return to_rgb(image), parameters
 
 
-def _open_checked(source: str | os.PathLike | bytes) -> Image.Image:
+def fit(image: Image.Image, source: object = None) -> Image.Image:
+    """``image`` at most MAX_SIDE pixels a side (a shrunk copy when ``image is source``:
+    the caller's own picture is never changed in place)."""
+    if max(image.size) <= MAX_SIDE:
+        return image
+    if image is source:
+        image = image.copy()
+    image.thumbnail((MAX_SIDE, MAX_SIDE), Image.LANCZOS, reducing_gap=3.0)
+    return image
+
+
+def decode_base64(text: str, what: str = "The image") -> bytes:
+    """The bytes of base64 text, with or without a ``data:image/...;base64,`` prefix.
+
+    Strict: only the base64 alphabet with its padding (white space is ignored), so a file
+    path, a URL or text that merely resembles base64 is refused, never opened or guessed.
+    """
+    body = _DATA_URL.sub("", text.strip(), count=1)
+    body = "".join(body.split())
+    try:
+        data = base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ImageError(
+            f"{what} must be a base64-encoded image or a data:image/...;base64 URL."
+        ) from exc
+    if not data:
+        raise ImageError(f"{what} is empty.")
+    return data
+
+
+def _open_checked(source: str | os.PathLike | bytes | bytearray) -> Image.Image:
     """Open, check the header size, verify the file's structure, then decode it."""
     opener = _opener(source)
     with _pillow_errors():
@@ -74,26 +118,17 @@ def _open_checked(source: str | os.PathLike | bytes) -> Image.Image:
     return image
 
 
-def _opener(source: str | os.PathLike | bytes):
+def _opener(source: str | os.PathLike | bytes | bytearray):
     if isinstance(source, bytes | bytearray):
         data = bytes(source)
-        return lambda: Image.open(io.BytesIO(data))
-    if isinstance(source, str) and source.lstrip().startswith("data:"):
-        data = _from_data_url(source.strip())
         return lambda: Image.open(io.BytesIO(data))
     path = os.fspath(source)
     if isinstance(path, bytes):
         path = os.fsdecode(path)
-    if os.path.exists(path):
-        if os.path.isdir(path):
-            raise ImageError(f"Could not read the image: {path} is a folder.")
-        return lambda: Image.open(path)
-    if isinstance(source, str) and len(source) >= 16 and _BASE64_RE.fullmatch(source):
-        data = _from_base64(source)
-        return lambda: Image.open(io.BytesIO(data))
-    if os.path.lexists(path) or "/" in path or os.sep in path:
-        check_image_path(path)  # says loop / dangling link / missing
-    raise ImageError(f"Could not find the image file: {path}")
+    check_image_path(path)
+    if os.path.isdir(path):
+        raise ImageError(f"Could not read the image: {_shown(path)} is a folder.")
+    return lambda: Image.open(path)
 
 
 def check_image_path(path: str | os.PathLike) -> None:
@@ -101,36 +136,24 @@ def check_image_path(path: str | os.PathLike) -> None:
     link, a symbolic-link loop (which ``os.path.exists`` reports as plain "missing")."""
     try:
         os.stat(path)
-    except OSError as exc:
-        name = os.fspath(path)
-        if exc.errno == errno.ELOOP:
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+        name = _shown(os.fspath(path))
+        code = getattr(exc, "errno", None)
+        if code == errno.ELOOP:
             raise ImageError(f"Could not read {name}: it is a symbolic-link loop.") from exc
-        if exc.errno == errno.ENOENT and os.path.islink(name):
-            target = os.readlink(name)
+        if code == errno.ENOENT and os.path.islink(path):
+            target = os.readlink(path)
             raise ImageError(
                 f"Could not read {name}: it is a symbolic link to {target}, which does not exist."
             ) from exc
-        if exc.errno == errno.ENOENT:
+        if code in (errno.ENOENT, errno.ENAMETOOLONG) or isinstance(exc, ValueError):
             raise ImageError(f"Could not find the image file: {name}") from exc
         raise ImageError(f"Could not read {name}: {exc.strerror or exc}.") from exc
 
 
-def _from_data_url(url: str) -> bytes:
-    header, comma, payload = url.partition(",")
-    if not comma or not header.endswith(";base64"):
-        raise ImageError("Could not read the image: only base64 data URLs are supported.")
-    return _from_base64(payload)
-
-
-def _from_base64(text: str) -> bytes:
-    cleaned = "".join(text.split())
-    cleaned += "=" * (-len(cleaned) % 4)
-    try:
-        if "-" in cleaned or "_" in cleaned:
-            return base64.urlsafe_b64decode(cleaned)
-        return base64.b64decode(cleaned, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ImageError(f"Could not read the image: the base64 text is broken ({exc}).") from exc
+def _shown(name: str) -> str:
+    """A file name for a message: a long one (base64 text sent as a path) is cut short."""
+    return name if len(name) <= _SHOWN_NAME else name[: _SHOWN_NAME - 1] + "…"
 
 
 def _check_size(size: tuple[int, int]) -> None:

@@ -24,7 +24,9 @@ Public API:
   for a gradio Slider (or an ``OptionInfo``'s component args);
   ``spec.api_field()``: ``default/ge/le/description`` (stored units) for a pydantic
   ``Field``; ``spec.clamp(v)``.
-- ``add_arguments(parser)``, ``options_from_args(namespace) -> ProbeOptions``.
+- ``add_arguments(parser)``, ``options_from_args(namespace) -> ProbeOptions``;
+  ``add_number_argument(parser, name)``: one number option (the audit takes ``rounds`` and
+  ``threshold`` so, with the same bounds).
 - ``MAX_PROMPT_CHARS`` and ``check_prompt_length(text, source)``: the one prompt-size
   limit of every entry point (CLI ``--prompt``, prompts read from images, tab, API).
 """
@@ -374,19 +376,24 @@ def _bounds_help(spec: OptionSpec) -> str:
     return f"; {spec.format(spec.minimum)} to {spec.format(spec.maximum)}"
 
 
+def add_number_argument(parser: argparse.ArgumentParser, name: str) -> None:
+    """``--NAME`` for the number option ``OPTIONS[name]``: its type, default, bounds, help."""
+    spec = OPTIONS[name]
+    example = " (5% or 0.05)" if spec.unit == "percent" else ""
+    text = f"{spec.help}{example}; default {spec.format(spec.default)}{_bounds_help(spec)}"
+    parser.add_argument(
+        f"--{name}",
+        type=_cli_number(spec),
+        default=spec.default,
+        metavar="PERCENT" if spec.unit == "percent" else "N",
+        help=text.replace("%", "%%"),  # argparse formats help with %
+    )
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The analysis options as command-line arguments (defaults and bounds from ``OPTIONS``)."""
     for name in ("rounds", "threshold", "tolerance"):
-        spec = OPTIONS[name]
-        example = " (5% or 0.05)" if spec.unit == "percent" else ""
-        text = f"{spec.help}{example}; default {spec.format(spec.default)}{_bounds_help(spec)}"
-        parser.add_argument(
-            f"--{name}",
-            type=_cli_number(spec),
-            default=spec.default,
-            metavar="PERCENT" if spec.unit == "percent" else "N",
-            help=text.replace("%", "%%"),  # argparse formats help with %
-        )
+        add_number_argument(parser, name)
     spec = OPTIONS["synonyms"]
     parser.add_argument(
         "--synonyms",

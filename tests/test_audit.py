@@ -275,11 +275,11 @@ def test_the_seen_signal_is_pluggable(folder, hf_encoder, tmp_path):
 
     def everything_seen(evidence: PhraseEvidence) -> np.ndarray:
         seen_calls.append(evidence)
-        return np.ones(len(evidence.similarities), dtype=bool)
+        return np.ones(len(evidence.presence), dtype=bool)
 
     report = run_audit([folder], hf_encoder, options(tmp_path, seen=everything_seen))
     assert len(seen_calls) == 7
-    assert all(e.presence.shape == e.similarities.shape for e in seen_calls)
+    assert all(e.presence.ndim == 1 and e.presence.shape == e.best.shape for e in seen_calls)
     assert all(p.seen_rate == 1.0 and p.verdict == "keep" for p in report.phrases)
     assert report.options["seen"] == "everything_seen"
 

@@ -1,4 +1,4 @@
-"""``python -m clipprobe_ext audit``: the command line, kill -9 and resume, two at once.
+"""``clipprobe audit``: the command line, kill -9 and resume, two at once.
 
 The subprocess tests run the real command line with the tiny CLIP; a wrapper slows the
 image tower down (a sleep per batch) so that a kill or a second process lands mid-run.
@@ -20,9 +20,9 @@ import pytest
 from conftest import make_image
 from test_audit import assert_same, comparable, save_png
 
-from clipprobe_ext.audit.cli import main
 from clipprobe_ext.audit.pipeline import AuditOptions, run_audit
 from clipprobe_ext.audit.store import EmbeddingStore
+from clipprobe_ext.cli import main as clipprobe
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPTS = [
@@ -46,9 +46,14 @@ def slow(self, images):
     return original(self, images)
 
 HFClipEncoder._encode_image_batch = slow
-from clipprobe_ext.audit.cli import main
-sys.exit(main(sys.argv[1:]))
+from clipprobe_ext.cli import main
+sys.exit(main(["audit", *sys.argv[1:]]))
 """
+
+
+def main(argv: list[str]) -> int:
+    """``clipprobe audit ARGV...``, in-process."""
+    return clipprobe(["audit", *argv])
 
 
 @pytest.fixture()

@@ -295,7 +295,7 @@ def test_empty_prompt(capsys, pngs, tiny_hf_clip_dir):
 
 
 def test_interrupt_is_one_line(capsys, pngs, monkeypatch):
-    import clipprobe_ext.cli as cli
+    import clipprobe_ext.cli.analyze as cli
 
     def interrupted(*_a, **_k):
         raise KeyboardInterrupt

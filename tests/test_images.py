@@ -18,6 +18,7 @@ from PIL.PngImagePlugin import PngInfo
 from clipprobe_ext.errors import ImageError
 from clipprobe_ext.images import (
     MAX_SIDE,
+    decode_base64,
     load_image,
     load_image_with_parameters,
     to_rgb,
@@ -49,17 +50,64 @@ def tiny_png_claiming(width: int, height: int) -> bytes:
 # --------------------------------------------------------------------------- sources
 
 
-def test_loads_a_path_str_pathlike_bytes_base64_and_data_url(tmp_path: Path) -> None:
+def test_loads_a_path_str_pathlike_bytes_and_decoded_base64(tmp_path: Path) -> None:
     original = Image.new("RGB", (20, 10), (10, 200, 30))
     data = encoded(original)
     path = tmp_path / "picture.png"
     path.write_bytes(data)
     b64 = base64.b64encode(data).decode()
-    sources = [str(path), path, data, b64, "data:image/png;base64," + b64, original]
+    sources = [
+        str(path),
+        path,
+        data,
+        bytearray(data),
+        decode_base64(b64),
+        decode_base64("data:image/png;base64," + b64),
+        decode_base64(" data:image/png;base64,\n" + b64[:40] + "\n" + b64[40:] + "\n"),
+        original,
+    ]
     for source in sources:
         image = load_image(source)
         assert image.mode == "RGB" and image.size == (20, 10)
         assert image.getpixel((3, 3)) == (10, 200, 30)
+
+
+def test_a_string_is_a_path_never_base64(tmp_path: Path, monkeypatch) -> None:
+    """Before: a string of 16 base64 characters that was no file was decoded as an image."""
+    b64 = base64.b64encode(encoded(Image.new("RGB", (4, 4)))).decode()
+    monkeypatch.chdir(tmp_path)
+    for text in (b64, "data:image/png;base64," + b64):
+        with pytest.raises(ImageError, match="Could not find the image file: "):
+            load_image(text)
+    # a file whose name is valid base64 is opened as that file
+    Image.new("RGB", (3, 2), (1, 2, 3)).save(tmp_path / "QUJDRA==", format="PNG")
+    assert load_image("QUJDRA==").getpixel((0, 0)) == (1, 2, 3)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not base64 at all!",
+        "aGVsbG8",  # valid letters, missing padding: strict means refused
+        "aGVs-G8_",  # the URL-safe alphabet is another encoding
+        "%%%%",
+        "data:image/png;base64,@@",
+        "data:image/png,rawbytes",
+        "/home/me/picture.png",
+        "file:///home/me/picture.png",
+    ],
+)
+def test_one_strict_base64_rule(text: str) -> None:
+    with pytest.raises(ImageError, match="must be a base64-encoded image or a data:image"):
+        decode_base64(text)
+    with pytest.raises(ImageError, match="^'image' must be"):
+        decode_base64(text, "'image'")
+
+
+def test_empty_base64_is_refused() -> None:
+    for text in ("", "  ", "data:image/png;base64,"):
+        with pytest.raises(ImageError, match="is empty"):
+            decode_base64(text)
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -72,13 +120,6 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_random_bytes_are_not_an_image() -> None:
     with pytest.raises(ImageError, match="Could not read the image: it is not an image file"):
         load_image(os.urandom(2000))
-
-
-def test_broken_base64_and_non_base64_data_url() -> None:
-    with pytest.raises(ImageError, match="Could not read the image"):
-        load_image("data:image/png;base64,@@@@notbase64")
-    with pytest.raises(ImageError, match="only base64 data URLs"):
-        load_image("data:image/png,rawbytes")
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from clipprobe_ext.audit.evidence import NOT_SEEN
+from clipprobe_ext.audit.options import AuditOptions
 from clipprobe_ext.audit.results import (
     AuditReport,
     AuditStats,
@@ -23,9 +24,6 @@ from clipprobe_ext.audit.results import (
     PromptSummary,
     Skipped,
 )
-
-if TYPE_CHECKING:
-    from clipprobe_ext.audit.pipeline import AuditOptions
 
 #: The verdict from the per-picture presence (``evidence``: seen at ``SEEN``, not
 #: seen under ``NOT_SEEN``): keep when seen in at least KEEP_AT of its pictures; prune
@@ -190,6 +188,7 @@ def aggregate(
         unreadable=skipped.get("unreadable", []),
         vanished=skipped.get("vanished", []),
         unmeasurable=skipped.get("unmeasurable", []),
+        grids=skipped.get("grids", []),
         prompts=prompt_count,
         interrupted=interrupted,
         options=options.public(),

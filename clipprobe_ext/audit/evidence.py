@@ -20,30 +20,16 @@ from clipprobe_ext.analysis.ranking import elimination_ranking
 from clipprobe_ext.analysis.references import ReferenceBanks
 from clipprobe_ext.analysis.verdict import NOT_SEEN, SEEN
 
-__all__ = [
-    "NOT_SEEN",
-    "SEEN",
-    "PhraseEvidence",
-    "SeenFunction",
-    "gather",
-    "seen_by_presence",
-    "seen_by_ranking",
-]
+__all__ = ["NOT_SEEN", "SEEN", "PhraseEvidence", "SeenFunction", "gather", "seen_by_presence"]
 
 
 @dataclass(frozen=True)
 class PhraseEvidence:
     """One picture against its prompt's measurable phrases; arrays are per phrase."""
 
-    similarities: np.ndarray  # cosine(image, phrase)
     presence: np.ndarray  # calibrated presence in [0, 1] (``analysis.presence``)
-    round1: np.ndarray  # probability in the first round of the elimination ranking
     best: np.ndarray  # highest probability over the elimination rounds (at most n - 1)
     contribution: np.ndarray | None  # leave-one-out (only with ``--contribution``)
-    threshold: float  # the ranking's report threshold
-    logit_scale: float
-    image_embedding: np.ndarray  # unit vector, for scores that need more than the above
-    phrase_embeddings: np.ndarray  # unit vectors [phrases, dim]
 
 
 #: Returns a bool per phrase: is it seen in this picture?
@@ -57,15 +43,6 @@ def seen_by_presence(evidence: PhraseEvidence) -> np.ndarray:
     prompt of two phrases and of thirty; the ranking and the leave-one-out do not.
     """
     return evidence.presence >= SEEN
-
-
-def seen_by_ranking(evidence: PhraseEvidence) -> np.ndarray:
-    """The pre-presence signal, kept as an option: above the threshold in the elimination
-    ranking *and* (with ``contribution=True``) adding to the whole prompt's similarity."""
-    seen = evidence.best > evidence.threshold
-    if evidence.contribution is not None:
-        seen &= evidence.contribution > 0
-    return seen
 
 
 def gather(
@@ -84,21 +61,10 @@ def gather(
     # The last candidate left always has probability 1 (and the last two share it), so the
     # audit never ranks the final lone phrase: at most n - 1 rounds.
     ranking = elimination_ranking(sims, logit_scale, max(1, min(rounds, len(sims) - 1)), threshold)
-    round1 = np.asarray(ranking.rounds[0].probabilities, dtype=np.float64)
     best = np.array([ranking.max_probability(i) for i in range(len(sims))])
     contribution = None
     if full_embedding is not None and without_embeddings is not None:
         contribution = (
             float(full_embedding @ image_embedding) - without_embeddings @ image_embedding
         )
-    return PhraseEvidence(
-        sims,
-        scores,
-        round1,
-        best,
-        contribution,
-        threshold,
-        logit_scale,
-        image_embedding,
-        phrase_embeddings,
-    )
+    return PhraseEvidence(scores, best, contribution)

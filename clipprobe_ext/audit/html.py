@@ -223,6 +223,7 @@ def _skipped(report: AuditReport) -> str:
         ("unreadable", report.unreadable),
         ("vanished during the run", report.vanished),
         ("with nothing CLIP can measure", report.unmeasurable),
+        ("that are WebUI grids of pictures audited on their own", report.grids),
     ):
         if items:
             rows = "".join(f"<li>{escape(i.path)}: {escape(i.reason)}</li>" for i in items)

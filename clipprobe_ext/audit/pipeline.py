@@ -9,6 +9,10 @@ are encoded once per model and stored too.  After that a picture costs a few sma
 matrix products.  ``contribution=True`` adds the leave-one-out prompt variants (one text
 chunk per phrase per distinct prompt: the text tower's biggest cost, so off by default).  Memory holds a bounded window of decoded pictures
 and a few numbers per picture, so it does not grow with the folder beyond that.
+
+WebUI grids are set aside while the files are read and settled at the end, when every
+picture of the audit is known (``_cut_grids``): each picture counts once, from its own
+file when there is one, else from its grid.
 """
 
 from __future__ import annotations
@@ -18,21 +22,22 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime
 
 import numpy as np
 
 from clipprobe_ext.audit.aggregate import PictureScore, PromptModel, aggregate, normalise
 from clipprobe_ext.audit.banks import audit_banks
 from clipprobe_ext.audit.encoding import StoreTextCache, model_key
-from clipprobe_ext.audit.evidence import NOT_SEEN, SEEN, SeenFunction, gather, seen_by_presence
+from clipprobe_ext.audit.evidence import NOT_SEEN, SEEN, gather
+from clipprobe_ext.audit.grids import FolderPictures, same_folder
+from clipprobe_ext.audit.options import AuditOptions
 from clipprobe_ext.audit.prepare import reader_resize
 from clipprobe_ext.audit.results import AuditReport, AuditStats, Skipped
 from clipprobe_ext.audit.scan import PictureRead, list_files, read_picture
 from clipprobe_ext.audit.store import EmbeddingStore, FileRecord, default_store_path
 from clipprobe_ext.encoders.base import ClipEncoder
-from clipprobe_ext.errors import ClipProbeError
+from clipprobe_ext.errors import ClipProbeError, first_line
+from clipprobe_ext.inputs import resolve
 from clipprobe_ext.layout import PromptLayout
 from clipprobe_ext.prompt import parse_prompt
 
@@ -46,50 +51,6 @@ class AuditInterrupted(KeyboardInterrupt):
     def __init__(self, stats: AuditStats) -> None:
         super().__init__("audit interrupted")
         self.stats = stats
-
-
-@dataclass
-class AuditOptions:
-    recursive: bool = False
-    since: datetime | None = None  # only files modified at or after this time
-    limit: int | None = None  # only the newest N files
-    cache: str | None = None  # the store's path (default: the user's cache folder)
-    rounds: int = 5  # elimination rounds
-    threshold: float = 0.01  # ranking threshold
-    contribution: bool = False  # leave-one-out per picture (needs prompt-variant encodes)
-    workers: int = 2  # reading/decoding threads
-    batch_size: int = 32  # pictures per image-tower call and per store commit
-    habit_share: float = 0.2  # "frequent": in at least this share of the prompts...
-    habit_min_prompts: int = 2  # ...and in at least this many
-    habit_seen_rate: float = 0.25  # "rarely seen": seen in fewer than this share of pictures
-    worst_prompts: int = 10
-    seen: SeenFunction = field(default=seen_by_presence, repr=False)
-
-    def validate(self) -> None:
-        if self.limit is not None and self.limit < 1:
-            raise ClipProbeError(f"--limit must be at least 1, not {self.limit}.")
-        if not 1 <= self.rounds <= 100:
-            raise ClipProbeError(f"Rounds must be between 1 and 100, not {self.rounds}.")
-        if not 0 <= self.threshold < 1:
-            raise ClipProbeError(f"The threshold must be in [0, 1), not {self.threshold}.")
-        if self.workers < 1 or self.batch_size < 1:
-            raise ClipProbeError("Workers and batch size must be at least 1.")
-
-    def public(self) -> dict:
-        return {
-            "recursive": self.recursive,
-            "since": self.since.isoformat() if self.since else None,
-            "limit": self.limit,
-            "rounds": self.rounds,
-            "threshold": self.threshold,
-            "contribution": self.contribution,
-            "habit_share": self.habit_share,
-            "habit_min_prompts": self.habit_min_prompts,
-            "habit_seen_rate": self.habit_seen_rate,
-            "seen": getattr(self.seen, "__name__", repr(self.seen)),
-            "seen_from": SEEN,
-            "not_seen_under": NOT_SEEN,
-        }
 
 
 def run_audit(
@@ -162,8 +123,10 @@ class _Run:
         self.prompts: dict[str, PromptModel] = {}
         self.scores: list[PictureScore] = []
         self.skipped: dict[str, list[Skipped]] = {
-            k: [] for k in ("no_parameters", "unreadable", "vanished", "unmeasurable")
+            k: [] for k in ("no_parameters", "unreadable", "vanished", "unmeasurable", "grids")
         }
+        self.grids: list[PictureRead] = []  # cut or skipped once the folders are read
+        self.picture_prompts: dict[str, str] = {}  # audited files (not grid cells): prompt
         self.notes: list[str] = []
         self.interrupted = False
         self.pending: list[PictureRead] = []  # decoded, waiting for the image tower
@@ -174,6 +137,7 @@ class _Run:
         encoder.cache = self.text_cache
         self._banks = None
         self.prepare = reader_resize(encoder)  # the resize, moved into the reader threads
+        self.seen = options.seen_function()
 
     def close(self) -> None:
         """Commit what is done (also after Ctrl-C) and give the encoder its cache back."""
@@ -213,8 +177,10 @@ class _Run:
                         f"Stopped after {self.stats.read} of {total} files; what was done is "
                         "stored and the next run continues from there."
                     )
+                    self._leave_grids(self.grids, "not cut: the audit was stopped first")
                     return
             self._encode_pending()
+            self._cut_grids()
         finally:
             for future in queue:
                 future.cancel()
@@ -229,6 +195,15 @@ class _Run:
             self.skipped[read.kind].append(Skipped(read.path, reason))
             return
         assert read.prompt is not None
+        if read.kind == "grid":
+            self.grids.append(read)
+            return
+        self.picture_prompts[read.path] = read.prompt
+        self._audit(read)
+
+    def _audit(self, read: PictureRead) -> None:
+        """Score a picture (from the store) or queue it for the image tower."""
+        assert read.prompt is not None
         if self._prompt(read.prompt) is None:
             self.skipped["unmeasurable"].append(
                 Skipped(read.path, "the prompt holds nothing CLIP can measure")
@@ -241,6 +216,82 @@ class _Run:
         self.pending.append(read)
         if len(self.pending) >= self.options.batch_size:
             self._encode_pending()
+
+    # -- grids ----------------------------------------------------------------------------
+    def _cut_grids(self) -> None:
+        """Each WebUI grid, once every file is read: skipped when the audit holds all its
+        pictures (``audit.grids``: by their pixels; looked for in the grid's folder and
+        among the pictures of its prompt, so the WebUI's separate grids folder counts too),
+        else cut, and the pictures the audit lacks audited as its own (``grid.png#2``)."""
+        folder = FolderPictures()
+        cut = cells = 0
+        for done, read in enumerate(self.grids):
+            if self.should_stop is not None and self.should_stop():
+                self.interrupted = True
+                self._leave_grids(self.grids[done:], "not cut: the audit was stopped first")
+                break
+            missing = self._cells_missing(read, folder)
+            if missing:
+                cut += 1
+                cells += len(missing)
+                for cell in missing:
+                    self._audit(cell)
+        self.grids = []
+        self._encode_pending()
+        if cut:
+            self.notes.append(
+                f"{cut} WebUI grid{'s' if cut > 1 else ''} cut into the {cells} pictures "
+                "not found as files of their own; those pictures are audited as "
+                "'grid.png#N'."
+            )
+
+    def _cells_missing(self, read: PictureRead, folder: FolderPictures) -> list[PictureRead]:
+        """The grid's pictures its folder does not hold, as reads to audit; a grid whose
+        pictures are all there goes to the skipped list."""
+        try:
+            found = resolve(read.path, label=read.path, cell_label="{label}#{n}", name=read.path)
+        except ClipProbeError as exc:
+            kind = "vanished" if not os.path.exists(read.path) else "unreadable"
+            self.skipped[kind].append(Skipped(read.path, first_line(exc)))
+            return []
+        if found.grid is None:  # its size said grid, its pixels did not: one picture
+            return [
+                PictureRead(read.path, "decoded", read.hash, found.prompt, image=found.pictures[0])
+            ]
+        size = (found.grid.cell_width, found.grid.cell_height)
+        near = [
+            path
+            for path, prompt in self.picture_prompts.items()
+            if prompt == found.prompt or same_folder(path, read.path)
+        ]
+        near.sort(
+            key=lambda p: (self.picture_prompts[p] != found.prompt, not same_folder(p, read.path))
+        )
+        missing = []
+        for n, (picture, label) in enumerate(zip(found.pictures, found.labels), start=1):
+            if folder.find(picture, size, near) is not None:
+                continue
+            key = f"{read.hash}#{n}"
+            embedding = self.store.image_embedding(key, self.key)
+            if embedding is not None:
+                missing.append(PictureRead(label, "stored", key, found.prompt, embedding))
+            else:
+                missing.append(PictureRead(label, "decoded", key, found.prompt, image=picture))
+        if not missing:
+            self.skipped["grids"].append(
+                Skipped(
+                    read.path,
+                    f"a WebUI grid of {found.grid.count} pictures, all of them audited from "
+                    "their own files",
+                )
+            )
+        return missing
+
+    def _leave_grids(self, grids: list[PictureRead], reason: str) -> None:
+        self.skipped["grids"].extend(
+            Skipped(read.path, f"a WebUI grid; {reason}") for read in grids
+        )
+        self.grids = []
 
     def _encode_pending(self) -> None:
         """One image-tower call, one commit (embeddings and file records together)."""
@@ -277,7 +328,7 @@ class _Run:
             self.options.rounds,
             self.options.threshold,
         )
-        seen = np.asarray(self.options.seen(evidence), dtype=bool)
+        seen = np.asarray(self.seen(evidence), dtype=bool)
         contribution = evidence.contribution
         self.scores.append(
             PictureScore(

@@ -85,6 +85,7 @@ def format_table(report: AuditReport, top: int = 40) -> str:
         (len(report.unreadable), "unreadable"),
         (len(report.vanished), "vanished during the run"),
         (len(report.unmeasurable), "with nothing CLIP can measure"),
+        (len(report.grids), "WebUI grids of pictures audited on their own"),
     ]
     listed = [f"{n} {what}" for n, what in skipped if n]
     if listed:
@@ -139,6 +140,7 @@ def format_table(report: AuditReport, top: int = 40) -> str:
         ("Unreadable", report.unreadable),
         ("Vanished during the run", report.vanished),
         ("Nothing CLIP can measure", report.unmeasurable),
+        ("WebUI grids of pictures audited on their own", report.grids),
     ):
         if items:
             lines.append(f"{title} ({len(items)}):")

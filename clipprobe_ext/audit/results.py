@@ -77,6 +77,7 @@ class AuditReport:
     unreadable: list[Skipped] = field(default_factory=list)
     vanished: list[Skipped] = field(default_factory=list)
     unmeasurable: list[Skipped] = field(default_factory=list)  # prompts of only <lora:...> tags
+    grids: list[Skipped] = field(default_factory=list)  # WebUI grids whose pictures were audited
     prompts: int = 0  # distinct prompts audited
     interrupted: bool = False
     options: dict[str, Any] = field(default_factory=dict)

@@ -11,8 +11,8 @@ code runs in the WebUI, in Forge, and in tests that put stand-in ``modules.*`` i
   ``run_analysis`` (the one entry point the tab, the API and the script call).
 - ``settings``: the "ClipProbe" section in Settings (from ``clipprobe_ext.options``).
 - ``tab`` (layout), ``tab_handlers`` (what its events do), ``exports`` (JSON/CSV files),
-  ``progress_task`` (the WebUI's progress bar), ``grid`` (a batch's grid cut into its
-  images), ``send_to`` ("Send to ClipProbe" buttons in other tabs).
+  ``progress_task`` (the WebUI's progress bar), ``send_to`` ("Send to ClipProbe" buttons
+  in other tabs).  Images, prompts and grids are read by the engine's ``inputs``.
 - ``always_visible``: "probe after generation" in txt2img/img2img.
 - ``api``: ``POST /clipprobe/v1/analyze`` and ``GET /clipprobe/v1/models``.
 - ``callbacks``: registers all of the above with the WebUI.

@@ -13,10 +13,14 @@ Public API: ``on_app_started(demo, app) -> None`` (pass it to
   base64 PNGs, the raw maps and the crop box), computed in the same hold of the model.
 - ``POST /clipprobe/v1/regenerate`` (``regenerate.register_routes``; same auth).
 
-``image`` is base64 or a ``data:image/...;base64,`` URL and nothing else: a string that
-looks like a file path or URL is rejected as invalid base64, never opened.  Without
-``prompt`` the prompt is read from the image's generation parameters.  ``model`` must be
-one of ``GET /models`` (an API caller cannot make the server load arbitrary folders).
+``image`` is base64 or a ``data:image/...;base64,`` URL and nothing else
+(``images.decode_base64``): a string that looks like a file path or URL is rejected as
+invalid base64, never opened.  The prompt, the negative prompt and a WebUI grid's pictures
+come from ``clipprobe_ext.inputs.resolve``: without ``prompt`` the prompt is read from the
+image's generation parameters, and with it the negative prompt stored there; a grid is
+analysed as its pictures (``image 1``, ...), and the report's notes say so.  ``model``
+must be one of ``GET /models`` (an API caller cannot make the server load arbitrary
+folders).
 
 The request model's bounds and help come from ``clipprobe_ext.options.OPTIONS``
 (threshold and tolerance as fractions: 0.01 is 1 %).
@@ -34,9 +38,6 @@ registered, as the WebUI does), every route requires HTTP Basic credentials, com
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 from secrets import compare_digest
 from typing import Any, Literal
 
@@ -46,16 +47,14 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import VERSION as PYDANTIC_VERSION
 from pydantic import BaseModel, Field, conlist, constr
 
-from clipprobe_ext import images
-from clipprobe_ext.errors import ClipProbeError, ImageError, ModelError, PromptError
-from clipprobe_ext.infotext import parse_parameters
+from clipprobe_ext.errors import ClipProbeError, ModelError
+from clipprobe_ext.images import decode_base64
+from clipprobe_ext.inputs import Resolved, resolve
 from clipprobe_ext.options import MAX_PROMPT_CHARS, OPTIONS
 from clipprobe_ext.webui import model_source, settings
 
 PREFIX = "/clipprobe/v1"
 MAX_IMAGE_CHARS = 64 * 1024 * 1024  # base64 text of a ~48 MB file
-
-_DATA_URL = re.compile(r"^data:image/[\w.+-]+(?:;[\w=.+-]+)*;base64,", re.IGNORECASE)
 
 # A1111 1.10 runs pydantic 1 (fastapi 0.94), Forge pydantic 2 (fastapi 0.104): the model
 # below is written for both; only conlist's bounds and the config are spelled differently.
@@ -197,7 +196,7 @@ def analyze_endpoint(request: AnalyzeRequest) -> Any:
             raise _UnknownModel(
                 f"Unknown model '{model}'; GET {PREFIX}/models lists the models this server offers."
             )
-        image, prompt, negative = _image_and_prompt(request)
+        found = resolve_image(request.image, request.prompt, request.negative)
         options = settings.probe_options(
             rounds=request.rounds,
             threshold=request.threshold,
@@ -207,10 +206,17 @@ def analyze_endpoint(request: AnalyzeRequest) -> Any:
             contribution=request.contribution,
             prune=request.prune,
         )
-        after = _heatmaps_json([image]) if request.heatmaps else None
+        after = _heatmaps_json(found.pictures) if request.heatmaps else None
         report, maps = model_source.run_analysis_then(
-            [image], prompt, options, model, after=after, labels=["image"], negative=negative
+            found.pictures,
+            found.prompt,
+            options,
+            model,
+            after=after,
+            labels=found.labels,
+            negative=found.negative,
         )
+        report.notes.extend(found.notes)
     except ClipProbeError as exc:
         return _error(exc)
     data = report.to_dict()
@@ -231,45 +237,6 @@ def _heatmaps_json(pictures: list[Any]) -> Any:
     return after
 
 
-def decode_base64_image(text: str) -> bytes:
-    """Bytes of a base64 string or ``data:image/...;base64,`` URL; ImageError otherwise.
-
-    Strict: only the base64 alphabet (whitespace ignored), so file paths and URLs fail here.
-    """
-    body = _DATA_URL.sub("", text.strip(), count=1)
-    body = "".join(body.split())
-    try:
-        data = base64.b64decode(body, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ImageError(
-            "'image' must be a base64-encoded image or a data:image/...;base64 URL."
-        ) from exc
-    if not data:
-        raise ImageError("'image' is empty.")
-    return data
-
-
-def _image_and_prompt(request: AnalyzeRequest) -> tuple[Any, str, str]:
-    """(image, prompt, negative prompt): the given ones, else the image's parameters."""
-    data = decode_base64_image(request.image)
-    given = request.prompt if request.prompt and request.prompt.strip() else None
-    if given is not None:
-        image = images.load_image(data)
-        negative = request.negative or ""
-        if request.negative is None:  # the image's, when its parameters can be read
-            try:
-                _, parameters = images.load_image_with_parameters(data)
-            except ClipProbeError:
-                parameters = None
-            negative = parse_parameters(parameters).negative_prompt if parameters else ""
-        return image, given, negative
-    image, parameters = images.load_image_with_parameters(data)  # (RGB image, infotext | None)
-    params = parse_parameters(parameters) if parameters else None
-    found = params.prompt if params is not None else ""
-    if not found.strip():
-        raise PromptError(
-            "No prompt given and the image holds no generation parameters with a prompt; "
-            "send 'prompt'."
-        )
-    negative = request.negative if request.negative is not None else params.negative_prompt
-    return image, found, negative
+def resolve_image(image: str, prompt: str | None = None, negative: str | None = None) -> Resolved:
+    """A request's ``image`` (base64 or a data URL) with its prompt and negative prompt."""
+    return resolve(decode_base64(image, "'image'"), prompt, negative, ask="send 'prompt'")

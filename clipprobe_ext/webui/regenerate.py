@@ -343,6 +343,8 @@ def _override_settings(utils: Any, params: Mapping[str, Any]) -> dict[str, Any]:
     return overrides
 
 
+NO_PARAMETERS_ASK = "it cannot be generated again without them"
+
 NO_CHECKPOINT = (
     "The WebUI has no checkpoint selected (Settings: Stable Diffusion checkpoint), so it "
     "cannot generate: choose one first."
@@ -539,6 +541,25 @@ def measure(fn: Callable[[Any], Any], model_name: str | None = None) -> Any:
     return model_source.with_encoder(model_name, fn)
 
 
+def original_picture(
+    image: Any, infotext: str | None = None, ask: str = NO_PARAMETERS_ASK
+) -> tuple[Any, str, Any]:
+    """(the picture ``infotext`` describes, that infotext, every picture of ``image``).
+
+    ``infotext`` defaults to the image's own parameters.  Read through ``inputs.resolve``
+    as every entry point reads images: a WebUI grid carries its first picture's parameters,
+    so that first picture is the one to regenerate and compare; the pictures are the batch
+    an analysis of the image measures."""
+    from clipprobe_ext.infotext import parse_parameters
+    from clipprobe_ext.inputs import resolve
+
+    given = infotext if infotext and infotext.strip() else None
+    prompt = parse_parameters(given).prompt if given is not None else None
+    found = resolve(image, prompt, "", name="the picture", ask=ask)
+    text = given if given is not None else found.parameters.raw
+    return found.pictures[0], text, found
+
+
 def regenerate_and_compare(
     image: Any,
     pruned_prompt: str,
@@ -549,13 +570,14 @@ def regenerate_and_compare(
     use_original_checkpoint: bool = True,
     id_task: str | None = None,
 ) -> tuple[Regeneration, Any]:
-    """Regenerate ``image`` (its infotext, or ``infotext``) with ``pruned_prompt`` and compare."""
+    """Regenerate ``image`` (its infotext, or ``infotext``) with ``pruned_prompt`` and compare
+    (``original_picture``: a grid's first picture)."""
     from clipprobe_ext.compare import compare
-    from clipprobe_ext.infotext import parse_parameters, read_parameters
+    from clipprobe_ext.infotext import parse_parameters
 
-    text = infotext if infotext and infotext.strip() else read_parameters(image)
+    original, text, _ = original_picture(image, infotext)
     plan = plan_regeneration(
-        text or "",
+        text,
         pruned_prompt,
         allow_txt2img=allow_txt2img,
         use_original_checkpoint=use_original_checkpoint,
@@ -563,9 +585,7 @@ def regenerate_and_compare(
     original_prompt = parse_parameters(text).prompt
     result = regenerate(text, pruned_prompt, plan=plan, id_task=id_task)
     comparison = measure(
-        lambda encoder: compare(
-            image.convert("RGB"), result.image, original_prompt, pruned_prompt, encoder
-        ),
+        lambda encoder: compare(original, result.image, original_prompt, pruned_prompt, encoder),
         model_name,
     )
     return result, comparison
@@ -613,8 +633,7 @@ class RegenerateRequest(BaseModel):
 
 def regenerate_endpoint(request: RegenerateRequest) -> Any:
     """``POST /clipprobe/v1/regenerate``: errors as the other routes' (400 / 503 JSON)."""
-    from clipprobe_ext import images
-    from clipprobe_ext.infotext import parse_parameters
+    from clipprobe_ext.images import decode_base64
     from clipprobe_ext.webui import api, model_source, settings
 
     try:
@@ -624,19 +643,15 @@ def regenerate_endpoint(request: RegenerateRequest) -> Any:
                 f"Unknown model '{model}'; GET {api.PREFIX}/models lists the models this "
                 "server offers."
             )
-        data = api.decode_base64_image(request.image)
-        image, found = images.load_image_with_parameters(data)
-        text = request.infotext if request.infotext and request.infotext.strip() else found
-        if not text:
-            raise ClipProbeError("The image holds no generation parameters; send 'infotext'.")
+        data = decode_base64(request.image, "'image'")
+        image, text, found = original_picture(data, request.infotext, ask="send 'infotext'")
         pruned = request.prompt
         if not (pruned and pruned.strip()):
-            original = parse_parameters(text).prompt
             report = model_source.run_analysis(
-                [image], original, settings.probe_options(), model, labels=["image"]
+                found.pictures, found.prompt, settings.probe_options(), model, labels=found.labels
             )
             pruned = report.pruning.pruned_prompt if report.pruning is not None else ""
-            if not pruned.strip() or pruned == original:
+            if not pruned.strip() or pruned == found.prompt:
                 raise PromptError(
                     "ClipProbe suggests no shorter prompt for this picture; send 'prompt'."
                 )

@@ -77,16 +77,21 @@ def _plan_html(plan: Any) -> str:
 
 
 def _infotext(image: Any) -> str:
-    from clipprobe_ext.infotext import read_parameters
+    """The picture's generation parameters, read as the tab reads them (``inputs``)."""
+    from clipprobe_ext.inputs import stored_parameters
 
-    if image is None:
-        raise ClipProbeError(NO_IMAGE)
-    text = read_parameters(image)
-    if not text:
+    params = stored_parameters(_checked(image))
+    if params is None:
         raise ClipProbeError(
             "The picture holds no generation parameters, so it cannot be generated again."
         )
-    return text
+    return params.raw
+
+
+def _checked(image: Any) -> Any:
+    if image is None:
+        raise ClipProbeError(NO_IMAGE)
+    return image
 
 
 def preflight_html(image: Any, pruned_prompt: str | None, allow_txt2img: bool = False) -> str:
@@ -120,16 +125,15 @@ def regenerate_click(
     try:
         if not (pruned_prompt or "").strip():
             raise ClipProbeError(NO_PROMPT)
-        text = _infotext(image)
+        original, text, _ = regenerate.original_picture(_checked(image))
         result, comparison = regenerate.regenerate_and_compare(
-            image,
+            original,
             pruned_prompt or "",
             infotext=text,
             model_name=model,
             allow_txt2img=bool(allow_txt2img),
             id_task=task,
         )
-        original = image.convert("RGB")
         sheet = comparing.side_by_side(comparison, original, result.image)
         saved = save_comparison(sheet, comparison, result)
     except ClipProbeError as exc:

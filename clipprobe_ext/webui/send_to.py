@@ -8,7 +8,7 @@ exist) a click sends the selected image into the tab's image box, the prompt and
 prompt into its boxes (gallery: from the source tab's "Prompt"/"Negative prompt" fields;
 PNG Info: parsed from the image's infotext), then calls the JS ``switch_to_clipprobe()``
 (``javascript/clipprobe.js``).  With a batch and nothing selected the WebUI sends the
-grid: the tab recognises it (``grid.detect``) and analyses its images.
+grid: the tab recognises it (``clipprobe_ext.inputs``) and analyses its images.
 """
 
 from __future__ import annotations

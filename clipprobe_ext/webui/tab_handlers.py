@@ -23,8 +23,9 @@ one short line.  ``analyze`` calls ``model_source.run_analysis``, which takes th
 queue lock itself, so it is not wrapped in ``wrap_gradio_gpu_call``; a second user simply
 waits for the first.
 
-An image that is a WebUI grid (``grid.detect``: its size is a multiple of the size its
-infotext gives) is cut into its images and analysed as the batch it was.
+The image, its prompt and negative prompt go through ``clipprobe_ext.inputs.resolve``, as
+in the command line and the API: an image that is a WebUI grid (its size is a multiple of
+the size its infotext gives) is cut into its images and analysed as the batch it was.
 """
 
 from __future__ import annotations
@@ -34,13 +35,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
-from PIL import Image
-
-from clipprobe_ext import images, infotext, render
-from clipprobe_ext.errors import ClipProbeError, ImageError, PromptError, first_line
+from clipprobe_ext import inputs, render
+from clipprobe_ext.errors import ClipProbeError, ImageError, first_line
 from clipprobe_ext.options import OPTIONS, parse_synonyms
 from clipprobe_ext.results import ProbeReport
-from clipprobe_ext.webui import exports, grid, heatmap_tab, model_source, settings
+from clipprobe_ext.webui import exports, heatmap_tab, model_source, settings
 from clipprobe_ext.webui.progress_task import ProgressTask
 
 log = logging.getLogger("clipprobe")
@@ -49,10 +48,7 @@ NO_IMAGE = (
     'Add an image first: upload or paste one, or use "Send to ClipProbe" under a '
     "txt2img/img2img result or in PNG Info."
 )
-NO_PROMPT = (
-    "This image holds no generation parameters: type the prompt it was made with into the "
-    "Prompt box."
-)
+ASK_PROMPT = "type the prompt it was made with into the Prompt box"
 NO_PARAMETERS_NOTE = "No generation parameters in this image: type its prompt."
 
 
@@ -65,35 +61,13 @@ def _update(**kwargs: Any) -> Any:
 # -- reading the prompt from an image -------------------------------------------------------
 
 
-def read_parameters(image: Any) -> infotext.GenerationParameters | None:
-    """The image's generation parameters (with a prompt), or None."""
-    if image is None:
-        return None
-    try:
-        text = infotext.read_parameters(image)
-    except Exception:  # an unreadable metadata block is the same as none
-        log.warning("ClipProbe: could not read the image's generation parameters", exc_info=True)
-        return None
-    if not text:
-        return None
-    params = infotext.parse_parameters(text)
-    return params if params.prompt.strip() else None
-
-
-def read_prompts(image: Any) -> tuple[str, str] | None:
-    """(prompt, negative prompt) from the image's generation parameters, or None."""
-    params = read_parameters(image)
-    return None if params is None else (params.prompt, params.negative_prompt)
-
-
 def image_changed(image: Any) -> tuple[Any, Any, str]:
     if image is None:
         return _update(), _update(), ""
-    prompts = read_prompts(image)
-    if prompts is None:
+    params = inputs.stored_parameters(image)
+    if params is None:
         return _update(), _update(value=""), render.render_message(NO_PARAMETERS_NOTE)
-    prompt, negative = prompts
-    return _update(value=prompt), _update(value=negative), ""
+    return _update(value=params.prompt), _update(value=params.negative_prompt), ""
 
 
 # -- analysing ------------------------------------------------------------------------------
@@ -263,22 +237,17 @@ def run_full(
     """``run`` plus the heatmaps when the request asks for them (else None)."""
     if request.image is None:
         raise ImageError(NO_IMAGE)
-    params = read_parameters(request.image)
-    prompt = request.prompt or ""
-    if not prompt.strip():
-        if params is None:
-            raise PromptError(NO_PROMPT)
-        prompt = params.prompt
     options = request.options()
     # The box hands the picture over in its own mode (image_mode=None): 16-bit, float and
-    # transparent images are converted properly here, huge ones refused or shrunk.
-    picture = images.load_image(request.image)
-    pictures, labels, note = [picture], ["image"], None
-    found = _grid(request.image, picture, params)
-    if found is not None:
-        pictures = found.cells(picture)
-        labels = [f"image {i + 1}" for i in range(found.count)]
-        note = found.describe()
+    # transparent images are converted properly by the resolver, huge ones refused or shrunk.
+    found = inputs.resolve(
+        request.image,
+        request.prompt,
+        request.negative or "",  # the box is the negative prompt, filled from the image
+        name="this image",
+        ask=ASK_PROMPT,
+    )
+    pictures = found.pictures
     after = (
         (lambda encoder, report, progress: heatmap_tab.compute(encoder, report, pictures, progress))
         if request.heatmaps
@@ -286,19 +255,12 @@ def run_full(
     )
     report, maps = model_source.run_analysis_then(
         pictures,
-        prompt,
+        found.prompt,
         options,
         request.model or None,
         after=after,
-        labels=labels,
-        negative=request.negative or "",
+        labels=found.labels,
+        negative=found.negative,
         on_start=on_start,
     )
-    return report, note, maps
-
-
-def _grid(original: Any, picture: Image.Image, params: Any) -> grid.Grid | None:
-    """The grid the picture is (not when ``load_image`` had to shrink it: sizes differ)."""
-    if params is None or getattr(original, "size", None) != picture.size:
-        return None
-    return grid.detect(picture, params.settings)
+    return report, " ".join(found.notes) or None, maps

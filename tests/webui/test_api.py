@@ -145,6 +145,33 @@ def test_analyze_reads_the_prompt_from_the_image(client, images):
     assert response.json()["prompt"] == "a red cube, blue sky, studio lighting"
 
 
+def test_a_grid_is_analysed_as_its_pictures(client):
+    from webui_grids import grid_infotext, noisy_picture, webui_grid
+
+    pictures = [noisy_picture(seed=60 + i) for i in range(3)]
+    text = grid_infotext("a red cube, blue sky", "blurry", *pictures[0].size)
+    response = client.post(
+        "/clipprobe/v1/analyze", json={"image": b64(png_bytes(webui_grid(pictures, 2), text))}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [im["label"] for im in body["images"]] == ["image 1", "image 2", "image 3"]
+    assert body["prompt"] == "a red cube, blue sky"
+    assert body["negative"]["negative_prompt"] == "blurry"
+    assert any("WebUI grid of 3 images" in note for note in body["notes"])
+    for picture, got in zip(pictures, body["images"]):  # each cell is its picture
+        alone = client.post(
+            "/clipprobe/v1/analyze",
+            json={"image": b64(png_bytes(picture)), "prompt": "a red cube, blue sky"},
+        ).json()
+        want = alone["images"][0]["ranking"]["rounds"]
+        assert [r["candidates"] for r in got["ranking"]["rounds"]] == [
+            r["candidates"] for r in want
+        ]
+        for mine, theirs in zip(got["ranking"]["rounds"], want):
+            np.testing.assert_allclose(mine["probabilities"], theirs["probabilities"], atol=1e-6)
+
+
 def test_missing_prompt_without_parameters_is_400(client, image_b64):
     response = client.post("/clipprobe/v1/analyze", json={"image": image_b64})
     assert response.status_code == 400

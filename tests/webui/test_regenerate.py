@@ -15,6 +15,7 @@ import types
 from pathlib import Path
 
 import infotext_1101
+import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -250,6 +251,25 @@ def test_end_to_end_compare_on_the_tiny_clip(tiny_world) -> None:
     assert worse.regenerated_similarity < worse.original_similarity
     stripes = next(p for p in worse.phrases if p.text == "green stripes")
     assert stripes.kept and stripes.regenerated > stripes.original
+
+
+def test_a_grid_regenerates_and_compares_its_first_picture(tiny_world) -> None:
+    """A grid carries its first picture's parameters: that picture is regenerated and
+    compared.  Before: the whole grid was compared with one regenerated picture."""
+    from webui_grids import webui_grid
+
+    other = picture(1, seed=7, size=96)
+    grid = Image.open(
+        io.BytesIO(_png(webui_grid([tiny_world.original, other], 1), tiny_world.text))
+    )
+    original, text, found = regen.original_picture(grid)
+    assert text == tiny_world.text and found.grid is not None and found.grid.count == 2
+    assert np.array_equal(np.asarray(original), np.asarray(tiny_world.original.convert("RGB")))
+    _, comparison = regen.regenerate_and_compare(
+        grid, "a red circle, green stripes", model_name=tiny_world.model
+    )
+    assert comparison.ssim == pytest.approx(1.0)
+    assert comparison.regenerated_similarity == pytest.approx(comparison.original_similarity)
 
 
 def test_api_route(tiny_world, wui) -> None:

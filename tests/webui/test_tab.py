@@ -16,6 +16,7 @@ from pathlib import Path
 import gradio as gr
 import pytest
 from PIL import PngImagePlugin
+from webui_grids import grid_infotext, noisy_picture, webui_grid
 
 from clipprobe_ext import probe
 from clipprobe_ext.errors import PromptError
@@ -715,36 +716,8 @@ def test_sixteen_bit_and_transparent_uploads_are_converted_properly(
 # -- issue 10, failure 10: a grid is analysed as the batch it is -------------------------------
 
 
-def webui_grid(pictures, rows, background=(255, 255, 255)):
-    """``modules/images.py`` ``image_grid`` of 1.10.1 with ``rows`` given (its layout: cells
-    of the largest size, row by row, a smaller image centred, background elsewhere)."""
-    from PIL import Image
-
-    cols = -(-len(pictures) // rows)
-    w, h = map(max, zip(*(img.size for img in pictures)))
-    grid = Image.new("RGB", size=(cols * w, rows * h), color=background)
-    for i, img in enumerate(pictures):
-        img_w, img_h = img.size
-        w_offset = 0 if img_w == w else (w - img_w) // 2
-        h_offset = 0 if img_h == h else (h - img_h) // 2
-        grid.paste(img, box=(i % cols * w + w_offset, i // cols * h + h_offset))
-    return grid
-
-
 def _grid_infotext(width, height, extra=""):
-    return (
-        f"{PROMPT}\nNegative prompt: {NEGATIVE}\nSteps: 20, Sampler: Euler a, CFG scale: 7, "
-        f"Seed: 1, Size: {width}x{height}, Batch size: 4, Batch pos: 0{extra}"
-    )
-
-
-def _picture(seed, size=(64, 48)):
-    """A seeded noisy picture (never uniform, as a generated image never is)."""
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8))
+    return grid_infotext(PROMPT, NEGATIVE, width, height, extra)
 
 
 def _numbers(report_dict):
@@ -766,7 +739,7 @@ def test_grid_sent_from_a_batch_is_analysed_as_its_images(
 ):
     from clipprobe_ext import report as report_format
 
-    pictures = [_picture(seed=10 + i) for i in range(count)]
+    pictures = [noisy_picture(seed=10 + i) for i in range(count)]
     grid = webui_grid(pictures, rows)
     size = cell or pictures[0].size
     sent = with_parameters(grid, _grid_infotext(*size, extra))

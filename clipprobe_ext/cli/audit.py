@@ -1,0 +1,141 @@
+"""``clipprobe audit DIR...``: which of your words show up, folder-wide.
+
+Usage::
+
+    clipprobe audit DIR... [--recursive] [--since DATE] [--limit N]
+        [--model NAME] [--device cpu|cuda] [--html REPORT.html] [--json | --csv] [-o FILE]
+        [--cache PATH] [--rounds N] [--threshold PERCENT] [--contribution]
+        [--workers N] [--batch-size N] [-q]
+
+The table (or ``--json``/``--csv``) goes to stdout or ``-o FILE``; ``--html`` writes a
+self-contained report with plots.  Embeddings are kept in an SQLite store (``--cache``,
+default in the user's cache folder): a re-run, a moved file or a second folder of the same
+pictures costs no encode, and a run stopped at any point continues where it stopped.
+
+A phrase is *seen* in a picture when its calibrated presence score (the single-image
+verdicts' score and thresholds) says so; ``--contribution`` adds each phrase's
+leave-one-out contribution to the report (one extra text encode per phrase of each
+distinct prompt: slower, and not needed for the verdict).  ``--rounds`` and
+``--threshold`` are the analysis' own options, with its bounds.  WebUI grids: see
+``audit.pipeline``.
+
+Files the audit cannot use (no parameters, unreadable, ...) are listed in the report, not
+skipped on stderr: the status is 0 when the audit is done.  Ctrl-C exits with 130 and
+keeps what was encoded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from datetime import datetime
+
+from clipprobe_ext.cli.arguments import add_model_arguments, add_output_arguments, load_encoder
+from clipprobe_ext.cli.progress import Progress
+from clipprobe_ext.cli.shell import Interrupted, Outcome, UsageError, write_file
+from clipprobe_ext.errors import ClipProbeError
+from clipprobe_ext.options import OPTIONS, add_number_argument
+
+NAME = "audit"
+HELP = "how often each phrase you keep writing shows up, over a folder of pictures"
+DESCRIPTION = (
+    "Audit a folder of generated pictures: for every phrase you keep writing, how "
+    "often CLIP finds it in the pictures; habit words are frequent and rarely seen."
+)
+EPILOG = None
+
+
+def _date(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a date: use YYYY-MM-DD or 'YYYY-MM-DD HH:MM'"
+        ) from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a positive whole number")
+    return value
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("folders", nargs="+", metavar="DIR", help="folders (or image files)")
+    p.add_argument("-r", "--recursive", action="store_true", help="include sub-folders")
+    p.add_argument("--since", type=_date, metavar="DATE", help="only files modified since DATE")
+    p.add_argument("--limit", type=_positive, metavar="N", help="only the N newest files")
+    add_model_arguments(p)
+    p.add_argument("--html", metavar="REPORT.html", help="write an HTML report with plots")
+    add_output_arguments(
+        p,
+        json_help="write the report as JSON",
+        csv_help="write one CSV row per phrase",
+    )
+    p.add_argument("--cache", metavar="PATH", help="the embedding store (SQLite file)")
+    add_number_argument(p, "rounds")
+    add_number_argument(p, "threshold")
+    contribution = OPTIONS["contribution"]
+    p.add_argument(
+        "--contribution",
+        action="store_true",
+        help=f"also measure the {contribution.label.lower()}: {contribution.help} (one more "
+        "text encode per phrase and distinct prompt; off by default: the verdict rests on "
+        "the presence score)",
+    )
+    p.add_argument("--no-contribution", action="store_true", help=argparse.SUPPRESS)  # old
+    p.add_argument("--workers", type=_positive, default=2, metavar="N", help="reading threads (2)")
+    p.add_argument(
+        "--batch-size", type=_positive, default=32, metavar="N", help="pictures per encode (32)"
+    )
+
+
+def run(args: argparse.Namespace, progress: Progress) -> Outcome:
+    """The audit of ``args.folders``: the report as a table, JSON or CSV (and HTML)."""
+    from clipprobe_ext.audit.options import AuditOptions
+
+    options = AuditOptions(
+        recursive=args.recursive,
+        since=args.since,
+        limit=args.limit,
+        cache=args.cache,
+        rounds=args.rounds,
+        threshold=args.threshold,
+        contribution=args.contribution and not args.no_contribution,
+        workers=args.workers,
+        batch_size=args.batch_size,
+    )
+    try:
+        options.validate()
+    except ClipProbeError as exc:
+        raise UsageError(str(exc), args.prog) from exc
+    for folder in args.folders:
+        if not os.path.exists(folder):
+            raise ClipProbeError(f"No such folder or file: {folder}")
+    from clipprobe_ext.audit.pipeline import AuditInterrupted, run_audit
+
+    progress(f"Loading {args.model}")
+    encoder = load_encoder(args.model, args.device)
+    try:
+        report = run_audit(args.folders, encoder, options, progress=progress.count)
+    except AuditInterrupted as exc:
+        raise Interrupted(
+            f"interrupted after {exc.stats.read} files; {exc.stats.encoded} new embeddings "
+            "are kept in the store, the next run continues from there"
+        ) from exc
+    progress.clear()
+    if args.html:
+        from clipprobe_ext.audit.html import render_html
+
+        write_file(args.html, render_html(report))
+    from clipprobe_ext.audit import report as render
+
+    if args.json:
+        return Outcome(render.to_json(report) + "\n")
+    if args.csv:
+        return Outcome(render.to_csv(report))
+    return Outcome(render.format_table(report))
