@@ -41,6 +41,7 @@ from world.prompts import make_prompt  # noqa: E402
 
 from clipprobe_ext.encoders.hf import HFClipEncoder  # noqa: E402
 from clipprobe_ext.probe import ProbeOptions, analyze  # noqa: E402
+from clipprobe_ext.report.reasons import verdict_reason  # noqa: E402
 
 if not BEFORE:
     from clipprobe_ext.analysis.calibration import CALIBRATION_FILE, write_calibration
@@ -101,7 +102,8 @@ def phrase_rows(report, prompt, images, encoder, banks, null) -> list[dict]:
             "pruned": v.pruned,
             # dropped without the similarity guard: clearly not seen (``absent_z``)
             "clearly": i in getattr(report.pruning, "clearly_absent", ()),
-            "reason": v.reason,
+            "reason": verdict_reason(report, v),
+            "reason_code": v.why.code,
         }
         for name, values in cand.items():
             row[name] = float(values[:, k].mean())

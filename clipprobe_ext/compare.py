@@ -1,64 +1,59 @@
 """Did the pruned prompt still make the same picture?  The numbers for one regeneration.
 
-ClipProbe suggests cutting phrases that carry no weight; the proof is to generate again
-with the pruned prompt (same seed and settings) and compare.  For the original and the
-regenerated picture this measures:
+Measured against the ``ProbeReport`` the pruned prompt came from, with that report's
+model, so every number means what it meant in the analysis:
 
-- each one's similarity to the original prompt (and to the pruned one), read the way
-  ``probe.analyze`` reads a whole prompt (``layout.PromptLayout``: 75-token chunks,
-  chunk embeddings averaged), so the original's number equals the analysis' own;
-- the presence score of every phrase of the original prompt on both pictures, kept and
-  removed ones marked (does what was kept still show? did what was cut disappear?); the
-  scorer is pluggable (``analysis.negative.PresenceScorer``), the default being round 1
-  of the elimination ranking over the original prompt's phrases;
-- SSIM (``skimage.metrics.structural_similarity``, RGB, 7x7 window) on a common size: the
-  larger picture is downscaled to the smaller one's size with Lanczos, so a hires-fixed
-  original compares with a regeneration of another size without inventing detail;
-- the tokens and 75-token chunks the pruned prompt saves (``analysis.tokens``).
+- each picture's similarity to the analysed prompt (the report's prompt, read the way
+  ``probe.analyze`` reads it: ``layout.PromptLayout``, 75-token chunks averaged, so the
+  original's number equals the analysis' own) and to the pruned prompt;
+- every measurable phrase's calibrated presence on both pictures (``analysis.presence``,
+  the analysis' function and bounds: seen from ``SEEN``), kept and removed ones marked;
+- SSIM (``skimage.metrics.structural_similarity``, RGB, 7x7 window) at a common size: the
+  larger picture is downscaled to the smaller one's size with Lanczos;
+- the tokens and chunks the pruned prompt saves, counted with the model's tokenizer.
 
-``side_by_side`` draws both pictures with their numbers into one PNG; ``render_html``
-gives the numbers as an HTML fragment (every text escaped).
+The words and pictures of a comparison are ``report.comparison``'s.
 """
 
 from __future__ import annotations
 
-import html
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
-from clipprobe_ext.analysis.negative import PresenceScorer, RelativePresence
-from clipprobe_ext.analysis.tokens import TokenSaving, token_budget, token_saving
+from clipprobe_ext.analysis.calibration import NOT_SEEN, SEEN
+from clipprobe_ext.analysis.presence import presence
+from clipprobe_ext.analysis.references import reference_banks
+from clipprobe_ext.analysis.tokens import TokenSaving, model_token_budget, token_saving
 from clipprobe_ext.encoders.base import ClipEncoder
-from clipprobe_ext.errors import ImageError, PromptError
+from clipprobe_ext.errors import ImageError, ModelError, PromptError
 from clipprobe_ext.layout import PromptLayout
-from clipprobe_ext.prompt import parse_prompt, require_measurable
+from clipprobe_ext.prompt import parse_prompt
+from clipprobe_ext.results import PresenceBounds, ProbeReport
 
 MIN_SSIM_SIDE = 7  # structural_similarity's default window
 
 
 @dataclass(frozen=True)
 class PhrasePresence:
-    index: int  # phrase index in ``parse_prompt(original_prompt)``
+    index: int  # phrase index in the report
     text: str
     kept: bool  # still in the pruned prompt
-    original: float | None  # presence score on the original picture (None: cannot judge)
-    regenerated: float | None
-    original_visible: bool
+    original: float  # calibrated presence on the original picture
+    regenerated: float
+    original_visible: bool  # seen (presence from ``bounds.seen_from``)
     regenerated_visible: bool
 
     @property
-    def change(self) -> float | None:
-        if self.original is None or self.regenerated is None:
-            return None
+    def change(self) -> float:
         return self.regenerated - self.original
 
 
 @dataclass(frozen=True)
 class Comparison:
-    original_prompt: str
+    original_prompt: str  # the prompt the report analysed
     pruned_prompt: str
     model_id: str
     original_similarity: float  # original picture vs the original prompt
@@ -67,10 +62,12 @@ class Comparison:
     regenerated_pruned_similarity: float
     ssim: float
     ssim_size: tuple[int, int]  # (width, height) both pictures were compared at
+    original_size: tuple[int, int]
+    regenerated_size: tuple[int, int]
     tokens: TokenSaving
     phrases: list[PhrasePresence]
-    presence_method: str
-    notes: list[str] = field(default_factory=list)
+    reference: str  # what the presence compares each phrase with
+    bounds: PresenceBounds
 
     @property
     def similarity_change(self) -> float:
@@ -78,14 +75,14 @@ class Comparison:
 
     @property
     def kept_lost(self) -> list[PhrasePresence]:
-        """Kept phrases visible in the original but not in the regenerated picture."""
+        """Kept phrases seen in the original but not in the regenerated picture."""
         return [
             p for p in self.phrases if p.kept and p.original_visible and not p.regenerated_visible
         ]
 
     def to_dict(self) -> dict:
+        """Numbers and flags (``report.comparison.comparison_data`` adds the sentences)."""
         d = asdict(self)
-        d["ssim_size"] = list(self.ssim_size)
         d["tokens"] = self.tokens.to_dict()
         d["similarity_change"] = self.similarity_change
         d["kept_lost"] = [p.index for p in self.kept_lost]
@@ -95,19 +92,25 @@ class Comparison:
 
 
 def compare(
+    report: ProbeReport,
     original: Image.Image,
     regenerated: Image.Image,
-    original_prompt: str,
     pruned_prompt: str,
     encoder: ClipEncoder,
-    scorer: PresenceScorer | None = None,
 ) -> Comparison:
-    """Measure RGB ``original`` and ``regenerated`` against the prompts (see the module doc)."""
+    """Measure RGB ``original`` and ``regenerated`` against ``report``'s prompt and the
+    pruned one, with ``encoder``, which must be the report's model (see the module doc)."""
     if original is None or regenerated is None:
         raise ImageError("Both the original and the regenerated picture are needed.")
-    parsed = parse_prompt(original_prompt)
-    measurable = [p.index for p in require_measurable(parsed)]
-    pruned_parsed = parse_prompt(pruned_prompt)
+    if encoder.model_id != report.model_id:
+        raise ModelError(
+            f"The analysis was made with {report.model_id}, not {encoder.model_id}: compare "
+            "with the analysis' model, or analyse again with this one."
+        )
+    granularity = report.options.granularity
+    parsed = parse_prompt(report.prompt, granularity)
+    measurable = [p.index for p in report.measurable]
+    pruned_parsed = parse_prompt(pruned_prompt, granularity)
     if not pruned_parsed.measurable:
         raise PromptError("The pruned prompt holds nothing CLIP can measure.")
     pictures = [original.convert("RGB"), regenerated.convert("RGB")]
@@ -119,38 +122,37 @@ def compare(
     pruned_layout = PromptLayout(pruned_parsed, pruned_indices, encoder, image_embs)
     pruned_full = pruned_layout.similarities([frozenset(pruned_indices)])[:, 0]
 
-    scorer = scorer or RelativePresence()
-    texts = [parsed.phrases[i].text for i in measurable]
-    presence = scorer(encoder, image_embs, texts, [])
+    banks = reference_banks(encoder, image_embs.shape[1])
+    texts = [p.text for p in report.measurable]
+    embs, _ = encoder.encode_texts(texts)
+    scores = presence(image_embs, embs.numpy().astype(np.float64), banks)  # [2, phrases]
     remaining = Counter(p.text for p in pruned_parsed.measurable)
     phrases = []
     for k, index in enumerate(measurable):
-        text = parsed.phrases[index].text
-        kept = remaining[text] > 0
+        kept = remaining[texts[k]] > 0
         if kept:
-            remaining[text] -= 1
+            remaining[texts[k]] -= 1
         phrases.append(
             PhrasePresence(
                 index=index,
-                text=text,
+                text=texts[k],
                 kept=kept,
-                original=_score(presence.scores[0, k]),
-                regenerated=_score(presence.scores[1, k]),
-                original_visible=bool(presence.visible[0, k]),
-                regenerated_visible=bool(presence.visible[1, k]),
+                original=float(scores[0, k]),
+                regenerated=float(scores[1, k]),
+                original_visible=bool(scores[0, k] >= SEEN),
+                regenerated_visible=bool(scores[1, k] >= SEEN),
             )
         )
 
     ssim, size = structural_similarity(*pictures)
     removed = [p.index for p in phrases if not p.kept]
-    notes = []
-    if pictures[0].size != pictures[1].size:
-        notes.append(
-            f"The pictures differ in size ({_size(pictures[0].size)} and "
-            f"{_size(pictures[1].size)}): SSIM was computed at {_size(size)}."
-        )
+    budget = report.tokens
+    tokenize = encoder.tokenize
+    if budget is None:
+        budget, tokenize, _ = model_token_budget(parsed, encoder.tokenize)
+    pruned_budget, _, _ = model_token_budget(pruned_parsed, tokenize)
     return Comparison(
-        original_prompt=original_prompt,
+        original_prompt=report.prompt,
         pruned_prompt=pruned_prompt,
         model_id=encoder.model_id,
         original_similarity=float(full[0]),
@@ -159,15 +161,13 @@ def compare(
         regenerated_pruned_similarity=float(pruned_full[1]),
         ssim=ssim,
         ssim_size=size,
-        tokens=token_saving(token_budget(original_prompt), token_budget(pruned_prompt), removed),
+        original_size=pictures[0].size,
+        regenerated_size=pictures[1].size,
+        tokens=token_saving(budget, pruned_budget, removed),
         phrases=phrases,
-        presence_method=presence.method,
-        notes=notes,
+        reference=banks.describe(),
+        bounds=PresenceBounds(SEEN, NOT_SEEN, banks.calibration.absent_z),
     )
-
-
-def _score(value: float) -> float | None:
-    return None if np.isnan(value) else float(value)
 
 
 def structural_similarity(a: Image.Image, b: Image.Image) -> tuple[float, tuple[int, int]]:
@@ -190,107 +190,3 @@ def structural_similarity(a: Image.Image, b: Image.Image) -> tuple[float, tuple[
 
 def _resized(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     return image if image.size == size else image.resize(size, Image.LANCZOS)
-
-
-def _size(size: tuple[int, int]) -> str:
-    return f"{size[0]}x{size[1]}"
-
-
-# ----------------------------------------------------------------------------- output
-
-
-def summary_lines(result: Comparison) -> list[str]:
-    """The numbers in a few plain lines (side-by-side caption, text report)."""
-    t = result.tokens
-    lines = [
-        f"similarity to the original prompt: {result.original_similarity:.4f} -> "
-        f"{result.regenerated_similarity:.4f} ({result.similarity_change:+.4f})",
-        f"SSIM {result.ssim:.3f} at {_size(result.ssim_size)}",
-        f"tokens {t.original_tokens} -> {t.pruned_tokens} (saved {t.tokens_saved}), "
-        f"chunks {t.original_chunks} -> {t.pruned_chunks}",
-    ]
-    lost = result.kept_lost
-    if lost:
-        lines.append("kept but no longer clearly visible: " + ", ".join(p.text for p in lost))
-    return lines
-
-
-def side_by_side(
-    result: Comparison, original: Image.Image, regenerated: Image.Image, height: int = 512
-) -> Image.Image:
-    """Both pictures at one height, labelled, with the numbers underneath (RGB)."""
-    panels = []
-    for image in (original, regenerated):
-        image = image.convert("RGB")
-        scale = height / image.height
-        panels.append(image.resize((max(1, round(image.width * scale)), height), Image.LANCZOS))
-    font = ImageFont.load_default()
-    gap, margin, line = 8, 8, 14
-    captions = [
-        f"original  similarity {result.original_similarity:.4f}",
-        f"pruned prompt  similarity {result.regenerated_similarity:.4f}",
-    ]
-    lines = summary_lines(result)
-    width = sum(p.width for p in panels) + gap + 2 * margin
-    total = margin + line + height + margin + line * len(lines) + margin
-    canvas = Image.new("RGB", (width, total), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    x = margin
-    for panel, caption in zip(panels, captions):
-        draw.text((x, margin), caption, fill=(0, 0, 0), font=font)
-        canvas.paste(panel, (x, margin + line))
-        x += panel.width + gap
-    y = margin + line + height + margin
-    for text in lines:
-        draw.text((margin, y), text, fill=(0, 0, 0), font=font)
-        y += line
-    return canvas
-
-
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _pct(value: float | None) -> str:
-    return "&ndash;" if value is None else f"{100 * value:.1f}%"
-
-
-def render_html(result: Comparison) -> str:
-    """The comparison's numbers as an HTML fragment; every text is escaped."""
-    t = result.tokens
-    rows = []
-    for p in result.phrases:
-        state = "kept" if p.kept else "removed"
-        rows.append(
-            f'<tr class="cp-{state}"><td>{_e(p.text)}</td><td>{_e(state)}</td>'
-            f"<td>{_pct(p.original)}</td><td>{_pct(p.regenerated)}</td>"
-            f"<td>{_e('yes' if p.original_visible else 'no')} / "
-            f"{_e('yes' if p.regenerated_visible else 'no')}</td></tr>"
-        )
-    notes = "".join(f"<li>{_e(n)}</li>" for n in result.notes)
-    lost = result.kept_lost
-    warning = (
-        '<p class="cp-warning">Kept but no longer clearly visible: '
-        + _e(", ".join(p.text for p in lost))
-        + "</p>"
-        if lost
-        else ""
-    )
-    return (
-        '<div class="clipprobe-compare">'
-        f"<p>Similarity to the original prompt: original {result.original_similarity:.4f}, "
-        f"regenerated {result.regenerated_similarity:.4f} "
-        f"({result.similarity_change:+.4f}). "
-        f"To the pruned prompt: {result.original_pruned_similarity:.4f} and "
-        f"{result.regenerated_pruned_similarity:.4f}.</p>"
-        f"<p>SSIM {result.ssim:.3f} (at {_e(_size(result.ssim_size))}). "
-        f"Tokens {t.original_tokens} &rarr; {t.pruned_tokens} (saved {t.tokens_saved}); "
-        f"75-token chunks {t.original_chunks} &rarr; {t.pruned_chunks}.</p>"
-        f"{warning}"
-        '<table class="cp-compare-table"><thead><tr><th>phrase</th><th></th>'
-        "<th>original</th><th>regenerated</th><th>clearly visible</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
-        f'<p class="cp-method">Presence: {_e(result.presence_method)}</p>'
-        + (f'<ul class="cp-notes">{notes}</ul>' if notes else "")
-        + "</div>"
-    )

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from clipprobe_ext.errors import ClipProbeError, PromptError
+from clipprobe_ext.report.numbers import percent
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
 OPENAI_PREFIX = "openai-clip:"
@@ -83,7 +84,7 @@ class OptionSpec:
 
     def format(self, value: Any) -> str:
         if self.unit == "percent":
-            return format_percent(value)
+            return percent(value)
         if isinstance(value, float):
             return f"{value:g}"
         return str(value)
@@ -152,19 +153,6 @@ class OptionSpec:
 def _shown(value: float) -> float | int:
     rounded = round(value, 6)
     return int(rounded) if rounded == int(rounded) else rounded
-
-
-def format_percent(p: float | None) -> str:
-    """A fraction as a person reads it: ``0.01 -> "1 %"``, ``0.0005 -> "<0.1 %"``,
-    missing or NaN -> ``"–"``.  The one percent format of every report and message."""
-    if p is None:
-        return "–"
-    p = float(p)
-    if not math.isfinite(p):
-        return "–"
-    if 0 < p < 0.001:
-        return "<0.1 %"
-    return f"{100 * p:.1f} %"
 
 
 def _meta(spec: OptionSpec) -> dict[str, OptionSpec]:

@@ -8,26 +8,28 @@ arithmetic on those embeddings.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import replace
 
 import numpy as np
 from PIL import Image
 
 from clipprobe_ext.analysis.contribution import leave_one_out
-from clipprobe_ext.analysis.negative import CalibratedPresence, check_negative_embs
+from clipprobe_ext.analysis.negative import check_negative
 from clipprobe_ext.analysis.presence import cosine_z, presence
 from clipprobe_ext.analysis.pruning import lazy_greedy_prune
 from clipprobe_ext.analysis.ranking import elimination_ranking, rank_group
 from clipprobe_ext.analysis.references import reference_banks
 from clipprobe_ext.analysis.tokens import (
     TokenBudget,
+    Tokenizer,
     TokenSaving,
-    default_tokenizer,
+    model_token_budget,
     token_budget,
     token_saving,
 )
-from clipprobe_ext.analysis.verdict import NOT_SEEN, phrase_verdicts
+from clipprobe_ext.analysis.verdict import NOT_SEEN, SEEN, mean_presence, phrase_verdicts
 from clipprobe_ext.encoders.base import ClipEncoder, Progress
 from clipprobe_ext.errors import ImageError
 from clipprobe_ext.infotext import check_text
@@ -42,9 +44,11 @@ from clipprobe_ext.prompt import (
 )
 from clipprobe_ext.results import (
     ContributionResult,
+    HeldPhrase,
     ImageAnalysis,
-    KeptPhrase,
+    Note,
     PhraseInfo,
+    PresenceBounds,
     ProbeReport,
     PruneResult,
     PruneStep,
@@ -64,10 +68,11 @@ def analyze(
 ) -> ProbeReport:
     """Analyse ``prompt`` against RGB ``images``; raises ``ClipProbeError`` on bad input.
 
-    ``negative``: the negative prompt; its phrases are checked against the same image
-    embeddings (``analysis.negative``), ``report.negative`` (None when empty).
+    The prompt is parsed once: each ``PhraseInfo`` carries its span, tokens and chunks.
+    ``negative``: the negative prompt, checked against the same image embeddings
+    (``analysis.negative``), ``report.negative`` (None when empty).
     """
-    options = options or ProbeOptions()
+    options = copy.deepcopy(options or ProbeOptions())
     options.validate()
     check_text(check_prompt_length(prompt))
     negative = negative or ""
@@ -82,11 +87,25 @@ def analyze(
 
     parsed = parse_prompt(prompt, granularity=options.granularity)
     require_measurable(parsed)
+    notes: list[Note] = []
+    tokens, tokenize, misfit = model_token_budget(parsed, encoder.tokenize)
+    if misfit is not None:
+        notes.append(Note("tokenizer_fallback", detail=misfit))
     phrases = [
-        PhraseInfo(p.index, p.text, p.weight, p.start, p.end, p.measurable) for p in parsed.phrases
+        PhraseInfo(
+            p.index,
+            p.text,
+            p.weight,
+            p.start,
+            p.end,
+            p.measurable,
+            t.tokens,
+            tuple(t.chunks),
+            t.subprompt,
+        )
+        for p, t in zip(parsed.phrases, tokens.phrases)
     ]
     measurable = [p.index for p in parsed.phrases if p.measurable]
-    notes: list[str] = []
 
     report("Encoding images", 0.0)
     image_embs = encoder.encode_images(list(images)).numpy().astype(np.float64)
@@ -96,18 +115,16 @@ def analyze(
     synonym_texts = [t for group in options.synonyms for t in group]
     text_embs, chunk_counts = encoder.encode_texts(texts + synonym_texts)
     text_embs = text_embs.numpy().astype(np.float64)
-    long_phrases = [texts[k] for k, n in enumerate(chunk_counts[: len(texts)]) if n > 1]
+    long_phrases = sum(n > 1 for n in chunk_counts[: len(texts)])
     if long_phrases:
-        notes.append(
-            f"{len(long_phrases)} phrase(s) longer than {encoder.chunk_length} tokens were read "
-            "in 75-token chunks whose embeddings were averaged."
-        )
+        notes.append(Note("long_phrases", count=long_phrases, limit=encoder.chunk_length))
     phrase_sims = image_embs @ text_embs[: len(texts)].T  # [images, phrases]
     synonym_sims = image_embs @ text_embs[len(texts) :].T
     # Calibrated presence against the model's reference banks (built once per model).
     banks = reference_banks(encoder, image_embs.shape[1])
     seen = presence(image_embs, text_embs[: len(texts)], banks)  # [images, phrases]
-    not_seen = [i for i, p in zip(measurable, seen.mean(0)) if p < NOT_SEEN]
+    scores = [[float(seen[m, k]) for m in range(len(images))] for k in range(len(texts))]
+    not_seen = [i for i, s in zip(measurable, scores) if mean_presence(s) < NOT_SEEN]
     # Clearly not seen (the model's ``absent_z``): the pruning guard yields to these.
     z = dict(zip(measurable, cosine_z(image_embs, text_embs[: len(texts)], banks).mean(0)))
     clearly = {i: float(z[i]) for i in not_seen if banks.calibration.clearly_absent(z[i])}
@@ -118,11 +135,7 @@ def analyze(
         report("Encoding the prompt and its variants", 0.3)
         layout = PromptLayout(parsed, measurable, encoder, image_embs)
         if layout.chunk_count > 1:
-            notes.append(
-                f"The prompt is longer than {encoder.chunk_length} tokens: it was read the way the "
-                f"WebUI conditions it, in {layout.chunk_count} chunks whose embeddings were "
-                "averaged."
-            )
+            notes.append(Note("long_prompt", count=layout.chunk_count, limit=encoder.chunk_length))
         everything = frozenset(measurable)
         # The whole prompt first: its chunks are the shared prefixes of every variant.
         full = layout.similarities([everything])[:, 0]
@@ -147,33 +160,19 @@ def analyze(
             sims = synonym_sims[m, start : start + len(group)]
             groups.append(rank_group(group, sims, encoder.logit_scale))
             start += len(group)
-        scores: list[float | None] = [None] * len(phrases)
+        image_presence: list[float | None] = [None] * len(phrases)
         for k, i in enumerate(measurable):
-            scores[i] = float(seen[m, k])
-        per_image.append(ImageAnalysis(label, ranking, groups, contribution[m], scores))
+            image_presence[i] = scores[k][m]
+        per_image.append(ImageAnalysis(label, ranking, groups, contribution[m], image_presence))
 
     negative_check = None
     if negative.strip():
         report("Checking the negative prompt", 0.95)
-        negative_check = check_negative_embs(
-            image_embs,
-            negative,
-            encoder,
-            positive_prompt=prompt,
-            scorer=CalibratedPresence(banks),  # the positive phrases' score and bounds
-            labels=labels,
-        )
-    tokens, saving = _token_budget(prompt, encoder, pruning, notes)
+        negative_check = check_negative(image_embs, negative, encoder, banks, labels)
 
-    pruned = set(pruning.removed) if pruning is not None else None
-    clear = None
-    if pruning is not None and pruning.clearly_absent:
-        point = banks.calibration.absent_z
-        clear = {i: (clearly[i], point) for i in pruning.clearly_absent}
-    blocked = {k.index for k in pruning.kept} if pruning is not None else None
-    verdicts = phrase_verdicts(phrases, per_image, pruned, options.threshold, clear, blocked)
+    verdicts = phrase_verdicts(phrases, per_image, pruning, options.threshold, clearly)
     if any(not p.measurable for p in phrases):
-        notes.append("Extra-network tags (<lora:...>, <hypernet:...>) are not measurable by CLIP.")
+        notes.append(Note("extra_network_tags"))
     report("Done", 1.0)
     return ProbeReport(
         model_id=encoder.model_id,
@@ -182,46 +181,23 @@ def analyze(
         images=per_image,
         verdicts=verdicts,
         pruning=pruning,
-        options=asdict(options),
+        options=options,
         notes=notes,
-        reference=f"presence compares each phrase with {banks.describe()}" + _clear_rule(banks),
+        reference=banks.describe(),
+        bounds=PresenceBounds(SEEN, NOT_SEEN, banks.calibration.absent_z),
         tokens=tokens,
-        token_saving=saving,
+        token_saving=_token_saving(tokens, pruning, tokenize),
         negative=negative_check,
     )
 
 
-def _clear_rule(banks) -> str:
-    """The fit's point of clear absence, for the report's reference line ("" without)."""
-    point = banks.calibration.absent_z
-    if point is None:
-        return ""
-    return (
-        f"; clearly not seen under cosine z {point:.2f} (in units of those pairs), where "
-        "the pruned prompt's similarity guard yields"
-    )
-
-
-def _token_budget(
-    prompt: str, encoder: ClipEncoder, pruning: PruneResult | None, notes: list[str]
-) -> tuple[TokenBudget, TokenSaving | None]:
-    """The prompt's token budget with the encoder's own tokenizer (token ids without start
-    and end markers, ``,`` one token: what ``token_budget`` needs), and what the pruned
-    prompt saves.  A tokenizer that does not fit falls back to CLIP's BPE, with a note."""
-    tokenize = encoder.tokenize
-    try:
-        budget = token_budget(prompt, tokenize)
-    except ValueError as exc:
-        notes.append(
-            f"Tokens counted with CLIP's own BPE tokenizer: the model's does not fit ({exc})."
-        )
-        tokenize = default_tokenizer
-        budget = token_budget(prompt, tokenize)
+def _token_saving(
+    budget: TokenBudget, pruning: PruneResult | None, tokenize: Tokenizer
+) -> TokenSaving | None:
+    """What the pruned prompt saves, counted with the tokenizer of the prompt's budget."""
     if pruning is None or not pruning.steps:
-        return budget, None
-    return budget, token_saving(
-        budget, token_budget(pruning.pruned_prompt, tokenize), pruning.removed
-    )
+        return None
+    return token_saving(budget, token_budget(pruning.pruned_prompt, tokenize), pruning.removed)
 
 
 def _prune(
@@ -250,16 +226,17 @@ def _prune(
     original = float(full.mean())
     loo = dict(zip(measurable, without.mean(0)))
     gone: list[int] = []  # clearly not seen, removed
-    kept: dict[int, str] = {}
+    held: list[HeldPhrase] = []  # clearly not seen, but the cut would not be clean
     for i in sorted(clearly or {}, key=lambda i: (clearly[i], i)):
         if len(gone) + 1 >= len(measurable):
-            break  # at least one phrase stays
+            break  # at least one phrase stays: the guarded search decides the rest
         reason = removal_blocker(parsed, frozenset(gone + [i]))
         if reason is None:
             gone.append(i)
         else:
-            kept[i] = reason
-    rest = [i for i in candidates if i not in gone and i not in kept]
+            held.append(HeldPhrase(i, "cannot_cut_cleanly", tuple(gone), blocker=reason))
+    refused = {h.index for h in held}
+    rest = [i for i in candidates if i not in gone and i not in refused]
     steps: list[tuple[int, float]] = []
     guard_from = original
     encodes = len(measurable) + 1
@@ -285,12 +262,12 @@ def _prune(
         [loo[i] for i in rest],
         oracle,
         options.tolerance,
-        min_keep=0 if fixed or kept else 1,  # at least one phrase stays
+        min_keep=0 if fixed or held else 1,  # at least one phrase stays
         blocker=blocker,
     )
     steps += search.steps
     removed = [i for i, _ in steps]
-    kept.update(search.blocked)
+    held += [replace(h, removed_before=(*gone, *h.removed_before)) for h in search.held]
     return PruneResult(
         original_similarity=original,
         tolerance=options.tolerance,
@@ -298,7 +275,7 @@ def _prune(
         # every step was checked with removal_blocker, so this cut is clean
         pruned_prompt=remove_phrases(parsed.prompt, parsed, removed),
         full_encodes=encodes + search.evaluations,
-        kept=[KeptPhrase(i, reason) for i, reason in kept.items()],
+        held=sorted(held, key=lambda h: h.index),
         clearly_absent=gone,
         guard_similarity=guard_from if gone else None,
     )

@@ -1,19 +1,19 @@
-"""Plain result types of an analysis.
+"""Plain result types of an analysis: numbers and codes, never sentences.
 
-They hold numbers only (no tensors), so a report serialises to JSON and CSV as it is
-and can be built, compared and rendered without torch.  Phrase indices refer to
+They hold no tensors, so a report serialises as it is and can be built, compared and
+rendered without torch.  Every "why" is a code with the numbers behind it; the words
+are written once, by ``clipprobe_ext.report``.  Phrase indices refer to
 ``ProbeReport.phrases``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
+
+from clipprobe_ext.options import ProbeOptions
 
 if TYPE_CHECKING:  # plain dataclasses too; imported lazily so results stays torch-free
-    from clipprobe_ext.analysis.negative import NegativeCheck
     from clipprobe_ext.analysis.tokens import TokenBudget, TokenSaving
 
 Verdict = Literal["keep", "weak", "prune"]
@@ -21,7 +21,10 @@ Verdict = Literal["keep", "weak", "prune"]
 
 @dataclass(frozen=True)
 class PhraseInfo:
-    """One phrase of the prompt as the analysis saw it."""
+    """One phrase of the prompt as the analysis parsed it, with its share of the tokens.
+
+    The renderers and the token budget read these fields; nothing parses the prompt again.
+    """
 
     index: int
     text: str  # the clean text CLIP reads (no weights, no brackets)
@@ -29,6 +32,14 @@ class PhraseInfo:
     start: int  # span in the original prompt string: prompt[start:end]
     end: int
     measurable: bool = True  # False for extra-network tags such as <lora:x:0.8>
+    tokens: int | None = None  # CLIP tokens of its text (0 for tags; None: not counted)
+    chunks: tuple[int, ...] = ()  # 75-token chunks (0-based, within its AND part) it is in
+    subprompt: int = 0  # which ``AND`` part it belongs to
+
+    @property
+    def straddles(self) -> bool:
+        """A chunk boundary cuts the phrase: CLIP reads its halves apart."""
+        return len(self.chunks) > 1
 
 
 @dataclass(frozen=True)
@@ -85,12 +96,27 @@ class PruneStep:
     similarity: float  # similarity of the prompt after this removal
 
 
+# Why the pruning search kept a candidate: removing it would take the similarity under
+# the floor; it is the last phrase (at least one stays); its cut would not be clean.
+HoldCode = Literal["below_floor", "last_phrase", "cannot_cut_cleanly"]
+
+
 @dataclass(frozen=True)
-class KeptPhrase:
-    """A phrase the search would have removed, kept because the cut would not be clean."""
+class HeldPhrase:
+    """A candidate the pruned prompt keeps, why, and the search's own numbers for it.
+
+    ``removed_before``: what the search had removed when it last measured the phrase (or
+    refused its cut); ``similarity_before`` is the prompt's similarity then, and
+    ``similarity_without`` the measured similarity with this phrase cut too.
+    """
 
     index: int
-    reason: str  # ``prompt.removal_blocker``'s reason, e.g. "an AND ... would be left dangling"
+    code: HoldCode
+    removed_before: tuple[int, ...] = ()
+    similarity_before: float | None = None
+    similarity_without: float | None = None
+    floor: float | None = None  # the lowest similarity the search allowed
+    blocker: str | None = None  # cannot_cut_cleanly: ``prompt.removal_blocker``'s clause
 
 
 @dataclass(frozen=True)
@@ -100,7 +126,7 @@ class PruneResult:
     steps: list[PruneStep]
     pruned_prompt: str  # the user's prompt with exactly those phrases cut out
     full_encodes: int  # prompt variants encoded by the search (cost measure)
-    kept: list[KeptPhrase] = field(default_factory=list)  # refused: no clean removal
+    held: list[HeldPhrase] = field(default_factory=list)  # every candidate it kept
     # Removed first, without the similarity guard: clearly not seen (``absent_z`` of the
     # model's calibration).  The guard's tolerance then counts from ``guard_similarity``,
     # the similarity of the prompt without them.
@@ -114,6 +140,11 @@ class PruneResult:
     @property
     def final_similarity(self) -> float:
         return self.steps[-1].similarity if self.steps else self.original_similarity
+
+    @property
+    def kept(self) -> list[HeldPhrase]:
+        """The candidates kept only because their cut would not be clean."""
+        return [h for h in self.held if h.code == "cannot_cut_cleanly"]
 
 
 @dataclass(frozen=True)
@@ -130,6 +161,42 @@ class ImageAnalysis:
 
 
 @dataclass(frozen=True)
+class PresenceBounds:
+    """Where the calibrated presence says seen and not seen, and the model's point of
+    clear absence (``cosine_z`` units; None: the fit has none, the guard always holds)."""
+
+    seen_from: float
+    not_seen_under: float
+    absent_z: float | None = None
+
+
+# seen / unsure: the presence alone; not_seen_*: not seen, and what the pruned prompt did
+# with it; no_pruning: not seen, no pruned prompt asked for; no_calibration: no presence.
+VerdictCode = Literal[
+    "seen",
+    "unsure",
+    "not_seen_dropped",
+    "not_seen_clearly",
+    "not_seen_needed",
+    "not_seen_last",
+    "cannot_cut_cleanly",
+    "no_pruning",
+    "no_calibration",
+]
+
+
+@dataclass(frozen=True)
+class VerdictReason:
+    """Why a phrase got its verdict: a code, and the numbers that code rests on beyond the
+    verdict's own (``cosine_z`` for not_seen_clearly; the search's record when it kept a
+    not-seen phrase)."""
+
+    code: VerdictCode
+    cosine_z: float | None = None
+    held: HeldPhrase | None = None
+
+
+@dataclass(frozen=True)
 class PhraseVerdict:
     index: int
     text: str
@@ -139,9 +206,53 @@ class PhraseVerdict:
     contribution: float | None  # mean over images
     contribution_std: float | None
     pruned: bool  # removed by the suggested pruned prompt
-    reason: str
+    why: VerdictReason
     presence: float | None = None  # mean over images of the calibrated presence, [0, 1]
     presence_std: float | None = None
+
+
+# not suppressed: seen in at least one picture; unsure: between the bounds somewhere, seen
+# in none; suppressed: not seen in any; not measurable: an extra-network tag.
+NegativeStatus = Literal["not suppressed", "unsure", "suppressed", "not measurable"]
+
+
+@dataclass(frozen=True)
+class NegativePhraseCheck:
+    index: int  # phrase index in the parsed negative prompt
+    text: str
+    weight: float
+    status: NegativeStatus
+    score: float | None = None  # calibrated presence, mean over the images
+    cosine: float | None = None  # mean over the images
+    visible_in: int = 0  # images in which CLIP sees it (presence from ``seen_from``)
+    per_image: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class NegativeCheck:
+    """The negative prompt's phrases, scored with the prompt's own presence and bounds."""
+
+    negative_prompt: str
+    images: list[str]  # labels
+    phrases: list[NegativePhraseCheck]
+
+    @property
+    def not_suppressed(self) -> list[NegativePhraseCheck]:
+        return [p for p in self.phrases if p.status == "not suppressed"]
+
+
+# long_phrases: ``count`` phrases over ``limit`` tokens (chunks averaged); long_prompt: the
+# prompt read in ``count`` chunks; extra_network_tags: tags not measured;
+# tokenizer_fallback: tokens counted with CLIP's BPE (``detail``: why the model's did not fit).
+NoteCode = Literal["long_phrases", "long_prompt", "extra_network_tags", "tokenizer_fallback"]
+
+
+@dataclass(frozen=True)
+class Note:
+    code: NoteCode
+    count: int | None = None
+    limit: int | None = None
+    detail: str | None = None
 
 
 @dataclass
@@ -152,9 +263,10 @@ class ProbeReport:
     images: list[ImageAnalysis]
     verdicts: list[PhraseVerdict]
     pruning: PruneResult | None
-    options: dict[str, Any]
-    notes: list[str] = field(default_factory=list)  # e.g. "prompt longer than 75 tokens: ..."
-    reference: str | None = None  # what the presence score is compared against
+    options: ProbeOptions
+    notes: list[Note | str] = field(default_factory=list)  # str: a caller's own sentence
+    reference: str | None = None  # the references the presence is compared with
+    bounds: PresenceBounds | None = None  # None: no calibrated presence
     tokens: TokenBudget | None = None  # the prompt's token budget (chunks, straddling phrases)
     token_saving: TokenSaving | None = None  # what the pruned prompt saves; None: nothing cut
     negative: NegativeCheck | None = None  # the negative prompt checked; None: none given
@@ -163,32 +275,8 @@ class ProbeReport:
     def measurable(self) -> list[PhraseInfo]:
         return [p for p in self.phrases if p.measurable]
 
-    def to_dict(self) -> dict[str, Any]:
-        """The report as JSON-safe plain data: what the API, the JSON download and the
-        CLI's ``--json`` all send (NaN and infinities, e.g. from an fp16 overflow, are
-        ``None``; numpy scalars are Python numbers)."""
-        data = dataclasses.asdict(self)
-        if self.pruning is not None:
-            data["pruning"]["removed"] = self.pruning.removed
-            data["pruning"]["final_similarity"] = self.pruning.final_similarity
-        for key in ("tokens", "token_saving", "negative"):
-            value = getattr(self, key)
-            data[key] = value.to_dict() if value is not None else None
-        return clean(data)
-
-
-def clean(value: Any) -> Any:
-    """JSON-safe copy: NaN/inf -> None, numpy scalars and tuples -> Python types."""
-    if isinstance(value, dict):
-        return {str(k): clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean(v) for v in value]
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if hasattr(value, "item"):  # numpy / torch scalars
-        return clean(value.item())
-    return str(value)
+    @property
+    def full_similarity(self) -> float | None:
+        """The whole prompt's similarity, mean over the images (None without contribution)."""
+        full = [a.contribution.full_similarity for a in self.images if a.contribution is not None]
+        return sum(full) / len(full) if full else None

@@ -13,6 +13,8 @@ from clipprobe_ext.encoders.hf import HFClipEncoder
 from clipprobe_ext.errors import ClipProbeError, ImageError, PromptError
 from clipprobe_ext.probe import ProbeOptions, analyze, parse_synonyms
 from clipprobe_ext.prompt import parse_prompt, remove_phrases
+from clipprobe_ext.report.data import report_data
+from clipprobe_ext.report.reasons import note as note_text
 
 # The phrase list of the original article's second listing.
 ARTICLE_TEXTS = [
@@ -105,7 +107,7 @@ def test_pruned_prompt_keeps_the_similarity_and_the_users_text(
     parsed = parse_prompt(prompt)
     assert pruning.pruned_prompt == remove_phrases(prompt, parsed, pruning.removed)
     kept = [p for p in parsed.phrases if p.measurable and p.index not in pruning.removed]
-    # BREAK stays between kept text; with nothing kept on one side it goes (issue 10)
+    # BREAK stays between kept text; with nothing kept on one side it goes
     both_sides = {p.index < 4 for p in kept} == {True, False}
     assert "<lora:x:1>" in pruning.pruned_prompt
     assert ("BREAK" in pruning.pruned_prompt) == both_sides
@@ -135,13 +137,15 @@ def test_batch_verdicts_aggregate_over_images(hf_encoder: HFClipEncoder, images)
         assert verdict.contribution == pytest.approx(np.mean(contribs))
         assert verdict.verdict in ("keep", "weak", "prune")
         assert verdict.pruned == (verdict.index in report.pruning.removed)
-    json.dumps(report.to_dict())  # plain numbers all the way down
+    json.dumps(report_data(report), allow_nan=False)  # plain numbers all the way down
 
 
 def test_long_prompt_is_chunked_and_said(hf_encoder: HFClipEncoder, images):
     prompt = ", ".join(f"detail{i} word{i}" for i in range(40))
     report = analyze(images[:1], prompt, hf_encoder, ProbeOptions(prune=False))
-    assert any("longer than 75 tokens" in note for note in report.notes)
+    [long] = [n for n in report.notes if n.code == "long_prompt"]
+    assert long.limit == 75 and long.count >= 2
+    assert "longer than 75 CLIP tokens" in note_text(long)
     # Phrases past token 75 still count: each has a real contribution.
     assert all(
         report.images[0].contribution.contributions[p.index] is not None for p in report.measurable

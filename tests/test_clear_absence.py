@@ -23,7 +23,8 @@ from clipprobe_ext.analysis.pruning import similarity_floor
 from clipprobe_ext.analysis.references import forget_banks
 from clipprobe_ext.encoders.hf import HFClipEncoder
 from clipprobe_ext.probe import ProbeOptions, analyze
-from clipprobe_ext.report_view import pruning_outcome
+from clipprobe_ext.report.data import report_data
+from clipprobe_ext.report.reasons import pruning_outcome, verdict_reason
 
 PROMPT = "a red circle, a blue square, a yellow triangle, masterpiece"
 IMAGE_SEED = 4242  # picture(0): a red circle, nothing else; picture(1): a blue square
@@ -67,16 +68,31 @@ def test_the_guard_yields_to_a_phrase_clearly_not_seen(model_copy):
     stripes = next(v for v in held.verdicts if v.text == "green stripes")
     assert stripes.presence < NOT_SEEN
     assert stripes.verdict == "weak" and not stripes.pruned
-    assert "the prompt's similarity needs it" in stripes.reason
+    # what held it back is the search's own step, with its numbers: the prompt without it
+    # would fall from the full prompt's similarity to the blue square's alone
+    assert stripes.why.code == "not_seen_needed"
+    record = stripes.why.held
+    assert record.removed_before == ()
+    assert record.similarity_before == pytest.approx(full, abs=1e-5)
+    assert record.similarity_without == pytest.approx(alone, abs=1e-5)
+    assert record.floor == pytest.approx(similarity_floor(full, tolerance), abs=1e-5)
+    reason = verdict_reason(held, stripes)
+    assert reason.endswith(
+        f"but the pruned prompt keeps it: cutting it would take the similarity from "
+        f"{record.similarity_before:.4f} to {record.similarity_without:.4f}, under the allowed "
+        f"{record.floor:.4f}"
+    )
     assert held.pruning.clearly_absent == [] and held.pruning.guard_similarity is None
-    assert "clearly" not in held.reference
+    assert "clearly" not in report_data(held)["reference"]
 
     point = z["green stripes"] + 0.05
     write_calibration(model_copy, not_seen, not_seen + 1, "guard yields", absent_z=point)
     report = _analyze(model_copy, prompt, tolerance, kind)
     stripes = next(v for v in report.verdicts if v.text == "green stripes")
     assert stripes.verdict == "prune" and stripes.pruned
-    assert f"cosine z {z['green stripes']:.2f} (under {point:.2f})" in stripes.reason
+    assert f"cosine z {z['green stripes']:.2f} (under {point:.2f})" in verdict_reason(
+        report, stripes
+    )
     pruning = report.pruning
     assert pruning.clearly_absent == [stripes.index]
     assert pruning.pruned_prompt == "a blue square"
@@ -85,8 +101,11 @@ def test_the_guard_yields_to_a_phrase_clearly_not_seen(model_copy):
     assert pruning.final_similarity == pytest.approx(alone, abs=1e-5)
     assert pruning.guard_similarity == pytest.approx(alone, abs=1e-5)
     assert "1 phrase clearly not seen went first" in pruning_outcome(pruning)
-    assert f"clearly not seen under cosine z {point:.2f}" in report.reference
-    assert report.to_dict()["pruning"]["clearly_absent"] == [stripes.index]
+    data = report_data(report)
+    assert f"clearly not seen under cosine z {point:.2f}" in data["reference"]
+    assert report.bounds.absent_z == point
+    assert data["pruning"]["clearly_absent"] == [stripes.index]
+    assert data["verdicts"][stripes.index]["why"]["code"] == "not_seen_clearly"
 
 
 def test_clear_removals_go_first_and_the_guard_counts_from_the_prompt_without_them(
@@ -116,8 +135,9 @@ def test_clear_removals_go_first_and_the_guard_counts_from_the_prompt_without_th
     verdicts = {v.text: v for v in report.verdicts}
     for text in absent[:2]:
         assert verdicts[text].verdict == "prune"
-        assert f"cosine z {z[text]:.2f} (under {point:.2f})" in verdicts[text].reason
-    assert "clearly" not in verdicts[absent[2]].reason
+        reason = verdict_reason(report, verdicts[text])
+        assert f"cosine z {z[text]:.2f} (under {point:.2f})" in reason
+    assert "clearly" not in verdict_reason(report, verdicts[absent[2]])
     # never a phrase the evidence calls anything but not seen
     assert all(verdicts[t].presence < NOT_SEEN for t in absent[:2])
     assert not verdicts["a red circle"].pruned
@@ -153,8 +173,10 @@ def test_a_clearly_absent_phrase_that_cannot_go_cleanly_stays_and_says_why(model
     pruning = report.pruning
     assert pruning.clearly_absent == [] and pruning.removed == []
     assert [k.index for k in pruning.kept] == [0]
-    assert "unmatched bracket" in pruning.kept[0].reason
+    assert "unmatched bracket" in pruning.kept[0].blocker
     stripes = report.verdicts[0]
     assert stripes.verdict == "weak" and not stripes.pruned
-    assert "cannot be cut cleanly" in stripes.reason
-    assert "similarity needs it" not in stripes.reason
+    assert stripes.why.code == "cannot_cut_cleanly"
+    reason = verdict_reason(report, stripes)
+    assert "cannot be cut cleanly" in reason and reason.endswith(pruning.kept[0].blocker)
+    assert "similarity needs it" not in reason

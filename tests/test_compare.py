@@ -1,18 +1,29 @@
-"""Original vs regenerated picture: numbers checked against independent computations."""
+"""Original vs regenerated picture: numbers checked against independent computations.
+
+The presence is the analysis' calibrated one; the model gets a fit written for the test,
+seen from just under the red circle's ``cosine_z`` on the red-circle pictures."""
 
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from presence_formula import expected_presence
+from test_presence import _independent_presence
 from trained_clip import picture
 
-from clipprobe_ext.compare import compare, render_html, side_by_side, structural_similarity
+from clipprobe_ext.analysis.calibration import SEEN, write_calibration
+from clipprobe_ext.analysis.references import forget_banks
+from clipprobe_ext.analysis.tokens import default_tokenizer, token_budget
+from clipprobe_ext.compare import compare, structural_similarity
 from clipprobe_ext.encoders.hf import HFClipEncoder
+from clipprobe_ext.errors import ModelError
 from clipprobe_ext.probe import ProbeOptions, analyze
+from clipprobe_ext.report.comparison import comparison_data, render_html, side_by_side
 
 
 def reference_ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
@@ -64,35 +75,50 @@ def test_ssim_of_different_sizes_is_taken_at_the_smaller_size() -> None:
     assert value == pytest.approx(reference_ssim(down, np.asarray(small, float)), abs=1e-9)
 
 
+ORIGINAL = picture(0, seed=11)
+SAME_KIND = picture(0, seed=12)  # another red circle: what a good pruning gives
+OTHER = picture(1, seed=13)  # a blue square: the pruned prompt lost the circle
+
+
 @pytest.fixture(scope="module")
-def encoder(trained_clip_dir):
-    return HFClipEncoder.from_pretrained(str(trained_clip_dir), device="cpu")
+def fitted(trained_clip_dir, tmp_path_factory):
+    """(model folder, encoder, fit): "a red circle" is seen on both red circles only."""
+    forget_banks()
+    folder = shutil.copytree(trained_clip_dir, tmp_path_factory.mktemp("fitted") / "model")
+    circle = [
+        float(_independent_presence(folder, image, ["a red circle"], raw_z=True)[0][0])
+        for image in (ORIGINAL, SAME_KIND, OTHER)
+    ]
+    assert min(circle[:2]) > circle[2]
+    seen_z = (min(circle[:2]) + circle[2]) / 2
+    fit = write_calibration(folder, seen_z - 1.0, seen_z, "test")
+    yield folder, HFClipEncoder.from_pretrained(str(folder), device="cpu"), fit
+    forget_banks()
 
 
 PROMPT = "masterpiece, a red circle, (best quality:1.2), green stripes"
 PRUNED = "a red circle, green stripes"
 
 
-def test_compare_on_the_trained_clip(trained_clip_dir, encoder) -> None:
+def test_compare_on_the_trained_clip(fitted) -> None:
     from transformers import CLIPModel, CLIPProcessor
 
-    original = picture(0, seed=11)
-    same_kind = picture(0, seed=12)  # another red circle: what a good pruning gives
-    other = picture(1, seed=13)  # a blue square: the pruned prompt lost the circle
-    good = compare(original, same_kind, PROMPT, PRUNED, encoder)
-    bad = compare(original, other, PROMPT, PRUNED, encoder)
+    folder, encoder, fit = fitted
+    report = analyze([ORIGINAL], PROMPT, encoder, ProbeOptions(rounds=1))
+    good = compare(report, ORIGINAL, SAME_KIND, PRUNED, encoder)
+    bad = compare(report, ORIGINAL, OTHER, PRUNED, encoder)
+    assert good.original_prompt == report.prompt
 
     # Similarity to the prompt: the analysis' own number for the original ...
-    report = analyze([original], PROMPT, encoder, ProbeOptions(rounds=1))
     assert good.original_similarity == pytest.approx(report.pruning.original_similarity)
     # ... and the cosine transformers computes for the prompt text (one chunk).
-    model = CLIPModel.from_pretrained(trained_clip_dir).eval()
-    processor = CLIPProcessor.from_pretrained(trained_clip_dir)
+    model = CLIPModel.from_pretrained(folder).eval()
+    processor = CLIPProcessor.from_pretrained(folder)
     texts = [
         "masterpiece, a red circle, best quality, green stripes",
         "a red circle, green stripes",
     ]
-    inputs = processor(text=texts, images=[original, other], return_tensors="pt", padding=True)
+    inputs = processor(text=texts, images=[ORIGINAL, OTHER], return_tensors="pt", padding=True)
     with torch.no_grad():
         img = model.get_image_features(pixel_values=inputs["pixel_values"])
         txt = model.get_text_features(
@@ -105,7 +131,20 @@ def test_compare_on_the_trained_clip(trained_clip_dir, encoder) -> None:
     assert bad.regenerated_similarity == pytest.approx(cos[1, 0], abs=1e-5)
     assert bad.regenerated_pruned_similarity == pytest.approx(cos[1, 1], abs=1e-5)
 
-    # The red circle is kept and still shows on another red circle, not on a blue square.
+    # Presence: on the original, the very numbers of the analysis; on the regenerated
+    # picture, the calibrated formula from a fresh model.
+    measured = {v.index: v.presence for v in report.verdicts}
+    words = [p.text for p in good.phrases]
+    for result, picture_ in ((good, SAME_KIND), (bad, OTHER)):
+        for p in result.phrases:
+            assert p.original == pytest.approx(measured[p.index], abs=1e-6)
+        z, own = _independent_presence(folder, picture_, words, raw_z=True)
+        expected = expected_presence(z, own, fit)
+        np.testing.assert_allclose([p.regenerated for p in result.phrases], expected, atol=1e-4)
+        for p, e in zip(result.phrases, expected):
+            assert p.regenerated_visible == (e >= SEEN)
+
+    # The red circle is kept and still seen on another red circle, not on a blue square.
     circle = next(p for p in good.phrases if p.text == "a red circle")
     assert circle.kept and circle.original_visible and circle.regenerated_visible
     assert [p.text for p in bad.kept_lost] == ["a red circle"]
@@ -114,22 +153,48 @@ def test_compare_on_the_trained_clip(trained_clip_dir, encoder) -> None:
     assert bad.regenerated_similarity < good.regenerated_similarity
 
     # SSIM: a picture of the same kind is structurally closer than a different one.
-    assert good.ssim == pytest.approx(structural_similarity(original, same_kind)[0])
+    assert good.ssim == pytest.approx(structural_similarity(ORIGINAL, SAME_KIND)[0])
     assert good.ssim > bad.ssim
 
     # Tokens: "masterpiece" (1) and "best quality" (2) with their commas.
     assert good.tokens.tokens_saved == 1 + 1 + 2 + 1
     assert good.tokens.removed == [0, 2]
-    d = json.loads(json.dumps(good.to_dict()))
+    d = json.loads(json.dumps(comparison_data(good)))
     assert d["tokens"]["tokens_saved"] == 5 and d["kept_lost"] == []
+    assert d["phrases"][1]["original"] == pytest.approx(circle.original)
+    assert "calibrated presence" in d["presence_method"]
 
 
-def test_side_by_side_and_html(encoder) -> None:
+def test_the_comparison_counts_tokens_with_the_models_tokenizer(fitted, monkeypatch) -> None:
+    encoder = HFClipEncoder.from_pretrained(str(fitted[0]), device="cpu")  # patched below
+
+    def characters(text: str) -> list[int]:  # "," stays one token, as the budget needs
+        return [ord(c) for c in text if not c.isspace()]
+
+    monkeypatch.setattr(encoder, "tokenize", characters)
+    report = analyze([ORIGINAL], PROMPT, encoder, ProbeOptions(rounds=1, prune=False))
+    result = compare(report, ORIGINAL, SAME_KIND, PRUNED, encoder)
+    assert result.tokens.original_tokens == token_budget(PROMPT, characters).tokens
+    assert result.tokens.pruned_tokens == token_budget(PRUNED, characters).tokens
+    assert result.tokens.pruned_tokens != token_budget(PRUNED, default_tokenizer).tokens
+
+
+def test_the_comparison_needs_the_analysis_model(fitted, hf_encoder) -> None:
+    _, encoder, _ = fitted
+    report = analyze([ORIGINAL], PROMPT, encoder, ProbeOptions(rounds=1, prune=False))
+    with pytest.raises(ModelError, match="analysis was made with"):
+        compare(report, ORIGINAL, SAME_KIND, PRUNED, hf_encoder)
+
+
+def test_side_by_side_and_html(fitted) -> None:
+    _, encoder, _ = fitted
     original = picture(0, seed=21, size=64)
     regenerated = picture(0, seed=22, size=96)
     prompt = 'a red circle, <script>alert("x")</script>, green stripes'
-    result = compare(original, regenerated, prompt, "a red circle", encoder)
-    assert result.ssim_size == (64, 64) and "SSIM was computed at 64x64" in result.notes[0]
+    report = analyze([original], prompt, encoder, ProbeOptions(rounds=1, prune=False))
+    result = compare(report, original, regenerated, "a red circle", encoder)
+    notes = comparison_data(result)["notes"]
+    assert result.ssim_size == (64, 64) and "SSIM was computed at 64x64" in notes[0]
     sheet = side_by_side(result, original, regenerated, height=128)
     assert sheet.height > 128 and sheet.width == 8 + 128 + 8 + 128 + 8
     left = np.asarray(sheet)[8 + 14 : 8 + 14 + 128, 8 : 8 + 128]
@@ -139,10 +204,19 @@ def test_side_by_side_and_html(encoder) -> None:
     assert f"{result.ssim:.3f}" in fragment
 
 
-def test_a_one_phrase_prompt_has_no_relative_presence(encoder) -> None:
-    original, regenerated = picture(0, seed=31), picture(0, seed=32)
-    result = compare(original, regenerated, "a red circle", "a red circle", encoder)
+def test_a_one_phrase_prompt_has_its_calibrated_presence(fitted) -> None:
+    folder, encoder, fit = fitted
+    report = analyze([ORIGINAL], "a red circle", encoder, ProbeOptions(rounds=1, prune=False))
+    result = compare(report, ORIGINAL, OTHER, "a red circle", encoder)
     (phrase,) = result.phrases
-    assert phrase.original is None and phrase.change is None and not phrase.regenerated_visible
-    assert "&ndash;" in render_html(result)
-    assert json.loads(json.dumps(result.to_dict()))["phrases"][0]["original"] is None
+    expected = [
+        expected_presence(*_independent_presence(folder, image, ["a red circle"], raw_z=True), fit)
+        for image in (ORIGINAL, OTHER)
+    ]
+    assert [phrase.original, phrase.regenerated] == pytest.approx(
+        [float(e[0]) for e in expected], abs=1e-4
+    )
+    assert phrase.original_visible and not phrase.regenerated_visible
+    assert json.loads(json.dumps(comparison_data(result)))["phrases"][0]["change"] == (
+        pytest.approx(phrase.regenerated - phrase.original)
+    )

@@ -1,130 +1,98 @@
-"""The negative prompt check on the tiny CLIP trained to tell four pictures apart."""
+"""The negative prompt check on the tiny CLIP trained to tell four pictures apart.
+
+Each phrase's score is the calibrated presence the prompt's phrases get, checked against
+a fresh model's own numbers; the fit is written for the test so that one caption is seen,
+one is between the bounds and the others are not seen.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
+from presence_formula import expected_presence
+from test_presence import _independent_presence
 from trained_clip import CAPTIONS, picture
 
-from clipprobe_ext.analysis.negative import (
-    EMBEDDING,
-    NOT_SUPPRESSED,
-    TAG,
-    PresenceScores,
-    check_negative,
-)
+from clipprobe_ext.analysis.calibration import SEEN, write_calibration
+from clipprobe_ext.analysis.negative import check_negative
+from clipprobe_ext.analysis.references import forget_banks, reference_banks
 from clipprobe_ext.encoders.hf import HFClipEncoder
+from clipprobe_ext.probe import ProbeOptions, analyze
+from clipprobe_ext.report.data import report_data
+from clipprobe_ext.report.reasons import NOT_SUPPRESSED, SUPPRESSED, TAG, UNSURE
+from clipprobe_ext.report.text import format_table
+
+CIRCLE = picture(0, seed=777)  # a red circle
+SQUARE = picture(1, seed=778)  # a blue square
 
 
-@pytest.fixture(scope="module")
-def encoder(trained_clip_dir):
-    return HFClipEncoder.from_pretrained(str(trained_clip_dir), device="cpu")
-
-
-def test_a_visible_negative_phrase_is_flagged_not_suppressed(encoder) -> None:
-    image = picture(0, seed=777)  # a red circle
-    check = check_negative(
-        [image],
-        "a red circle, a blue square, <lora:detail:0.5>, EasyNegative",
-        encoder,
-        embeddings={"easynegative"},
+@pytest.fixture()
+def fitted(trained_clip_dir, tmp_path):
+    """A copy of the model with a fit: seen from just under the red circle's ``cosine_z``
+    on ``CIRCLE``, not seen from just under the second caption's (so it is unsure)."""
+    forget_banks()
+    folder = shutil.copytree(trained_clip_dir, tmp_path / "model")
+    z, _ = _independent_presence(folder, CIRCLE, CAPTIONS, raw_z=True)
+    z = dict(zip(CAPTIONS, map(float, z)))
+    order = sorted(CAPTIONS, key=z.get, reverse=True)
+    assert order[0] == "a red circle" and z[order[1]] > z[order[2]]
+    fit = write_calibration(
+        folder, (z[order[1]] + z[order[2]]) / 2, (z[order[0]] + z[order[1]]) / 2, "test"
     )
-    by_text = {p.text: p for p in check.phrases}
-    assert by_text["a red circle"].status == "not suppressed"
-    assert by_text["a red circle"].reason == NOT_SUPPRESSED
-    assert "did not remove it" in by_text["a red circle"].reason
-    assert by_text["a blue square"].status == "suppressed"
-    assert by_text["<lora:detail:0.5>"].status == "not measurable"
-    assert by_text["<lora:detail:0.5>"].reason == TAG
-    assert by_text["EasyNegative"].status == "not measurable"
-    assert by_text["EasyNegative"].reason == EMBEDDING
-    assert [p.text for p in check.not_suppressed] == ["a red circle"]
-    d = json.loads(json.dumps(check.to_dict()))
-    assert d["not_suppressed"] == [0] and d["phrases"][1]["status"] == "suppressed"
+    encoder = HFClipEncoder.from_pretrained(str(folder), device="cpu")
+    yield SimpleNamespace(folder=folder, encoder=encoder, order=order, fit=fit)
+    forget_banks()
 
 
-def test_scores_equal_an_independent_softmax(trained_clip_dir, encoder) -> None:
-    """Probabilities recomputed with transformers' own forward (logits_per_image)."""
-    from transformers import CLIPModel, CLIPProcessor
-
-    model = CLIPModel.from_pretrained(trained_clip_dir).eval()
-    processor = CLIPProcessor.from_pretrained(trained_clip_dir)
-    images = [picture(k, seed=900 + k) for k in range(4)]
-    positive = "masterpiece, a yellow triangle"
-    negative = ", ".join(CAPTIONS)
-    check = check_negative(images, negative, encoder, positive_prompt=positive)
-    candidates = list(dict.fromkeys(CAPTIONS + ["masterpiece", "a yellow triangle"]))
-    inputs = processor(text=candidates, images=images, return_tensors="pt", padding=True)
-    with torch.no_grad():
-        probs = model(**inputs).logits_per_image.softmax(-1).numpy()
-    for k, caption in enumerate(CAPTIONS):
-        phrase = check.phrases[k]
-        np.testing.assert_allclose(phrase.per_image, probs[:, candidates.index(caption)], atol=1e-4)
-        floor = max(0.01, 1 / len(candidates))
-        assert phrase.visible_in == int((probs[:, candidates.index(caption)] > floor).sum())
-    # Each picture shows its own caption: every caption is still visible in one picture.
-    for k, caption in enumerate(CAPTIONS):
-        assert probs[k, candidates.index(caption)] == probs[k].max()
-        assert check.phrases[k].status == "not suppressed"
-        assert check.phrases[k].visible_in >= 1
-    assert "5 phrases" in check.method
+def _expected(fitted, image, texts) -> np.ndarray:
+    z, own = _independent_presence(fitted.folder, image, texts, raw_z=True)
+    return expected_presence(z, own, fitted.fit)
 
 
-def test_the_scorer_is_pluggable(encoder) -> None:
-    seen = {}
-
-    def scorer(enc, image_embs, texts, context):
-        seen["texts"], seen["context"] = list(texts), list(context)
-        cos = image_embs @ enc.encode_texts(list(texts))[0].numpy().T
-        return PresenceScores(cos, cos > 0.2, cos, "cosine above 0.2")
-
-    check = check_negative(
-        [picture(1, seed=5)], "a blue square, (ugly:1.3)", encoder, positive_prompt="a cat"
+def test_seen_unsure_and_absent_phrases_get_three_statuses(fitted) -> None:
+    seen, between, absent = fitted.order[0], fitted.order[1], fitted.order[3]
+    negative = f"{seen}, {between}, {absent}, <lora:detail:0.5>"
+    report = analyze([CIRCLE], "masterpiece, a red circle", fitted.encoder, negative=negative)
+    check = report.negative
+    scores = [p.score for p in check.phrases[:3]]
+    np.testing.assert_allclose(
+        scores, _expected(fitted, CIRCLE, [seen, between, absent]), atol=1e-4
     )
-    custom = check_negative(
-        [picture(1, seed=5)],
-        "a blue square, (ugly:1.3)",
-        encoder,
-        positive_prompt="a cat",
-        scorer=scorer,
-    )
-    assert seen == {"texts": ["a blue square", "ugly"], "context": ["a cat"]}
-    assert custom.method == "cosine above 0.2"
-    assert custom.phrases[1].weight == pytest.approx(1.3)
-    # Same cosines whatever the scorer: both read the phrases the same way.
-    assert [p.cosine for p in custom.phrases] == pytest.approx([p.cosine for p in check.phrases])
+    assert [p.status for p in check.phrases] == [
+        "not suppressed",
+        "unsure",  # between the bounds: neither flagged nor called absent
+        "suppressed",
+        "not measurable",
+    ]
+    data = report_data(report)["negative"]
+    assert [p["reason"] for p in data["phrases"]] == [NOT_SUPPRESSED, UNSURE, SUPPRESSED, TAG]
+    assert data["not_suppressed"] == [0]
+    assert json.loads(json.dumps(data)) == data
+    # the table's Status column says what the explanation under it says
+    table = format_table(report)
+    assert f"unsure: {UNSURE}" in " ".join(table.split())
 
 
-def test_empty_negative_prompt_and_no_image(encoder) -> None:
-    check = check_negative([picture(2)], "", encoder)
-    assert check.phrases == [] and check.notes == ["The negative prompt is empty."]
-    from clipprobe_ext.errors import ImageError
-
-    with pytest.raises(ImageError):
-        check_negative([], "blurry", encoder)
-
-
-def test_one_phrase_alone_is_not_measurable_with_a_relative_score(encoder) -> None:
-    check = check_negative([picture(0, seed=777)], "a red circle", encoder)
-    (phrase,) = check.phrases
-    assert phrase.status == "not measurable" and phrase.score is None
-    assert "only one" in phrase.reason and phrase.cosine is not None
-    paired = check_negative(
-        [picture(0, seed=777)], "a red circle", encoder, positive_prompt="a cat"
-    )
-    assert paired.phrases[0].status == "not suppressed"
+def test_several_pictures_count_where_the_phrase_is_seen(fitted) -> None:
+    embs = fitted.encoder.encode_images([CIRCLE, SQUARE]).numpy().astype(np.float64)
+    banks = reference_banks(fitted.encoder, embs.shape[1])
+    check = check_negative(embs, "a red circle, (a blue square:1.3)", fitted.encoder, banks)
+    for p, text in zip(check.phrases, ["a red circle", "a blue square"]):
+        expected = [_expected(fitted, image, [text])[0] for image in (CIRCLE, SQUARE)]
+        np.testing.assert_allclose(p.per_image, expected, atol=1e-4)
+        assert p.visible_in == sum(e >= SEEN for e in expected)
+        assert p.score == pytest.approx(np.mean(p.per_image))
+    assert check.phrases[1].weight == pytest.approx(1.3)
+    assert check.images == ["image 1", "image 2"]
 
 
-def test_rows_and_text_lines(encoder) -> None:
-    check = check_negative(
-        [picture(0, seed=777)], "a red circle, <lora:x:1>", encoder, positive_prompt="a cat"
-    )
-    rows = check.rows()
-    assert [r["status"] for r in rows] == ["not suppressed", "not measurable"]
-    assert rows[0]["score"] == check.phrases[0].score and rows[1]["score"] is None
-    lines = check.text_lines()
-    assert lines[0].strip().startswith("not suppressed  a red circle (")
-    assert lines[-1].startswith("presence: round-1 softmax")
+def test_empty_negative_prompt(fitted) -> None:
+    embs = fitted.encoder.encode_images([CIRCLE]).numpy().astype(np.float64)
+    banks = reference_banks(fitted.encoder, embs.shape[1])
+    assert check_negative(embs, "", fitted.encoder, banks).phrases == []
+    report = analyze([CIRCLE], "a red circle", fitted.encoder, ProbeOptions(prune=False))
+    assert report.negative is None

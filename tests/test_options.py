@@ -14,7 +14,6 @@ from clipprobe_ext.options import (
     ProbeOptions,
     add_arguments,
     check_prompt_length,
-    format_percent,
     options_from_args,
 )
 
@@ -114,6 +113,8 @@ def test_clamp():
 
 
 def test_format_percent():
+    from clipprobe_ext.report.numbers import percent as format_percent
+
     assert format_percent(0.01) == "1.0 %"
     assert format_percent(0.0004) == "<0.1 %"
     assert format_percent(float("nan")) == "–"

@@ -17,11 +17,13 @@ import numpy as np
 import pytest
 import torch
 
-from clipprobe_ext import render
 from clipprobe_ext.analysis.pruning import similarity_floor
 from clipprobe_ext.probe import ProbeOptions, analyze, parse_synonyms
-from clipprobe_ext.report import csv_columns, format_table, to_csv, to_json
-from clipprobe_ext.report_view import percent, pruning_outcome
+from clipprobe_ext.report import fragments as render
+from clipprobe_ext.report.data import csv_columns, report_data, to_csv, to_json
+from clipprobe_ext.report.numbers import percent
+from clipprobe_ext.report.reasons import pruning_outcome
+from clipprobe_ext.report.text import format_table
 from clipprobe_ext.results import (
     ContributionResult,
     ImageAnalysis,
@@ -32,6 +34,7 @@ from clipprobe_ext.results import (
     PruneStep,
     RankingResult,
     RankingRound,
+    VerdictReason,
 )
 
 PROMPT = "a red umbrella, a girl, (rain:1.2), city street at night, neon lights"
@@ -126,7 +129,9 @@ def _tiny_report(value: float) -> ProbeReport:
     phrases = [PhraseInfo(0, "cat", 1.0, 0, 3), PhraseInfo(1, "<lora:x:1>", 1.0, 5, 15, False)]
     ranking = RankingResult(0.01, [RankingRound(1, [0], [value], 0)])
     contribution = ContributionResult(value, [value, None], [value, None])
-    verdict = PhraseVerdict(0, "cat", "keep", value, value, value, value, False, "why")
+    verdict = PhraseVerdict(
+        0, "cat", "keep", value, value, value, value, False, VerdictReason("no_calibration")
+    )
     return ProbeReport(
         model_id="m",
         prompt="cat, <lora:x:1>",
@@ -134,7 +139,7 @@ def _tiny_report(value: float) -> ProbeReport:
         images=[ImageAnalysis("x.png", ranking, [], contribution)],
         verdicts=[verdict],
         pruning=PruneResult(value, 0.01, [PruneStep(0, value)], "", 3),
-        options={"rounds": 1, "threshold": 0.01, "tolerance": 0.01},
+        options=ProbeOptions(rounds=1, threshold=0.01, tolerance=0.01),
         notes=[],
     )
 
@@ -160,8 +165,8 @@ def test_non_finite_numbers_become_null(bad):
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf])
 def test_to_dict_itself_is_clean(bad):
-    """The API returns ``to_dict()`` as it is: before, a NaN there was a 500."""
-    data = _tiny_report(bad).to_dict()
+    """The API returns ``report_data()`` as it is: before, a NaN there was a 500."""
+    data = report_data(_tiny_report(bad))
     json.dumps(data, allow_nan=False)  # raises on NaN / inf
     assert data["pruning"]["original_similarity"] is None
     assert data["pruning"]["final_similarity"] is None
@@ -174,7 +179,7 @@ def test_text_and_html_show_the_same_numbers(report):
     page = html.unescape(render.render_report(report))
     for analysis in report.images:
         for r in analysis.ranking.rounds:
-            for _, p in r.above(report.options["threshold"]):
+            for _, p in r.above(report.options.threshold):
                 assert percent(p) in text and percent(p) in page
         for group in analysis.synonyms:
             for p in group.probabilities:

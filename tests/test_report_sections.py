@@ -22,17 +22,23 @@ from conftest import make_image
 from test_presence import _independent_presence
 from trained_clip import picture
 
-from clipprobe_ext import render
-from clipprobe_ext.analysis.negative import NOT_SUPPRESSED, SUPPRESSED, UNSURE
-from clipprobe_ext.analysis.pruning import lazy_greedy_prune, naive_greedy_prune
+from clipprobe_ext.analysis.pruning import (
+    lazy_greedy_prune,
+    naive_greedy_prune,
+    similarity_floor,
+)
 from clipprobe_ext.analysis.references import forget_banks
 from clipprobe_ext.analysis.tokens import token_budget
 from clipprobe_ext.analysis.verdict import NOT_SEEN, SEEN
 from clipprobe_ext.encoders.hf import HFClipEncoder
 from clipprobe_ext.probe import ProbeOptions, analyze
 from clipprobe_ext.prompt import parse_prompt, removal_blocker, remove_phrases
-from clipprobe_ext.report import format_table, to_csv, to_json
-from clipprobe_ext.report_view import build_view, presence_text
+from clipprobe_ext.report import fragments as render
+from clipprobe_ext.report.data import report_data, to_csv, to_json
+from clipprobe_ext.report.numbers import presence as presence_text
+from clipprobe_ext.report.reasons import NOT_SUPPRESSED, SUPPRESSED, UNSURE, token_lines
+from clipprobe_ext.report.text import format_table
+from clipprobe_ext.report.view import build_view
 
 # 10 short phrases (29 tokens with their commas), then one 50-word phrase: at 75 tokens
 # the last comma is 45 tokens back, beyond the WebUI's 20, so the chunk is cut inside the
@@ -80,7 +86,7 @@ def test_token_budget_in_text_html_json_and_csv(long_report):
     text = format_table(report)
     assert "Token budget" in text
     flat = " ".join(text.split())
-    for line in budget.text_lines():
+    for line in token_lines(budget):
         assert " ".join(line.split()) in flat
     assert json.loads(to_json(report))["tokens"] == json.loads(json.dumps(budget.to_dict()))
 
@@ -135,6 +141,8 @@ def test_negative_check_uses_the_positive_phrases_presence(trained, trained_clip
     negative = "a red circle, a blue square, green stripes, <lora:x:1>"
     report = analyze([image], "masterpiece, a red circle", trained, negative=negative)
     check = report.negative
+    data = report_data(report)
+    reasons = {p["index"]: p["reason"] for p in data["negative"]["phrases"]}
     texts = ["a red circle", "a blue square", "green stripes"]
     expected = _independent_presence(trained_clip_dir, image, texts)
     scores = [next(p for p in check.phrases if p.text == t).score for t in texts]
@@ -146,25 +154,29 @@ def test_negative_check_uses_the_positive_phrases_presence(trained, trained_clip
         if p.text.startswith("<"):
             assert p.status == "not measurable"
             continue
+        reason = reasons[p.index]
         if p.score >= SEEN:
-            assert (p.status, p.reason) == ("not suppressed", NOT_SUPPRESSED)
+            assert (p.status, reason) == ("not suppressed", NOT_SUPPRESSED)
         elif p.score < NOT_SEEN:
-            assert (p.status, p.reason) == ("suppressed", SUPPRESSED)
+            assert (p.status, reason) == ("suppressed", SUPPRESSED)
         else:
-            assert (p.status, p.reason) == ("suppressed", UNSURE)
-    assert "calibrated presence" in check.method
+            assert (p.status, reason) == ("unsure", UNSURE)
+    assert "calibrated presence" in data["negative"]["method"]
 
     text = format_table(report)
     assert "Negative prompt, checked" in text
     for p in check.phrases:
         assert p.status in text
     assert "did not remove it" in NOT_SUPPRESSED  # the honest wording the report uses
-    assert json.loads(to_json(report))["negative"] == json.loads(json.dumps(check.to_dict()))
+    assert json.loads(to_json(report))["negative"] == data["negative"]
+    assert [(p["status"], p["score"]) for p in data["negative"]["phrases"]] == [
+        (p.status, p.score) for p in check.phrases
+    ]
     page = render.render_report(report)
     section = render.render_negative(report)
     assert section in page and page.index(section) > page.index(render.render_prompt(report))
     for p in check.phrases:
-        assert html.escape(p.text) in section and html.escape(p.reason) in section
+        assert html.escape(p.text) in section and html.escape(reasons[p.index]) in section
         if p.score is not None:
             assert presence_text(p.score) in _visible_text(section)
     rows = [r for r in _csv(report) if r["image"] == "negative"]
@@ -176,7 +188,7 @@ def test_negative_check_uses_the_positive_phrases_presence(trained, trained_clip
 
 def test_no_negative_prompt_no_section(hf_encoder, images):
     report = analyze(images[:1], "a girl, rain", hf_encoder, ProbeOptions(prune=False))
-    assert report.negative is None and report.to_dict()["negative"] is None
+    assert report.negative is None and report_data(report)["negative"] is None
     assert "Negative prompt" not in format_table(report)
     assert render.render_negative(report) == ""
     assert not [r for r in _csv(report) if r["image"] == "negative"]
@@ -235,14 +247,21 @@ def test_lazy_search_with_a_blocker_equals_the_naive_one(seed):
     np.testing.assert_allclose([s for _, s in lazy.steps], [s for _, s in naive.steps])
     assert not {i for i, _ in lazy.steps} & refuse
     assert set(lazy.blocked) == set(naive.blocked) <= refuse
+    # both keep the same phrases for the same reasons; a phrase kept for its cost was
+    # last measured under the floor
+    assert {h.index: h.code for h in lazy.held} == {h.index: h.code for h in naive.held}
+    assert {h.index for h in lazy.held} == set(phrases) - {i for i, _ in lazy.steps}
+    for h in lazy.held:
+        if h.code == "below_floor":
+            assert h.similarity_without < h.floor == similarity_floor(original, 0.5)
     for i, reason in lazy.blocked.items():
         assert reason == f"phrase {i} cannot go"
 
 
 def test_a_phrase_that_cannot_go_cleanly_is_kept_with_its_reason(tiny_hf_clip_dir):
     """``nigh(t:time`` holds an unmatched bracket that weighs what follows: removing it
-    changes the kept text's weight (issue 10).  Without the guard the search picked it
-    and ``remove_phrases`` raised UncleanRemovalError; now it stays, with the reason."""
+    changes the kept text's weight, so it stays, with the reason (``remove_phrases``
+    would raise ``UncleanRemovalError`` on such a cut)."""
     forget_banks()
     encoder = HFClipEncoder.from_pretrained(str(tiny_hf_clip_dir), device="cpu")
     prompt = "nigh(t:time, BREAKfast"
@@ -251,21 +270,21 @@ def test_a_phrase_that_cannot_go_cleanly_is_kept_with_its_reason(tiny_hf_clip_di
     pruning = report.pruning
     assert [k.index for k in pruning.kept] == [0]
     removed = set(pruning.removed)
-    assert pruning.kept[0].reason in {
+    assert pruning.kept[0].blocker in {
         removal_blocker(parsed, {0}),
         removal_blocker(parsed, removed | {0}),
     }
-    assert pruning.kept[0].reason is not None
+    assert pruning.kept[0].blocker is not None
     assert pruning.pruned_prompt == remove_phrases(prompt, parsed, sorted(removed))
     assert 0 not in removed
-    kept_line = f"'nigh(t:time' kept: {pruning.kept[0].reason}"
+    kept_line = f"'nigh(t:time' kept: {pruning.kept[0].blocker}"
     assert kept_line in " ".join(format_table(report).split())
     assert html.escape(kept_line) in render.render_pruning(report)
     verdict = next(v for v in build_view(report).verdicts if v.index == 0)
-    assert verdict.reason.endswith(f"kept: {pruning.kept[0].reason}")
+    assert verdict.reason.endswith(f"kept: {pruning.kept[0].blocker}")
     assert "cannot be cut cleanly" in verdict.reason  # not "the similarity needs it"
     assert json.loads(to_json(report))["pruning"]["kept"] == [
-        {"index": 0, "reason": pruning.kept[0].reason}
+        {"index": 0, "reason": pruning.kept[0].blocker}
     ]
 
 
@@ -277,7 +296,7 @@ def test_pruning_never_raises_and_every_cut_is_clean(hf_encoder, prompt):
     assert removal_blocker(parsed, removed) is None
     assert report.pruning.pruned_prompt == remove_phrases(prompt, parsed, removed)
     for k in report.pruning.kept:
-        assert k.index not in removed and k.reason
+        assert k.index not in removed and k.blocker
 
 
 def test_a_clean_prompt_keeps_nothing_back(hf_encoder):

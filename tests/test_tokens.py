@@ -239,18 +239,15 @@ def test_to_dict_is_plain_json() -> None:
     assert d["phrases"][1]["text"] == "b" and d["phrases"][1]["straddles"] is False
 
 
-def test_rows_and_text_lines() -> None:
+def test_straddling_phrase_and_the_budget_in_words() -> None:
+    from clipprobe_ext.report.reasons import token_lines
+
     first = " ".join(["red"] * 50)
     budget = token_budget(f"{first}, " + " ".join(["blue"] * 30))
-    assert budget.rows()[1] == {
-        "index": 1,
-        "text": " ".join(["blue"] * 30),
-        "tokens": 30,
-        "chunks": "1 2",
-        "straddles": True,
-    }
-    lines = budget.text_lines()
-    assert (
-        lines[0] == "tokens: 81/150 as the WebUI counts them (81 read by CLIP, 2 chunk(s): 75, 6)"
-    )
-    assert lines[1].endswith("(30 tokens) is cut between chunks 1 and 2")
+    blue = budget.phrases[1]
+    assert (blue.index, blue.text) == (1, " ".join(["blue"] * 30))
+    assert (blue.tokens, blue.chunks, blue.straddles) == (30, [0, 1], True)
+    # both counts, each labelled: the WebUI's counter and CLIP's own tokens
+    lines = token_lines(budget)
+    assert lines[0] == "WebUI count 81/150; 81 CLIP tokens in 2 chunks (75, 6)"
+    assert lines[1].endswith("(30 CLIP tokens) is cut between chunks 1 and 2")

@@ -8,8 +8,9 @@ The token sequence is built the way ``tokenize_line`` in ``modules/sd_hijack_cli
 (A1111 1.10) reads a prompt: extra-network tags are dropped, brackets and weights are
 not tokens, every ``BREAK`` closes the chunk, and the commas between phrases are tokens
 (where the WebUI prefers to cut).  The cut itself is ``chunking.chunk_positions``, the
-project's mirror of the WebUI's rule.  Each phrase's clean text (``prompt.parse_prompt``)
-is tokenized on its own, as is the run of commas between two phrases.
+project's mirror of the WebUI's rule.  Each phrase of the parsed prompt (phrases or
+words: the analysis' own parse) is tokenized on its own, as is the run of commas
+between two of them.
 
 Approximations, all rare: a schedule ``[a:b:N]`` is counted at its last step (``b``); an
 alternation ``[a|b]`` counts all its options (an upper bound: the WebUI reads one per
@@ -28,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from clipprobe_ext.chunking import BREAK, CHUNK_LENGTH, chunk_positions
-from clipprobe_ext.prompt import parse_prompt
+from clipprobe_ext.prompt import ParsedPrompt, parse_prompt
 
 Tokenizer = Callable[[str], Sequence[int]]
 
@@ -40,7 +41,7 @@ _TAG_RE = re.compile(r"<(\w+):([^>]+)>")  # extra networks, as modules/extra_net
 class PhraseTokens:
     """One phrase's share of the token budget."""
 
-    index: int  # phrase index in ``parse_prompt(prompt)``
+    index: int  # phrase index in the parsed prompt
     text: str
     tokens: int  # CLIP tokens of its text (0 for extra-network tags)
     measurable: bool
@@ -76,35 +77,6 @@ class TokenBudget:
         """Indices of the phrases a chunk boundary cuts in two."""
         return [p.index for p in self.phrases if p.straddles]
 
-    def rows(self) -> list[dict]:
-        """One flat row per phrase, for CSV (columns: index, text, tokens, chunks, straddles)."""
-        return [
-            {
-                "index": p.index,
-                "text": p.text,
-                "tokens": p.tokens,
-                "chunks": " ".join(str(c + 1) for c in p.chunks),
-                "straddles": p.straddles,
-            }
-            for p in self.phrases
-        ]
-
-    def text_lines(self) -> list[str]:
-        """The budget for the text report: totals, chunk sizes, straddling phrases."""
-        lines = [
-            f"tokens: {self.webui_count}/{self.limit} as the WebUI counts them "
-            f"({self.tokens} read by CLIP, {self.chunk_count} chunk(s): "
-            + ", ".join(str(n) for n in self.chunk_sizes)
-            + ")"
-        ]
-        if self.subprompts > 1:
-            lines.append(f"{self.subprompts} AND parts, each chunked on its own; the largest shown")
-        for p in self.phrases:
-            if p.straddles:
-                chunks = " and ".join(str(c + 1) for c in p.chunks)
-                lines.append(f"'{p.text}' ({p.tokens} tokens) is cut between chunks {chunks}")
-        return lines
-
     def to_dict(self) -> dict:
         d = asdict(self)
         d["chunk_count"] = self.chunk_count
@@ -118,11 +90,13 @@ class TokenBudget:
 class TokenSaving:
     """What a pruned prompt saves against the original."""
 
-    original_tokens: int
+    original_tokens: int  # CLIP tokens
     pruned_tokens: int
     original_chunks: int
     pruned_chunks: int
     removed: list[int] = field(default_factory=list)  # phrase indices of the original
+    original_webui_count: int | None = None  # what the WebUI's counter shows
+    pruned_webui_count: int | None = None
 
     @property
     def tokens_saved(self) -> int:
@@ -153,14 +127,16 @@ def default_tokenizer(text: str) -> list[int]:
 
 
 def token_budget(
-    prompt: str,
+    prompt: ParsedPrompt | str,
     tokenize: Tokenizer | None = None,
     chunk_length: int = CHUNK_LENGTH,
 ) -> TokenBudget:
-    """Tokens per phrase, chunk boundaries and totals of a WebUI prompt."""
+    """Tokens per phrase, chunk boundaries and totals of a WebUI prompt (parsed, or a
+    string parsed into phrases here)."""
     tokenize = tokenize or default_tokenizer
     comma = _single_token(tokenize, ",")
-    parsed = parse_prompt(prompt)
+    parsed = prompt if isinstance(prompt, ParsedPrompt) else parse_prompt(prompt)
+    prompt = parsed.prompt
     # Per sub-prompt: the token sequence and, for every position, the phrase it belongs to.
     sequences: list[tuple[list[int], list[int]]] = [([], [])]
     counts: dict[int, int] = {}
@@ -246,8 +222,26 @@ def token_saving(
 ) -> TokenSaving:
     """Tokens and chunks the pruned prompt saves (negative when it costs more)."""
     return TokenSaving(
-        original.tokens, pruned.tokens, original.chunk_count, pruned.chunk_count, list(removed)
+        original.tokens,
+        pruned.tokens,
+        original.chunk_count,
+        pruned.chunk_count,
+        list(removed),
+        original.webui_count,
+        pruned.webui_count,
     )
+
+
+def model_token_budget(
+    prompt: ParsedPrompt | str, tokenize: Tokenizer
+) -> tuple[TokenBudget, Tokenizer, str | None]:
+    """The budget with a model's tokenizer (ids without start and end markers, ``,`` one
+    token), or with CLIP's BPE where it does not fit: ``(budget, the tokenizer used, why
+    the model's did not fit or None)``."""
+    try:
+        return token_budget(prompt, tokenize), tokenize, None
+    except ValueError as exc:
+        return token_budget(prompt, default_tokenizer), default_tokenizer, str(exc)
 
 
 def _single_token(tokenize: Tokenizer, text: str) -> int:

@@ -1,47 +1,55 @@
-"""Keep / weak / prune per phrase, aggregated over the images of a batch.
+"""Keep / weak / prune per phrase, aggregated over the images of a batch, with a reason code.
 
-The evidence is the calibrated presence (``presence``: is the phrase seen, against fixed
-references, whatever else the prompt says) and, for pruning, whether the prompt needs
-the phrase (the suggested pruned prompt drops it; its leave-one-out contribution):
-- keep: seen (presence at least ``SEEN``);
-- prune: not seen (presence under ``NOT_SEEN``) and the pruned prompt drops it (removing
-  it keeps the whole prompt's similarity within the tolerance, or it is clearly not seen:
-  ``cosine_z`` under the model's ``absent_z``, where the similarity guard yields);
-- weak: in between, or not seen but the prompt's similarity needs it.
-The elimination probabilities stay in the report (the ranking table) but no longer
-decide: in a later round, among absent phrases, one still wins with a high probability.
-``SEEN`` and ``NOT_SEEN`` are on the presence scale, the same for every model; where
-they fall in cosine terms is the model's calibration (``calibration``), fitted on the
-benchmark world (bench/bench_advice.py, bench/README.md).
+The evidence is the calibrated presence (``presence``, the same scale for every model):
+keep from ``SEEN``; weak in between (unsure); under ``NOT_SEEN`` a phrase is not seen and
+its verdict is what the pruned prompt did with it: prune when it dropped it, weak when
+the search kept it, the reason naming the search's own record of why (``HeldPhrase``).
+The elimination probabilities decide only without a calibrated presence.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from clipprobe_ext.analysis.calibration import NOT_SEEN, SEEN
-from clipprobe_ext.results import ImageAnalysis, PhraseInfo, PhraseVerdict
+from clipprobe_ext.results import (
+    HoldCode,
+    ImageAnalysis,
+    PhraseInfo,
+    PhraseVerdict,
+    PruneResult,
+    Verdict,
+    VerdictCode,
+    VerdictReason,
+)
 
-__all__ = ["NOT_SEEN", "SEEN", "phrase_verdicts"]
+__all__ = ["NOT_SEEN", "SEEN", "mean_presence", "phrase_verdicts"]
+
+_HELD: dict[HoldCode, VerdictCode] = {
+    "below_floor": "not_seen_needed",
+    "last_phrase": "not_seen_last",
+    "cannot_cut_cleanly": "cannot_cut_cleanly",
+}
+
+
+def mean_presence(scores: Sequence[float]) -> float:
+    """The batch's presence of a phrase; the pruning's candidates use this same mean, so a
+    phrase is "not seen" for both or for neither."""
+    return float(np.array(scores, dtype=np.float64).mean())
 
 
 def phrase_verdicts(
     phrases: Sequence[PhraseInfo],
     images: Sequence[ImageAnalysis],
-    pruned: set[int] | None,
+    pruning: PruneResult | None,
     threshold: float,
-    clearly: dict[int, tuple[float, float]] | None = None,
-    blocked: set[int] | None = None,
+    clearly: Mapping[int, float] | None = None,
 ) -> list[PhraseVerdict]:
-    """``clearly``: the phrases the pruned prompt dropped without the similarity guard,
-    with their ``cosine_z`` and the model's ``absent_z`` (named in the reason);
-    ``blocked``: phrases the pruned prompt keeps because their cut would not be clean
-    (the report adds the reason), not because the similarity needs them."""
+    """``clearly``: the ``cosine_z`` of the phrases the pruned prompt dropped as clearly
+    not seen (named by the reason)."""
     verdicts = []
-    full = [a.contribution.full_similarity for a in images if a.contribution is not None]
-    full_similarity = float(np.mean(full)) if full else None
     for phrase in phrases:
         if not phrase.measurable:
             continue
@@ -50,28 +58,16 @@ def phrase_verdicts(
             a.contribution.contributions[phrase.index] for a in images if a.contribution is not None
         ]
         c = np.array([x for x in contribs if x is not None], dtype=np.float64)
-        contribution = float(c.mean()) if c.size else None
         scores = [
             a.presence[phrase.index]
             for a in images
             if a.presence is not None and a.presence[phrase.index] is not None
         ]
         p = np.array(scores, dtype=np.float64)
-        presence = float(p.mean()) if p.size else None
-        dropped = pruned is not None and phrase.index in pruned
-        verdict, reason = _decide(presence, float(best.mean()), threshold, dropped, pruned)
-        if blocked and phrase.index in blocked and presence is not None and not dropped:
-            reason = (
-                f"not seen: {presence:.2f} (under {NOT_SEEN:.2f}), but it cannot be cut cleanly"
-            )
-        if clearly and phrase.index in clearly and verdict == "prune":
-            z, point = clearly[phrase.index]
-            reason = (
-                f"not seen: {presence:.2f} (under {NOT_SEEN:.2f}), clearly: cosine z {z:.2f} "
-                f"(under {point:.2f}); the pruned prompt drops it whatever the similarity does"
-            )
-        if contribution is not None and full_similarity is not None:
-            reason += "; " + _without_it(contribution, full_similarity)
+        presence = mean_presence(scores) if scores else None
+        verdict, why = _decide(phrase.index, presence, float(best.mean()), threshold, pruning)
+        if why.code == "not_seen_clearly" and clearly and phrase.index in clearly:
+            why = VerdictReason(why.code, cosine_z=float(clearly[phrase.index]))
         verdicts.append(
             PhraseVerdict(
                 index=phrase.index,
@@ -79,10 +75,10 @@ def phrase_verdicts(
                 verdict=verdict,
                 max_probability=float(best.mean()),
                 max_probability_std=float(best.std()),
-                contribution=contribution,
+                contribution=float(c.mean()) if c.size else None,
                 contribution_std=float(c.std()) if c.size else None,
-                pruned=dropped,
-                reason=reason,
+                pruned=pruning is not None and phrase.index in pruning.removed,
+                why=why,
                 presence=presence,
                 presence_std=float(p.std()) if p.size else None,
             )
@@ -90,38 +86,21 @@ def phrase_verdicts(
     return verdicts
 
 
-#: Under this whole-prompt similarity, or for a change larger than the similarity itself,
-#: a share means little ("loses 2370 %"): the change is given as a difference instead.
-RELATIVE_FROM = 0.05
-
-
-def _without_it(contribution: float, full_similarity: float) -> str:
-    """What the whole prompt's similarity does without the phrase, in words."""
-    change = "loses" if contribution >= 0 else "gains"
-    if abs(full_similarity) >= RELATIVE_FROM and abs(contribution) <= abs(full_similarity):
-        return f"the prompt {change} {abs(contribution / full_similarity):.1%} without it"
-    return f"the prompt {change} {abs(contribution):.4f} of similarity without it"
-
-
 def _decide(
-    presence: float | None, best: float, threshold: float, dropped: bool, pruned: set | None
-) -> tuple[str, str]:
+    index: int, presence: float | None, best: float, threshold: float, pruning: PruneResult | None
+) -> tuple[Verdict, VerdictReason]:
     if presence is None:  # no calibration: the ranking alone, never a prune
-        seen = best > threshold
-        return ("keep" if seen else "weak"), (
-            f"best round probability {best:.1%} (no calibrated presence)"
-        )
+        return ("keep" if best > threshold else "weak"), VerdictReason("no_calibration")
     if presence >= SEEN:
-        return "keep", f"seen: {presence:.2f} (seen from {SEEN:.2f})"
-    if presence < NOT_SEEN:
-        if dropped:
-            return (
-                "prune",
-                f"not seen: {presence:.2f} (under {NOT_SEEN:.2f}); the pruned prompt drops it",
-            )
-        if pruned is None:
-            return "weak", f"not seen: {presence:.2f} (under {NOT_SEEN:.2f}); no pruning was run"
-        return "weak", (
-            f"not seen: {presence:.2f} (under {NOT_SEEN:.2f}), but the prompt's similarity needs it"
-        )
-    return "weak", f"unsure: {presence:.2f} (seen from {SEEN:.2f}, not seen under {NOT_SEEN:.2f})"
+        return "keep", VerdictReason("seen")
+    if presence >= NOT_SEEN:
+        return "weak", VerdictReason("unsure")
+    if pruning is None:
+        return "weak", VerdictReason("no_pruning")
+    if index in pruning.removed:
+        clear = index in pruning.clearly_absent
+        return "prune", VerdictReason("not_seen_clearly" if clear else "not_seen_dropped")
+    held = next((h for h in pruning.held if h.index == index), None)
+    if held is None:  # not a candidate of this search (it ran on other evidence)
+        return "weak", VerdictReason("no_pruning")
+    return "weak", VerdictReason(_HELD[held.code], held=held)

@@ -188,13 +188,13 @@ def _options(args: argparse.Namespace) -> ProbeOptions:
 
 
 def _render(reports: list[Any], args: argparse.Namespace, color: bool) -> str:
-    from clipprobe_ext import report as render
+    from clipprobe_ext.report import data, text
 
     if args.json:
-        return render.to_json(reports[0] if len(reports) == 1 else reports) + "\n"
+        return data.to_json(reports[0] if len(reports) == 1 else reports) + "\n"
     if args.csv:
-        return render.to_csv(reports)
-    return render.format_table(reports, color=color)
+        return data.to_csv(reports)
+    return text.format_table(reports, color=color)
 
 
 def _use_color(args: argparse.Namespace, stdout: Any) -> bool:

@@ -129,10 +129,10 @@ def run(args: argparse.Namespace, progress: Progress) -> Outcome:
         ) from exc
     progress.clear()
     if args.html:
-        from clipprobe_ext.audit.html import render_html
+        from clipprobe_ext.report.audit_page import render_html
 
         write_file(args.html, render_html(report))
-    from clipprobe_ext.audit import report as render
+    from clipprobe_ext.report import audit as render
 
     if args.json:
         return Outcome(render.to_json(report) + "\n")

@@ -46,8 +46,8 @@ from typing import Any
 
 from modules import scripts
 
-from clipprobe_ext import render
 from clipprobe_ext.errors import first_line
+from clipprobe_ext.report.summary import summary_text
 from clipprobe_ext.webui import model_source, settings
 from clipprobe_ext.webui.model_source import ModelUnavailable
 
@@ -171,7 +171,7 @@ def probe_image(p: Any, image: Any) -> str | None:
             labels=[f"image {number}"],
             inside_generation=True,
         )
-        summary = " ".join(render.summary_text(report).split())  # one line, always
+        summary = " ".join(summary_text(report).split())  # one line, always
     except ModelUnavailable:
         raise
     except Exception as exc:  # never break a generation

@@ -8,7 +8,7 @@ Public API: ``on_app_started(demo, app) -> None`` (pass it to
   (``webui_clip_available``: an interrogator whose CLIP is loaded or downloaded and did
   not just fail to load; ``available_locally``: usable without network)
 - ``POST /clipprobe/v1/analyze`` with an ``AnalyzeRequest`` JSON body ->
-  ``ProbeReport.to_dict()``; with ``"heatmaps": true`` also ``"heatmaps"``: per image
+  ``report.data.report_data(report)``; with ``"heatmaps": true`` also ``"heatmaps"``: per image
   ``heatmaps.cli_output.heatmaps_json`` (each phrase's overlay and the contact sheet as
   base64 PNGs, the raw maps and the crop box), computed in the same hold of the model.
 - ``POST /clipprobe/v1/regenerate`` (``regenerate.register_routes``; same auth).
@@ -51,6 +51,7 @@ from clipprobe_ext.errors import ClipProbeError, ModelError
 from clipprobe_ext.images import decode_base64
 from clipprobe_ext.inputs import Resolved, resolve
 from clipprobe_ext.options import MAX_PROMPT_CHARS, OPTIONS
+from clipprobe_ext.report.data import report_data
 from clipprobe_ext.webui import model_source, settings
 
 PREFIX = "/clipprobe/v1"
@@ -219,7 +220,7 @@ def analyze_endpoint(request: AnalyzeRequest) -> Any:
         report.notes.extend(found.notes)
     except ClipProbeError as exc:
         return _error(exc)
-    data = report.to_dict()
+    data = report_data(report)
     if maps is not None:
         data["heatmaps"] = maps
     return data

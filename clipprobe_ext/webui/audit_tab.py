@@ -10,7 +10,7 @@ Public API:
   its own), with the WebUI's progress bar (``ProgressTask``, ``shared.state`` via
   ``model_source.show_progress``) and its Interrupt (``should_stop`` polls
   ``shared.state.interrupted``: the report of what was done comes back, marked
-  interrupted).  The report is ``audit.html.render_html`` shown in an ``<iframe srcdoc>``
+  interrupted).  The report is ``report.audit_page.render_html`` in an ``<iframe srcdoc>``
   (its own page: its CSS stays inside, the base64 plots show) plus HTML and JSON
   downloads.  A path that is not a folder is refused with a message before any work.
 - ``stop_click()``: the section's Stop button (``shared.state.interrupt()``).
@@ -26,10 +26,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from clipprobe_ext.audit import html as audit_html
-from clipprobe_ext.audit import report as audit_report
 from clipprobe_ext.audit.pipeline import AuditOptions, run_audit
 from clipprobe_ext.errors import ClipProbeError, first_line
+from clipprobe_ext.report import audit as audit_report
+from clipprobe_ext.report import audit_page
+from clipprobe_ext.report.messages import message_box
 from clipprobe_ext.webui import compat, exports, model_source
 from clipprobe_ext.webui.progress_task import ProgressTask
 
@@ -54,10 +55,6 @@ def default_folder() -> str:
         txt2img = getattr(opts, "outdir_txt2img_samples", "") or ""
         chosen = os.path.dirname(txt2img.rstrip("/\\")) if txt2img.strip() else "outputs"
     return os.path.abspath(chosen or "outputs")
-
-
-def _box(kind: str, text: str) -> str:
-    return f'<div class="clipprobe-{kind}">{html.escape(text)}</div>'
 
 
 def _limit(value: Any) -> int | None:
@@ -125,22 +122,22 @@ def audit_click(
     task.queue()
     try:
         report = run(folder, recursive, limit, model, on_start=task.start)
-        page = audit_html.render_html(report)
+        page = audit_page.render_html(report)
         files = write_downloads(report, page)
     except ClipProbeError as exc:
-        return _box("error", str(exc)), _update(value=None, visible=False)
+        return message_box(str(exc), "error"), _update(value=None, visible=False)
     except Exception as exc:  # never a traceback in the tab
         log.exception("ClipProbe: the audit failed")
         message = (
             f"The audit failed unexpectedly ({type(exc).__name__}: {first_line(exc, empty='')}); "
             "the full error is in the console."
         )
-        return _box("error", message), _update(value=None, visible=False)
+        return message_box(message, "error"), _update(value=None, visible=False)
     finally:
         task.finish()
     head = ""
     if getattr(report, "interrupted", False):
-        head = _box("message", "Stopped: the report covers the pictures done so far.")
+        head = message_box("Stopped: the report covers the pictures done so far.")
     return head + frame(page), _update(value=files, visible=True)
 
 

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import time
 
-from clipprobe_ext import report as report_format
+from clipprobe_ext.report import data as report_format
 from clipprobe_ext.results import ProbeReport
 
 EXPORTS_KEPT = 20
@@ -26,7 +26,7 @@ def export_dir() -> str:
 
 
 def write_exports(report: ProbeReport) -> tuple[str, str]:
-    """``report.to_json``/``to_csv`` into a new folder of ``export_dir()``."""
+    """``report.data.to_json``/``to_csv`` into a new folder of ``export_dir()``."""
     folder = export_dir()
     stem = f"clipprobe-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{next(_counter)}"
     run_dir = os.path.join(folder, stem)

@@ -14,7 +14,6 @@ Public API (plain values, no gradio import):
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ from PIL import Image
 from clipprobe_ext.heatmaps.cli_output import report_heatmaps, report_phrases
 from clipprobe_ext.heatmaps.compute import Heatmap
 from clipprobe_ext.heatmaps.render import CROP_NOTE, DEFAULT_OPACITY, contact_sheet, overlay
+from clipprobe_ext.report.messages import message_box
 
 CLICK_HINT = "Click a phrase in the coloured prompt to see where CLIP sees it in the picture."
 NOT_COMPUTED = 'Tick "Heatmaps" and run Analyze to see where CLIP sees each phrase.'
@@ -75,25 +75,21 @@ def compute(
     return state
 
 
-def _message(text: str) -> str:
-    return f'<div class="clipprobe-message">{html.escape(text)}</div>'
-
-
 def show(index: Any, state: HeatmapState | None, opacity: Any) -> tuple[Image.Image | None, str]:
     """The overlay of phrase ``index`` at ``opacity`` (0..1), and the note under it."""
     if not isinstance(state, HeatmapState) or not state.maps:
-        return None, _message(NOT_COMPUTED)
+        return None, message_box(NOT_COMPUTED)
     try:
         i = int(str(index).strip())
     except ValueError:
-        return None, _message(state.note())
+        return None, message_box(state.note())
     heatmap = state.maps.get(i)
     if heatmap is None:
-        return None, _message(NOT_MEASURABLE)
+        return None, message_box(NOT_MEASURABLE)
     try:
         alpha = min(1.0, max(0.0, float(opacity)))
     except (TypeError, ValueError):
         alpha = DEFAULT_OPACITY
     title = f"“{heatmap.phrase}”: score {heatmap.score:.3f}."
     note = title + (f" {CROP_NOTE}; outside it is dimmed." if state.cropped() else "")
-    return overlay(state.image, heatmap, alpha), _message(note)
+    return overlay(state.image, heatmap, alpha), message_box(note)

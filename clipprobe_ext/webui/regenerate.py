@@ -11,7 +11,8 @@ Public API:
   through ``modules.processing.process_images`` under the WebUI's queue lock, with its
   progress (``shared.state`` job, ``progress.add_task_to_queue/start_task/finish_task``).
 - ``regenerate_and_compare(image, pruned_prompt, ...) -> (Regeneration, Comparison)``:
-  the above, then ``clipprobe_ext.compare.compare`` with the chosen CLIP.
+  the above, then ``clipprobe_ext.compare.compare`` against the analysis' report (or,
+  without one, an analysis of the picture's own prompt) with the chosen CLIP.
 - ``register_routes(app)``: ``POST /clipprobe/v1/regenerate`` (see ``RegenerateRequest``).
 
 How the infotext becomes processing arguments mirrors what the WebUI does when a user
@@ -569,11 +570,15 @@ def regenerate_and_compare(
     allow_txt2img: bool = False,
     use_original_checkpoint: bool = True,
     id_task: str | None = None,
+    report: Any = None,
 ) -> tuple[Regeneration, Any]:
     """Regenerate ``image`` (its infotext, or ``infotext``) with ``pruned_prompt`` and compare
-    (``original_picture``: a grid's first picture)."""
+    against ``report``, the analysis the pruned prompt came from (None: the infotext's
+    prompt is analysed first, with the same CLIP); ``original_picture``: a grid's first
+    picture."""
     from clipprobe_ext.compare import compare
     from clipprobe_ext.infotext import parse_parameters
+    from clipprobe_ext.probe import ProbeOptions, analyze
 
     original, text, _ = original_picture(image, infotext)
     plan = plan_regeneration(
@@ -584,10 +589,14 @@ def regenerate_and_compare(
     )
     original_prompt = parse_parameters(text).prompt
     result = regenerate(text, pruned_prompt, plan=plan, id_task=id_task)
-    comparison = measure(
-        lambda encoder: compare(original, result.image, original_prompt, pruned_prompt, encoder),
-        model_name,
-    )
+
+    def measured(encoder: Any) -> Any:
+        analysed = report or analyze(
+            [original.convert("RGB")], original_prompt, encoder, ProbeOptions(prune=False)
+        )
+        return compare(analysed, original, result.image, pruned_prompt, encoder)
+
+    comparison = measure(measured, model_name)
     return result, comparison
 
 
@@ -634,6 +643,7 @@ class RegenerateRequest(BaseModel):
 def regenerate_endpoint(request: RegenerateRequest) -> Any:
     """``POST /clipprobe/v1/regenerate``: errors as the other routes' (400 / 503 JSON)."""
     from clipprobe_ext.images import decode_base64
+    from clipprobe_ext.report.comparison import comparison_data
     from clipprobe_ext.webui import api, model_source, settings
 
     try:
@@ -646,6 +656,7 @@ def regenerate_endpoint(request: RegenerateRequest) -> Any:
         data = decode_base64(request.image, "'image'")
         image, text, found = original_picture(data, request.infotext, ask="send 'infotext'")
         pruned = request.prompt
+        report = None
         if not (pruned and pruned.strip()):
             report = model_source.run_analysis(
                 found.pictures, found.prompt, settings.probe_options(), model, labels=found.labels
@@ -662,6 +673,7 @@ def regenerate_endpoint(request: RegenerateRequest) -> Any:
             model_name=model,
             allow_txt2img=request.allow_txt2img,
             use_original_checkpoint=request.use_original_checkpoint,
+            report=report,
         )
     except ClipProbeError as exc:
         return api._error(exc)
@@ -669,7 +681,7 @@ def regenerate_endpoint(request: RegenerateRequest) -> Any:
         "prompt": pruned,
         "plan": result.plan.to_dict(),
         "warnings": result.plan.warnings,
-        "comparison": comparison.to_dict(),
+        "comparison": comparison_data(comparison),
         "infotext": result.infotext,
         "image": png_base64(result.image, result.infotext) if request.send_image else None,
     }

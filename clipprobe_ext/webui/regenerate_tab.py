@@ -3,8 +3,9 @@
 - ``preflight_html(image, pruned_prompt, allow_txt2img=False) -> str``: what the click
   would run and every warning (checkpoint mismatch, img2img), shown before the click;
   an HTML box, never an exception.
-- ``regenerate_click(id_task, image, pruned_prompt, allow_txt2img, model) ->
-  (html, side_by_side, regenerated, saved_path)``: regenerates and compares; the
+- ``regenerate_click(id_task, image, pruned_prompt, allow_txt2img, model, report) ->
+  (html, side_by_side, regenerated, saved_path)``: regenerates and compares against
+  ``report`` (the tab's last analysis; without one, the picture's own prompt); the
   side-by-side and the regenerated picture are PIL images (the regenerated one carries
   its generation parameters in ``info["parameters"]``, so "Send to txt2img" works on
   it); ``saved_path`` is a folder-less download: a PNG of the side-by-side with the
@@ -23,6 +24,7 @@ import time
 from typing import Any
 
 from clipprobe_ext.errors import ClipProbeError, first_line
+from clipprobe_ext.report.messages import message_box
 
 log = logging.getLogger("clipprobe")
 
@@ -33,12 +35,8 @@ NO_PROMPT = (
 )
 
 
-def _box(kind: str, body: str) -> str:
-    return f'<div class="clipprobe-{kind}">{body}</div>'
-
-
 def _error(message: str) -> str:
-    return _box("error", html.escape(message))
+    return message_box(message, "error")
 
 
 def _describe(plan: Any) -> str:
@@ -108,7 +106,7 @@ def preflight_html(image: Any, pruned_prompt: str | None, allow_txt2img: bool = 
     except Exception as exc:  # the preview must never break the tab
         log.exception("ClipProbe: planning the regeneration failed")
         return _error(f"ClipProbe could not read the parameters ({first_line(exc)}).")
-    return _box("message", _plan_html(plan))
+    return message_box(markup=_plan_html(plan))
 
 
 def regenerate_click(
@@ -117,8 +115,9 @@ def regenerate_click(
     pruned_prompt: str | None,
     allow_txt2img: Any,
     model: str | None,
+    report: Any = None,
 ) -> tuple[str, Any, Any, str | None]:
-    from clipprobe_ext import compare as comparing
+    from clipprobe_ext.report import comparison as comparing
     from clipprobe_ext.webui import regenerate
 
     task = id_task if isinstance(id_task, str) and id_task.startswith("task(") else None
@@ -133,6 +132,7 @@ def regenerate_click(
             model_name=model,
             allow_txt2img=bool(allow_txt2img),
             id_task=task,
+            report=report,
         )
         sheet = comparing.side_by_side(comparison, original, result.image)
         saved = save_comparison(sheet, comparison, result)
@@ -152,15 +152,17 @@ def regenerate_click(
     regenerated = result.image
     regenerated.info["parameters"] = result.infotext
     body = _plan_html(result.plan) + comparing.render_html(comparison)
-    return _box("message", body), sheet, regenerated, saved
+    return message_box(markup=body), sheet, regenerated, saved
 
 
 def save_comparison(sheet: Any, comparison: Any, result: Any) -> str:
     """The side-by-side PNG (comparison JSON in a text chunk) and the JSON, in a temp folder."""
     from PIL import PngImagePlugin
 
+    from clipprobe_ext.report.comparison import comparison_data
+
     data = {
-        "comparison": comparison.to_dict(),
+        "comparison": comparison_data(comparison),
         "plan": result.plan.to_dict(),
         "regenerated_infotext": result.infotext,
     }

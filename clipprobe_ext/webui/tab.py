@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clipprobe_ext.options import OPTIONS
+from clipprobe_ext.report.messages import message_box
 from clipprobe_ext.webui import (
     audit_tab,
     compat,
@@ -79,6 +80,7 @@ class ClipProbeTab:
     side_by_side: Any
     regenerated: Any
     comparison_file: Any
+    report_state: Any
     audit: Any = None
 
     @property
@@ -194,7 +196,7 @@ def create_tab() -> ClipProbeTab:
                 # .progressDiv relative to a .progress-container)
                 with gr.Row(elem_classes="progress-container", elem_id="clipprobe_result_row"):
                     parts["result"] = gr.HTML(
-                        value='<div class="clipprobe-message">Results appear here.</div>',
+                        value=message_box("Results appear here."),
                         elem_id="clipprobe_result",
                     )
                 with gr.Row(elem_id="clipprobe_exports"):
@@ -229,7 +231,7 @@ def create_tab() -> ClipProbeTab:
 
 
 def _regenerate_inputs(gr: Any, parts: dict[str, Any]) -> None:
-    """Issue 6's loop: regenerate with the pruned prompt (preflight shown before the click)."""
+    """Regenerate with the pruned prompt (what it will run shown before the click)."""
     with gr.Group(elem_id="clipprobe_regenerate"):
         parts["allow_txt2img"] = gr.Checkbox(
             label="Allow txt2img for img2img pictures (their input image is not available)",
@@ -248,6 +250,7 @@ def _regenerate_inputs(gr: Any, parts: dict[str, Any]) -> None:
 def _heatmap_outputs(gr: Any, parts: dict[str, Any]) -> None:
     """Overlay of the clicked phrase (opacity redraws it), the contact sheet beside."""
     parts["heatmap_state"] = gr.State(None)
+    parts["report_state"] = gr.State(None)  # the last analysis: what Regenerate compares
     # JS (clipprobe_show_phrase) writes the clicked phrase's index here and clicks the
     # button; both are hidden by CSS, not visible=False, so they exist in the page.
     parts["phrase_index"] = gr.Textbox(
@@ -366,6 +369,7 @@ def _wire(tab: ClipProbeTab) -> None:
             tab.pruned_prompt,
             tab.allow_txt2img,
             tab.model,
+            tab.report_state,
         ],
         outputs=[tab.regenerate_result, tab.side_by_side, tab.regenerated, tab.comparison_file],
         show_progress=False,

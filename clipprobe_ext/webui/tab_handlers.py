@@ -12,7 +12,8 @@ Public API (plain functions the tab wires up; tests call them directly):
   pruned prompt, JSON file, CSV file (both hidden until there is a result), the two
   "Send pruned prompt" buttons (enabled only when the pruned prompt differs from the
   analysed one), and the heatmaps (``heatmap_tab.HeatmapState`` for the ``gr.State``,
-  the contact sheet, the cleared overlay box and its note; hidden when not asked for).
+  the contact sheet, the cleared overlay box and its note; hidden when not asked for),
+  and the report itself (a ``gr.State``: what "Regenerate" compares against).
 - ``show_heatmap(index, state, opacity)``: a click on phrase ``index`` of the coloured
   prompt, or the opacity slider (``heatmap_tab.show``).
 
@@ -35,9 +36,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
-from clipprobe_ext import inputs, render
+from clipprobe_ext import inputs
 from clipprobe_ext.errors import ClipProbeError, ImageError, first_line
 from clipprobe_ext.options import OPTIONS, parse_synonyms
+from clipprobe_ext.report import fragments as render
 from clipprobe_ext.results import ProbeReport
 from clipprobe_ext.webui import exports, heatmap_tab, model_source, settings
 from clipprobe_ext.webui.progress_task import ProgressTask
@@ -121,6 +123,7 @@ class TabResult:
     contact_sheet: Any = None
     heatmap_view: Any = None
     heatmap_note: Any = ""
+    report_state: Any = None
 
     OUTPUTS: ClassVar[tuple[str, ...]]
 
@@ -137,6 +140,7 @@ class TabResult:
             _update(value=None, visible=False),
             _update(value=None, visible=False),
             "",
+            None,
         )
 
     @classmethod
@@ -166,6 +170,7 @@ class TabResult:
             _update(value=maps.contact_sheet() if maps else None, visible=maps is not None),
             _update(value=None, visible=maps is not None),
             render.render_message(maps.note()) if maps is not None else "",
+            report,
         )
 
 

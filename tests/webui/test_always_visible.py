@@ -17,7 +17,7 @@ import types
 import gradio as gr
 import pytest
 
-from clipprobe_ext import render
+from clipprobe_ext.report.summary import summary_text
 from clipprobe_ext.webui import model_source, settings
 
 # Two iterations of a batch of two; every image has its own prompt.
@@ -240,9 +240,7 @@ def test_each_image_gets_its_own_real_summary_in_file_and_infotext(
 
     options = settings.probe_options()
     expected = [
-        render.summary_text(
-            model_source.run_analysis([image.convert("RGB")], prompt, options, None)
-        )
+        summary_text(model_source.run_analysis([image.convert("RGB")], prompt, options, None))
         for image, prompt in zip(flat, PROMPTS)
     ]
     assert len(set(expected)) == 4, expected  # otherwise a mix-up could go unnoticed

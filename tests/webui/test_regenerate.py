@@ -367,7 +367,7 @@ def test_tab_wiring_regenerates_with_the_infotexts_parameters(wui, tiny_world) -
     assert click["targets"] == [(t.regenerate_button._id, "click")]
     assert click["js"] == "clipprobe_submit_regenerate"
     assert click["inputs"] == _ids(
-        [t.regenerate_task_id, t.image, t.pruned_prompt, t.allow_txt2img, t.model]
+        [t.regenerate_task_id, t.image, t.pruned_prompt, t.allow_txt2img, t.model, t.report_state]
     )
     assert click["outputs"] == _ids(
         [t.regenerate_result, t.side_by_side, t.regenerated, t.comparison_file]

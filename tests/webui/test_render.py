@@ -1,4 +1,4 @@
-"""render.py on reports the tiny CLIP really produced."""
+"""The tab's HTML fragments (``report.fragments``) on reports the tiny CLIP really produced."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from html.parser import HTMLParser
 
 import pytest
 
-from clipprobe_ext import render
 from clipprobe_ext.probe import ProbeOptions, analyze
-from clipprobe_ext.report_view import percent
+from clipprobe_ext.report import fragments as render
+from clipprobe_ext.report.numbers import percent
+from clipprobe_ext.report.reasons import note as note_text
+from clipprobe_ext.report.summary import summary_text
 
 PROMPT = "a girl, (red umbrella:1.2), <lora:x:1>, rain <script>alert(1)</script>, city & night"
 
@@ -116,11 +118,11 @@ def test_pruning_synonyms_notes_and_summary(report):
     for t, p in zip(group.texts, group.probabilities):
         assert t in text and percent(p) in text
     for note in report.notes:
-        assert note in text
+        assert note_text(note) in text
     counts = {k: sum(v.verdict == k for v in report.verdicts) for k in ("keep", "weak", "prune")}
     for k, n in counts.items():
         assert f"{n} {k}" in text
-    line = render.summary_text(report)
+    line = summary_text(report)
     assert line.startswith(f"{counts['keep']} keep")
     for v in report.verdicts:
         if v.verdict != "keep":

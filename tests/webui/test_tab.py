@@ -159,6 +159,7 @@ def test_events_are_wired(webui):
             t.contact_sheet,
             t.heatmap_view,
             t.heatmap_note,
+            t.report_state,
         ]
     )
     change = _handler(t.blocks, tab_handlers.image_changed)
@@ -713,7 +714,7 @@ def test_sixteen_bit_and_transparent_uploads_are_converted_properly(
     assert "clipprobe-error" not in _run(uploaded, "a girl", str(tiny_hf_clip_dir))[0]
 
 
-# -- issue 10, failure 10: a grid is analysed as the batch it is -------------------------------
+# -- a grid is analysed as the batch it is ---------------------------------------------------
 
 
 def _grid_infotext(width, height, extra=""):
@@ -737,7 +738,7 @@ def _numbers(report_dict):
 def test_grid_sent_from_a_batch_is_analysed_as_its_images(
     webui, tiny_hf_clip_dir, hf_encoder, count, rows, extra, cell
 ):
-    from clipprobe_ext import report as report_format
+    from clipprobe_ext.report import data as report_format
 
     pictures = [noisy_picture(seed=10 + i) for i in range(count)]
     grid = webui_grid(pictures, rows)
@@ -768,7 +769,7 @@ def test_a_picture_that_is_not_a_grid_stays_one_image(webui, images, tiny_hf_cli
         assert len(data["images"]) == 1
 
 
-# -- issue 10, failure 11: the tab's rough edges ----------------------------------------------
+# -- the tab's rough edges -----------------------------------------------------------------
 
 
 def test_send_buttons_stay_off_when_nothing_can_go(webui, images, tiny_hf_clip_dir):

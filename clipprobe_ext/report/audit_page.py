@@ -1,4 +1,4 @@
-"""A self-contained HTML report: plots first, tables after, one file to keep or send.
+"""The audit as a self-contained HTML page: plots first, tables after, one file to keep.
 
 The plots are matplotlib PNGs embedded as base64 (no external file, no script).  They
 use ``matplotlib.figure.Figure`` directly, never pyplot, so rendering inside the WebUI
@@ -13,6 +13,8 @@ from html import escape
 
 from clipprobe_ext.audit.aggregate import KEEP_AT, PRUNE_AT, WEAK_AT
 from clipprobe_ext.audit.results import AuditReport, PhraseSummary
+from clipprobe_ext.report.audit import presence_spread, skipped_groups
+from clipprobe_ext.report.numbers import count, fixed, percent, presence, signed, with_spread
 
 COLORS = {"keep": "#2e7d32", "weak": "#f9a825", "prune": "#c62828"}
 _CSS = """
@@ -37,7 +39,7 @@ def render_html(report: AuditReport, top: int = 30) -> str:
         "<h1>ClipProbe audit: which of your words show up?</h1>",
         f"<p>{s.pictures} pictures, {report.prompts} distinct prompts, from "
         f"{escape(', '.join(report.folders))}; model <code>{escape(report.model_id)}</code>. "
-        f"{s.encoded} pictures encoded, {s.from_store} from the store, {s.seconds:.1f} s.</p>",
+        f"{s.encoded} pictures encoded, {s.from_store} from the store, {fixed(s.seconds, 1)} s.</p>",
     ]
     if report.interrupted:
         parts.append("<p><b>Interrupted:</b> the figures cover the files read so far.</p>")
@@ -60,7 +62,7 @@ def _method(report: AuditReport) -> str:
     seen = str(report.options.get("seen"))
     if seen == "seen_by_presence":
         how = (
-            f"its calibrated presence score reaches {report.options.get('seen_from', 0):.2f} "
+            f"its calibrated presence score reaches {presence(report.options.get('seen_from'))} "
             "(the single-image verdicts' score and threshold)"
         )
     else:
@@ -68,9 +70,10 @@ def _method(report: AuditReport) -> str:
     reference = f" The presence score: {escape(report.reference)}." if report.reference else ""
     return (
         f"<p class='note'>A phrase is <i>seen</i> in a picture when {how}; <i>not "
-        f"seen</i> under {report.options.get('not_seen_under', 0):.2f}.{reference} Verdict: "
-        f"keep when seen in at least {KEEP_AT:.0%} of its pictures, prune when seen in fewer "
-        f"than {WEAK_AT:.0%} and not seen in at least {PRUNE_AT:.0%}, weak otherwise. "
+        f"seen</i> under {presence(report.options.get('not_seen_under'))}.{reference} Verdict: "
+        f"keep when seen in at least {percent(KEEP_AT, 0)} of its pictures, prune when seen in "
+        f"fewer than {percent(WEAK_AT, 0)} and not seen in at least {percent(PRUNE_AT, 0)}, "
+        "weak otherwise. "
         "Phrases are counted "
         "case-, whitespace- and weight-insensitively.</p>"
     )
@@ -110,7 +113,7 @@ def _frequency_chart(phrases: list[PhraseSummary]) -> str:
         color=[COLORS[p.verdict] for p in phrases],
         label="pictures where it is seen",
     )
-    labels = [f"{p.phrase[:40]}  ({p.seen_rate:.0%})" for p in phrases]
+    labels = [f"{p.phrase[:40]}  ({percent(p.seen_rate, 0)})" for p in phrases]
     ax.set_yticks(y, labels, fontsize=8)
     for tick, p in zip(ax.get_yticklabels(), phrases):
         if p.habit:
@@ -164,9 +167,8 @@ def _habits(report: AuditReport) -> str:
             continue
         rows.append(
             f"<li><b>{escape(p.phrase)}</b>: in {p.prompts} prompts, seen in {p.seen} of "
-            f"{p.pictures} pictures ({p.seen_rate:.0%}; presence {p.mean_presence:.2f} ± "
-            f"{p.presence_std:.2f}); {p.tokens_per_prompt:.1f} tokens "
-            "each time</li>"
+            f"{p.pictures} pictures ({percent(p.seen_rate, 0)}; presence {presence_spread(p)}); "
+            f"{fixed(p.tokens_per_prompt, 1)} CLIP tokens each time</li>"
         )
     return (
         "<h2>Habit words: frequent, rarely seen</h2><p>Candidates to drop: they cost tokens "
@@ -183,19 +185,18 @@ def _phrase_table(report: AuditReport) -> str:
         "<tr><th class='t'>phrase</th><th>prompts</th><th>pictures</th><th>seen</th>"
         "<th class='t'>seen rate</th><th>± across prompts</th><th>not seen</th>"
         "<th>presence (mean ± spread)</th><th>mean probability</th>"
-        "<th>mean contribution</th><th>tokens / prompt</th><th class='t'>verdict</th></tr>"
+        "<th>mean contribution</th><th>CLIP tokens / prompt</th><th class='t'>verdict</th></tr>"
     )
     rows = []
     for p in report.phrases:
-        contribution = "–" if p.mean_contribution is None else f"{p.mean_contribution:+.4f}"
         rows.append(
             f"<tr class='{'habit' if p.habit else ''}'><td class='t'>{escape(p.phrase)}</td>"
             f"<td>{p.prompts}</td><td>{p.pictures}</td><td>{p.seen}</td>"
             f"<td class='t'><span class='bar' style='width:{60 * p.seen_rate:.0f}px'></span> "
-            f"{p.seen_rate:.0%}</td><td>{p.seen_rate_std:.2f}</td>"
-            f"<td>{p.not_seen_rate:.0%}</td><td>{p.mean_presence:.2f} ± {p.presence_std:.2f}</td>"
-            f"<td>{p.mean_probability:.1%} ± {p.probability_std:.1%}</td><td>{contribution}</td>"
-            f"<td>{p.tokens_per_prompt:.1f}</td>"
+            f"{percent(p.seen_rate, 0)}</td><td>{fixed(p.seen_rate_std, 2)}</td>"
+            f"<td>{percent(p.not_seen_rate, 0)}</td><td>{presence_spread(p)}</td>"
+            f"<td>{with_spread(percent(p.mean_probability), p.probability_std, percent(p.probability_std))}</td>"
+            f"<td>{signed(p.mean_contribution)}</td><td>{fixed(p.tokens_per_prompt, 1)}</td>"
             f"<td class='t {p.verdict}'>{p.verdict}{' (habit)' if p.habit else ''}</td></tr>"
         )
     return "<h2>Every phrase</h2><table>" + head + "".join(rows) + "</table>"
@@ -205,7 +206,7 @@ def _worst(report: AuditReport) -> str:
     if not report.worst_prompts:
         return ""
     rows = "".join(
-        f"<tr><td>{w.seen_share:.0%}</td><td>{w.pictures}</td>"
+        f"<tr><td>{percent(w.seen_share, 0)}</td><td>{w.pictures}</td>"
         f"<td class='t'>{escape(w.prompt)}</td><td class='t'>{escape(', '.join(w.missed))}</td></tr>"
         for w in report.worst_prompts
     )
@@ -218,16 +219,8 @@ def _worst(report: AuditReport) -> str:
 
 def _skipped(report: AuditReport) -> str:
     parts = []
-    for title, items in (
-        ("without generation parameters", report.no_parameters),
-        ("unreadable", report.unreadable),
-        ("vanished during the run", report.vanished),
-        ("with nothing CLIP can measure", report.unmeasurable),
-        ("that are WebUI grids of pictures audited on their own", report.grids),
-    ):
-        if items:
-            rows = "".join(f"<li>{escape(i.path)}: {escape(i.reason)}</li>" for i in items)
-            parts.append(
-                f"<details><summary>{len(items)} files {title}</summary><ul>{rows}</ul></details>"
-            )
+    for what, items in skipped_groups(report):
+        rows = "".join(f"<li>{escape(i.path)}: {escape(i.reason)}</li>" for i in items)
+        summary = escape(f"{what[0].upper()}{what[1:]}: {count(len(items), 'file')}")
+        parts.append(f"<details><summary>{summary}</summary><ul>{rows}</ul></details>")
     return ("<h2>Skipped files</h2>" + "".join(parts)) if parts else ""

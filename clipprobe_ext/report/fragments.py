@@ -1,47 +1,38 @@
-"""A ``ProbeReport`` as HTML for the WebUI tab: pure functions, no gradio, no torch.
+"""A ``ProbeReport`` as the HTML fragments of the WebUI tab: pure functions, no gradio.
 
 Everything taken from the user (prompt, phrase texts, labels, notes, messages) goes
 through ``html.escape``, so a prompt holding ``<lora:x:1>`` or ``<script>`` shows as text
 and never becomes markup.  Classes are prefixed ``cp-`` and styled by the extension's
-``style.css``; the markup also reads without it.
+``style.css``; the markup also reads without it.  Sections and their numbers come from
+``view.build_view``; this module only lays them out.  Each ``render_*(report)`` also
+takes a ``ReportView`` already built.
 
-The sections and their numbers come from ``report_view.build_view`` (shared with the
-terminal table); this module only lays them out.
-
-Public API (each returns an HTML string; each ``render_*(report)`` also accepts a
-``ReportView`` already built):
-
-- ``render_report(report)``: everything below, in one ``<div class="clipprobe-report">``.
-- ``render_summary(report)``: one line: counts of keep / weak / prune, suggested cut.
-- ``render_prompt(report)``: the prompt exactly as written, each phrase wrapped in a
-  ``<span class="cp-phrase cp-keep|cp-weak|cp-prune|cp-unmeasurable">`` with its numbers in
-  the ``title`` (hover); the characters between phrases are kept as they are.
-- ``render_contribution(report)``: bar chart of the mean in-context contribution; bars
-  grow right from a centre line for positive values, left for negative ones, their width
-  proportional to ``|contribution| / max |contribution|`` (``data-value`` holds the number).
-- ``render_rounds(report)``: per image, the elimination rounds with the phrases above the
-  threshold and their probabilities in %.
-- ``render_verdicts(report)``: per phrase its verdict, calibrated presence and why, and
-  what the presence is compared with.
-- ``render_tokens(report)``: the token budget (total against 75/150/225, chunk sizes,
-  straddling phrases, what the pruned prompt saves); ``render_prompt`` marks where each
-  new 75-token chunk begins (an empty ``cp-chunk-break`` span, so the prompt's text is
-  unchanged) and underlines the phrases a boundary cuts (``cp-straddles``).
-- ``render_negative(report)``: the negative prompt's phrases checked against the picture.
-- ``render_synonyms(report)``, ``render_pruning(report)`` (with the phrases kept because
-  they cannot be cut cleanly), ``render_notes(report)``.
-- ``render_error(message)``, ``render_message(message)``: boxes for the tab.
-- ``summary_text(report) -> str``: the one-line plain-text summary used in infotexts.
+- ``render_report``: every section in one ``<div class="clipprobe-report">``.
+- ``render_prompt``: the prompt exactly as written, each phrase in a
+  ``<span class="cp-phrase cp-keep|cp-weak|cp-prune|cp-unmeasurable">`` with its numbers
+  in the ``title``; an empty ``cp-chunk-break`` span where a 75-token chunk begins, and
+  ``cp-straddles`` on a phrase a boundary cuts.
+- ``render_contribution``: bars from a centre line, width ``|c| / max |c|``
+  (``data-value`` holds the number).
+- ``render_summary``, ``render_rounds``, ``render_verdicts``, ``render_tokens``,
+  ``render_negative``, ``render_synonyms``, ``render_pruning``, ``render_notes``.
+- ``render_error``, ``render_message``: the one message box (``messages``).
 """
 
 from __future__ import annotations
 
 import html
 
-from clipprobe_ext.report_view import ChunkBreak, ReportView, build_view, fraction
+from clipprobe_ext.report.messages import message_box
+from clipprobe_ext.report.numbers import count, fraction
+from clipprobe_ext.report.view import ChunkBreak, ReportView, build_view
 from clipprobe_ext.results import ProbeReport
 
-VERDICT_LABELS = {"keep": "keep", "weak": "weak", "prune": "prune"}
+render_message = message_box
+
+
+def render_error(message: str) -> str:
+    return message_box(message, "error")
 
 
 def _e(text: object) -> str:
@@ -50,6 +41,17 @@ def _e(text: object) -> str:
 
 def _view(report: ProbeReport | ReportView) -> ReportView:
     return report if isinstance(report, ReportView) else build_view(report)
+
+
+def _section(name: str, title: str, body: str, small: str = "") -> str:
+    """One section of the report: ``<div class="cp-section cp-NAME">`` with its heading
+    (``small``: plain text after the title)."""
+    aside = f"<small>{_e(small)}</small>" if small else ""
+    return f'<div class="cp-section cp-{name}"><h3>{_e(title)}{aside}</h3>{body}</div>'
+
+
+def _hints(*texts: str) -> str:
+    return "".join(f'<p class="cp-hint">{_e(t)}</p>' for t in texts if t)
 
 
 def render_prompt(report: ProbeReport | ReportView) -> str:
@@ -77,9 +79,8 @@ def render_prompt(report: ProbeReport | ReportView) -> str:
         '<span class="cp-phrase cp-unmeasurable">not measurable</span>'
         "</div>"
     )
-    return (
-        '<div class="cp-section cp-prompt-section"><h3>Prompt</h3>'
-        f'<div class="cp-prompt">{"".join(out)}</div>{legend}</div>'
+    return _section(
+        "prompt-section", "Prompt", f'<div class="cp-prompt">{"".join(out)}</div>{legend}'
     )
 
 
@@ -102,11 +103,11 @@ def render_tokens(report: ProbeReport | ReportView) -> str:
         return ""
     items = "".join(f"<li>{_e(line)}</li>" for line in tokens.lines)
     saving = f"<p>{_e(tokens.saving)}</p>" if tokens.saving else ""
-    return (
-        f'<div class="cp-section cp-tokens"><h3>Token budget</h3><ul>{items}</ul>{saving}'
-        '<p class="cp-hint">Dashed marks in the prompt: where a new 75-token chunk begins; '
-        "an underlined phrase is cut between two chunks.</p></div>"
+    hint = (
+        "Dashed marks in the prompt: where a new 75-token chunk begins; an underlined phrase "
+        "is cut between two chunks."
     )
+    return _section("tokens", "Token budget", f"<ul>{items}</ul>{saving}{_hints(hint)}")
 
 
 def render_negative(report: ProbeReport | ReportView) -> str:
@@ -126,11 +127,10 @@ def render_negative(report: ProbeReport | ReportView) -> str:
         if rows
         else ""
     )
-    extra = [negative.method and f"Score: {negative.method}", *negative.notes]
-    notes = "".join(f'<p class="cp-hint">{_e(n)}</p>' for n in extra if n)
-    return (
-        '<div class="cp-section cp-negative"><h3>Negative prompt, checked</h3>'
-        f'<pre class="cp-negative-prompt">{_e(negative.prompt)}</pre>{table}{notes}</div>'
+    method = f"Score: {negative.method}" if negative.method else ""
+    prompt = f'<pre class="cp-negative-prompt">{_e(negative.prompt)}</pre>'
+    return _section(
+        "negative", "Negative prompt, checked", prompt + table + _hints(method, *negative.notes)
     )
 
 
@@ -146,12 +146,11 @@ def render_verdicts(report: ProbeReport | ReportView) -> str:
         f'<td class="cp-num">{_e(v.peak)}</td><td>{_e(v.reason)}</td></tr>'
         for v in view.verdicts
     )
-    hint = f'<p class="cp-hint">{_e(view.reference)}</p>' if view.reference else ""
-    return (
-        f'<div class="cp-section cp-verdicts"><h3>Verdicts<small>{_e(spread)}</small></h3>'
+    table = (
         '<table class="cp-table"><thead><tr><th>Phrase</th><th>Verdict</th><th>Presence</th>'
-        f"<th>Peak prob.</th><th>Why</th></tr></thead><tbody>{rows}</tbody></table>{hint}</div>"
+        f"<th>Peak prob.</th><th>Why</th></tr></thead><tbody>{rows}</tbody></table>"
     )
+    return _section("verdicts", "Verdicts", table + _hints(view.reference), spread)
 
 
 def render_contribution(report: ProbeReport | ReportView) -> str:
@@ -176,12 +175,12 @@ def render_contribution(report: ProbeReport | ReportView) -> str:
     whole = ""
     if view.mean_whole_similarity is not None:
         whole = f" — whole prompt similarity {view.mean_whole_similarity}"
-    return (
-        '<div class="cp-section cp-contribution"><h3>In-context contribution'
-        f'<small>{_e(whole)}</small></h3><div class="cp-bars">{"".join(rows)}</div>'
-        '<p class="cp-hint">How much the prompt\'s CLIP similarity drops when the phrase is '
-        "left out (negative: the prompt matches better without it).</p></div>"
+    hint = (
+        "How much the prompt's CLIP similarity drops when the phrase is left out (negative: "
+        "the prompt matches better without it)."
     )
+    bars = f'<div class="cp-bars">{"".join(rows)}</div>'
+    return _section("contribution", "In-context contribution", bars + _hints(hint), whole)
 
 
 def render_rounds(report: ProbeReport | ReportView) -> str:
@@ -208,11 +207,8 @@ def render_rounds(report: ProbeReport | ReportView) -> str:
             '<table class="cp-table"><thead><tr><th>Round</th><th>Phrase</th>'
             f"<th>Probability</th></tr></thead><tbody>{''.join(rows)}</tbody></table></details>"
         )
-    return (
-        f'<div class="cp-section cp-rounds"><h3>Elimination rounds<small> — phrases above '
-        f"{_e(view.threshold)}; the top one leaves after each round</small></h3>"
-        f"{''.join(blocks)}</div>"
-    )
+    small = f" — phrases above {view.threshold}; the top one leaves after each round"
+    return _section("rounds", "Elimination rounds", "".join(blocks), small)
 
 
 def render_synonyms(report: ProbeReport | ReportView) -> str:
@@ -232,7 +228,7 @@ def render_synonyms(report: ProbeReport | ReportView) -> str:
             groups.append(f"<li>{' &gt; '.join(items)}</li>")
         label = f"<b>{_e(image.label)}</b>" if view.image_count > 1 else ""
         blocks.append(f"{label}<ul>{''.join(groups)}</ul>")
-    return f'<div class="cp-section cp-synonyms"><h3>Synonym groups</h3>{"".join(blocks)}</div>'
+    return _section("synonyms", "Synonym groups", "".join(blocks))
 
 
 def render_pruning(report: ProbeReport | ReportView) -> str:
@@ -251,7 +247,7 @@ def render_pruning(report: ProbeReport | ReportView) -> str:
     body += "".join(f'<p class="cp-kept">{_e(text)}</p>' for text in pruning.kept)
     if pruning.saving:
         body += f'<p class="cp-saving">{_e(pruning.saving)}</p>'
-    return f'<div class="cp-section cp-pruning"><h3>Suggested prompt</h3>{body}</div>'
+    return _section("pruning", "Suggested prompt", body)
 
 
 def render_notes(report: ProbeReport | ReportView) -> str:
@@ -259,40 +255,22 @@ def render_notes(report: ProbeReport | ReportView) -> str:
     if not notes:
         return ""
     items = "".join(f"<li>{_e(n)}</li>" for n in notes)
-    return f'<div class="cp-section cp-notes"><h3>Notes</h3><ul>{items}</ul></div>'
+    return _section("notes", "Notes", f"<ul>{items}</ul>")
 
 
 def render_summary(report: ProbeReport | ReportView) -> str:
     view = _view(report)
-    n = view.image_count
     parts = [
-        f'<span class="cp-count cp-{k}">{view.counts.get(k, 0)} {VERDICT_LABELS[k]}</span>'
+        f'<span class="cp-count cp-{k}">{view.counts.get(k, 0)} {k}</span>'
         for k in ("keep", "weak", "prune")
     ]
     tail = ""
     if view.pruning is not None and view.pruning.removed:
         tail = f" · the suggested prompt drops {len(view.pruning.removed)} {view.unit}"
-    return (
-        f'<div class="cp-summary">{view.measurable_count} measurable {view.unit} against '
-        f"{n} image{'s' if n != 1 else ''} with {_e(view.model_id)}: "
-        f"{', '.join(parts)}{_e(tail)}</div>"
+    what = (
+        f"{view.measurable_count} measurable {view.unit} against {count(view.image_count, 'image')}"
     )
-
-
-def summary_text(report: ProbeReport, limit: int = 8) -> str:
-    """One plain line, e.g. ``3 keep, 2 weak (umbrella, red), 1 prune (blue)``."""
-    groups: dict[str, list[str]] = {"keep": [], "weak": [], "prune": []}
-    for v in report.verdicts:
-        groups.setdefault(v.verdict, []).append(" ".join(v.text.split()))
-    parts = [f"{len(groups['keep'])} keep"]
-    for kind in ("weak", "prune"):
-        names = groups[kind]
-        if names:
-            shown = ", ".join(names[:limit]) + (", ..." if len(names) > limit else "")
-            parts.append(f"{len(names)} {kind} ({shown})")
-        else:
-            parts.append(f"0 {kind}")
-    return ", ".join(parts)
+    return f'<div class="cp-summary">{_e(what)} with {_e(view.model_id)}: {", ".join(parts)}{_e(tail)}</div>'
 
 
 def render_report(report: ProbeReport | ReportView) -> str:
@@ -310,11 +288,3 @@ def render_report(report: ProbeReport | ReportView) -> str:
         render_notes(view),
     ]
     return f'<div class="clipprobe-report">{"".join(s for s in sections if s)}</div>'
-
-
-def render_error(message: str) -> str:
-    return f'<div class="clipprobe-error cp-error" role="alert">{_e(message)}</div>'
-
-
-def render_message(message: str) -> str:
-    return f'<div class="clipprobe-message">{_e(message)}</div>'

@@ -1,14 +1,10 @@
 """What a report shows, built once as plain values, its numbers formatted once.
 
-The terminal table (``report.format_table``) and the WebUI's HTML (``render``) are two
-renderings of the same ``ReportView``: they pick sections and lay them out, but never
-compute or format a number themselves, so they cannot drift apart (``nan%`` in one,
-``–`` in the other).  Pure: no torch, no gradio.
-
-Formats (every human-facing number): probabilities and tolerances in percent with one
-decimal (``12.5 %``, ``<0.1 %`` below 0.05 %), similarities with four decimals, signed
-contributions and changes with four decimals (``+0.0123``), missing or not-finite
-values as ``–``.
+The terminal table (``text``) and the tab's HTML (``fragments``) are two renderings of
+one ``ReportView``: they pick sections and lay them out, but never compute or format a
+number or a sentence themselves, so they cannot drift apart.  Everything comes from the
+report as the analysis left it (phrases carry their spans, tokens and chunks): nothing
+here parses the prompt.
 """
 
 from __future__ import annotations
@@ -17,56 +13,32 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from clipprobe_ext.analysis.tokens import TokenBudget, TokenSaving
-from clipprobe_ext.options import format_percent
-from clipprobe_ext.prompt import parse_prompt
+from clipprobe_ext.report import reasons
+from clipprobe_ext.report.numbers import (
+    TEXT_WIDTH,
+    clip_text,
+    fixed,
+    percent,
+    presence,
+    signed,
+    similarity,
+    with_spread,
+)
 from clipprobe_ext.results import (
     ContributionResult,
     ImageAnalysis,
     PhraseInfo,
     PhraseVerdict,
     ProbeReport,
-    PruneResult,
 )
 
 VERDICTS = ("keep", "weak", "prune")
-TEXT_WIDTH = 40
-
-
-# -- formats -----------------------------------------------------------------------------
-
-
-def percent(p: float | None) -> str:
-    return format_percent(p)
-
-
-def signed(x: float | None, digits: int = 4) -> str:
-    if x is None or not math.isfinite(x):
-        return "–"
-    return f"{x:+.{digits}f}"
-
-
-def similarity(x: float | None) -> str:
-    return f"{x:.4f}" if x is not None and math.isfinite(x) else "–"
-
-
-def clip_text(text: str, width: int = TEXT_WIDTH) -> str:
-    """One line of at most ``width`` characters (an ellipsis when cut)."""
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def phrase_label(phrase: PhraseInfo, width: int = TEXT_WIDTH) -> str:
     """The phrase's text, with its attention weight when it is not 1."""
     suffix = f" ×{phrase.weight:g}" if phrase.weight != 1 else ""
     return clip_text(phrase.text, width - len(suffix)) + suffix
-
-
-def fraction(p: float | None) -> float:
-    """``p`` clamped to [0, 1] for a bar's length; 0 when missing or not finite."""
-    if p is None or not math.isfinite(p):
-        return 0.0
-    return min(max(p, 0.0), 1.0)
 
 
 # -- sections ----------------------------------------------------------------------------
@@ -148,7 +120,7 @@ class ChunkBreak:
 
 @dataclass(frozen=True)
 class TokenSection:
-    lines: list[str]  # totals, chunk sizes, straddling phrases (``TokenBudget.text_lines``)
+    lines: list[str]  # both counts, chunk sizes, straddling phrases
     saving: str  # what the pruned prompt saves, "" when nothing is cut
     breaks: list[ChunkBreak]
 
@@ -157,8 +129,8 @@ class TokenSection:
 class NegativeRow:
     index: int
     text: str
-    status: str  # not suppressed / suppressed / not measurable
-    score: str  # "63.4 %", or "–"
+    status: str  # not suppressed / unsure / suppressed / not measurable
+    score: str  # calibrated presence, "0.63", or "–"
     reason: str
 
 
@@ -204,67 +176,44 @@ class ReportView:
 def build_view(report: ProbeReport) -> ReportView:
     """Every section of ``report``, formatted."""
     phrases = {p.index: p for p in report.phrases}
-    threshold = _threshold(report)
-    kept = {k.index: k.reason for k in report.pruning.kept} if report.pruning else {}
-    full = [a.contribution.full_similarity for a in report.images if a.contribution is not None]
+    n = len(report.images)
+    threshold = report.options.threshold
     return ReportView(
         model_id=report.model_id,
         prompt=report.prompt,
-        image_count=len(report.images),
+        image_count=n,
         measurable_count=len(report.measurable),
-        unit="words" if report.options.get("granularity") == "word" else "phrases",
-        settings=_settings(report, threshold),
+        unit="words" if report.options.granularity == "word" else "phrases",
+        settings=_settings(report),
         threshold=percent(threshold),
         counts=_counts(report.verdicts),
         spans=_spans(report),
         images=[_image(a, phrases, threshold) for a in report.images],
-        verdicts=[_verdict(v, phrases, len(report.images), kept) for v in report.verdicts],
+        verdicts=[_verdict(report, v, phrases) for v in report.verdicts],
         mean_contributions=_mean_contributions(report, phrases),
-        mean_whole_similarity=similarity(sum(full) / len(full)) if full else None,
+        mean_whole_similarity=(
+            similarity(report.full_similarity) if report.full_similarity is not None else None
+        ),
         pruning=_pruning(report, phrases) if report.pruning is not None else None,
-        notes=list(report.notes),
+        notes=[reasons.note(note) for note in report.notes],
         tokens=_tokens(report),
         negative=_negative(report),
-        reference=_reference(report),
+        reference=reasons.presence_legend(report),
     )
 
 
-def presence_text(x: float | None) -> str:
-    """A presence score (0 to 1) with two decimals, as the verdicts' reasons write it."""
-    return f"{x:.2f}" if x is not None and math.isfinite(x) else "–"
-
-
-def _reference(report: ProbeReport) -> str:
-    if not report.reference:
-        return ""
-    from clipprobe_ext.analysis.verdict import NOT_SEEN, SEEN
-
-    compared = report.reference.removeprefix("presence ")
-    return (
-        f"Presence (0 to 1) {compared}. Seen (keep) from {SEEN:.2f}; not seen "
-        f"under {NOT_SEEN:.2f} (prune when the pruned prompt drops it); weak in between."
-    )
-
-
-def _threshold(report: ProbeReport) -> float:
-    try:
-        return float(report.options.get("threshold", 0.0) or 0.0)
-    except (TypeError, ValueError):
-        return 0.0
-
-
-def _settings(report: ProbeReport, threshold: float) -> list[str]:
+def _settings(report: ProbeReport) -> list[str]:
     opts = report.options
     n = len(report.images)
-    word = opts.get("granularity") == "word"
+    word = opts.granularity == "word"
     items = [
         f"{n} image{'s' if n != 1 else ''}",
         f"{len(report.measurable)} {'words' if word else 'phrases'}",
-        f"{opts.get('rounds', '?')} rounds",
-        f"threshold {percent(threshold)}",
+        f"{opts.rounds} rounds",
+        f"threshold {percent(opts.threshold)}",
     ]
-    if opts.get("prune", True):
-        items.append(f"tolerance {percent(float(opts.get('tolerance', 0.0) or 0.0))}")
+    if opts.prune:
+        items.append(f"tolerance {percent(opts.tolerance)}")
     if word:
         items.append("word by word")
     return items
@@ -349,26 +298,30 @@ def _image(
     )
 
 
-def _with_spread(value: str, spread: float | None, scale: float, digits: int, n: int) -> str:
-    if n <= 1 or spread is None or not math.isfinite(spread) or value == "–":
-        return value
-    return f"{value} ± {scale * spread:.{digits}f}"
+def _spread(value: str, spread: float | None, formatted: str, images: int) -> str:
+    """``value ± spread`` over several images; the value alone for one."""
+    return with_spread(value, spread, formatted) if images > 1 else value
 
 
-def _verdict(
-    v: PhraseVerdict, phrases: dict[int, PhraseInfo], n_images: int, kept: dict[int, str]
-) -> VerdictRow:
+def _verdict(report: ProbeReport, v: PhraseVerdict, phrases: dict[int, PhraseInfo]) -> VerdictRow:
+    n = len(report.images)
     label = _label(phrases, v.index, 32) if v.index in phrases else clip_text(v.text, 32)
-    reason = v.reason + (f"; kept: {kept[v.index]}" if v.index in kept else "")
     return VerdictRow(
         index=v.index,
         text=v.text,
         label=label,
         verdict=v.verdict,
-        presence=_with_spread(presence_text(v.presence), v.presence_std, 1, 2, n_images),
-        peak=_with_spread(percent(v.max_probability), v.max_probability_std, 100, 1, n_images),
-        contribution=_with_spread(signed(v.contribution), v.contribution_std, 1, 4, n_images),
-        reason=reason,
+        presence=_spread(presence(v.presence), v.presence_std, presence(v.presence_std), n),
+        peak=_spread(
+            percent(v.max_probability),
+            v.max_probability_std,
+            fixed(100 * v.max_probability_std, 1),
+            n,
+        ),
+        contribution=_spread(
+            signed(v.contribution), v.contribution_std, similarity(v.contribution_std), n
+        ),
+        reason=reasons.verdict_reason(report, v),
     )
 
 
@@ -382,7 +335,7 @@ def _mean_contributions(
             _text(phrases, v.index),
             _label(phrases, v.index),
             v.contribution,
-            _with_spread(signed(v.contribution), v.contribution_std, 1, 4, n),
+            _spread(signed(v.contribution), v.contribution_std, similarity(v.contribution_std), n),
             "",
         )
         for v in report.verdicts
@@ -391,32 +344,33 @@ def _mean_contributions(
     return sorted(rows, key=lambda r: -r.value)
 
 
-def phrase_title(phrase: PhraseInfo, verdict: PhraseVerdict | None, n_images: int) -> str:
+def phrase_title(report: ProbeReport, phrase: PhraseInfo, verdict: PhraseVerdict | None) -> str:
     """What hovering a phrase of the prompt says."""
     if not phrase.measurable:
         return "extra-network tag: not measurable by CLIP"
     if verdict is None:
         return "no verdict"
     parts = [
-        f"{verdict.verdict}: {verdict.reason}",
-        f"presence {presence_text(verdict.presence)}",
+        f"{verdict.verdict}: {reasons.verdict_reason(report, verdict)}",
+        f"presence {presence(verdict.presence)}",
         f"best round probability {percent(verdict.max_probability)}",
         f"contribution {signed(verdict.contribution)}",
     ]
-    if n_images > 1:
-        parts.append(f"mean over {n_images} images")
+    if len(report.images) > 1:
+        parts.append(f"mean over {len(report.images)} images")
     if phrase.weight != 1.0:
         parts.append(f"weight {phrase.weight:g}")
     if verdict.pruned:
         parts.append("removed by the suggested prompt")
+    if phrase.straddles:
+        chunks = " and ".join(str(c + 1) for c in phrase.chunks)
+        parts.append(f"cut between 75-token chunks {chunks}: CLIP reads its halves apart")
     return " · ".join(parts)
 
 
 def _spans(report: ProbeReport) -> list[PhraseSpan]:
     """Phrases by start, dropping any whose span is invalid or overlaps the previous one."""
     verdicts = {v.index: v for v in report.verdicts}
-    n_images = len(report.images)
-    cut = _straddling(report)
     spans: list[PhraseSpan] = []
     end = 0
     for phrase in sorted(report.phrases, key=lambda p: (p.start, p.end)):
@@ -427,55 +381,12 @@ def _spans(report: ProbeReport) -> list[PhraseSpan]:
             kind = "unmeasurable"
         else:
             kind = verdict.verdict if verdict is not None else "none"
-        title = phrase_title(phrase, verdict, n_images)
-        chunks = cut.get((phrase.start, phrase.end))
-        if chunks:
-            title += f" · cut between 75-token chunks {chunks}: CLIP reads its halves apart"
+        title = phrase_title(report, phrase, verdict)
         spans.append(
-            PhraseSpan(phrase.index, phrase.start, phrase.end, kind, title, chunks is not None)
+            PhraseSpan(phrase.index, phrase.start, phrase.end, kind, title, phrase.straddles)
         )
         end = phrase.end
     return spans
-
-
-def pruning_outcome(pruning: PruneResult) -> str:
-    """What pruning did to the similarity, in absolute terms and against the search's rule
-    (``analysis.pruning.similarity_floor``: at most ``tolerance`` × |original| lower).
-    Phrases clearly not seen went first, without the rule: it then counts from the prompt
-    without them (``PruneResult.guard_similarity``).
-
-    A ratio ("keeps 97 %") means nothing when the similarity is negative or changes sign
-    (it read "keeps −453.5 %" for −0.0213 → 0.0965)."""
-    from clipprobe_ext.analysis.pruning import similarity_floor
-
-    original = pruning.original_similarity
-    start = pruning.guard_similarity if pruning.clearly_absent else original
-    if start is None:
-        start = original
-    allowed = start - similarity_floor(start, pruning.tolerance)
-    rule = f"{similarity(allowed)} ({percent(pruning.tolerance)} of its size)"
-    if not pruning.steps:
-        return (
-            f"Nothing can go: every removal lowers the similarity ({similarity(original)}) by "
-            f"more than the allowed {rule}."
-        )
-    final = pruning.final_similarity
-    head = f"Similarity {similarity(original)} → {similarity(final)}"
-    if pruning.clearly_absent:
-        n = len(pruning.clearly_absent)
-        head += (
-            f". {n} phrase{'s' if n != 1 else ''} clearly not seen went first, without the "
-            f"similarity rule ({similarity(original)} → {similarity(start)}); after them"
-        )
-        if len(pruning.steps) == n:
-            return f"{head} nothing else went within the allowed loss of {rule}."
-    change = final - start
-    if not (math.isfinite(change) and math.isfinite(allowed)):
-        return f"{head}."
-    if change >= 0:
-        return f"{head}: up by {change:.4f}."
-    within = "within" if -change <= allowed + 1e-12 else "beyond"
-    return f"{head}: down by {-change:.4f}, {within} the allowed loss of {rule}."
 
 
 def _pruning(report: ProbeReport, phrases: dict[int, PhraseInfo]) -> PruningSection:
@@ -483,63 +394,32 @@ def _pruning(report: ProbeReport, phrases: dict[int, PhraseInfo]) -> PruningSect
     assert pruning is not None
     removed = [_text(phrases, i) for i in pruning.removed] if pruning.steps else []
     prompt = pruning.pruned_prompt if pruning.steps else ""
-    kept = [f"'{_text(phrases, k.index)}' kept: {k.reason}" for k in pruning.kept]
+    kept = [reasons.kept_line(report, held) for held in pruning.kept]
     return PruningSection(
-        prompt, removed, pruning_outcome(pruning), kept, saving_text(report.token_saving)
+        prompt,
+        removed,
+        reasons.pruning_outcome(pruning),
+        kept,
+        reasons.saving_text(report.token_saving),
     )
 
 
-def saving_text(saving: TokenSaving | None) -> str:
-    """``"saves 12 tokens (82 → 70) and 1 chunk (2 → 1)"``; "" when nothing was cut."""
-    if saving is None:
-        return ""
-
-    def amount(n: int, unit: str) -> str:
-        verb = "saves" if n >= 0 else "costs"
-        return f"{verb} {abs(n)} {unit}{'s' if abs(n) != 1 else ''}"
-
-    text = (
-        f"The pruned prompt {amount(saving.tokens_saved, 'token')} "
-        f"({saving.original_tokens} → {saving.pruned_tokens})"
-    )
-    if saving.chunks_saved:
-        text += (
-            f" and {amount(saving.chunks_saved, 'chunk')[6:]} "
-            f"({saving.original_chunks} → {saving.pruned_chunks})"
-        )
-    return text + "."
-
-
-def _straddling(report: ProbeReport) -> dict[tuple[int, int], str]:
-    """(start, end) of each phrase a chunk boundary cuts -> "1 and 2"."""
-    budget = report.tokens
-    if budget is None:
-        return {}
-    parsed = parse_prompt(report.prompt)
-    out = {}
-    for p in budget.phrases:
-        if p.straddles and p.index < len(parsed.phrases):
-            span = parsed.phrases[p.index]
-            out[(span.start, span.end)] = " and ".join(str(c + 1) for c in p.chunks)
-    return out
-
-
-def _chunk_breaks(report: ProbeReport, budget: TokenBudget) -> list[ChunkBreak]:
+def _chunk_breaks(report: ProbeReport) -> list[ChunkBreak]:
     """Before each phrase that opens a new chunk of its AND part (a straddling phrase is
     marked on its span instead)."""
-    parsed = parse_prompt(report.prompt)
+    subprompts = report.tokens.subprompts if report.tokens is not None else 1
     breaks: list[ChunkBreak] = []
     last: dict[int, int] = {}  # AND part -> the last chunk seen
-    for p in budget.phrases:
-        if not p.chunks or p.index >= len(parsed.phrases):
+    for p in report.phrases:
+        if not p.chunks:
             continue
         previous = last.get(p.subprompt)
         if previous is not None and p.chunks[0] > previous:
             number = p.chunks[0] + 1
-            part = f" of AND part {p.subprompt + 1}" if budget.subprompts > 1 else ""
+            part = f" of AND part {p.subprompt + 1}" if subprompts > 1 else ""
             breaks.append(
                 ChunkBreak(
-                    parsed.phrases[p.index].start,
+                    p.start,
                     number,
                     f"chunk {number}{part} starts here: CLIP reads each 75-token chunk apart",
                 )
@@ -549,11 +429,12 @@ def _chunk_breaks(report: ProbeReport, budget: TokenBudget) -> list[ChunkBreak]:
 
 
 def _tokens(report: ProbeReport) -> TokenSection | None:
-    budget = report.tokens
-    if budget is None:
+    if report.tokens is None:
         return None
     return TokenSection(
-        budget.text_lines(), saving_text(report.token_saving), _chunk_breaks(report, budget)
+        reasons.token_lines(report.tokens),
+        reasons.saving_text(report.token_saving),
+        _chunk_breaks(report),
     )
 
 
@@ -561,9 +442,12 @@ def _negative(report: ProbeReport) -> NegativeSection | None:
     check = report.negative
     if check is None:
         return None
-    # the analysis scores it with the calibrated presence (0 to 1, as the verdicts show it)
-    number = presence_text if check.method.startswith("calibrated presence") else percent
+    pictures = len(check.images)
     rows = [
-        NegativeRow(p.index, p.text, p.status, number(p.score), p.reason) for p in check.phrases
+        NegativeRow(
+            p.index, p.text, p.status, presence(p.score), reasons.negative_reason(p, pictures)
+        )
+        for p in check.phrases
     ]
-    return NegativeSection(check.negative_prompt, rows, check.method, list(check.notes))
+    notes = [] if check.phrases else ["The negative prompt is empty."]
+    return NegativeSection(check.negative_prompt, rows, reasons.negative_method(report), notes)

@@ -1,0 +1,271 @@
+"""A ``ProbeReport`` as data for programs: JSON and CSV.
+
+JSON (``report_data``, ``to_json``)
+    The report's fields as plain data, with the codes and the numbers behind every
+    reason (``verdicts[].why``: ``code``, and the search's record ``held`` where it kept
+    a not-seen phrase; ``negative.phrases[].status``; ``note_codes``; ``bounds``), and
+    beside them the sentences the text report shows (``verdicts[].reason``,
+    ``negative.phrases[].reason``, ``negative.method``, ``notes``, ``reference``).
+    Derived fields: ``pruning.removed``, ``pruning.final_similarity``, ``pruning.kept``
+    (``{index, reason}`` of the phrases whose cut would not be clean),
+    ``negative.not_suppressed``.  NaN and infinities are ``null`` (strict JSON); several
+    reports (the CLI's prompt groups) give an array.
+
+CSV (``to_csv``)
+    One row per (image, phrase), then one ``mean`` row per phrase (the batch aggregate,
+    also written for a single image), so a spreadsheet can filter by image or by phrase.
+    Columns:
+
+    ``group``
+        1-based number of the report (the CLI analyses each distinct prompt separately;
+        1 when there is one prompt).
+    ``image``
+        The image's label (its file name in the CLI), or ``mean`` for the aggregate row.
+    ``phrase_index``, ``text``, ``weight``, ``span_start``, ``span_end``
+        The phrase as the analysis read it: its number in the prompt, the clean text,
+        the attention weight of ``(x:1.3)``, and ``prompt[span_start:span_end]``.
+    ``verdict``
+        ``keep``, ``weak`` or ``prune`` (one verdict for the whole batch, repeated on
+        every row of the phrase); empty for phrases CLIP cannot measure (``<lora:...>``).
+    ``max_probability``
+        The highest probability the phrase reached in any elimination round (0 to 1);
+        on ``mean`` rows the mean over images.
+    ``max_probability_std``
+        Spread (standard deviation) of that over the images; only on ``mean`` rows.
+    ``contribution``
+        Whole-prompt similarity minus the similarity without the phrase (leave-one-out);
+        on ``mean`` rows the mean over images.  Empty with ``--no-contribution``.
+    ``contribution_std``
+        Spread of the contribution over the images; only on ``mean`` rows.
+    ``similarity_without``
+        Cosine similarity of the image and the prompt with this phrase cut out; on
+        ``mean`` rows the mean over images.
+    ``round_1`` ... ``round_k``
+        The phrase's softmax probability in each elimination round, empty when it was no
+        longer a candidate (it had been the top phrase of an earlier round).  Empty on
+        ``mean`` rows: candidates differ from image to image.
+    ``top_round``
+        The round in which the phrase was the most probable (and so removed), if any.
+    ``pruned``
+        ``true`` when the suggested pruned prompt drops the phrase, else ``false``.
+    ``tokens``, ``chunks``, ``straddles``
+        The phrase's CLIP tokens, the 75-token chunks (1-based, space separated) its
+        tokens fall in, and ``true`` when a chunk boundary cuts it (``analysis.tokens``).
+    ``presence``
+        On a phrase's rows: its presence score (``mean`` rows: the mean over images).
+
+    Negative prompt rows (``image`` is ``negative``): one per phrase of the negative
+    prompt, ``verdict`` holding its status (``not suppressed``, ``unsure``,
+    ``suppressed``, ``not measurable``) and ``presence`` its score (the mean over images).
+
+    Numbers are written with full precision; missing values are empty cells.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from clipprobe_ext.report import reasons
+from clipprobe_ext.results import Note, PhraseInfo, ProbeReport
+
+
+def clean(value: Any) -> Any:
+    """JSON-safe copy: NaN/inf -> None, numpy scalars and tuples -> Python types."""
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if hasattr(value, "item"):  # numpy / torch scalars
+        return clean(value.item())
+    return str(value)
+
+
+def dumps(data: Any, indent: int | None = 2) -> str:
+    """Strict JSON of already plain data (``clean`` first)."""
+    return json.dumps(clean(data), indent=indent, ensure_ascii=False, allow_nan=False)
+
+
+def report_data(report: ProbeReport) -> dict[str, Any]:
+    """The report as JSON-safe plain data: what the API, the JSON download and the CLI's
+    ``--json`` all send (see the module doc)."""
+    data = dataclasses.asdict(report)
+    for row, verdict in zip(data["verdicts"], report.verdicts):
+        row["reason"] = reasons.verdict_reason(report, verdict)
+    if report.pruning is not None:
+        data["pruning"]["removed"] = report.pruning.removed
+        data["pruning"]["final_similarity"] = report.pruning.final_similarity
+        data["pruning"]["kept"] = [
+            {"index": held.index, "reason": held.blocker} for held in report.pruning.kept
+        ]
+    data["notes"] = [reasons.note(note) for note in report.notes]
+    data["note_codes"] = [
+        dataclasses.asdict(note) if isinstance(note, Note) else {"code": "message", "detail": note}
+        for note in report.notes
+    ]
+    data["reference"] = reasons.reference(report) or None
+    for key in ("tokens", "token_saving"):
+        value = getattr(report, key)
+        data[key] = value.to_dict() if value is not None else None
+    if report.negative is not None:
+        check = report.negative
+        pictures = len(check.images)
+        negative = data["negative"]
+        negative["method"] = reasons.negative_method(report)
+        negative["notes"] = [] if check.phrases else ["The negative prompt is empty."]
+        negative["not_suppressed"] = [p.index for p in check.not_suppressed]
+        for row, phrase in zip(negative["phrases"], check.phrases):
+            row["reason"] = reasons.negative_reason(phrase, pictures)
+    return clean(data)
+
+
+def to_json(report: ProbeReport | Sequence[ProbeReport], indent: int | None = 2) -> str:
+    """One JSON document: ``report_data``, or an array of them for several reports."""
+    if isinstance(report, ProbeReport):
+        return dumps(report_data(report), indent)
+    return dumps([report_data(r) for r in report], indent)
+
+
+# -- CSV ---------------------------------------------------------------------------------
+
+FIXED_COLUMNS = [
+    "group",
+    "image",
+    "phrase_index",
+    "text",
+    "weight",
+    "span_start",
+    "span_end",
+    "verdict",
+    "max_probability",
+    "max_probability_std",
+    "contribution",
+    "contribution_std",
+    "similarity_without",
+]
+TAIL_COLUMNS = ["top_round", "pruned", "tokens", "chunks", "straddles", "presence"]
+
+
+def cell(value: Any) -> Any:
+    """A CSV cell: full-precision floats, empty for missing or not-finite numbers."""
+    if hasattr(value, "item"):  # numpy scalars
+        value = value.item()
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ""
+    return value
+
+
+def _mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
+    xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not xs:
+        return None, None
+    mean = sum(xs) / len(xs)
+    return mean, math.sqrt(sum((x - mean) ** 2 for x in xs) / len(xs))
+
+
+def csv_columns(rounds: int) -> list[str]:
+    return [*FIXED_COLUMNS, *(f"round_{k}" for k in range(1, rounds + 1)), *TAIL_COLUMNS]
+
+
+def to_csv(report: ProbeReport | Sequence[ProbeReport]) -> str:
+    """The reports as CSV text (header + rows); see the module docstring for the columns."""
+    reports = [report] if isinstance(report, ProbeReport) else list(report)
+    rounds = max((len(a.ranking.rounds) for r in reports for a in r.images), default=0)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(csv_columns(rounds))
+    for group, rep in enumerate(reports, start=1):
+        for row in _csv_rows(rep, group, rounds):
+            writer.writerow([cell(value) for value in row])
+    return out.getvalue()
+
+
+def _budget(phrase: PhraseInfo) -> list[Any]:
+    """[tokens, chunks, straddles] of a phrase, as the analysis counted them."""
+    if phrase.tokens is None:
+        return [None, None, None]
+    return [phrase.tokens, " ".join(str(c + 1) for c in phrase.chunks), phrase.straddles]
+
+
+def _csv_rows(report: ProbeReport, group: int, rounds: int) -> list[list[Any]]:
+    verdicts = {v.index: v for v in report.verdicts}
+    pruned = set(report.pruning.removed) if report.pruning is not None else set()
+    rows: list[list[Any]] = []
+
+    def head(label: str, phrase: PhraseInfo) -> list[Any]:
+        verdict = verdicts.get(phrase.index)
+        return [
+            group,
+            label,
+            phrase.index,
+            phrase.text,
+            phrase.weight,
+            phrase.start,
+            phrase.end,
+            verdict.verdict if verdict is not None else "",
+        ]
+
+    for analysis in report.images:
+        contrib = analysis.contribution
+        for phrase in report.phrases:
+            per_round: list[Any] = [None] * rounds
+            top = None
+            for r in analysis.ranking.rounds:
+                for i, p in zip(r.candidates, r.probabilities):
+                    if i == phrase.index:
+                        per_round[r.round - 1] = p
+                if r.top == phrase.index:
+                    top = r.round
+            best = analysis.ranking.max_probability(phrase.index) if phrase.measurable else None
+            c = contrib.contributions[phrase.index] if contrib is not None else None
+            w = contrib.similarity_without[phrase.index] if contrib is not None else None
+            presence = analysis.presence[phrase.index] if analysis.presence is not None else None
+            rows.append(
+                [
+                    *head(analysis.label, phrase),
+                    best, None, c, None, w, *per_round, top,
+                    phrase.index in pruned, *_budget(phrase), presence,
+                ]
+            )  # fmt: skip
+    for phrase in report.phrases:
+        best, best_std = None, None
+        if phrase.measurable:
+            best, best_std = _mean_std(
+                [a.ranking.max_probability(phrase.index) for a in report.images]
+            )
+        contribs = [a.contribution for a in report.images if a.contribution is not None]
+        c, c_std = _mean_std([x.contributions[phrase.index] for x in contribs])
+        w, _ = _mean_std([x.similarity_without[phrase.index] for x in contribs])
+        presence, _ = _mean_std(
+            [a.presence[phrase.index] for a in report.images if a.presence is not None]
+        )
+        rows.append(
+            [
+                *head("mean", phrase),
+                best, best_std, c, c_std, w, *([None] * rounds), None,
+                phrase.index in pruned, *_budget(phrase), presence,
+            ]
+        )  # fmt: skip
+    if report.negative is not None:
+        blank = [None] * (len(FIXED_COLUMNS) - 8 + rounds + len(TAIL_COLUMNS) - 1)
+        for p in report.negative.phrases:
+            rows.append(
+                [group, "negative", p.index, p.text, p.weight, None, None, p.status, *blank,
+                 p.score]
+            )  # fmt: skip
+    return rows
