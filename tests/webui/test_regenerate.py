@@ -272,6 +272,30 @@ def test_a_grid_regenerates_and_compares_its_first_picture(tiny_world) -> None:
     assert comparison.regenerated_similarity == pytest.approx(comparison.original_similarity)
 
 
+def test_the_comparison_is_against_the_prompt_the_user_analysed(tiny_world) -> None:
+    """The tab's prompt was edited before Analyze: the comparison scores that prompt's
+    phrases, with the analysis' own presence, not the infotext's prompt."""
+    from clipprobe_ext.webui import model_source, settings
+
+    edited = "a red circle, green stripes, a yellow triangle"
+    report = model_source.run_analysis(
+        [tiny_world.original], edited, settings.probe_options(), tiny_world.model
+    )
+    _, comparison = regen.regenerate_and_compare(
+        tiny_world.original, "a red circle", model_name=tiny_world.model, report=report
+    )
+    assert comparison.original_prompt == edited != tiny_world.text.splitlines()[0]
+    assert [p.text for p in comparison.phrases] == [p.text for p in report.measurable]
+    presence = {v.index: v.presence for v in report.verdicts}
+    for p in comparison.phrases:
+        assert p.original == pytest.approx(presence[p.index], abs=1e-6)
+    assert comparison.original_similarity == pytest.approx(report.pruning.original_similarity)
+    # the same picture came back (same seed, same first caption): nothing changed
+    assert [p.regenerated for p in comparison.phrases] == pytest.approx(
+        [p.original for p in comparison.phrases], abs=1e-6
+    )
+
+
 def test_api_route(tiny_world, wui) -> None:
     app = FastAPI()
     regen.register_routes(app)
