@@ -170,14 +170,6 @@ def cell(value: Any) -> Any:
     return value
 
 
-def _mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
-    xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    if not xs:
-        return None, None
-    mean = sum(xs) / len(xs)
-    return mean, math.sqrt(sum((x - mean) ** 2 for x in xs) / len(xs))
-
-
 def csv_columns(rounds: int) -> list[str]:
     return [*FIXED_COLUMNS, *(f"round_{k}" for k in range(1, rounds + 1)), *TAIL_COLUMNS]
 
@@ -243,22 +235,23 @@ def _csv_rows(report: ProbeReport, group: int, rounds: int) -> list[list[Any]]:
                 ]
             )  # fmt: skip
     for phrase in report.phrases:
-        best, best_std = None, None
-        if phrase.measurable:
-            best, best_std = _mean_std(
-                [a.ranking.max_probability(phrase.index) for a in report.images]
-            )
-        contribs = [a.contribution for a in report.images if a.contribution is not None]
-        c, c_std = _mean_std([x.contributions[phrase.index] for x in contribs])
-        w, _ = _mean_std([x.similarity_without[phrase.index] for x in contribs])
-        presence, _ = _mean_std(
-            [a.presence[phrase.index] for a in report.images if a.presence is not None]
+        # the batch's numbers are the verdict's: the same means the report shows
+        v = verdicts.get(phrase.index)
+        full = report.full_similarity
+        mean = (
+            [v.max_probability, v.max_probability_std, v.contribution, v.contribution_std]
+            if v is not None
+            else [None] * 4
+        )
+        without = (
+            full - v.contribution
+            if v is not None and v.contribution is not None and full is not None
+            else None
         )
         rows.append(
             [
-                *head("mean", phrase),
-                best, best_std, c, c_std, w, *([None] * rounds), None,
-                phrase.index in pruned, *_budget(phrase), presence,
+                *head("mean", phrase), *mean, without, *([None] * rounds), None,
+                phrase.index in pruned, *_budget(phrase), v.presence if v is not None else None,
             ]
         )  # fmt: skip
     if report.negative is not None:
