@@ -591,9 +591,8 @@ def regenerate_and_compare(
     result = regenerate(text, pruned_prompt, plan=plan, id_task=id_task)
 
     def measured(encoder: Any) -> Any:
-        analysed = report or analyze(
-            [original.convert("RGB")], original_prompt, encoder, ProbeOptions(prune=False)
-        )
+        options = ProbeOptions(contribution=False, prune=False)  # the presence is enough
+        analysed = report or analyze([original.convert("RGB")], original_prompt, encoder, options)
         return compare(analysed, original, result.image, pruned_prompt, encoder)
 
     comparison = measure(measured, model_name)
