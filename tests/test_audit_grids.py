@@ -84,7 +84,7 @@ def test_grids_whose_pictures_are_in_the_folder_are_skipped(hf_encoder, tmp_path
     assert all("a WebUI grid of 3 pictures, all of them" in s.reason for s in report.grids)
     assert_same(numbers(report), numbers(alone))
     assert report.phrase("masterpiece").pictures == 3  # each picture once
-    from clipprobe_ext.audit import report as render
+    from clipprobe_ext.report import audit as render
 
     table = render.format_table(report)
     assert "skipped: 2 WebUI grids of pictures audited on their own" in table
