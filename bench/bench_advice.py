@@ -43,8 +43,9 @@ from clipprobe_ext.encoders.hf import HFClipEncoder  # noqa: E402
 from clipprobe_ext.probe import ProbeOptions, analyze  # noqa: E402
 
 if not BEFORE:
+    from signals import signals
+
     from clipprobe_ext.analysis.calibration import CALIBRATION_FILE, write_calibration
-    from clipprobe_ext.analysis.presence import signals
     from clipprobe_ext.analysis.references import forget_banks, reference_banks
 
 VERDICTS = ("keep", "weak", "prune")
