@@ -263,15 +263,18 @@ def group_negative(group: InputGroup, given: str | None) -> tuple[str, str | Non
 
 
 def load_encoder(name: str, device: str | None = None) -> Any:
-    """A ``ClipEncoder`` for ``name`` (``clipprobe_ext.encoders.loader``); ``ModelError``."""
-    from clipprobe_ext.encoders import loader
+    """A ``ClipEncoder`` for ``name`` (``clipprobe_ext.encoders.factory``); ``ModelError``.
+
+    Its text embeddings and reference banks are kept in the user's embedding store, so a
+    second run pays for neither again."""
+    from clipprobe_ext.encoders.factory import load_encoder as load
 
     if device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
             raise ModelError("--device cuda was asked for, but this PyTorch sees no CUDA GPU.")
-    return loader.load_encoder(name, device)
+    return load(name, device)
 
 
 # -- main --------------------------------------------------------------------------------
@@ -332,7 +335,6 @@ def main(argv: list[str] | None = None) -> int:
         if not groups:
             raise ClipProbeError(f"None of the {len(args.images)} images could be analysed.")
 
-        from clipprobe_ext.heatmaps.cli_output import write_report_heatmaps
         from clipprobe_ext.probe import analyze
 
         reports = []
@@ -360,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
                 if note:
                     result.notes.append(note)
                 if args.heatmaps:
+                    from clipprobe_ext.heatmaps.cli_output import write_report_heatmaps
+
                     written = write_report_heatmaps(encoder, result, images, args.heatmaps, status)
                     result.notes.append(
                         f"Heatmaps: {len(written)} files written to {args.heatmaps}."

@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 def load_encoder(name: str, device: str | None) -> Any:
     """The shared model loader, whichever of its homes this version has."""
     try:
-        from clipprobe_ext.encoders.loader import load_encoder as load
+        from clipprobe_ext.encoders.factory import load_encoder as load
     except ImportError:
         from clipprobe_ext.cli import load_encoder as legacy
 

@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from clipprobe_ext import probe
+from clipprobe_ext.encoders.base import text_cache_for
+from clipprobe_ext.encoders.openai_clip import OpenAIClipEncoder
 from clipprobe_ext.errors import ClipProbeError, ModelError
 from clipprobe_ext.results import ProbeReport
 from clipprobe_ext.webui import model_source, settings
@@ -193,7 +195,7 @@ def test_text_cache_is_shared_across_runs(webui, interrogator, fake_analyze, ima
     run_analysis(images[:1], "a red cube, blue sky", model_name=WEBUI_CLIP)
     first, second = fake_analyze.encoders
     assert first is not second
-    assert first.cache is second.cache is model_source.webui_clip_text_cache(torch.float32)
+    assert first.cache is second.cache is text_cache_for(first.ref.key)
     assert first.stats.text_forwards > 0
     assert second.stats.text_forwards == 0
 
@@ -447,11 +449,11 @@ def test_transformers_model_from_a_folder_is_cached(webui, fake_analyze, images,
     first, second = fake_analyze.encoders
     assert first is second
     assert first.model_id == f"hf:{name}"
-    # the CLI's loader: same encoder and text cache as load_encoder gives
-    from clipprobe_ext.encoders import loader
+    # the CLI's factory: same encoder and text cache as load_encoder gives
+    from clipprobe_ext.encoders import factory
 
-    assert first is loader.load_encoder(name, "cpu", torch.float32)
-    assert first.cache is loader.text_cache(f"{loader.model_identity(name)}|{torch.float32}")
+    assert first is factory.load_encoder(name, "cpu", torch.float32)
+    assert first.cache is text_cache_for(first.ref.key)
 
 
 def test_transformers_model_used_when_no_interrogator(
@@ -490,8 +492,9 @@ def test_real_analysis_on_the_interrogator_clip(webui, interrogator, images):
 
 
 def test_real_analysis_reuses_text_embeddings(webui, interrogator, images):
-    cache = model_source.webui_clip_text_cache(torch.float32)
     run_analysis(images[:1], "a red cube, blue sky", model_name=WEBUI_CLIP)
+    held = OpenAIClipEncoder(interrogator.clip_model, interrogator.clip_preprocess)
+    cache = text_cache_for(held.ref.key)  # the interrogator's weights' cache
     misses = cache.misses
     run_analysis(images[:1], "a red cube, blue sky", model_name=WEBUI_CLIP)
     assert cache.misses == misses  # nothing new to encode
