@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -180,13 +183,13 @@ def _load_model(
 
 
 def _load_folder(folder: Path) -> Any | None:
-    """A CLIPModel built on the meta device and given the file's tensors as they are.
+    """A CLIPModel built without initialising its weights, then given the file's tensors.
 
     ``from_pretrained`` of transformers 4.30 first fills every weight with random values
     (most of a ViT-B/32's load time on a CPU), then copies the file's tensors over them;
-    here the weights are read once and nothing is initialised.
-    ``None`` (the caller then uses ``from_pretrained``) unless the file holds exactly the
-    model's tensors in one file: sharded weights, other key names, missing or extra
+    here the weights are read once and nothing is initialised or copied.  ``None`` (the
+    caller then uses ``from_pretrained``) unless the file holds exactly the model's
+    tensors in one file: sharded weights, other key names or shapes, missing or extra
     tensors, or a file ``torch.load`` refuses all go the long way.
     """
     weights = next((folder / f for f in _SINGLE_FILES if (folder / f).is_file()), None)
@@ -194,9 +197,10 @@ def _load_folder(folder: Path) -> Any | None:
         return None
     try:
         from transformers import CLIPConfig, CLIPModel
+        from transformers.modeling_utils import no_init_weights
 
         config = CLIPConfig.from_pretrained(folder)
-        with torch.device("meta"):
+        with _no_torch_init(), no_init_weights():
             model = CLIPModel(config)
         state = _read_weights(weights)
         if not isinstance(state, dict):
@@ -211,9 +215,57 @@ def _load_folder(folder: Path) -> Any | None:
     except Exception as exc:  # anything unusual: from_pretrained knows more cases
         log.debug("ClipProbe: %s goes through from_pretrained (%s)", folder, first_line(exc))
         return None
-    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
-        return None
     return model.eval()
+
+
+_INIT_FUNCTIONS = (
+    "uniform_",
+    "normal_",
+    "trunc_normal_",
+    "constant_",
+    "ones_",
+    "zeros_",
+    "eye_",
+    "dirac_",
+    "xavier_uniform_",
+    "xavier_normal_",
+    "kaiming_uniform_",
+    "kaiming_normal_",
+    "orthogonal_",
+    "sparse_",
+)
+_skipping = threading.local()
+_patching = threading.Lock()
+
+
+@contextlib.contextmanager
+def _no_torch_init() -> Iterator[None]:
+    """``torch.nn.init`` does nothing in this thread for the block (the layers' own
+    ``reset_parameters``); other threads (a WebUI generation) initialise as usual.
+
+    Not the meta device: its ``normal_`` imports ``torch._dynamo`` (seconds)."""
+    from torch.nn import init
+
+    def skipping(original: Callable) -> Callable:
+        @functools.wraps(original)
+        def call(tensor: Any, *args: Any, **kwargs: Any) -> Any:
+            if getattr(_skipping, "on", False):
+                return tensor
+            return original(tensor, *args, **kwargs)
+
+        return call
+
+    with _patching:
+        originals = {n: getattr(init, n) for n in _INIT_FUNCTIONS if hasattr(init, n)}
+        for name, original in originals.items():
+            setattr(init, name, skipping(original))
+        _skipping.on = True
+        try:
+            yield
+        finally:
+            _skipping.on = False
+            for name, original in originals.items():
+                setattr(init, name, original)
 
 
 def _read_weights(path: Path) -> Any:

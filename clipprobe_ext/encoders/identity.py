@@ -94,7 +94,7 @@ _fingerprints: weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple, str]] = (
 
 def weights_fingerprint(model: torch.nn.Module) -> str:
     """A hash of the weights: every tensor's name, shape and dtype, and an evenly spaced
-    sample of its values.
+    sample of its values (the first and the last among them).
 
     Computed once per module and numeric type (``model.half()`` in place changes it;
     moving it between devices does not), so wrapping the same model again costs nothing.
@@ -109,8 +109,14 @@ def weights_fingerprint(model: torch.nn.Module) -> str:
         for name, tensor in model.state_dict().items():
             digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype};".encode())
             flat = tensor.detach().reshape(-1)
-            step = max(1, flat.numel() // SAMPLES_PER_TENSOR)
-            samples.append(flat[::step][:SAMPLES_PER_TENSOR].float().cpu())
+            if flat.numel() == 0:
+                continue
+            # evenly spaced, the first and the last included; integer positions, so the
+            # same values are read on any device
+            where = (
+                torch.arange(SAMPLES_PER_TENSOR) * (flat.numel() - 1) // (SAMPLES_PER_TENSOR - 1)
+            )
+            samples.append(flat[where.to(flat.device)].float().cpu())
     if samples:
         digest.update(torch.cat(samples).numpy().tobytes())
     fingerprint = digest.hexdigest()

@@ -439,6 +439,46 @@ def test_forge_patcher_as_clip_model_is_unwrapped(
     assert loaded == [[patcher]]
 
 
+def test_the_interrogator_clip_has_the_identity_of_its_weights(
+    webui, interrogator, fake_analyze, images, monkeypatch, tmp_path
+):
+    """A1111's interrogator CLIP, Forge's one inside a ModelPatcher and ``openai-clip:FILE``
+    from the same file are one model: one ModelRef key, one text cache; other weights
+    under the same name are not."""
+    import clip
+    import tiny_clip
+
+    from clipprobe_ext.encoders import factory
+
+    path = tiny_clip.save_openai_clip_file(tmp_path / "ViT-L-14.pt")
+    interrogator.load_clip_model = lambda: clip.load(str(path), device="cpu", jit=False)
+    run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)  # A1111
+    a1111 = fake_analyze.encoders[-1]
+
+    _forge_backend(monkeypatch)
+    model, preprocess = clip.load(str(path), device="cpu", jit=False)
+    interrogator.clip_model, interrogator.clip_preprocess = FakePatcher(model), preprocess
+    interrogator.load_device = torch.device("cpu")
+    run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)  # Forge
+    forge = fake_analyze.encoders[-1]
+    assert forge.model is model and forge is not a1111
+
+    loaded = factory.load_encoder(f"openai-clip:{path}", "cpu")
+    assert a1111.ref.key == forge.ref.key == loaded.ref.key
+    assert a1111.ref.name == forge.ref.name == model_source.WEBUI_CLIP_ID
+    assert a1111.cache is forge.cache is loaded.cache
+    assert forge.stats.text_forwards == 0  # A1111's run encoded these texts already
+    loaded.encode_texts(["a cube"])
+    assert loaded.stats.text_forwards == 0
+
+    other_path = tiny_clip.save_openai_clip_file(tmp_path / "other.pt", seed=1)
+    other, other_preprocess = clip.load(str(other_path), device="cpu", jit=False)
+    interrogator.clip_model, interrogator.clip_preprocess = FakePatcher(other), other_preprocess
+    run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
+    assert fake_analyze.encoders[-1].ref.key != a1111.ref.key
+    assert fake_analyze.encoders[-1].stats.text_forwards > 0
+
+
 # -- transformers models ---------------------------------------------------------------------
 
 
