@@ -12,10 +12,12 @@ then a copy.  Other shapes and other encoders are left to the encoder as before.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from clipprobe_ext.encoders.identity import Preprocessing
+if TYPE_CHECKING:
+    from clipprobe_ext.encoders.identity import Preprocessing
 
 Prepare = Callable[[Image.Image], Image.Image]
 

@@ -14,11 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-import torch
 
 #: Bump when the way a file becomes the encoder's input changes (images.py, audit/scan.py).
 PREPROCESS_VERSION = 1
@@ -87,18 +84,19 @@ def describe_image_processor(processor: Any) -> str:
     return json.dumps(processor.to_dict(), sort_keys=True, default=str)
 
 
-_fingerprints: weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple, str]] = (
-    weakref.WeakKeyDictionary()
-)
+# module -> (its dtypes, fingerprint); torch is imported only where weights are read
+_fingerprints: weakref.WeakKeyDictionary[Any, tuple[tuple, str]] = weakref.WeakKeyDictionary()
 
 
-def weights_fingerprint(model: torch.nn.Module) -> str:
+def weights_fingerprint(model: Any) -> str:
     """A hash of the weights: every tensor's name, shape and dtype, and an evenly spaced
     sample of its values (the first and the last among them).
 
     Computed once per module and numeric type (``model.half()`` in place changes it;
     moving it between devices does not), so wrapping the same model again costs nothing.
     """
+    import torch
+
     stamp = _dtype_stamp(model)
     known = _fingerprints.get(model)
     if known is not None and known[0] == stamp:
@@ -124,11 +122,5 @@ def weights_fingerprint(model: torch.nn.Module) -> str:
     return fingerprint
 
 
-def _dtype_stamp(model: torch.nn.Module) -> tuple:
+def _dtype_stamp(model: Any) -> tuple:
     return tuple(sorted({str(p.dtype) for p in model.parameters()}))
-
-
-def device_and_dtype(model: torch.nn.Module, first: Callable[[], torch.Tensor] | None = None):
-    """(device, dtype) of the model's first parameter (or of ``first()``)."""
-    param = first() if first is not None else next(model.parameters())
-    return param.device, param.dtype
