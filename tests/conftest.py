@@ -16,15 +16,16 @@ import tiny_clip  # noqa: E402
 @pytest.fixture(autouse=True)
 def _own_user_cache(tmp_path_factory, monkeypatch):
     """Every test gets an empty user cache folder (the embedding store, user calibrations)
-    and empty in-memory caches: what one test encoded never answers another's counts."""
-    from clipprobe_ext.analysis.references import forget_banks
+    and empty in-memory text caches, as every new encoder had before text caches were
+    shared by the weights: what one test encoded never answers another's text counts.
+    (The reference banks stay in memory for the session, as before; a test that needs
+    them built says so with ``forget_banks``.)"""
     from clipprobe_ext.encoders.base import forget_text_caches
     from clipprobe_ext.store import forget_open_stores
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("user-cache")))
     forget_open_stores()
     forget_text_caches()
-    forget_banks()
     yield
     forget_open_stores()
 

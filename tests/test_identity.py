@@ -53,9 +53,13 @@ RANKING = ProbeOptions(rounds=2, contribution=False, prune=False)
 
 @pytest.fixture(autouse=True)
 def _fresh_factory():
+    """No loaded encoder and no in-memory bank from another test: what a test counts is
+    its own."""
     factory.clear_cache()
+    forget_banks()
     yield
     factory.clear_cache()
+    forget_banks()
 
 
 def unit(t: torch.Tensor) -> torch.Tensor:
