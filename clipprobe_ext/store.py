@@ -48,8 +48,9 @@ CREATE TABLE IF NOT EXISTS images (
     hash TEXT NOT NULL, model TEXT NOT NULL, vector BLOB NOT NULL,
     PRIMARY KEY (hash, model)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS texts (
-    model TEXT NOT NULL, chunk TEXT NOT NULL, vector BLOB NOT NULL,
+    model TEXT NOT NULL, chunk TEXT NOT NULL, vector BLOB NOT NULL, added REAL NOT NULL,
     PRIMARY KEY (model, chunk)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS texts_added ON texts (added);
 CREATE TABLE IF NOT EXISTS bank_images (
     model TEXT NOT NULL, bank TEXT NOT NULL, k INTEGER NOT NULL, vector BLOB NOT NULL,
     PRIMARY KEY (model, bank, k)) WITHOUT ROWID;
@@ -61,6 +62,11 @@ _NAMES = ("meta", "files", "images", "texts", "bank_images")
 STORE_ERRORS = (sqlite3.Error, OSError, ClipProbeError)
 #: SQLite's default limit on the parameters of one statement is 999.
 _LOOKUP_BATCH = 500
+#: Text embeddings kept at most (about 110 MB at 512 dimensions, 160 MB at 768): every
+#: analysis stores its prompt's variants too, and a cache must not grow without end.
+#: ``open_store`` trims the oldest to ``TRIM_TO`` of it once the store holds more.
+MAX_TEXTS = 50_000
+TRIM_TO = 0.8
 
 
 def user_cache_dir() -> Path:
@@ -87,6 +93,7 @@ def open_store(path: str | os.PathLike | None = None) -> EmbeddingStore | None:
             return _open_stores[target]
         try:
             store: EmbeddingStore | None = EmbeddingStore(target)
+            store.trim_texts(MAX_TEXTS)
         except STORE_ERRORS as exc:
             log.debug(
                 "ClipProbe: no embedding store at %s (%s); keeping embeddings in memory",
@@ -313,7 +320,8 @@ class EmbeddingStore:
         """Write embeddings and file records in one transaction (all or nothing)."""
         image_rows = [(h, model, _blob(v)) for h, v in images]
         file_rows = [(p, r.size, r.mtime_ns, r.hash, r.parameters) for p, r in files]
-        text_rows = [(model, c, _blob(v)) for c, v in texts]
+        now = time.time()
+        text_rows = [(model, c, _blob(v), now) for c, v in texts]
         if not (image_rows or file_rows or text_rows):
             return
         conn = self.conn
@@ -321,11 +329,33 @@ class EmbeddingStore:
         try:
             conn.executemany("INSERT OR IGNORE INTO images VALUES (?, ?, ?)", image_rows)
             conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", file_rows)
-            conn.executemany("INSERT OR IGNORE INTO texts VALUES (?, ?, ?)", text_rows)
+            conn.executemany("INSERT OR IGNORE INTO texts VALUES (?, ?, ?, ?)", text_rows)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    def trim_texts(self, most: int) -> int:
+        """Delete the oldest text embeddings when more than ``most`` are kept, down to
+        ``TRIM_TO`` of it (a dropped one is encoded again when next asked for); returns
+        how many went."""
+        count = self.count("texts")
+        if count <= most:
+            return 0
+        extra = count - int(most * TRIM_TO)
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "DELETE FROM texts WHERE (model, chunk) IN "
+                "(SELECT model, chunk FROM texts ORDER BY added LIMIT ?)",
+                (extra,),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return extra
 
     def check(self) -> list[str]:
         """SQLite's own integrity check ("ok" when sound), for tests and support."""

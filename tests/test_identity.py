@@ -287,6 +287,25 @@ def test_a_store_that_fails_mid_run_is_dropped_without_an_error(trained_clip_dir
     assert report.images[0].presence  # the analysis went on
 
 
+def test_stored_texts_are_bounded_oldest_first(tmp_path, monkeypatch):
+    import clipprobe_ext.store as store_module
+
+    store = store_module.EmbeddingStore(tmp_path / "store.sqlite3")
+    for k in range(12):  # one text a second
+        monkeypatch.setattr(store_module.time, "time", lambda k=k: 1000.0 + k)
+        store.put_batch("w:x|p:y", texts=[(f"{k}", np.full(4, k, dtype=np.float32))])
+    assert store.trim_texts(12) == 0
+    assert store.trim_texts(10) == 12 - 8  # down to 80 % of the bound
+    kept = store.text_embeddings("w:x|p:y", [str(k) for k in range(12)])
+    assert sorted(kept, key=int) == [str(k) for k in range(4, 12)]
+    np.testing.assert_array_equal(kept["7"], np.full(4, 7, dtype=np.float32))
+    store.close()
+    # open_store trims a store over the bound when it opens it
+    monkeypatch.setattr(store_module, "MAX_TEXTS", 5)
+    opened = open_store(tmp_path / "store.sqlite3")
+    assert opened.count("texts") == 4
+
+
 # -- calibration by weights ---------------------------------------------------------------------
 
 
