@@ -126,6 +126,7 @@ class ClipEncoder(ABC):
         self._store_device: torch.device | None = None
         self._embedding_store: EmbeddingStore | None = None
         self._pins = 0  # embeddings_kept_in blocks open
+        self._ref: tuple[tuple[torch.device, torch.dtype], ModelRef] | None = None
         self._pending: list[tuple[str, np.ndarray]] = []  # text embeddings not yet stored
 
     # -- identity ----------------------------------------------------------------------
@@ -136,9 +137,15 @@ class ClipEncoder(ABC):
 
     @property
     def ref(self) -> ModelRef:
-        """This model's identity (``encoders.identity``): the key of every cache."""
+        """This model's identity (``encoders.identity``): the key of every cache.
+
+        Built again only when the model's device or dtype changed (every text encode asks
+        for it)."""
         device, dtype = self._device_dtype()
-        return ModelRef(
+        known = self._ref
+        if known is not None and known[0] == (device, dtype):
+            return known[1]
+        ref = ModelRef(
             self._model_id,
             self.fingerprint(),
             str(device),
@@ -146,6 +153,8 @@ class ClipEncoder(ABC):
             self.preprocessing().key,
             self.source,
         )
+        self._ref = ((device, dtype), ref)
+        return ref
 
     def fingerprint(self) -> str:
         """The weights' fingerprint, computed once per loaded weights."""
@@ -348,7 +357,7 @@ class ClipEncoder(ABC):
         """Unit embedding of every distinct chunk; only chunks neither in the cache nor in
         the embedding store run through the text tower."""
         key = self.ref.key
-        cache = self.cache
+        cache = self._cache if self._cache is not None else text_cache_for(key)
         table: dict[TokenChunk, torch.Tensor] = {}
         missing: list[TokenChunk] = []
         for chunk in dict.fromkeys(chunks):
