@@ -17,10 +17,14 @@ folder: the first run with a model).  Model: the ViT-B/32-sized random CLIP of
 ``bench_probe.py`` saved as a transformers folder; 58 phrases; one 512 x 512 picture;
 ``--device cpu`` (the seed runs on the CPU).
 
-    python bench/bench_process.py [--rounds 5] [--cold 2] [--imports] [--json out.json]
+    python bench/bench_process.py [--rounds 5] [--cold 2] [--threads N] [--imports]
+        [--json out.json]
 
 Every figure is from this one run; compare the ratios (each ClipProbe process against the
-seed process of the same round, median over the rounds), not the seconds.
+seed process of the same round, median over the rounds), not the seconds.  ``--threads``
+sets ``OMP_NUM_THREADS`` for every process: on a machine whose cores are busy with other
+work, torch's default (one thread per core) waits at every parallel step for a thread
+that is not running, and a forward pass can take eight times as long (seen here).
 """
 
 from __future__ import annotations
@@ -111,8 +115,11 @@ def save_picture(path: Path) -> Path:
 class Runner:
     """Starts the processes; each ClipProbe run gets its own cache folder."""
 
-    def __init__(self, work: Path, model: Path, picture: Path, phrases: list[str]) -> None:
+    def __init__(
+        self, work: Path, model: Path, picture: Path, phrases: list[str], threads: int | None
+    ) -> None:
         self.work = work
+        self.threads = threads
         self.model = model
         self.picture = picture
         self.phrases = phrases
@@ -122,6 +129,8 @@ class Runner:
 
     def env(self, cache: Path | None) -> dict[str, str]:
         env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
+        if self.threads is not None:
+            env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(self.threads)
         if cache is not None:
             env["XDG_CACHE_HOME"] = str(cache)
         return env
@@ -186,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cold", type=int, default=2, help="rounds that also run cold")
     parser.add_argument("--model", type=Path, default=MODEL_DIR)
+    parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS of every process")
     parser.add_argument("--imports", action="store_true", help="-X importtime of seed and rank")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
@@ -196,14 +206,16 @@ def main(argv: list[str] | None = None) -> int:
     model = save_model(args.model)
     with tempfile.TemporaryDirectory(prefix="clipprobe-process-") as tmp:
         work = Path(tmp)
-        runner = Runner(work, model, save_picture(work / "picture.png"), phrases)
+        picture = save_picture(work / "picture.png")
+        runner = Runner(work, model, picture, phrases, args.threads)
         # The store states.  banks: the reference banks and another prompt's phrases.
         banks = runner.fresh_cache()
         runner.time("rank", banks, prompt="a photo, a red apple on a wooden table")
         warm = runner.fresh_cache()
         runner.time("full", warm)  # the same commands before: everything stored
         runner.time("rank", warm)
-        print(f"{os.cpu_count()} CPUs, {PHRASES} phrases, model {model}")
+        threads = args.threads or "torch's default"
+        print(f"{os.cpu_count()} CPUs, threads: {threads}, {PHRASES} phrases, model {model}")
 
         kinds = ["seed", "rank-warm", "full-warm", "rank-banks", "full-banks"]
         times: dict[str, list[float]] = {k: [] for k in [*kinds, "rank-cold", "full-cold"]}
@@ -243,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             summary[name] = row
             ratio = f"  {row['ratio_to_seed']:.2f}x the seed" if "ratio_to_seed" in row else ""
             print(f"  {name:<11} {row['median_s']:6.2f} s{ratio}")
-        result = {"phrases": PHRASES, "summary": summary}
+        result = {"phrases": PHRASES, "threads": args.threads, "summary": summary}
 
         if args.imports:
             print("\nimport self-time per package (-X importtime, one process each):")
