@@ -18,13 +18,15 @@ folder: the first run with a model).  Model: the ViT-B/32-sized random CLIP of
 ``--device cpu`` (the seed runs on the CPU).
 
     python bench/bench_process.py [--rounds 5] [--cold 2] [--threads N] [--imports]
-        [--json out.json]
+        [--before DIR] [--json out.json]
 
 Every figure is from this one run; compare the ratios (each ClipProbe process against the
 seed process of the same round, median over the rounds), not the seconds.  ``--threads``
 sets ``OMP_NUM_THREADS`` for every process: on a machine whose cores are busy with other
 work, torch's default (one thread per core) waits at every parallel step for a thread
 that is not running, and a forward pass can take eight times as long (seen here).
+``--before DIR``: also ``rank``/``full`` of an older engine (``DIR/clipprobe_ext``, e.g.
+from ``git archive``), in the same rounds.
 """
 
 from __future__ import annotations
@@ -116,10 +118,17 @@ class Runner:
     """Starts the processes; each ClipProbe run gets its own cache folder."""
 
     def __init__(
-        self, work: Path, model: Path, picture: Path, phrases: list[str], threads: int | None
+        self,
+        work: Path,
+        model: Path,
+        picture: Path,
+        phrases: list[str],
+        threads: int | None,
+        before: Path | None = None,
     ) -> None:
         self.work = work
         self.threads = threads
+        self.before = before
         self.model = model
         self.picture = picture
         self.phrases = phrases
@@ -127,8 +136,8 @@ class Runner:
         self.script.write_text(SEED_SCRIPT, encoding="utf-8")
         self.runs = 0
 
-    def env(self, cache: Path | None) -> dict[str, str]:
-        env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
+    def env(self, cache: Path | None, engine: Path = ROOT) -> dict[str, str]:
+        env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(engine))
         if self.threads is not None:
             env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(self.threads)
         if cache is not None:
@@ -151,12 +160,15 @@ class Runner:
             cmd += ["--no-contribution", "--no-prune"]
         return cmd
 
-    def time(self, kind: str, cache: Path | None = None, prompt: str | None = None) -> float:
+    def time(
+        self, kind: str, cache: Path | None = None, prompt: str | None = None, before=False
+    ) -> float:
+        engine = self.before if before else ROOT
         start = time.perf_counter()
         proc = subprocess.run(
             self.command(kind, prompt),
-            env=self.env(cache),
-            cwd=ROOT,
+            env=self.env(cache, engine),
+            cwd=engine,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -196,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold", type=int, default=2, help="rounds that also run cold")
     parser.add_argument("--model", type=Path, default=MODEL_DIR)
     parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS of every process")
+    parser.add_argument("--before", type=Path, help="an older engine's folder, to compare")
     parser.add_argument("--imports", action="store_true", help="-X importtime of seed and rank")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
@@ -207,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="clipprobe-process-") as tmp:
         work = Path(tmp)
         picture = save_picture(work / "picture.png")
-        runner = Runner(work, model, picture, phrases, args.threads)
+        runner = Runner(work, model, picture, phrases, args.threads, args.before)
         # The store states.  banks: the reference banks and another prompt's phrases.
         banks = runner.fresh_cache()
         runner.time("rank", banks, prompt="a photo, a red apple on a wooden table")
@@ -218,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{os.cpu_count()} CPUs, threads: {threads}, {PHRASES} phrases, model {model}")
 
         kinds = ["seed", "rank-warm", "full-warm", "rank-banks", "full-banks"]
+        if args.before:
+            kinds += ["rank-before", "full-before"]
         times: dict[str, list[float]] = {k: [] for k in [*kinds, "rank-cold", "full-cold"]}
         ratios: dict[str, list[float]] = {k: [] for k in times if k != "seed"}
         for r in range(args.rounds):
@@ -231,10 +246,11 @@ def main(argv: list[str] | None = None) -> int:
                     "warm": warm,
                     "banks": runner.fresh_cache(banks),
                     "cold": runner.fresh_cache(),
+                    "before": runner.fresh_cache(),
                     "": None,
                 }[state]
-                measured[name] = runner.time(kind, cache)
-                if state in ("banks", "cold"):
+                measured[name] = runner.time(kind, cache, before=state == "before")
+                if state in ("banks", "cold", "before"):
                     shutil.rmtree(cache, ignore_errors=True)
             for name, seconds in measured.items():
                 times[name].append(seconds)
