@@ -44,8 +44,9 @@ from clipprobe_ext.probe import ProbeOptions, analyze  # noqa: E402
 from clipprobe_ext.report.reasons import verdict_reason  # noqa: E402
 
 if not BEFORE:
+    from signals import signals
+
     from clipprobe_ext.analysis.calibration import CALIBRATION_FILE, write_calibration
-    from clipprobe_ext.analysis.presence import signals
     from clipprobe_ext.analysis.references import forget_banks, reference_banks
 
 VERDICTS = ("keep", "weak", "prune")

@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from clipprobe_ext.analysis.pruning import naive_greedy_prune  # noqa: E402
+from clipprobe_ext.encoders.base import TextEmbeddingCache  # noqa: E402
 from clipprobe_ext.encoders.hf import HFClipEncoder  # noqa: E402
 from clipprobe_ext.layout import PromptLayout  # noqa: E402
 from clipprobe_ext.probe import ProbeOptions, analyze  # noqa: E402
@@ -116,8 +117,8 @@ def peak_rss_mb() -> float:
 def measure_size(n: int, model, processor, repeat: int) -> dict:
     """Every timing and count for one prompt size, all in this process."""
 
-    def fresh() -> HFClipEncoder:
-        return HFClipEncoder(model, processor, "bench")
+    def fresh() -> HFClipEncoder:  # a cold text cache (the weights' shared one would be warm)
+        return HFClipEncoder(model, processor, "bench", TextEmbeddingCache())
 
     img_a, img_b = image(1), image(2)
     rank_only = ProbeOptions(contribution=False, prune=False)
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"peak RSS after loading the model: {peak_rss_mb():.0f} MB")
 
     def fresh() -> HFClipEncoder:
-        return HFClipEncoder(model, processor, "bench")
+        return HFClipEncoder(model, processor, "bench", TextEmbeddingCache())
 
     results = {str(n): measure_size(n, model, processor, args.repeat) for n in args.sizes}
     img_a = image(1)

@@ -13,6 +13,23 @@ sys.path.insert(0, str(Path(__file__).parent))
 import tiny_clip  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _own_user_cache(tmp_path_factory, monkeypatch):
+    """Every test gets an empty user cache folder (the embedding store, user calibrations)
+    and empty in-memory text caches, as every new encoder had before text caches were
+    shared by the weights: what one test encoded never answers another's text counts.
+    (The reference banks stay in memory for the session, as before; a test that needs
+    them built says so with ``forget_banks``.)"""
+    from clipprobe_ext.encoders.base import forget_text_caches
+    from clipprobe_ext.store import forget_open_stores
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("user-cache")))
+    forget_open_stores()
+    forget_text_caches()
+    yield
+    forget_open_stores()
+
+
 @pytest.fixture(scope="session")
 def tiny_hf_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding a tiny transformers CLIP, loadable with ``from_pretrained``."""
@@ -43,6 +60,15 @@ def openai_encoder(tiny_openai_clip_pair):
 
     model, preprocess = tiny_openai_clip_pair
     return OpenAIClipEncoder(model, preprocess, model_id="openai-clip:tiny")
+
+
+def folder_ref(folder, fingerprint: str = "f" * 20, name: str | None = None):
+    """A ``ModelRef`` of weights in ``folder`` (``None``: handed over in memory), for the
+    calibration lookup, which needs only the source and the fingerprint."""
+    from clipprobe_ext.encoders.identity import ModelRef
+
+    source = None if folder is None else str(folder)
+    return ModelRef(name or f"hf:{folder}", fingerprint, "cpu", "float32", "p", source)
 
 
 def make_image(seed: int = 0, size: tuple[int, int] = (64, 48)) -> Image.Image:

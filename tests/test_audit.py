@@ -20,14 +20,18 @@ from presence_formula import expected_presence
 from test_infotext import exif_with_user_comment
 from trained_clip import picture
 
-from clipprobe_ext.analysis.references import IMAGE_COUNT, NEUTRAL_PHRASES, reference_images
+from clipprobe_ext.analysis.references import (
+    IMAGE_COUNT,
+    NEUTRAL_PHRASES,
+    forget_banks,
+    reference_images,
+)
 from clipprobe_ext.analysis.verdict import NOT_SEEN, SEEN
 from clipprobe_ext.audit.aggregate import normalise
-from clipprobe_ext.audit.banks import forget_audit_banks
 from clipprobe_ext.audit.evidence import PhraseEvidence
 from clipprobe_ext.audit.pipeline import AuditOptions, run_audit
-from clipprobe_ext.audit.store import SCHEMA_VERSION, EmbeddingStore
 from clipprobe_ext.errors import ClipProbeError
+from clipprobe_ext.store import SCHEMA_VERSION, EmbeddingStore
 
 SETTINGS = "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 96x96"
 
@@ -35,9 +39,9 @@ SETTINGS = "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 96x96"
 @pytest.fixture(autouse=True)
 def _fresh_banks():
     """Every test starts without in-memory reference banks (they are cached per model)."""
-    forget_audit_banks()
+    forget_banks()
     yield
-    forget_audit_banks()
+    forget_banks()
 
 
 def save_png(path: Path, image: Image.Image, prompt: str) -> Path:
@@ -127,7 +131,7 @@ def test_a_second_run_encodes_nothing(folder, hf_encoder, tmp_path):
     # 8k) and the reference banks once: nothing per picture
     assert images == 7 + IMAGE_COUNT and texts == 5 + len(NEUTRAL_PHRASES)
     hf_encoder.cache.clear()  # no help from the in-memory caches: only the store
-    forget_audit_banks()
+    forget_banks()
     second = run_audit([folder], hf_encoder, options(tmp_path))
     assert hf_encoder.stats.image_forwards == images
     assert hf_encoder.stats.text_forwards == texts
@@ -142,7 +146,7 @@ def test_a_fresh_encoder_process_reuses_the_store(folder, tiny_hf_clip_dir, tmp_
     run_audit(
         [folder], HFClipEncoder.from_pretrained(str(tiny_hf_clip_dir), "cpu"), options(tmp_path)
     )
-    forget_audit_banks()  # as in a new process: the banks come from the store too
+    forget_banks()  # as in a new process: the banks come from the store too
     fresh = HFClipEncoder.from_pretrained(str(tiny_hf_clip_dir), "cpu")
     report = run_audit([folder], fresh, options(tmp_path))
     assert fresh.stats.image_forwards == 0 and fresh.stats.text_forwards == 0
@@ -462,10 +466,9 @@ def test_the_reader_threads_resize_changes_no_pixel(hf_encoder, tmp_path):
     run_audit([folder], hf_encoder, options(tmp_path))
     direct = hf_encoder.encode_images([Image.open(p).convert("RGB") for p in paths]).numpy()
     with EmbeddingStore(tmp_path / "store.sqlite3") as store:
-        from clipprobe_ext.audit.encoding import model_key
         from clipprobe_ext.audit.scan import content_hash
 
-        key = model_key(hf_encoder)
+        key = hf_encoder.ref.key
         for path, want in zip(paths, direct):
             got = store.image_embedding(content_hash(path.read_bytes()), key)
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)

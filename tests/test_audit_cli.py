@@ -21,8 +21,8 @@ from conftest import make_image
 from test_audit import assert_same, comparable, save_png
 
 from clipprobe_ext.audit.pipeline import AuditOptions, run_audit
-from clipprobe_ext.audit.store import EmbeddingStore
 from clipprobe_ext.cli import main as clipprobe
+from clipprobe_ext.store import EmbeddingStore
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPTS = [

@@ -139,9 +139,8 @@ def test_a_stored_grid_is_recognised_by_its_size_alone(hf_encoder, tmp_path, fmt
 def test_a_grid_stored_whole_by_an_older_audit_is_still_a_grid(hf_encoder, tmp_path):
     """A store written before grids were told apart holds the grid's own embedding (and
     file record): the grid must not come back from it as one picture."""
-    from clipprobe_ext.audit.encoding import model_key
     from clipprobe_ext.audit.scan import read_picture
-    from clipprobe_ext.audit.store import EmbeddingStore
+    from clipprobe_ext.store import EmbeddingStore
 
     folder = with_grids(tmp_path)
     run_audit([folder], hf_encoder, options(tmp_path))
@@ -149,7 +148,7 @@ def test_a_grid_stored_whole_by_an_older_audit_is_still_a_grid(hf_encoder, tmp_p
     with EmbeddingStore(tmp_path / "store.sqlite3") as store:
         record = store.file_record(grid)
         assert record is not None  # its file record is kept, as every file's
-        key = model_key(hf_encoder)
+        key = hf_encoder.ref.key
         store.put_batch(
             key, images=[(record.hash, hf_encoder.encode_images([picture(0)]).numpy()[0])]
         )

@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import folder_ref
 from presence_formula import expected_presence, mapped
 from test_presence import _independent_presence
 from trained_clip import picture
@@ -93,7 +94,7 @@ def test_a_models_own_fit_decides_its_presence(model_copy):
 def test_a_bad_calibration_file_is_named_and_the_default_applies(model_copy, content, caplog):
     (model_copy / CALIBRATION_FILE).write_text(content)
     with caplog.at_level(logging.WARNING):
-        fit = calibration_for(f"hf:{model_copy}")
+        fit = calibration_for(folder_ref(model_copy))
     assert fit is DEFAULT
     assert CALIBRATION_FILE in caplog.text and "default calibration" in caplog.text
 
@@ -107,5 +108,5 @@ def test_write_calibration_refuses_a_fit_that_cannot_be_one(tmp_path):
 
 
 def test_models_that_are_not_folders_use_the_default(tmp_path):
-    assert calibration_for("openai:ViT-L/14") is DEFAULT
-    assert calibration_for(f"hf:{tmp_path / 'missing'}") is DEFAULT
+    assert calibration_for(folder_ref(None, name="openai-clip:ViT-L/14")) is DEFAULT
+    assert calibration_for(folder_ref(tmp_path / "missing")) is DEFAULT

@@ -8,6 +8,7 @@ import logging
 import shutil
 
 import pytest
+from conftest import folder_ref
 from test_analysis import _independent_similarity
 from test_presence import _independent_presence
 from trained_clip import picture
@@ -152,10 +153,10 @@ def test_a_fit_whose_clear_absence_is_not_inside_not_seen_is_refused(model_copy,
     bad = {"not_seen_z": 0.0, "seen_z": 1.0, "absent_z": 0.5}
     (model_copy / CALIBRATION_FILE).write_text(json.dumps(bad))
     with caplog.at_level(logging.WARNING):
-        assert calibration_for(f"hf:{model_copy}") is DEFAULT
+        assert calibration_for(folder_ref(model_copy)) is DEFAULT
     assert DEFAULT.absent_z is None  # without a fit of its own, the guard always holds
     write_calibration(model_copy, 0.0, 1.0, "x", absent_z=-0.5)
-    fit = calibration_for(f"hf:{model_copy}")
+    fit = calibration_for(folder_ref(model_copy))
     assert fit.absent_z == -0.5 and fit.to_dict()["absent_z"] == -0.5
     assert fit.clearly_absent(-0.6) and not fit.clearly_absent(-0.5)
 

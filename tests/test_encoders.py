@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 from test_report import clip_pixels
 
+from clipprobe_ext.encoders.base import TextEmbeddingCache
 from clipprobe_ext.encoders.hf import HFClipEncoder
 from clipprobe_ext.encoders.openai_clip import OpenAIClipEncoder
 from clipprobe_ext.errors import ModelError
@@ -57,10 +58,12 @@ def test_openai_fallback_path_for_unknown_text_towers(openai_encoder, monkeypatc
 def test_shared_prefixes_give_the_same_embeddings_for_fewer_tokens(
     kind: str, tiny_hf_clip_dir, tiny_openai_clip_pair
 ) -> None:
-    def fresh():
+    def fresh():  # an encoder of its own, with an empty text cache (not the weights' shared one)
         if kind == "hf":
-            return HFClipEncoder.from_pretrained(str(tiny_hf_clip_dir), device="cpu")
-        return OpenAIClipEncoder(*tiny_openai_clip_pair)
+            return HFClipEncoder.from_pretrained(
+                str(tiny_hf_clip_dir), device="cpu", cache=TextEmbeddingCache()
+            )
+        return OpenAIClipEncoder(*tiny_openai_clip_pair, cache=TextEmbeddingCache())
 
     full = "a girl, umbrella, hat, bikini, smiling, blue eye, cloud, tree"
     variants = [full.replace(w, "").replace(", ,", ",") for w in ("hat, ", "cloud, ", "tree")]
@@ -75,15 +78,20 @@ def test_shared_prefixes_give_the_same_embeddings_for_fewer_tokens(
     assert shared.stats.text_tokens - before < alone.stats.text_tokens
 
 
-def test_cache_encodes_each_text_once_per_model(hf_encoder: HFClipEncoder, tiny_hf_clip_dir):
+def test_cache_encodes_each_text_once_per_model(hf_encoder: HFClipEncoder, trained_clip_dir):
     hf_encoder.encode_texts(["a girl", "umbrella"])
     forwards = hf_encoder.stats.text_forwards
     again, _ = hf_encoder.encode_texts(["umbrella", "a girl", "  A GIRL "])
     assert hf_encoder.stats.text_forwards == forwards  # same tokens: cache hits
     torch.testing.assert_close(again[1], again[2])
-    other = HFClipEncoder(hf_encoder.model, hf_encoder.processor, "hf:other", hf_encoder.cache)
+    # the cache follows the weights, not the name: the same weights under another name
+    # reuse the entries, other weights handed the very same cache object never do
+    same = HFClipEncoder(hf_encoder.model, hf_encoder.processor, "hf:other", hf_encoder.cache)
+    same.encode_texts(["a girl"])
+    assert same.stats.text_forwards == 0
+    other = HFClipEncoder.from_pretrained(str(trained_clip_dir), "cpu", cache=hf_encoder.cache)
     other.encode_texts(["a girl"])
-    assert other.stats.text_forwards == 1  # another model id never reuses entries
+    assert other.stats.text_forwards == 1
 
 
 def test_long_text_is_read_in_chunks_and_averaged(hf_encoder: HFClipEncoder) -> None:

@@ -117,3 +117,19 @@ def tiny_openai_clip(seed: int = 0):
         model.token_embedding.weight.normal_(0, 1.0)
         model.logit_scale.fill_(4.0)
     return model.eval(), _transform(IMAGE_SIZE)
+
+
+def save_openai_clip_file(path: Path, seed: int = 0) -> Path:
+    """A small openai CLIP saved the way openai's checkpoints are (TorchScript), with the
+    sizes ``clip.load``'s ``build_model`` can read back (64-wide heads)."""
+    import warnings
+
+    from clip.model import CLIP
+
+    torch.manual_seed(seed)
+    model = CLIP(16, 32, 2, 64, 8, 77, 49408, 64, 1, 2).eval()
+    example = (torch.zeros(1, 3, 32, 32), torch.zeros(1, 77, dtype=torch.long))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.trace(model, example, check_trace=False), str(path))
+    return path

@@ -21,10 +21,15 @@ similarity also rewards a wrong phrase that shares words with what is drawn ("a 
 square" beside a black square), so the similarity guard yields to clear evidence of
 absence.  Without ``absent_z`` (the default fit) the guard always holds.
 
-A local model folder may carry its own fit (``CALIBRATION_FILE``, written by
-``bench/bench_advice.py --write-calibration`` from a world with known truth); any other
-model uses ``DEFAULT``, fitted on the benchmark world's model and not validated on a
-real CLIP.  The report says which one was used.
+Where a model's fit is found (``calibration_for(ref)``, ``ref`` an ``encoders.ModelRef``),
+in this order:
+1. its own folder: ``CALIBRATION_FILE`` beside the weights (``ref.source``), written by
+   ``bench/bench_advice.py --write-calibration`` from a world with known truth;
+2. a fit the user saved for these weights: ``calibrations/<weights fingerprint>.json`` in
+   the user's cache folder (``save_user_calibration``), so a model on the hub or in the
+   WebUI's hands can have one too, and a fit never follows a name to other weights;
+3. ``DEFAULT``, fitted on the benchmark world's model and not validated on a real CLIP.
+The fit's ``source`` names which one was used, and the report prints it.
 """
 
 from __future__ import annotations
@@ -32,10 +37,15 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from clipprobe_ext.encoders.identity import ModelRef
 
 log = logging.getLogger(__name__)
 
@@ -139,29 +149,75 @@ DEFAULT = PresenceCalibration(
 )
 
 
-def calibration_for(model_id: str) -> PresenceCalibration:
-    """The model folder's own fit when it has one (``hf:<folder>``), else ``DEFAULT``.
+def calibration_for(ref: ModelRef) -> PresenceCalibration:
+    """The fit for the model ``ref`` names: its folder's, else the user's fit for its
+    weights, else ``DEFAULT`` (see the module docstring).
 
-    A file that cannot be read is named in a warning and ignored: the default applies.
+    A file that cannot be read is named in a warning and skipped.
     """
-    folder = model_id[3:] if model_id.startswith("hf:") else None
-    if not folder:
-        return DEFAULT
-    path = Path(folder) / CALIBRATION_FILE
+    folder = _own_folder(ref.source)
+    if folder is not None:
+        path = folder / CALIBRATION_FILE
+        fit = _read_fit(
+            path,
+            lambda fitted_on: f"this model's own fit ({fitted_on or path.name})",
+            "a fit saved for these weights if there is one, else the default calibration",
+        )
+        if fit is not None:
+            return fit
+    path = user_calibration_path(ref.fingerprint)
+    fit = _read_fit(
+        path,
+        lambda fitted_on: f"your fit for these weights ({fitted_on or 'no note'}; {path})",
+        "the default calibration",
+    )
+    return fit if fit is not None else DEFAULT
+
+
+def user_calibration_path(fingerprint: str) -> Path:
+    """``$XDG_CACHE_HOME/clipprobe/calibrations/<fingerprint>.json`` (else ``~/.cache/...``)."""
+    from clipprobe_ext.store import user_cache_dir
+
+    return user_cache_dir() / "calibrations" / f"{fingerprint}.json"
+
+
+def save_user_calibration(ref: ModelRef, fit: PresenceCalibration) -> Path:
+    """Save ``fit`` as the user's fit for ``ref``'s weights (whatever name they go by);
+    ``fit.source`` is kept as the note of what it was fitted on.  Returns the file."""
+    path = user_calibration_path(ref.fingerprint)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = fit.to_dict()
+    data["fitted_on"] = data.pop("source")
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    os.replace(temporary, path)  # a reader never sees half a file
+    return path
+
+
+def _own_folder(source: str | None) -> Path | None:
+    """The folder that holds the model's weights (a folder model's own), if any."""
+    if not source:
+        return None
+    path = Path(source)
+    return path if path.is_dir() else None
+
+
+def _read_fit(path: Path, describe, instead: str) -> PresenceCalibration | None:
+    """The fit in ``path``; ``None`` when there is none or it cannot be read (warned)."""
     try:
         if not path.is_file():
-            return DEFAULT
+            return None
         data = json.loads(path.read_text(encoding="utf-8"))
         optional = [data.get(k) for k in ("phrase_not_seen_z", "phrase_seen_z", "absent_z")]
         return PresenceCalibration(
             float(data["not_seen_z"]),
             float(data["seen_z"]),
-            f"this model's own fit ({data.get('fitted_on') or path.name})",
+            describe(data.get("fitted_on")),
             *(None if v is None else float(v) for v in optional),
         )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        log.warning("ClipProbe: ignoring %s (%s); using the default calibration", path, exc)
-        return DEFAULT
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        log.warning("ClipProbe: ignoring %s (%s); using %s", path, exc, instead)
+        return None
 
 
 def write_calibration(

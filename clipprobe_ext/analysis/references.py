@@ -8,14 +8,18 @@ fixed banks, the same for any prompt and any model, give the reference:
   smooth and white noise, stripes).
 Their pairs are unrelated by construction; ``presence`` measures a phrase's cosine in
 units of theirs.  (Per-phrase and per-picture levels from the same banks were measured
-too, see ``presence``.)  The embeddings are computed on first use (64 phrases, 24
-pictures) and kept per model id, so an analysis after the first pays only a matrix
+too, see ``presence``.)  The embeddings are computed once per model (64 phrases, 24
+pictures), kept in memory by the model's ``ModelRef.key`` and, where the encoder has an
+embedding store, on disk: the phrases like any text, the pictures in the store's bank
+table.  So an analysis after the first, even in a fresh process, pays only a matrix
 product.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -92,29 +96,53 @@ class ReferenceBanks:
         )
 
 
-_BANKS: dict[str, ReferenceBanks] = {}
+#: Rename when ``reference_images`` changes: the stored bank pictures are then re-encoded.
+BANK = "reference-images-v1"
+
+_BANKS: dict[tuple[str, str | None], ReferenceBanks] = {}
 
 
-def reference_banks(encoder, dim: int | None = None) -> ReferenceBanks:
-    """The banks of ``encoder``'s model, built on first use and cached by model id.
+def reference_banks(encoder: Any, dim: int | None = None) -> ReferenceBanks:
+    """The banks of ``encoder``'s model: from memory, else from its embedding store, else
+    encoded (and stored).
 
-    ``dim``: the embedding width the caller has; cached banks of another width (other
-    weights loaded under the same id) are rebuilt.
+    Kept by ``ModelRef.key`` (and the weights' folder, which decides the calibration), so
+    two models under one name never share banks.  ``dim``: the embedding width the caller
+    has; banks of another width are rebuilt.
     """
-    banks = _BANKS.get(encoder.model_id)
+    ref = encoder.ref
+    banks = _BANKS.get((ref.key, ref.source))
     if banks is None or (dim is not None and banks.phrases.shape[1] != dim):
         phrases, _ = encoder.encode_texts(list(NEUTRAL_PHRASES))
-        images = encoder.encode_images(reference_images())
         banks = ReferenceBanks(
             encoder.model_id,
             phrases.numpy().astype(np.float64),
-            images.numpy().astype(np.float64),
-            calibration=calibration_for(encoder.model_id),
+            _bank_images(encoder, ref.key).astype(np.float64),
+            calibration=calibration_for(ref),
         )
-        _BANKS[encoder.model_id] = banks
+        _BANKS[(ref.key, ref.source)] = banks
     return banks
 
 
+def _bank_images(encoder: Any, key: str) -> np.ndarray:
+    """The bank pictures' embeddings: stored ones, else encoded now and stored."""
+    from clipprobe_ext.store import STORE_ERRORS
+
+    store = encoder.embedding_store
+    if store is not None:
+        try:
+            stored = store.bank_images(key, BANK, IMAGE_COUNT)
+        except STORE_ERRORS:
+            stored = None
+        if stored is not None:
+            return stored
+    images = encoder.encode_images(reference_images()).numpy()
+    if store is not None:
+        with contextlib.suppress(*STORE_ERRORS):  # memory only: the next process encodes
+            store.put_bank_images(key, BANK, images)
+    return images
+
+
 def forget_banks() -> None:
-    """Drop every cached bank (tests; a model reloaded under the same id)."""
+    """Drop every in-memory bank (tests: prove the store alone serves a second run)."""
     _BANKS.clear()

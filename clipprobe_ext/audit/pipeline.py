@@ -17,6 +17,7 @@ file when there is one, else from its grid.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import deque
@@ -25,21 +26,20 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
+from clipprobe_ext.analysis.references import reference_banks
 from clipprobe_ext.audit.aggregate import PictureScore, PromptModel, aggregate, normalise
-from clipprobe_ext.audit.banks import audit_banks
-from clipprobe_ext.audit.encoding import StoreTextCache, model_key
 from clipprobe_ext.audit.evidence import NOT_SEEN, SEEN, gather
 from clipprobe_ext.audit.grids import FolderPictures, same_folder
 from clipprobe_ext.audit.options import AuditOptions
 from clipprobe_ext.audit.prepare import reader_resize
 from clipprobe_ext.audit.results import AuditReport, AuditStats, Skipped
 from clipprobe_ext.audit.scan import PictureRead, list_files, read_picture
-from clipprobe_ext.audit.store import EmbeddingStore, FileRecord, default_store_path
 from clipprobe_ext.encoders.base import ClipEncoder
 from clipprobe_ext.errors import ClipProbeError, first_line
 from clipprobe_ext.inputs import resolve
 from clipprobe_ext.layout import PromptLayout
 from clipprobe_ext.prompt import parse_prompt
+from clipprobe_ext.store import EmbeddingStore, FileRecord, default_store_path
 
 #: progress(files handled, files in all, message)
 AuditProgress = Callable[[int, int, str], None]
@@ -117,7 +117,7 @@ class _Run:
         self.options = options
         self.progress = progress
         self.should_stop = should_stop
-        self.key = model_key(encoder)
+        self.key = encoder.ref.key
         self.logit_scale = encoder.logit_scale
         self.stats = AuditStats()
         self.prompts: dict[str, PromptModel] = {}
@@ -132,18 +132,18 @@ class _Run:
         self.pending: list[PictureRead] = []  # decoded, waiting for the image tower
         self.records: list[tuple[str, FileRecord]] = []  # file records not yet committed
         self.text_forwards_before = encoder.stats.text_forwards
-        self.saved_cache = encoder.cache
-        self.text_cache = StoreTextCache(encoder.cache, store, self.key)
-        encoder.cache = self.text_cache
+        # the store behind the encoder's text cache for the run: every phrase and prompt
+        # variant (and the reference banks) it encodes is kept for the next audit
+        self.kept = contextlib.ExitStack()
+        self.kept.enter_context(encoder.embeddings_kept_in(store))
         self._banks = None
-        self.prepare = reader_resize(encoder)  # the resize, moved into the reader threads
+        self.prepare = reader_resize(encoder.preprocessing())  # moved into the reader threads
         self.seen = options.seen_function()
 
     def close(self) -> None:
-        """Commit what is done (also after Ctrl-C) and give the encoder its cache back."""
-        self.encoder.cache = self.saved_cache
+        """Commit what is done (also after Ctrl-C) and give the encoder its store back."""
         try:
-            self.text_cache.flush()
+            self.kept.close()
             self._commit_records()
         finally:
             self.stats.text_encodes = self.encoder.stats.text_forwards - self.text_forwards_before
@@ -356,8 +356,7 @@ class _Run:
     def banks(self):
         """The presence score's reference banks, built (or read from the store) once."""
         if self._banks is None:
-            self._banks = audit_banks(self.encoder, self.store, self.key)
-            self.text_cache.flush()
+            self._banks = reference_banks(self.encoder)
         return self._banks
 
     # -- one prompt ------------------------------------------------------------------------
@@ -378,7 +377,6 @@ class _Run:
             variants = [everything] + [everything - {i} for i in measurable]
             embs = layout.embeddings(variants)
             full, without = embs[0], embs[1:]
-        self.text_cache.flush()
         model = PromptModel(
             id=len(self.prompts),
             prompt=prompt,

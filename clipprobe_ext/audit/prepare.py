@@ -12,22 +12,22 @@ then a copy.  Other shapes and other encoders are left to the encoder as before.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from PIL import Image
+
+if TYPE_CHECKING:
+    from clipprobe_ext.encoders.identity import Preprocessing
 
 Prepare = Callable[[Image.Image], Image.Image]
 
 
-def reader_resize(encoder: object) -> Prepare | None:
-    """A resize for the reader threads, or None when the encoder's is not known exactly."""
-    processor = getattr(getattr(encoder, "processor", None), "image_processor", None)
-    if processor is None or not getattr(processor, "do_resize", False):
+def reader_resize(spec: Preprocessing) -> Prepare | None:
+    """A resize for the reader threads, or None when the encoder's is not known exactly
+    (``Preprocessing.resize_edge``: set only where it is Pillow's resize of the short side)."""
+    if spec.resize_edge is None or spec.resample is None:
         return None
-    size = getattr(processor, "size", None)
-    if not isinstance(size, dict) or set(size) != {"shortest_edge"}:
-        return None
-    edge = int(size["shortest_edge"])
-    resample = int(getattr(processor, "resample", Image.BICUBIC))
+    edge, resample = spec.resize_edge, spec.resample
 
     def resize(image: Image.Image) -> Image.Image:
         width, height = image.size

@@ -27,11 +27,11 @@ from typing import Literal
 
 from PIL import Image, UnidentifiedImageError
 
-from clipprobe_ext.audit.store import EmbeddingStore, FileRecord
 from clipprobe_ext.errors import ClipProbeError, first_line
 from clipprobe_ext.grid import could_be_grid
 from clipprobe_ext.images import load_image_with_parameters
 from clipprobe_ext.infotext import GenerationParameters, parse_parameters, read_parameters
+from clipprobe_ext.store import EmbeddingStore, FileRecord
 
 with contextlib.suppress(ImportError):  # AVIF, where the environment has the plugin
     import pillow_avif  # noqa: F401

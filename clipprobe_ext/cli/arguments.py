@@ -32,12 +32,15 @@ def add_output_arguments(parser: argparse.ArgumentParser, json_help: str, csv_he
 
 
 def load_encoder(name: str, device: str | None = None) -> Any:
-    """A ``ClipEncoder`` for ``name`` (``clipprobe_ext.encoders.loader``); ``ModelError``."""
-    from clipprobe_ext.encoders import loader
+    """A ``ClipEncoder`` for ``name`` (``clipprobe_ext.encoders.factory``); ``ModelError``.
+
+    Its text embeddings and reference banks are kept in the user's embedding store, so a
+    second run pays for neither again."""
+    from clipprobe_ext.encoders.factory import load_encoder as load
 
     if device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
             raise ModelError("--device cuda was asked for, but this PyTorch sees no CUDA GPU.")
-    return loader.load_encoder(name, device)
+    return load(name, device)

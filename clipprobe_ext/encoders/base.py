@@ -1,32 +1,41 @@
 """The one interface every CLIP backend implements, and what they share.
 
-A backend only knows how to tokenize, how to run its text tower on a batch of token
-chunks and how to run its image tower; this base class adds what makes the analyses
-fast and correct on any backend: the text-embedding cache, batching by length,
-the WebUI's 75-token chunking for long prompts, unit normalisation and
-``torch.inference_mode()``.
+A backend only knows how to tokenize, how to turn pictures into its image tower's input,
+how to run its text tower on a batch of token chunks and its image tower on pixels;
+this base class adds what makes the analyses fast and correct on any backend: the
+model's identity (``ref``, ``encoders.identity``), the text-embedding cache (in memory,
+and in an embedding store when one is attached), batching by length, the WebUI's
+75-token chunking for long prompts, unit normalisation and ``torch.inference_mode()``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from PIL import Image
 
 from clipprobe_ext.chunking import BREAK, chunk_tokens
+from clipprobe_ext.encoders.identity import ModelRef, Preprocessing, weights_fingerprint
 from clipprobe_ext.encoders.text_tower import PrefixStore, Tower, encode_sequences
+
+if TYPE_CHECKING:
+    from clipprobe_ext.store import EmbeddingStore
+
+log = logging.getLogger(__name__)
 
 TokenChunk = tuple[int, ...]
 
 
 class TextEmbeddingCache:
-    """Unit text embeddings keyed by (model id, token chunk), least recently used dropped first.
+    """Unit text embeddings keyed by (model key, token chunk), least recently used dropped first.
 
     Re-analysing after an edit then encodes only the phrases that changed.  Keyed by
     tokens rather than strings so that texts differing only in case or spacing, which
@@ -62,6 +71,22 @@ class TextEmbeddingCache:
         self._items.clear()
 
 
+_text_caches: dict[str, TextEmbeddingCache] = {}
+
+
+def text_cache_for(key: str) -> TextEmbeddingCache:
+    """The in-memory text cache shared by every encoder of the model ``key`` (``ModelRef.key``):
+    a new encoder around the same weights (the WebUI makes one per run) starts warm."""
+    cache = _text_caches.get(key)
+    if cache is None:
+        cache = _text_caches[key] = TextEmbeddingCache()
+    return cache
+
+
+def forget_text_caches() -> None:
+    _text_caches.clear()
+
+
 @dataclass
 class EncodeStats:
     """Counts of real model work, for benchmarks and tests of the cache."""
@@ -88,27 +113,149 @@ class ClipEncoder(ABC):
         model_id: str,
         cache: TextEmbeddingCache | None = None,
         batch_size: int = 32,
+        source: str | None = None,
     ) -> None:
         self.model = model
         self._model_id = model_id
         self._comma: int | None = None
-        self.cache = cache if cache is not None else TextEmbeddingCache()
+        self._cache = cache
         self.batch_size = batch_size
+        self.source = source
         self.stats = EncodeStats()
         self.prefix_store = PrefixStore()
         self._store_device: torch.device | None = None
+        self._embedding_store: EmbeddingStore | None = None
+        self._pins = 0  # embeddings_kept_in blocks open
+        self._ref: tuple[tuple[torch.device, torch.dtype], ModelRef] | None = None
+        self._pending: list[tuple[str, np.ndarray]] = []  # text embeddings not yet stored
 
-    # -- what a backend provides -------------------------------------------------------
+    # -- identity ----------------------------------------------------------------------
     @property
     def model_id(self) -> str:
-        """Stable id of the weights: cache entries of different models never mix."""
+        """The model's name as given, with the backend's prefix: what reports show."""
         return self._model_id
+
+    @property
+    def ref(self) -> ModelRef:
+        """This model's identity (``encoders.identity``): the key of every cache.
+
+        Built again only when the model's device or dtype changed (every text encode asks
+        for it)."""
+        device, dtype = self._device_dtype()
+        known = self._ref
+        if known is not None and known[0] == (device, dtype):
+            return known[1]
+        ref = ModelRef(
+            self._model_id,
+            self.fingerprint(),
+            str(device),
+            str(dtype).replace("torch.", ""),
+            self.preprocessing().key,
+            self.source,
+        )
+        self._ref = ((device, dtype), ref)
+        return ref
+
+    def fingerprint(self) -> str:
+        """The weights' fingerprint, computed once per loaded weights."""
+        return weights_fingerprint(self.model)
+
+    @abstractmethod
+    def preprocessing(self) -> Preprocessing:
+        """How a picture becomes the image tower's input (``identity.Preprocessing``)."""
+
+    @property
+    def device(self) -> torch.device:
+        return self._device_dtype()[0]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._device_dtype()[1]
+
+    def to(self, device: str | torch.device) -> ClipEncoder:
+        """Move the weights to ``device`` (the identity stays: ``ModelRef.key`` has no device)."""
+        self.model.to(device)
+        return self
 
     @property
     def logit_scale(self) -> float:
         """The model's learned softmax temperature (``logit_scale.exp()``, 100 for OpenAI CLIP)."""
         return float(self.model.logit_scale.detach().float().exp().item())
 
+    # -- caches --------------------------------------------------------------------------
+    @property
+    def cache(self) -> TextEmbeddingCache:
+        """The in-memory text cache: the one given, else the one shared by this model's key."""
+        if self._cache is None:
+            return text_cache_for(self.ref.key)
+        return self._cache
+
+    @property
+    def embedding_store(self) -> EmbeddingStore | None:
+        """The store behind the text cache (and the reference banks), if any."""
+        return self._embedding_store
+
+    def keep_embeddings_in(self, store: EmbeddingStore | None) -> EmbeddingStore | None:
+        """Put ``store`` behind the text cache (``None``: memory only); returns the one before.
+
+        A chunk missing in memory is then looked up in the store before the text tower
+        runs, and what the tower computes is written back in one transaction per call.
+        A store that fails is dropped, and the encoder goes on in memory.
+        """
+        self._flush_texts()
+        previous, self._embedding_store = self._embedding_store, store
+        return previous
+
+    @contextlib.contextmanager
+    def embeddings_kept_in(self, store: EmbeddingStore) -> Iterator[ClipEncoder]:
+        """``keep_embeddings_in(store)`` for the block, then the store before it again.
+
+        Inside the block the store is pinned: ``load_encoder`` handing out this encoder
+        meanwhile leaves it in place."""
+        previous = self.keep_embeddings_in(store)
+        self._pins += 1
+        try:
+            yield self
+        finally:
+            self._pins -= 1
+            self.keep_embeddings_in(previous)
+
+    @property
+    def store_pinned(self) -> bool:
+        return self._pins > 0
+
+    def _stored_texts(self, key: str, chunks: list[TokenChunk]) -> dict[TokenChunk, torch.Tensor]:
+        store = self._embedding_store
+        if store is None or not chunks:
+            return {}
+        from clipprobe_ext.store import STORE_ERRORS
+
+        names = {_chunk_key(c): c for c in chunks}
+        try:
+            found = store.text_embeddings(key, names)
+        except STORE_ERRORS as exc:
+            self._drop_store(exc)
+            return {}
+        return {names[name]: torch.from_numpy(vector) for name, vector in found.items()}
+
+    def _flush_texts(self) -> None:
+        store, pending = self._embedding_store, self._pending
+        self._pending = []
+        if store is None or not pending:
+            return
+        from clipprobe_ext.store import STORE_ERRORS
+
+        try:
+            store.put_batch(self.ref.key, texts=pending)
+        except STORE_ERRORS as exc:
+            self._drop_store(exc)
+
+    def _drop_store(self, exc: BaseException) -> None:
+        log.debug("ClipProbe: the embedding store failed (%s); keeping embeddings in memory", exc)
+        self._embedding_store = None
+        self._pending = []
+
+    # -- what a backend provides -------------------------------------------------------
     @property
     def comma_token(self) -> int:
         """Token id of ``,`` (where the WebUI prefers to cut long prompts)."""
@@ -119,6 +266,10 @@ class ClipEncoder(ABC):
     @abstractmethod
     def tokenize(self, text: str) -> list[int]:
         """Token ids of ``text`` without start/end markers and without truncation."""
+
+    @abstractmethod
+    def _device_dtype(self) -> tuple[torch.device, torch.dtype]:
+        """Where the model runs and its numeric type, as it is now."""
 
     @abstractmethod
     def _encode_chunks(self, chunks: Sequence[TokenChunk]) -> torch.Tensor:
@@ -144,8 +295,15 @@ class ClipEncoder(ABC):
         return features
 
     @abstractmethod
+    def pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """The image tower's input for RGB ``images``, [len(images), 3, S, S] (float32, CPU)."""
+
+    @abstractmethod
+    def _encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Image-tower features of ``pixels`` (as ``pixels`` makes them)."""
+
     def _encode_image_batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """Image-tower features of RGB images."""
+        return self._encode_pixels(self.pixels(images))
 
     # -- shared behaviour --------------------------------------------------------------
     @property
@@ -196,18 +354,27 @@ class ClipEncoder(ABC):
     def encode_chunks(
         self, chunks: Sequence[TokenChunk], progress: Progress | None = None
     ) -> dict[TokenChunk, torch.Tensor]:
-        """Unit embedding of every distinct chunk; only chunks missing from the cache run."""
+        """Unit embedding of every distinct chunk; only chunks neither in the cache nor in
+        the embedding store run through the text tower."""
+        key = self.ref.key
+        cache = self._cache if self._cache is not None else text_cache_for(key)
         table: dict[TokenChunk, torch.Tensor] = {}
         missing: list[TokenChunk] = []
         for chunk in dict.fromkeys(chunks):
-            cached = self.cache.get(self.model_id, chunk)
+            cached = cache.get(key, chunk)
             if cached is None:
                 missing.append(chunk)
             else:
                 table[chunk] = cached
+        stored = self._stored_texts(key, missing)
+        for chunk, feature in stored.items():
+            cache.put(key, chunk, feature)
+            table[chunk] = feature
+        missing = [c for c in missing if c not in stored]
         # Similar lengths together: a batch pads to its longest chunk.
         missing.sort(key=len)
         done = 0
+        keep = self._embedding_store is not None
         with torch.inference_mode():
             for start in range(0, len(missing), self.batch_size):
                 batch = missing[start : start + self.batch_size]
@@ -216,12 +383,20 @@ class ClipEncoder(ABC):
                 self.stats.text_batches += 1
                 for chunk, feature in zip(batch, features):
                     feature = feature.clone()
-                    self.cache.put(self.model_id, chunk, feature)
+                    cache.put(key, chunk, feature)
                     table[chunk] = feature
+                    if keep:
+                        self._pending.append((_chunk_key(chunk), feature.numpy()))
                 done += len(batch)
                 if progress is not None:
                     progress(f"Encoding texts {done}/{len(missing)}", done / len(missing))
+        self._flush_texts()
         return table
+
+
+def _chunk_key(chunk: TokenChunk) -> str:
+    """A token chunk as the store's text key."""
+    return " ".join(map(str, chunk))
 
 
 # CLIP's preprocessing scales the short side to 224 and keeps the centre square; a

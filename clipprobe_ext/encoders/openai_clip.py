@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from clipprobe_ext.encoders.base import ClipEncoder, TextEmbeddingCache, TokenChunk, bounded_aspect
+from clipprobe_ext.encoders.identity import Preprocessing, describe_transform
 from clipprobe_ext.encoders.text_tower import Tower, openai_tower
 
 
@@ -36,8 +37,9 @@ class OpenAIClipEncoder(ClipEncoder):
         model_id: str = "openai-clip:ViT-L/14",
         cache: TextEmbeddingCache | None = None,
         batch_size: int = 32,
+        source: str | None = None,
     ) -> None:
-        super().__init__(model, model_id, cache, batch_size)
+        super().__init__(model, model_id, cache, batch_size, source)
         self.preprocess = preprocess
         self._tokenizer = _simple_tokenizer()
         self._sot = self._tokenizer.encoder["<|startoftext|>"]
@@ -46,6 +48,9 @@ class OpenAIClipEncoder(ClipEncoder):
 
     def tokenize(self, text: str) -> list[int]:
         return list(self._tokenizer.encode(text))
+
+    def preprocessing(self) -> Preprocessing:
+        return Preprocessing(describe_transform(self.preprocess))
 
     def _device_dtype(self) -> tuple[torch.device, torch.dtype]:
         param = self.model.token_embedding.weight
@@ -67,7 +72,9 @@ class OpenAIClipEncoder(ClipEncoder):
             ids[row, : len(seq)] = torch.tensor(seq)
         return self.model.encode_text(ids.to(device))
 
-    def _encode_image_batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
+    def pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        return torch.stack([self.preprocess(bounded_aspect(image)) for image in images])
+
+    def _encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         device, dtype = self._device_dtype()
-        pixels = torch.stack([self.preprocess(bounded_aspect(image)) for image in images])
         return self.model.encode_image(pixels.to(device, dtype))

@@ -6,7 +6,8 @@ probabilities), so instead of hooks this module reads each block's weights throu
 small adapter and runs the attention itself: the same arithmetic as the model (checked
 against ``encode_image`` by the tests), with the attention probabilities, the last
 block's queries, keys and values and its class-token attention output kept.  The
-encoders stay untouched; the adapters only read ``encoder.model``.
+encoders stay untouched; the adapters only read ``encoder.model``'s blocks, and the
+pictures go through the encoder's own ``pixels``.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def _hf_tower(encoder: Any) -> ViTTower:
         )
 
     def pixels(image: Image.Image) -> torch.Tensor:
-        return encoder.processor.image_processor([image], return_tensors="pt")["pixel_values"][0]
+        return encoder.pixels([image])[0]
 
     def embed(x: torch.Tensor) -> torch.Tensor:
         return vision.pre_layrnorm(vision.embeddings(x))
@@ -147,7 +148,7 @@ def _openai_tower(encoder: Any) -> ViTTower:
         )
 
     def pixels(image: Image.Image) -> torch.Tensor:
-        return encoder.preprocess(image)
+        return encoder.pixels([image])[0]
 
     def embed(x: torch.Tensor) -> torch.Tensor:
         x = visual.conv1(x).flatten(2).transpose(1, 2)

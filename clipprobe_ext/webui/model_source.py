@@ -30,13 +30,14 @@ Public API (the tab and the API call only these):
   work with ClipProbe's CLIP under the same lock, memory policy and errors (the
   regeneration's measurements, the folder audit); ``show_progress(message, fraction)``
   and ``interrupted()`` for such work.
-- ``webui_clip_text_cache(dtype)``: the text cache of the interrogator's CLIP (other
-  models' caches are ``encoders.loader``'s).
 - ``clear_cache() -> None``: forget loaded models, text caches and a load failure.
 
-Every model other than the interrogator's is loaded by ``encoders.loader.load_encoder``
-(the CLI's loader: same errors, caches and offline rules); this module keeps only the
-adaptation of the interrogator's CLIP and the WebUI's memory policy.
+Every model other than the interrogator's is loaded by ``encoders.load_encoder`` (the
+CLI's factory: same errors, caches and offline rules); this module keeps only the
+adaptation of the interrogator's CLIP and the WebUI's memory policy.  Either way the
+encoder's identity is the same ``ModelRef`` (``encoders.identity``): the A1111
+interrogator's CLIP, Forge's one inside its ``ModelPatcher`` and ``openai-clip:ViT-L/14``
+loaded from the same file share their text cache, reference banks and calibration.
 
 Memory follows ``InterrogateModels.interrogate()`` of 1.10: with ``--lowvram``/``--medvram``
 the SD model is moved off the GPU first, afterwards the CLIP goes back to RAM
@@ -56,11 +57,13 @@ from typing import Any
 import torch
 
 from clipprobe_ext import probe
-from clipprobe_ext.encoders import ClipEncoder, TextEmbeddingCache, loader
+from clipprobe_ext.encoders import factory
+from clipprobe_ext.encoders.base import ClipEncoder
 from clipprobe_ext.encoders.openai_clip import OpenAIClipEncoder
 from clipprobe_ext.errors import ClipProbeError, ModelError, first_line
 from clipprobe_ext.probe import ProbeOptions
 from clipprobe_ext.results import ProbeReport
+from clipprobe_ext.store import open_store
 from clipprobe_ext.webui import compat, model_choices, settings
 from clipprobe_ext.webui.model_choices import HF_MODELS, WEBUI_CLIP, WEBUI_CLIP_ID
 
@@ -146,14 +149,9 @@ def webui_clip_failure() -> str | None:
     return failure[1]
 
 
-def webui_clip_text_cache(dtype: Any) -> TextEmbeddingCache:
-    """The text cache of the interrogator's CLIP (same weights whenever it is reloaded)."""
-    return loader.text_cache(f"{WEBUI_CLIP_ID}|{dtype}")
-
-
 def clear_cache() -> None:
     global _webui_clip_failure
-    loader.clear_cache()
+    factory.clear_cache()
     _webui_clip_failure = None
 
 
@@ -470,7 +468,7 @@ def _check_webui_clip() -> None:
     clip_models_path = _cmd_opt("clip_models_path")
     if model_choices.webui_clip_on_disk(interrogator, clip_models_path):
         return
-    if not model_choices.reachable(model_choices.CLIP_HOST):
+    if not model_choices.reachable():
         path = model_choices.webui_clip_path(clip_models_path)
         _remember_failure(interrogator, WEBUI_CLIP_OFFLINE.format(path=path))
         raise ModelUnavailable(WEBUI_CLIP_OFFLINE.format(path=path))
@@ -510,10 +508,10 @@ def _webui_clip() -> _Source:
     preprocess = interrogator.clip_preprocess
     if model is None or preprocess is None:
         raise ModelError(MODEL_GONE)
-    dtype = next(model.parameters()).dtype
-    encoder = OpenAIClipEncoder(
-        model, preprocess, model_id=WEBUI_CLIP_ID, cache=webui_clip_text_cache(dtype)
-    )
+    # The cache, banks and calibration follow the weights (``ModelRef``), whoever loaded
+    # them: a new encoder around the same model each run starts warm.
+    encoder = OpenAIClipEncoder(model, preprocess, model_id=WEBUI_CLIP_ID)
+    encoder.keep_embeddings_in(open_store())
 
     def gone() -> bool:
         return (
@@ -587,7 +585,7 @@ def _load_forge_clip(interrogator: Any) -> None:
 
 
 def _hf_encoder(name: str) -> tuple[ClipEncoder, torch.device]:
-    """The encoder of ``name`` (``loader.load_encoder``: its caches, errors, offline rules)
+    """The encoder of ``name`` (``encoders.load_encoder``: its caches, errors, offline rules)
     and the device it runs on.
 
     Runs outside the queue lock, so it loads where the model waits between runs: RAM,
@@ -599,7 +597,7 @@ def _hf_encoder(name: str) -> tuple[ClipEncoder, torch.device]:
     home = device if settings.keep_on_gpu() else torch.device("cpu")
     with _loading:
         try:
-            encoder = loader.load_encoder(name, home, dtype)
+            encoder = factory.load_encoder(name, home, dtype)
         except ModelError as exc:
             raise ModelUnavailable(str(exc)) from exc
     return encoder, device
@@ -607,10 +605,10 @@ def _hf_encoder(name: str) -> tuple[ClipEncoder, torch.device]:
 
 def _hf_source(encoder: ClipEncoder, device: torch.device) -> _Source:
     """Under the lock: the encoder onto its device, back to RAM afterwards (memory policy)."""
-    encoder.model.to(device)
+    encoder.to(device)
 
     def after(force_ram: bool) -> None:
         if device.type != "cpu" and (force_ram or not settings.keep_on_gpu()):
-            encoder.model.to("cpu")
+            encoder.to("cpu")
 
     return _Source(encoder, after, lambda: False)

@@ -11,7 +11,7 @@ from PIL import PngImagePlugin
 from trained_clip import picture
 
 from clipprobe_ext.audit.pipeline import AuditOptions, run_audit
-from clipprobe_ext.encoders import loader
+from clipprobe_ext.encoders import factory
 from clipprobe_ext.webui import audit_tab, model_source
 
 PROMPTS = [
@@ -67,7 +67,7 @@ def test_audit_lists_the_phrases_of_the_folder(webui, folder, tiny_hf_clip_dir):
     with open(json_path, encoding="utf-8") as f:
         data = json.load(f)
     # the same audit run directly on the same files agrees, phrase by phrase
-    encoder = loader.load_encoder(str(tiny_hf_clip_dir), "cpu")
+    encoder = factory.load_encoder(str(tiny_hf_clip_dir), "cpu")
     direct = run_audit([folder], encoder, AuditOptions(recursive=True))
     ours = {p["phrase"]: (p["prompts"], p["pictures"], p["seen"]) for p in data["phrases"]}
     theirs = {p.phrase: (p.prompts, p.pictures, p.seen) for p in direct.phrases}

@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from clipprobe_ext import probe
+from clipprobe_ext.encoders.base import text_cache_for
+from clipprobe_ext.encoders.openai_clip import OpenAIClipEncoder
 from clipprobe_ext.errors import ClipProbeError, ModelError
 from clipprobe_ext.results import ProbeReport
 from clipprobe_ext.webui import model_source, settings
@@ -193,7 +195,7 @@ def test_text_cache_is_shared_across_runs(webui, interrogator, fake_analyze, ima
     run_analysis(images[:1], "a red cube, blue sky", model_name=WEBUI_CLIP)
     first, second = fake_analyze.encoders
     assert first is not second
-    assert first.cache is second.cache is model_source.webui_clip_text_cache(torch.float32)
+    assert first.cache is second.cache is text_cache_for(first.ref.key)
     assert first.stats.text_forwards > 0
     assert second.stats.text_forwards == 0
 
@@ -437,6 +439,46 @@ def test_forge_patcher_as_clip_model_is_unwrapped(
     assert loaded == [[patcher]]
 
 
+def test_the_interrogator_clip_has_the_identity_of_its_weights(
+    webui, interrogator, fake_analyze, images, monkeypatch, tmp_path
+):
+    """A1111's interrogator CLIP, Forge's one inside a ModelPatcher and ``openai-clip:FILE``
+    from the same file are one model: one ModelRef key, one text cache; other weights
+    under the same name are not."""
+    import clip
+    import tiny_clip
+
+    from clipprobe_ext.encoders import factory
+
+    path = tiny_clip.save_openai_clip_file(tmp_path / "ViT-L-14.pt")
+    interrogator.load_clip_model = lambda: clip.load(str(path), device="cpu", jit=False)
+    run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)  # A1111
+    a1111 = fake_analyze.encoders[-1]
+
+    _forge_backend(monkeypatch)
+    model, preprocess = clip.load(str(path), device="cpu", jit=False)
+    interrogator.clip_model, interrogator.clip_preprocess = FakePatcher(model), preprocess
+    interrogator.load_device = torch.device("cpu")
+    run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)  # Forge
+    forge = fake_analyze.encoders[-1]
+    assert forge.model is model and forge is not a1111
+
+    loaded = factory.load_encoder(f"openai-clip:{path}", "cpu")
+    assert a1111.ref.key == forge.ref.key == loaded.ref.key
+    assert a1111.ref.name == forge.ref.name == model_source.WEBUI_CLIP_ID
+    assert a1111.cache is forge.cache is loaded.cache
+    assert forge.stats.text_forwards == 0  # A1111's run encoded these texts already
+    loaded.encode_texts(["a cube"])
+    assert loaded.stats.text_forwards == 0
+
+    other_path = tiny_clip.save_openai_clip_file(tmp_path / "other.pt", seed=1)
+    other, other_preprocess = clip.load(str(other_path), device="cpu", jit=False)
+    interrogator.clip_model, interrogator.clip_preprocess = FakePatcher(other), other_preprocess
+    run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
+    assert fake_analyze.encoders[-1].ref.key != a1111.ref.key
+    assert fake_analyze.encoders[-1].stats.text_forwards > 0
+
+
 # -- transformers models ---------------------------------------------------------------------
 
 
@@ -447,11 +489,11 @@ def test_transformers_model_from_a_folder_is_cached(webui, fake_analyze, images,
     first, second = fake_analyze.encoders
     assert first is second
     assert first.model_id == f"hf:{name}"
-    # the CLI's loader: same encoder and text cache as load_encoder gives
-    from clipprobe_ext.encoders import loader
+    # the CLI's factory: same encoder and text cache as load_encoder gives
+    from clipprobe_ext.encoders import factory
 
-    assert first is loader.load_encoder(name, "cpu", torch.float32)
-    assert first.cache is loader.text_cache(f"{loader.model_identity(name)}|{torch.float32}")
+    assert first is factory.load_encoder(name, "cpu", torch.float32)
+    assert first.cache is text_cache_for(first.ref.key)
 
 
 def test_transformers_model_used_when_no_interrogator(
@@ -490,8 +532,9 @@ def test_real_analysis_on_the_interrogator_clip(webui, interrogator, images):
 
 
 def test_real_analysis_reuses_text_embeddings(webui, interrogator, images):
-    cache = model_source.webui_clip_text_cache(torch.float32)
     run_analysis(images[:1], "a red cube, blue sky", model_name=WEBUI_CLIP)
+    held = OpenAIClipEncoder(interrogator.clip_model, interrogator.clip_preprocess)
+    cache = text_cache_for(held.ref.key)  # the interrogator's weights' cache
     misses = cache.misses
     run_analysis(images[:1], "a red cube, blue sky", model_name=WEBUI_CLIP)
     assert cache.misses == misses  # nothing new to encode

@@ -1,4 +1,4 @@
-"""The one model loader: names, caches, and failing fast without network.
+"""The model factory and registry: names, caches, and failing fast without network.
 
 Models are the tiny transformers CLIP of ``tiny_clip`` saved as a folder, and the same
 files laid out as a Hugging Face cache entry (what a download leaves behind), so the hub
@@ -18,7 +18,7 @@ import pytest
 import torch
 from conftest import make_image
 
-from clipprobe_ext.encoders import loader
+from clipprobe_ext.encoders import factory, registry
 from clipprobe_ext.errors import ModelError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,9 +27,9 @@ UNREACHABLE = "http://127.0.0.1:9"  # nothing listens on the discard port: refus
 
 @pytest.fixture(autouse=True)
 def _fresh_caches():
-    loader.clear_cache()
+    factory.clear_cache()
     yield
-    loader.clear_cache()
+    factory.clear_cache()
 
 
 @pytest.fixture()
@@ -41,14 +41,14 @@ def hub_cache(tmp_path, tiny_hf_clip_dir, monkeypatch) -> Path:
     shutil.copytree(tiny_hf_clip_dir, snapshot)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text("0123456789abcdef")
-    monkeypatch.setattr(loader, "_hub_cache_dir", lambda: str(root))
+    monkeypatch.setattr(registry, "hub_cache_dir", lambda: str(root))
     return root
 
 
 def test_folder_loads_and_is_cached_by_name_device_dtype(tiny_hf_clip_dir):
-    a = loader.load_encoder(str(tiny_hf_clip_dir), "cpu")
-    assert loader.load_encoder(str(tiny_hf_clip_dir), "cpu") is a
-    b = loader.load_encoder(str(tiny_hf_clip_dir), "cpu", torch.float64)
+    a = factory.load_encoder(str(tiny_hf_clip_dir), "cpu")
+    assert factory.load_encoder(str(tiny_hf_clip_dir), "cpu") is a
+    b = factory.load_encoder(str(tiny_hf_clip_dir), "cpu", torch.float64)
     assert b is not a and next(b.model.parameters()).dtype == torch.float64
     assert b.cache is not a.cache  # float64 and float32 embeddings never mix
 
@@ -58,11 +58,11 @@ def test_text_cache_follows_the_weights_not_the_name(tmp_path, tiny_hf_clip_dir)
 
     folder = tmp_path / "model"
     shutil.copytree(tiny_hf_clip_dir, folder)
-    first = loader.load_encoder(str(folder), "cpu")
+    first = factory.load_encoder(str(folder), "cpu")
     first.encode_texts(["a red umbrella"])
     time.sleep(0.01)
     tiny_clip.save_tiny_hf_clip(folder, seed=1)  # other weights under the same name
-    second = loader.load_encoder(str(folder), "cpu")
+    second = factory.load_encoder(str(folder), "cpu")
     assert second is not first and second.cache is not first.cache
     e1, _ = first.encode_texts(["a red umbrella"])
     e2, _ = second.encode_texts(["a red umbrella"])
@@ -73,18 +73,19 @@ def test_hub_name_loads_from_the_cache_without_network(hub_cache, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", UNREACHABLE)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
-    monkeypatch.setattr(loader, "_head", lambda url: pytest.fail(f"network call to {url}"))
-    assert loader.is_local("tiny-org/tiny-clip")
-    encoder = loader.load_encoder("tiny-org/tiny-clip", "cpu")
+    monkeypatch.setattr(registry, "probe", lambda url: pytest.fail(f"network call to {url}"))
+    assert registry.is_local("tiny-org/tiny-clip")
+    encoder = factory.load_encoder("tiny-org/tiny-clip", "cpu")
     assert encoder.encode_images([make_image(1)]).shape[0] == 1
-    assert "0123456789abcdef" in loader.model_identity("tiny-org/tiny-clip")
+    assert "0123456789abcdef" in registry.files_stamp("tiny-org/tiny-clip")
+    assert encoder.ref.source.endswith("0123456789abcdef")
 
 
 def test_local_models(hub_cache, tiny_hf_clip_dir):
-    found = loader.local_models(["openai/clip-vit-large-patch14", str(tiny_hf_clip_dir)])
+    found = registry.local_models(["openai/clip-vit-large-patch14", str(tiny_hf_clip_dir)])
     assert found == [str(tiny_hf_clip_dir), "tiny-org/tiny-clip"]
-    assert not loader.is_local("openai/clip-vit-large-patch14")
-    assert not loader.is_local("openai-clip:ViT-B/32") or os.path.isfile(
+    assert not registry.is_local("openai/clip-vit-large-patch14")
+    assert not registry.is_local("openai-clip:ViT-B/32") or os.path.isfile(
         os.path.expanduser("~/.cache/clip/ViT-B-32.pt")
     )
 
@@ -94,7 +95,7 @@ def test_incomplete_cache_entry_is_not_local(hub_cache):
     for f in weights.iterdir():
         if f.name.startswith(("model.", "pytorch_model")):
             f.unlink()
-    assert not loader.is_local("tiny-org/tiny-clip")
+    assert not registry.is_local("tiny-org/tiny-clip")
 
 
 def test_not_local_and_hub_unreachable_fails_fast_and_quietly(monkeypatch, capfd, tmp_path):
@@ -102,13 +103,13 @@ def test_not_local_and_hub_unreachable_fails_fast_and_quietly(monkeypatch, capfd
     monkeypatch.setenv("HF_ENDPOINT", UNREACHABLE)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
-    monkeypatch.setattr(loader, "_hub_cache_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(registry, "hub_cache_dir", lambda: str(tmp_path))
     import huggingface_hub.constants as constants
 
     monkeypatch.setattr(constants, "ENDPOINT", UNREACHABLE)
     start = time.monotonic()
     with pytest.raises(ModelError, match="not available offline.*could not be reached"):
-        loader.load_encoder("openai/clip-vit-large-patch14", "cpu")
+        factory.load_encoder("openai/clip-vit-large-patch14", "cpu")
     assert time.monotonic() - start < 5  # a behaviour bound (no retry loop), not a benchmark
     out, err = capfd.readouterr()
     assert out == "" and err == ""
@@ -116,12 +117,12 @@ def test_not_local_and_hub_unreachable_fails_fast_and_quietly(monkeypatch, capfd
 
 def test_offline_env_fails_at_once_without_any_request(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(loader, "_hub_cache_dir", lambda: str(tmp_path))
-    monkeypatch.setattr(loader, "_head", lambda url: pytest.fail(f"network call to {url}"))
+    monkeypatch.setattr(registry, "hub_cache_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(registry, "probe", lambda url: pytest.fail(f"network call to {url}"))
     with pytest.raises(ModelError, match="offline mode is on"):
-        loader.load_encoder("openai/clip-vit-large-patch14", "cpu")
+        factory.load_encoder("openai/clip-vit-large-patch14", "cpu")
     with pytest.raises(ModelError, match="not available offline"):
-        loader.load_encoder("openai/clip-vit-large-patch14", "cpu", allow_download=False)
+        factory.load_encoder("openai/clip-vit-large-patch14", "cpu", allow_download=False)
 
 
 @pytest.mark.parametrize(
@@ -135,33 +136,25 @@ def test_offline_env_fails_at_once_without_any_request(monkeypatch, tmp_path):
 )
 def test_errors(name, needle):
     with pytest.raises(ModelError, match=needle):
-        loader.load_encoder(name, "cpu")
+        factory.load_encoder(name, "cpu")
 
 
 def test_file_is_not_a_folder(tmp_path):
     path = tmp_path / "weights.bin"
     path.write_bytes(b"x")
     with pytest.raises(ModelError, match="is a file"):
-        loader.load_encoder(str(path), "cpu")
+        factory.load_encoder(str(path), "cpu")
 
 
 def test_openai_clip_file(tmp_path):
     """``openai-clip:PATH`` through ``clip.load``; the same numbers as the model itself."""
-    import warnings
-
     import clip
-    from clip.model import CLIP
+    import tiny_clip
 
-    torch.manual_seed(0)
-    model = CLIP(16, 32, 2, 64, 8, 77, 49408, 64, 1, 2).eval()
-    path = tmp_path / "tiny.pt"
-    example = (torch.zeros(1, 3, 32, 32), torch.zeros(1, 77, dtype=torch.long))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.jit.save(torch.jit.trace(model, example, check_trace=False), str(path))
-    assert loader.is_local(f"openai-clip:{path}")
-    encoder = loader.load_encoder(f"openai-clip:{path}", "cpu")
-    assert loader.load_encoder(f"openai-clip:{path}", "cpu") is encoder
+    path = tiny_clip.save_openai_clip_file(tmp_path / "tiny.pt")
+    assert registry.is_local(f"openai-clip:{path}")
+    encoder = factory.load_encoder(f"openai-clip:{path}", "cpu")
+    assert factory.load_encoder(f"openai-clip:{path}", "cpu") is encoder
     reference, preprocess = clip.load(str(path), device="cpu", jit=False)
     with torch.no_grad():
         want = reference.encode_image(preprocess(make_image(2))[None])[0]

@@ -1,17 +1,23 @@
-"""The embedding store: image and text embeddings that survive the run, in SQLite.
+"""The embedding store: image and text embeddings that survive the process, in SQLite.
 
 An audit of thousands of pictures is only affordable once: a re-run, a moved file or a
 second folder holding the same pictures must cost no encode, and a run killed at any
-point (``kill -9`` included) must keep what it already computed.  So every image
-embedding is keyed by the file's *content* hash, the model's id and weights fingerprint
-and the preprocessing version, and committed in small batches; WAL mode and a busy
-timeout let two audits share one store; a store written by another schema is rebuilt,
-never misread.
+point (``kill -9`` included) must keep what it already computed.  A command-line
+analysis must not pay the presence score's reference banks, or a phrase it has read
+before, in every process.  So every embedding is keyed by the model's ``ModelRef.key``
+(weights fingerprint and preprocessing, ``encoders.identity``) and, for a picture, the
+file's *content* hash, and committed in small batches; WAL mode and a busy timeout let
+two processes share one store; a store written by another schema is rebuilt, never
+misread.
+
+``open_store`` is for callers that can do without it (the encoders' text embeddings,
+the reference banks): a location that cannot hold a store gives ``None``, not an error.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import random
 import sqlite3
@@ -25,8 +31,11 @@ import numpy as np
 
 from clipprobe_ext.errors import ClipProbeError
 
+log = logging.getLogger(__name__)
+
 #: Bump when the tables or the meaning of a stored value change: older stores are rebuilt.
-SCHEMA_VERSION = 4
+#: 5: rows keyed by ``ModelRef.key`` (weights and preprocessing; no longer the model's name).
+SCHEMA_VERSION = 5
 _SCHEMA_KEY = "clipprobe-audit-schema"
 BUSY_TIMEOUT_S = 60.0
 
@@ -39,8 +48,9 @@ CREATE TABLE IF NOT EXISTS images (
     hash TEXT NOT NULL, model TEXT NOT NULL, vector BLOB NOT NULL,
     PRIMARY KEY (hash, model)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS texts (
-    model TEXT NOT NULL, chunk TEXT NOT NULL, vector BLOB NOT NULL,
+    model TEXT NOT NULL, chunk TEXT NOT NULL, vector BLOB NOT NULL, added REAL NOT NULL,
     PRIMARY KEY (model, chunk)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS texts_added ON texts (added);
 CREATE TABLE IF NOT EXISTS bank_images (
     model TEXT NOT NULL, bank TEXT NOT NULL, k INTEGER NOT NULL, vector BLOB NOT NULL,
     PRIMARY KEY (model, bank, k)) WITHOUT ROWID;
@@ -48,10 +58,60 @@ CREATE TABLE IF NOT EXISTS bank_images (
 _NAMES = ("meta", "files", "images", "texts", "bank_images")
 
 
-def default_store_path() -> Path:
-    """``$XDG_CACHE_HOME/clipprobe/audit.sqlite3``, else ``~/.cache/clipprobe/...``."""
+#: Errors of a store that is there but cannot be used (locked too long, disk full, read-only).
+STORE_ERRORS = (sqlite3.Error, OSError, ClipProbeError)
+#: SQLite's default limit on the parameters of one statement is 999.
+_LOOKUP_BATCH = 500
+#: Text embeddings kept at most (about 110 MB at 512 dimensions, 160 MB at 768): every
+#: analysis stores its prompt's variants too, and a cache must not grow without end.
+#: ``open_store`` trims the oldest to ``TRIM_TO`` of it once the store holds more.
+MAX_TEXTS = 50_000
+TRIM_TO = 0.8
+
+
+def user_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/clipprobe``, else ``~/.cache/clipprobe``: the user's cache folder."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "clipprobe" / "audit.sqlite3"
+    return Path(base) / "clipprobe"
+
+
+def default_store_path() -> Path:
+    """``embeddings.sqlite3`` in ``user_cache_dir()``: shared by the audit and the analyses."""
+    return user_cache_dir() / "embeddings.sqlite3"
+
+
+_open_stores: dict[Path, EmbeddingStore | None] = {}
+_open_lock = threading.Lock()
+
+
+def open_store(path: str | os.PathLike | None = None) -> EmbeddingStore | None:
+    """The store at ``path`` (default: ``default_store_path()``), opened once per process;
+    ``None`` when it cannot be created or opened (a read-only folder, a broken file)."""
+    target = Path(path or default_store_path()).expanduser()
+    with _open_lock:
+        if target in _open_stores:
+            return _open_stores[target]
+        try:
+            store: EmbeddingStore | None = EmbeddingStore(target)
+            store.trim_texts(MAX_TEXTS)
+        except STORE_ERRORS as exc:
+            log.debug(
+                "ClipProbe: no embedding store at %s (%s); keeping embeddings in memory",
+                target,
+                exc,
+            )
+            store = None
+        _open_stores[target] = store
+        return store
+
+
+def forget_open_stores() -> None:
+    """Close the stores ``open_store`` opened (tests; a process that changes its cache folder)."""
+    with _open_lock:
+        for store in _open_stores.values():
+            if store is not None:
+                store.close()
+        _open_stores.clear()
 
 
 @dataclass(frozen=True)
@@ -202,6 +262,21 @@ class EmbeddingStore:
         ).fetchone()
         return np.frombuffer(row[0], dtype=np.float32).copy() if row else None
 
+    def text_embeddings(self, model: str, chunks: Iterable[str]) -> dict[str, np.ndarray]:
+        """The stored embeddings of those ``chunks`` that are stored, a few queries in all."""
+        wanted = list(dict.fromkeys(chunks))
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(wanted), _LOOKUP_BATCH):
+            part = wanted[start : start + _LOOKUP_BATCH]
+            marks = ",".join("?" * len(part))
+            rows = self.conn.execute(
+                f"SELECT chunk, vector FROM texts WHERE model = ? AND chunk IN ({marks})",
+                (model, *part),
+            )
+            for chunk, blob in rows:
+                found[chunk] = np.frombuffer(blob, dtype=np.float32).copy()
+        return found
+
     def bank_images(self, model: str, bank: str, count: int) -> np.ndarray | None:
         """The ``count`` stored reference pictures' embeddings of ``bank``, or None."""
         rows = self.conn.execute(
@@ -245,7 +320,8 @@ class EmbeddingStore:
         """Write embeddings and file records in one transaction (all or nothing)."""
         image_rows = [(h, model, _blob(v)) for h, v in images]
         file_rows = [(p, r.size, r.mtime_ns, r.hash, r.parameters) for p, r in files]
-        text_rows = [(model, c, _blob(v)) for c, v in texts]
+        now = time.time()
+        text_rows = [(model, c, _blob(v), now) for c, v in texts]
         if not (image_rows or file_rows or text_rows):
             return
         conn = self.conn
@@ -253,11 +329,33 @@ class EmbeddingStore:
         try:
             conn.executemany("INSERT OR IGNORE INTO images VALUES (?, ?, ?)", image_rows)
             conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", file_rows)
-            conn.executemany("INSERT OR IGNORE INTO texts VALUES (?, ?, ?)", text_rows)
+            conn.executemany("INSERT OR IGNORE INTO texts VALUES (?, ?, ?, ?)", text_rows)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    def trim_texts(self, most: int) -> int:
+        """Delete the oldest text embeddings when more than ``most`` are kept, down to
+        ``TRIM_TO`` of it (a dropped one is encoded again when next asked for); returns
+        how many went."""
+        count = self.count("texts")
+        if count <= most:
+            return 0
+        extra = count - int(most * TRIM_TO)
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "DELETE FROM texts WHERE (model, chunk) IN "
+                "(SELECT model, chunk FROM texts ORDER BY added LIMIT ?)",
+                (extra,),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return extra
 
     def check(self) -> list[str]:
         """SQLite's own integrity check ("ok" when sound), for tests and support."""
