@@ -17,20 +17,39 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from world.model import CACHE, Recipe, model_folder, trained_world_clip  # noqa: E402
+from world.model import Recipe, model_folder, trained_world_clip  # noqa: E402
 from world.scenes import WorldSpec, domain_spec  # noqa: E402
+from zoo_cache import (  # noqa: E402
+    EMBEDDINGS,
+    HELD_OUT,
+    SEEDS,
+    ZOO,
+    ZooEmbeddings,
+    embedding_file,
+    encode,
+    load_embeddings,
+    picture_folder,
+    prompted_pictures,
+    save_embeddings,
+    truth_arrays,
+    write_pictures,
+)
 
-ZOO = CACHE / "zoo"
+__all__ = ["Member", "ZooEmbeddings", "load_embeddings", "member", "members"]
+
 TRAIN_LOG = ZOO / "train.log"
+METRICS = ZOO / "metrics"
+OPENAI = ZOO / "openai"
 THREADS = 2
 DOMAINS = ("plain", "busy")
 
@@ -59,6 +78,23 @@ class Member:
     def folder(self) -> Path:
         """The transformers model folder (the world model's cache)."""
         return model_folder(self.spec, self.recipe)
+
+    @property
+    def openai_file(self) -> Path:
+        return OPENAI / f"{self.folder.name}.pt"
+
+    @property
+    def encoder_name(self) -> str:
+        """What ``load_encoder`` is given for this member."""
+        return f"openai-clip:{self.openai_file}" if self.form == "openai" else str(self.folder)
+
+    def architecture(self) -> str:
+        r = self.recipe
+        side = r.input_size or self.spec.image_size
+        return (
+            f"ViT {side} px / patch {r.patch}, width {r.width} x {r.vision_layers}; "
+            f"text {r.text_width} x {r.text_layers}"
+        )
 
 
 # Step counts fit about 15 minutes on two free cores of this machine's CPU (measured step
@@ -93,7 +129,7 @@ MEMBERS = (
     Member(
         "busy-deep",
         "busy",
-        _recipe(steps=1100, vision_layers=6),
+        _recipe(steps=1100, input_size=64, vision_layers=6),
         dtype="float16",
         role="busy only; a deeper image tower; read in float16",
     ),
@@ -161,14 +197,155 @@ def train_all(names: list[str] | None = None) -> None:
         log(f"{m.name}: done in {metrics['train_seconds']:.0f} s")
 
 
+def ensure_openai(m: Member, log=print) -> None:
+    """The member's openai clip file, converted once and checked against its folder."""
+    if m.form != "openai" or m.openai_file.exists() or not is_trained(m):
+        return
+    from world import World
+    from zoo_openai import compare, save_openai
+
+    save_openai(m.folder, m.openai_file)
+    images = [World(domain_spec(d)).scene(i, "eval").image for d in DOMAINS for i in range(32)]
+    texts = [p.text for p in prompted_pictures("plain", 0, 8)[0].phrases]
+    texts += ["masterpiece, a red circle, (a blue star:1.3), grainy", "a photo", ""]
+    check = compare(m.folder, m.openai_file, images, texts)
+    (m.openai_file.with_suffix(".check.json")).write_text(json.dumps(check, indent=1))
+    log(f"{m.name}: openai clip file {m.openai_file}; the same embeddings? {json.dumps(check)}")
+
+
+def domain_metrics(m: Member) -> dict:
+    """Held-out retrieval top-1 (500 pictures) and shape accuracy on each domain's world
+    (seed 0, split "eval", never trained on), from the transformers weights; cached."""
+    path = METRICS / f"{m.folder.name}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    from transformers import CLIPModel, CLIPProcessor
+    from world import World
+    from world.model import retrieval, shape_accuracy
+
+    model = CLIPModel.from_pretrained(m.folder).eval()  # retrieval() runs under no_grad
+    processor = CLIPProcessor.from_pretrained(m.folder)
+    trained = json.loads((m.folder / "metrics.json").read_text())
+    out = {"train_seconds": trained["train_seconds"]}
+    for domain in DOMAINS:
+        world = World(domain_spec(domain, 0))
+        out[domain] = {
+            "retrieval_top1": retrieval(model, processor, world, 500),
+            "shape_accuracy": shape_accuracy(model, processor, world),
+        }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1))
+    return out
+
+
+def embed_all(names: list[str] | None = None, log=print) -> None:
+    """Fill the embedding cache of every trained member (see ``zoo_cache``)."""
+    import torch
+
+    from clipprobe_ext.encoders.loader import load_encoder
+
+    torch.set_num_threads(THREADS)
+    pictures = {}
+    for m in members():
+        if (names and m.name not in names) or not is_trained(m):
+            continue
+        ensure_openai(m, log)
+        missing = [
+            (d, s) for d in DOMAINS for s in SEEDS if not embedding_file(m.name, d, s).exists()
+        ]
+        if not missing:
+            continue
+        metrics = domain_metrics(m)
+        encoder = load_encoder(m.encoder_name, device="cpu", dtype=getattr(torch, m.dtype))
+        for domain, seed in missing:
+            if (domain, seed) not in pictures:
+                pictures[domain, seed] = prompted_pictures(domain, seed)
+                if seed == HELD_OUT:
+                    write_pictures(domain, seed, pictures[domain, seed])
+            start = time.time()
+            arrays = encode(encoder, pictures[domain, seed])
+            arrays.update(truth_arrays(pictures[domain, seed], arrays["texts"]))
+            meta = {
+                "member": m.name,
+                "domain": domain,
+                "seed": seed,
+                "encoder": m.encoder_name,
+                "dtype": m.dtype,
+                "model_folder": str(m.folder),
+                "trained_on": m.trained_on,
+                "architecture": m.architecture(),
+                "recipe": asdict(m.recipe),
+                "metrics": metrics,
+                "picture_folder": str(picture_folder(domain)) if seed == HELD_OUT else None,
+            }
+            save_embeddings(embedding_file(m.name, domain, seed), arrays, meta)
+            log(f"{m.name}: {domain} seed {seed} embedded in {time.time() - start:.0f} s")
+
+
+def training_progress(m: Member) -> str:
+    """The last step the training log shows for a member still in training."""
+    if not TRAIN_LOG.exists():
+        return "missing"
+    step = None
+    for line in TRAIN_LOG.read_text(encoding="utf-8").splitlines():
+        match = re.search(rf" {re.escape(m.name)}: step (\d+):", line)
+        if match:
+            step = int(match.group(1))
+    tmp = m.folder.with_name(m.folder.name + ".tmp")
+    if step is None and not tmp.exists():
+        return "missing"
+    return f"training, step {step or 0} of {m.recipe.steps}"
+
+
+def status() -> None:
+    """One line per member: state, architecture, training, metrics per domain."""
+    print(
+        "| member | architecture | trained on | steps | train time | retrieval plain / busy "
+        "| shape accuracy plain / busy | read as | embeddings |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for m in members():
+        cached = sum(embedding_file(m.name, d, s).exists() for d in DOMAINS for s in SEEDS)
+        form = "openai clip" if m.form == "openai" else "transformers"
+        read = f"{form}, {m.dtype}"
+        if is_trained(m):
+            x = domain_metrics(m)
+            cells = [
+                f"{x['train_seconds'] / 60:.0f} min",
+                " / ".join(f"{x[d]['retrieval_top1']:.1%}" for d in DOMAINS),
+                " / ".join(f"{x[d]['shape_accuracy']:.0%}" for d in DOMAINS),
+            ]
+        else:
+            cells = [training_progress(m), "", ""]
+        print(
+            f"| {m.name} | {m.architecture()} | {m.trained_on} | {m.recipe.steps} | "
+            + " | ".join(cells)
+            + f" | {read} | {cached} of {len(DOMAINS) * len(SEEDS)} |"
+        )
+    print(f"\nmodels: {model_folder(WorldSpec(), Recipe()).parent}/world-*; zoo files: {ZOO}")
+    print(f"embeddings: {EMBEDDINGS}; held-out pictures: {picture_folder('plain').parent}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("train", help="train every missing member")
+    p = sub.add_parser("train", help="train every missing member, one after the other")
+    p.add_argument("names", nargs="*", help="only these members")
+    sub.add_parser("status", help="each member's state and metrics")
+    p = sub.add_parser("embed", help="cache the embeddings of every trained member")
     p.add_argument("names", nargs="*", help="only these members")
     args = parser.parse_args()
+    for name in getattr(args, "names", None) or []:
+        try:
+            member(name)  # an unknown name is an error before any work
+        except KeyError as exc:
+            parser.error(str(exc.args[0]))
     if args.command == "train":
         train_all(args.names)
+    elif args.command == "status":
+        status()
+    else:
+        embed_all(args.names, logger(ZOO / "embed.log"))
 
 
 if __name__ == "__main__":
