@@ -283,18 +283,23 @@ def embed_all(names: list[str] | None = None, log=print) -> None:
 
 
 def training_progress(m: Member) -> str:
-    """The last step the training log shows for a member still in training."""
-    if not TRAIN_LOG.exists():
-        return "missing"
-    step = None
-    for line in TRAIN_LOG.read_text(encoding="utf-8").splitlines():
-        match = re.search(rf" {re.escape(m.name)}: step (\d+):", line)
-        if match:
-            step = int(match.group(1))
+    """How far a member still in training is, from the training log: its last step and
+    the time the last hundred steps took."""
     tmp = m.folder.with_name(m.folder.name + ".tmp")
-    if step is None and not tmp.exists():
-        return "missing"
-    return f"training, step {step or 0} of {m.recipe.steps}"
+    steps = []  # (clock seconds, step)
+    if TRAIN_LOG.exists():
+        for line in TRAIN_LOG.read_text(encoding="utf-8").splitlines():
+            match = re.match(rf"(\S+ \S+) {re.escape(m.name)}: step (\d+):", line)
+            if match:
+                clock = time.mktime(time.strptime(match.group(1), "%Y-%m-%d %H:%M:%S"))
+                steps.append((clock, int(match.group(2))))
+    if not steps:
+        return "started" if tmp.exists() else "missing"
+    text = f"step {steps[-1][1]} of {m.recipe.steps}"
+    if len(steps) > 1:
+        (t0, s0), (t1, s1) = steps[-2], steps[-1]
+        text += f", {(t1 - t0) / max(1, s1 - s0):.1f} s a step lately"
+    return text
 
 
 def status() -> None:
