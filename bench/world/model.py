@@ -403,7 +403,8 @@ def training_pool(spec: WorldSpec, recipe: Recipe, singles: int, processor):
 def train(
     spec: WorldSpec, recipe: Recipe, folder: Path, log=print, start_from: Path | None = None
 ) -> dict:
-    start = time.time()
+    start, cpu_start = time.time(), time.process_time()
+    before = {"seconds": 0.0, "cpu_seconds": 0.0}  # spent by earlier runs (a resume)
     world = World(spec)
     tmp = folder.with_name(folder.name + ".tmp")
     model, processor = build_model(spec, recipe, tmp)
@@ -456,6 +457,7 @@ def train(
                 phrase_head.copy_(state["phrase_head"])
             probe.load_state_dict(state["probe"])
         first = state["step"]
+        before = {k: state.get(k, 0.0) for k in before}
         log(f"resumed at step {first}")
     model.train()
     for step in range(first, steps):
@@ -514,6 +516,8 @@ def train(
         if step % CHECKPOINT_EVERY == CHECKPOINT_EVERY - 1 and step < steps - 1:
             state = {
                 "step": step + 1,
+                "seconds": before["seconds"] + time.time() - start,
+                "cpu_seconds": before["cpu_seconds"] + time.process_time() - cpu_start,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "schedule": schedule.state_dict(),
@@ -534,7 +538,9 @@ def train(
     model.save_pretrained(tmp, safe_serialization=True)  # the WebUI refuses pickles
     processor.save_pretrained(tmp)
     metrics = {
-        "train_seconds": round(time.time() - start, 1),
+        # every run's time to its last checkpoint, and this run's (a resume renders again)
+        "train_seconds": round(before["seconds"] + time.time() - start, 1),
+        "cpu_seconds": round(before["cpu_seconds"] + time.process_time() - cpu_start, 1),
         "threads": torch.get_num_threads(),
         "recipe": asdict(recipe),
         "world": asdict(spec),
