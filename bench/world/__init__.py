@@ -10,6 +10,7 @@ from world.scenes import (
     World,
     WorldObject,
     WorldSpec,
+    domain_spec,
     object_phrase,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "World",
     "WorldObject",
     "WorldSpec",
+    "domain_spec",
     "object_phrase",
 ]

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from world.scenes import STYLE_WORDS, Scene, World, WorldSpec, object_phrase
+from world.scenes import STYLE_WORDS, Scene, World, WorldSpec, domain_spec, object_phrase
 
 CACHE = Path.home() / ".cache" / "clipprobe-bench"
 TESTS = Path(__file__).resolve().parents[2] / "tests"
@@ -84,6 +84,16 @@ class Recipe:
     # Later phases run their forward passes under bfloat16 autocast (the losses in float
     # 32): half the step time on a CPU with avx512_bf16, so more steps in the same hour.
     more_bf16: bool = True
+    # The first phase under bfloat16 autocast too (the zoo measures whether it pays).
+    bf16: bool = False
+    # Model input side (0: the world's picture side): busy pictures are drawn at 224 px
+    # and shrunk by the image processor, as a real CLIP shrinks a generated picture.
+    input_size: int = 0
+    # Attention heads = width // 64 in both towers, as openai ``clip``'s ``build_model``
+    # infers them from a state dict (otherwise 4): a model that can be saved in its format.
+    openai_heads: bool = False
+    # A second domain ("busy", "plain") for half of the training pictures.
+    mix_domain: str = ""
 
     def key(self) -> str:
         data = asdict(self)
@@ -93,6 +103,9 @@ class Recipe:
         if not self.more_steps:
             del data["more_steps"]  # one-phase recipes keep the key they had before
         for name in ("more_shape_negatives", "more_bf16"):
+            if not data[name]:
+                del data[name]
+        for name in ("bf16", "input_size", "openai_heads", "mix_domain"):  # the zoo's
             if not data[name]:
                 del data[name]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]
@@ -153,18 +166,19 @@ def build_model(spec: WorldSpec, recipe: Recipe, folder: Path):
     from tiny_clip import save_clip_tokenizer
 
     tokenizer, vocab = save_clip_tokenizer(folder)
-    size = spec.image_size
+    size = recipe.input_size or spec.image_size
     image_processor = CLIPImageProcessor(
         size={"shortest_edge": size}, crop_size={"height": size, "width": size}
     )
     w, tw = recipe.width, recipe.text_width
+    heads = (w // 64, tw // 64) if recipe.openai_heads else (4, 4)
     config = CLIPConfig(
         text_config={
             "vocab_size": len(vocab),
             "hidden_size": tw,
             "intermediate_size": 4 * tw,
             "num_hidden_layers": recipe.text_layers,
-            "num_attention_heads": 4,
+            "num_attention_heads": heads[1],
             "max_position_embeddings": 77,
         },
         vision_config={
@@ -173,7 +187,7 @@ def build_model(spec: WorldSpec, recipe: Recipe, folder: Path):
             "hidden_size": w,
             "intermediate_size": 4 * w,
             "num_hidden_layers": recipe.vision_layers,
-            "num_attention_heads": 4,
+            "num_attention_heads": heads[0],
         },
         projection_dim=recipe.embed_dim,
     )
@@ -360,15 +374,42 @@ def pixels(processor, images) -> torch.Tensor:
 # -- training ---------------------------------------------------------------------------
 
 
+def training_pool(spec: WorldSpec, recipe: Recipe, singles: int, processor):
+    """The training scenes and their model-ready pixels.
+
+    Rendered 500 at a time; each scene then lets go of its picture and masks (only its
+    labels are read later): 16,000 busy pictures would otherwise hold gigabytes."""
+    world = World(spec)
+    own = recipe.train_scenes - singles
+    draws = [(world, i, {}) for i in range(own)]
+    if recipe.mix_domain:  # half the pool from the other domain's world
+        other = World(domain_spec(recipe.mix_domain, spec.seed))
+        draws = draws[: own - own // 2] + [(other, i, {}) for i in range(own // 2)]
+    if singles:  # other indices than the pool's: new pictures of one object each
+        alone = World(replace(spec, max_objects=1))
+        draws += [(alone, 10**6 + i, {"style": None}) for i in range(singles)]
+    scenes, chunks = [], []
+    for start in range(0, len(draws), 500):
+        chunk = [w.scene(i, "train", **kw) for w, i, kw in draws[start : start + 500]]
+        chunks.append(pixels(processor, [s.image for s in chunk]))
+        for scene in chunk:
+            scene.image = None
+            for obj in scene.objects:
+                obj.mask = None
+        scenes += chunk
+    return scenes, torch.cat(chunks)
+
+
 def train(
     spec: WorldSpec, recipe: Recipe, folder: Path, log=print, start_from: Path | None = None
 ) -> dict:
-    start = time.time()
+    start, cpu_start = time.time(), time.process_time()
+    before = {"seconds": 0.0, "cpu_seconds": 0.0}  # spent by earlier runs (a resume)
     world = World(spec)
     tmp = folder.with_name(folder.name + ".tmp")
     model, processor = build_model(spec, recipe, tmp)
     steps, lr, seed = recipe.steps, recipe.lr, recipe.seed
-    reshape, singles, bf16 = False, 0, False
+    reshape, singles, bf16 = False, 0, recipe.bf16
     if start_from is not None:
         from transformers import CLIPModel
 
@@ -380,10 +421,7 @@ def train(
         singles = int(recipe.more_single_objects * recipe.train_scenes)
         bf16 = recipe.more_bf16
     tokens = Tokens(processor.tokenizer)
-    scenes = [world.scene(i, "train") for i in range(recipe.train_scenes - singles)]
-    if singles:  # other indices than the pool's: new pictures of one object each
-        alone = World(replace(spec, max_objects=1))
-        scenes += [alone.scene(10**6 + i, "train", style=None) for i in range(singles)]
+    scenes, pool = training_pool(spec, recipe, singles, processor)
     vocabulary = phrase_vocabulary(spec)
     vocab_ids, vocab_mask = tokens.batch([[p] for p in vocabulary])
     labels = [phrase_targets(s, vocabulary) for s in scenes]
@@ -393,12 +431,6 @@ def train(
     # tower's pooled output that reads the same labels (training only, not saved)
     phrase_head = torch.nn.Parameter(torch.tensor([np.log(10.0), -5.0]))
     probe = torch.nn.Linear(recipe.width, len(vocabulary))
-    pool = torch.cat(
-        [
-            pixels(processor, [s.image for s in scenes[i : i + 500]])
-            for i in range(0, len(scenes), 500)
-        ]
-    )
     log(f"rendered {len(scenes)} training pictures in {time.time() - start:.0f} s")
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -425,6 +457,7 @@ def train(
                 phrase_head.copy_(state["phrase_head"])
             probe.load_state_dict(state["probe"])
         first = state["step"]
+        before = {k: state.get(k, 0.0) for k in before}
         log(f"resumed at step {first}")
     model.train()
     for step in range(first, steps):
@@ -483,6 +516,8 @@ def train(
         if step % CHECKPOINT_EVERY == CHECKPOINT_EVERY - 1 and step < steps - 1:
             state = {
                 "step": step + 1,
+                "seconds": before["seconds"] + time.time() - start,
+                "cpu_seconds": before["cpu_seconds"] + time.process_time() - cpu_start,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "schedule": schedule.state_dict(),
@@ -503,7 +538,9 @@ def train(
     model.save_pretrained(tmp, safe_serialization=True)  # the WebUI refuses pickles
     processor.save_pretrained(tmp)
     metrics = {
-        "train_seconds": round(time.time() - start, 1),
+        # every run's time to its last checkpoint, and this run's (a resume renders again)
+        "train_seconds": round(before["seconds"] + time.time() - start, 1),
+        "cpu_seconds": round(before["cpu_seconds"] + time.process_time() - cpu_start, 1),
         "threads": torch.get_num_threads(),
         "recipe": asdict(recipe),
         "world": asdict(spec),

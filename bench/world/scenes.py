@@ -15,6 +15,10 @@ Honest labels: what a style or another object hides is not called present.
 - an object covered for more than 40 % by later objects is hidden (``occlusion``).
 Hidden objects are neither present nor absent: benchmarks leave them out.
 
+A second domain, "busy" (``domain_spec("busy")``, ``world.busy``), draws the same
+vocabulary at 224 px on textured, cluttered backgrounds, at several scales, with camera
+noise; its labels add objects too small to read or lost in their surroundings.
+
     from world import World, WorldSpec
     world = World(WorldSpec(seed=0, image_size=64))
     scene = world.scene(17, split="eval")     # deterministic per (seed, split, index)
@@ -72,6 +76,7 @@ QUALITY_TAGS = (
     "sharp focus",
 )
 SPLITS = {"train": 0, "eval": 1, "bank": 2}
+DOMAINS = ("plain", "busy")
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,16 @@ class WorldSpec:
     max_objects: int = 4
     style_probability: float = 0.5
     radius: tuple[float, float] = (0.15, 0.3)  # object radius as a share of the side
+    # "plain" (one flat background colour) or "busy" (``world.busy``: textures, clutter,
+    # objects at several scales, camera noise); see ``domain_spec`` for the busy defaults
+    domain: str = "plain"
+    # Busy labels: an object narrower than ``MIN_READ_PIXELS`` once the picture is shrunk
+    # to this side (the smallest model input the labels are honest for) is hidden.
+    read_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.domain not in DOMAINS:
+            raise ValueError(f"unknown domain {self.domain!r}; one of {', '.join(DOMAINS)}")
 
     def object_phrases(self) -> list[str]:
         return [object_phrase(c, s) for c in self.colours for s in self.shapes]
@@ -94,9 +109,18 @@ class WorldSpec:
     def key(self, seed_free: bool = False) -> str:
         """Short hash of the spec (without the seed when ``seed_free``): cache folder names."""
         data = asdict(self)
+        if self.domain == "plain":  # the plain world keeps the keys it had before domains
+            del data["domain"], data["read_size"]
         if seed_free:
             data.pop("seed")
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def domain_spec(domain: str = "plain", seed: int = 0, **changes) -> WorldSpec:
+    """The world of ``domain``: busy pictures are 224 px with objects from small to large."""
+    if domain == "busy":
+        changes = {"image_size": 224, "radius": (0.07, 0.32), **changes}
+    return WorldSpec(seed=seed, domain=domain, **changes)
 
 
 def object_phrase(colour: str | None, shape: str) -> str:
@@ -160,6 +184,10 @@ class World:
         ``like``: another scene whose objects (colour and shape) and style this one draws
         again in a new layout, as another seed of the same prompt would.
         """
+        if self.spec.domain == "busy":
+            from world.busy import busy_scene
+
+            return busy_scene(self, index, split, style, like)
         spec, rng = self.spec, self.rng(index, split)
         size = spec.image_size
         n = int(rng.integers(1, spec.max_objects + 1))
