@@ -325,7 +325,7 @@ def training_progress(m: Member) -> str:
 def status() -> None:
     """One line per member: state, architecture, training, metrics per domain."""
     print(
-        "| member | architecture | trained on | steps | train time | retrieval plain / busy "
+        "| member | architecture | trained on | steps | training seconds | retrieval plain / busy "
         "| shape accuracy plain / busy | read as | embeddings |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
@@ -337,7 +337,8 @@ def status() -> None:
             x = domain_metrics(m)
             trained = json.loads((m.folder / "metrics.json").read_text())
             cells = [
-                f"{trained['train_seconds'] / 60:.0f} min",
+                f"{trained['train_seconds']:.0f} s"
+                + (f" (CPU {trained['cpu_seconds']:.0f} s)" if "cpu_seconds" in trained else ""),
                 " / ".join(f"{x[d]['retrieval_top1']:.1%}" for d in DOMAINS),
                 " / ".join(f"{x[d]['shape_accuracy']:.0%}" for d in DOMAINS),
             ]
