@@ -322,13 +322,31 @@ def training_progress(m: Member) -> str:
     return text
 
 
+def object_auroc(member_name: str, domain: str, seed: int = HELD_OUT) -> float | None:
+    """How well a phrase's plain cosine with its picture tells present objects from absent
+    ones (AUROC, from the cached embeddings; ``None`` before ``embed``)."""
+
+    if not embedding_file(member_name, domain, seed).exists():
+        return None
+    e = load_embeddings(member_name, domain, seed)
+    cos, rows = e.cosines(), e.rows
+    present = cos[(rows.kind == "object") & (rows.label == "present")]
+    absent = cos[(rows.kind == "object") & (rows.label == "absent")]
+    # share of (present, absent) pairs in the right order, ties counting half
+    wins = (present[:, None] > absent[None, :]).mean() + 0.5 * (
+        present[:, None] == absent[None, :]
+    ).mean()
+    return float(wins)
+
+
 def status() -> None:
     """One line per member: state, architecture, training, metrics per domain."""
     print(
-        "| member | architecture | trained on | steps | train time | retrieval plain / busy "
-        "| shape accuracy plain / busy | read as | embeddings |"
+        "| member | architecture | trained on | steps | training seconds | retrieval plain / busy "
+        "| shape accuracy plain / busy | cosine AUROC objects plain / busy | read as "
+        "| embeddings |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for m in members():
         cached = sum(embedding_file(m.name, d, s).exists() for d in DOMAINS for s in SEEDS)
         form = "openai clip" if m.form == "openai" else "transformers"
@@ -337,12 +355,17 @@ def status() -> None:
             x = domain_metrics(m)
             trained = json.loads((m.folder / "metrics.json").read_text())
             cells = [
-                f"{trained['train_seconds'] / 60:.0f} min",
+                f"{trained['train_seconds']:.0f} s"
+                + (f" (CPU {trained['cpu_seconds']:.0f} s)" if "cpu_seconds" in trained else ""),
                 " / ".join(f"{x[d]['retrieval_top1']:.1%}" for d in DOMAINS),
                 " / ".join(f"{x[d]['shape_accuracy']:.0%}" for d in DOMAINS),
+                " / ".join(
+                    "-" if a is None else f"{a:.3f}"
+                    for a in (object_auroc(m.name, d) for d in DOMAINS)
+                ),
             ]
         else:
-            cells = [training_progress(m), "", ""]
+            cells = [training_progress(m), "", "", ""]
         print(
             f"| {m.name} | {m.architecture()} | {m.trained_on} | {m.recipe.steps} | "
             + " | ".join(cells)
