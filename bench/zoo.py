@@ -256,7 +256,7 @@ def embed_all(names: list[str] | None = None, log=print) -> None:
     """Fill the embedding cache of every trained member (see ``zoo_cache``)."""
     import torch
 
-    from clipprobe_ext.encoders.loader import load_encoder
+    from clipprobe_ext.encoders import load_encoder
 
     torch.set_num_threads(THREADS)
     pictures = {}

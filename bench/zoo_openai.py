@@ -101,7 +101,7 @@ def save_openai(folder: Path, path: Path) -> Path:
 def compare(folder: Path, path: Path, images, texts: list[str]) -> dict:
     """The two files through ClipProbe's own encoders: the transformers folder and
     ``openai-clip:path``.  Cosines of each image's and text's two embeddings."""
-    from clipprobe_ext.encoders.loader import load_encoder
+    from clipprobe_ext.encoders import load_encoder
 
     hf = load_encoder(str(folder), device="cpu")
     oa = load_encoder(f"openai-clip:{path}", device="cpu")
