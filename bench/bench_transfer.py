@@ -109,12 +109,17 @@ def tuning_embeddings(member, domain: str, encoder_for) -> ZooEmbeddings:
     if embedding_file(member.name, domain, TUNING).exists():
         return load_embeddings(member.name, domain, TUNING)
     pictures = prompted_pictures(domain, TUNING)
-    arrays = encode(encoder_for(member), pictures)
+    return embeddings_now(encoder_for(member), pictures, member.name, domain, TUNING)
+
+
+def embeddings_now(encoder, pictures: list, name: str, domain: str, seed: int) -> ZooEmbeddings:
+    """What ``zoo_cache.load_embeddings`` would give, encoded now and kept in memory."""
+    arrays = encode(encoder, pictures)
     arrays.update(truth_arrays(pictures, arrays["texts"]))
     return ZooEmbeddings(
-        member=member.name,
+        member=name,
         domain=domain,
-        seed=TUNING,
+        seed=seed,
         images=arrays["images"],
         prompts=arrays["prompts"].tolist(),
         texts=arrays["texts"].tolist(),
@@ -125,7 +130,7 @@ def tuning_embeddings(member, domain: str, encoder_for) -> ZooEmbeddings:
         reference=arrays["reference"],
         empty=arrays["empty"],
         logit_scale=float(arrays["logit_scale"]),
-        meta={"member": member.name, "encoded": "in memory by bench_transfer.py"},
+        meta={"member": name, "encoded": "in memory by bench_transfer.py"},
     )
 
 
