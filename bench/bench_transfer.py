@@ -259,9 +259,15 @@ def run(args, log=print) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
-    ready = [m for m in members() if is_trained(m) and (not args.members or m.name in args.members)]
+    asked = [m for m in members() if not args.members or m.name in args.members]
+    ready = [m for m in asked if is_trained(m)]
+    waiting = [m.name for m in asked if not is_trained(m)]
+    if waiting:
+        log(f"not trained yet, left out: {', '.join(waiting)}")
     if not ready:
-        raise SystemExit("no zoo member is trained yet: `python bench/zoo.py status`")
+        raise SystemExit("no zoo member asked for is trained yet: `python bench/zoo.py status`")
+    if len(ready) == 1 and "fixed-lomo" in args.rules:
+        log("fixed-lomo needs another member's fits: left out")
     encoders = {}
 
     def encoder_for(member):
