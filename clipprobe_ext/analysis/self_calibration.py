@@ -1,14 +1,15 @@
 """Where "seen" begins for a model, measured on the user's own pictures, without labels.
 
 A folder of generated pictures with their prompts holds two populations for every
-phrase of the folder: on a picture whose prompt asked for it (present or not: a mixture)
-and on pictures that did not ask for it (nearly always absent).  For each asked pair the
-rank of the picture among the pictures that did not ask for the phrase, ``u``, is
-uniform when the phrase is absent: so the share of absent asked pairs is estimated
-without labels (Storey's estimator), and each asked pair gets the probability that it is
-present (one minus the local false discovery rate of its ``u``).  The fit's points are
-then read off the two populations: "seen" where 5 % of the not-asked pairs rise above,
-"not seen" under the low quantile of the asked pairs weighted by that probability.
+phrase of the folder: on pictures whose prompts asked for it (present or not: a mixture)
+and on pictures that did not ask for it (nearly always absent).  Each asked pair's rank
+among the pictures that did not ask for the phrase, ``u``, is uniform when the phrase is
+absent, so the share of absent pairs is estimated per phrase (Storey's estimator), and the
+absent part of the asked population is the not-asked population of the same phrases,
+weighted so.  Subtracting it leaves the present part, whose middle (quartiles) is
+estimated well; "not seen" is set ``TAIL`` interquartile ranges under its median (a
+present phrase's score rarely falls that far: measured on the benchmark's zoo of models),
+"seen" where 5 % of the absent part rises above.
 """
 
 from __future__ import annotations
@@ -24,16 +25,22 @@ from clipprobe_ext.errors import ClipProbeError
 #: Fewer pictures, or fewer distinct asked phrases, and the populations are too small.
 MIN_PICTURES = 40
 MIN_PHRASES = 10
-#: The asked pairs must stand out from the not-asked ones at least this much (AUROC of
-#: the cosine), and at least this share of them must be estimated present.
-MIN_SEPARATION = 0.6
+#: At least this share of the absent part must score under the present part's median,
+#: and at least this share of the asked pairs must be estimated present.
+MIN_SEPARATION = 0.8
 MIN_PRESENT_SHARE = 0.05
-#: Quantiles of the fit (as for a fit from the truth: bench/bench_advice.py ``suggest``).
-PRESENT_SHARE = 0.005
+#: "Not seen" this many interquartile ranges under the present part's median; "clearly
+#: not seen" (the pruned prompt's guard yields) further down.  Chosen on the zoo
+#: (bench/README.md, "Does a fit transfer?"): a Gaussian's 0.5 % quantile lies 1.9 IQR
+#: under its median; present scores have longer tails than that.
+TAIL = 3.0
+CLEAR_TAIL = 3.5
 ABSENT_ABOVE = 0.95
 #: ``u`` above this is taken as absent when the absent share is estimated.
 STOREY_LAMBDA = 0.5
-U_BINS = 20
+#: A phrase's own absent share is pulled towards the folder's by this many pairs' worth.
+SHRINK = 2.0
+GRID = 1001
 
 
 class CalibrationRefused(ClipProbeError):
@@ -76,20 +83,44 @@ def asked_ranks(evidence: FolderEvidence) -> np.ndarray:
     return out
 
 
-def present_probability(u: np.ndarray) -> tuple[np.ndarray, float]:
-    """Per asked pair, the probability that the phrase is present, and the estimated
-    share of absent pairs.  Absent: ``u`` uniform; the local false discovery rate is
-    made non-decreasing in ``u`` (a higher rank never makes presence likelier)."""
-    known = ~np.isnan(u)
-    values = u[known]
-    absent = min(1.0, float((values > STOREY_LAMBDA).mean()) / (1 - STOREY_LAMBDA))
-    counts, _ = np.histogram(values, bins=U_BINS, range=(0, 1))
-    density = counts / (len(values) / U_BINS)
-    lfdr = np.maximum.accumulate(np.minimum(1.0, absent / np.maximum(density, 1e-12)))
-    bins = np.minimum((values * U_BINS).astype(int), U_BINS - 1)
-    out = np.zeros(len(u))
-    out[known] = 1 - lfdr[bins]
-    return out, absent
+def _absent_shares(u: np.ndarray, asked: np.ndarray) -> tuple[np.ndarray, float]:
+    """Per phrase, the estimated share of its asked pairs that are absent, and the
+    folder's (pairs with ``u`` above ``STOREY_LAMBDA`` are absent; present ones rarely
+    rank that low)."""
+    known = asked & ~np.isnan(u)
+    high = (u > STOREY_LAMBDA) & known
+    overall = min(1.0, high.sum() / max(1, known.sum()) / (1 - STOREY_LAMBDA))
+    counts = known.sum(0)
+    own = high.sum(0) / (1 - STOREY_LAMBDA)
+    shares = np.minimum(1.0, (own + SHRINK * overall) / (counts + SHRINK))
+    return shares, overall
+
+
+def present_cdf(
+    scores: np.ndarray, asked: np.ndarray, shares: np.ndarray, grid: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """The present part's CDF on ``grid`` (running maximum, so it never decreases), and
+    its estimated number of pairs: the asked pairs' CDF minus each phrase's absent pairs
+    spread like the phrase's not-asked pairs."""
+    asked_values = np.sort(scores[asked])
+    below = np.searchsorted(asked_values, grid).astype(np.float64)
+    absent_below = np.zeros(len(grid))
+    absent_total = 0.0
+    for k in np.flatnonzero(asked.any(0)):
+        others = np.sort(scores[~asked[:, k], k])
+        if not len(others):
+            continue
+        count = shares[k] * asked[:, k].sum()
+        absent_below += count * np.searchsorted(others, grid) / len(others)
+        absent_total += count
+    present = len(asked_values) - absent_total
+    if present <= 0:
+        return np.zeros(len(grid)), 0.0
+    return np.maximum.accumulate((below - absent_below) / present), present
+
+
+def _quantile(grid: np.ndarray, cdf: np.ndarray, q: float) -> float:
+    return float(grid[min(int(np.searchsorted(cdf, q)), len(grid) - 1)])
 
 
 def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
@@ -98,23 +129,47 @@ def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> flo
     return float(values[order][np.searchsorted(cumulative, q * cumulative[-1])])
 
 
-def _absent_quantile(scores: np.ndarray, asked: np.ndarray, q: float) -> float:
-    """The not-asked pairs' quantile, each phrase weighted by how often it is asked (the
-    absent asked pairs have the phrase mix of the asked ones, not of the folder)."""
-    counts = asked.sum(0)
+def _absent_quantile(scores: np.ndarray, asked: np.ndarray, shares: np.ndarray, q: float) -> float:
+    """The quantile of the absent part: each phrase's not-asked pairs, weighted by its
+    estimated number of absent asked pairs."""
     values, weights = [], []
-    for k in np.flatnonzero(counts):
+    for k in np.flatnonzero(asked.any(0)):
         column = scores[~asked[:, k], k]
         if len(column):
             values.append(column)
-            weights.append(np.full(len(column), counts[k] / len(column)))
+            weights.append(np.full(len(column), shares[k] * asked[:, k].sum() / len(column)))
     return _weighted_quantile(np.concatenate(values), np.concatenate(weights), q)
 
 
-def _auroc(positive: np.ndarray, negative: np.ndarray) -> float:
-    from clipprobe_ext.audit.writing_effect import auroc
+@dataclass(frozen=True)
+class _Part:
+    """The present part of one score: quartiles and the estimated number of pairs."""
 
-    return auroc(positive, negative)
+    q25: float
+    median: float
+    q75: float
+    pairs: float
+
+    def under(self, tail: float) -> float:
+        return self.median - tail * (self.q75 - self.q25)
+
+
+def _present_part(scores: np.ndarray, asked: np.ndarray, shares: np.ndarray) -> _Part:
+    grid = np.quantile(scores[asked], np.linspace(0, 1, GRID))
+    cdf, pairs = present_cdf(scores, asked, shares, grid)
+    return _Part(*(_quantile(grid, cdf, q) for q in (0.25, 0.5, 0.75)), pairs)
+
+
+def _separation(part: _Part, scores: np.ndarray, asked: np.ndarray, shares: np.ndarray) -> float:
+    """How far the present part stands from the absent part: the share of the absent
+    part under the present part's median (0.5: they do not separate)."""
+    values, weights = [], []
+    for k in np.flatnonzero(asked.any(0)):
+        column = scores[~asked[:, k], k]
+        if len(column):
+            values.append(column < part.median)
+            weights.append(np.full(len(column), shares[k] * asked[:, k].sum() / len(column)))
+    return float(np.average(np.concatenate(values), weights=np.concatenate(weights)))
 
 
 def fit_from_folder(evidence: FolderEvidence, when: date | None = None) -> FolderFit:
@@ -135,22 +190,24 @@ def fit_from_folder(evidence: FolderEvidence, when: date | None = None) -> Folde
         )
     if (~asked[:, asked.sum(0) > 0]).sum() == 0:
         raise CalibrationRefused("Every picture asks for every phrase: nothing to compare.")
-    cz, pz = np.asarray(evidence.cosine_z), np.asarray(evidence.phrase_z)
-    u = asked_ranks(evidence)[asked]
-    weights, absent = present_probability(u)
-    asked_cz, asked_pz = cz[asked], pz[asked]
-    separation = _auroc(evidence.cosine[asked], evidence.cosine[~asked])
-    if separation < MIN_SEPARATION or 1 - absent < MIN_PRESENT_SHARE:
+    cz = np.asarray(evidence.cosine_z, dtype=np.float64)
+    pz = np.asarray(evidence.phrase_z, dtype=np.float64)
+    shares, absent = _absent_shares(asked_ranks(evidence), asked)
+    own = _present_part(cz, asked, shares)
+    level = _present_part(pz, asked, shares)
+    separation = _separation(own, cz, asked, shares)
+    if 1 - absent < MIN_PRESENT_SHARE or separation < MIN_SEPARATION:
         raise CalibrationRefused(
             "On these pictures the phrases a prompt asked for score hardly higher than phrases "
-            f"it did not (AUROC {separation:.2f}; estimated share seen {1 - absent:.0%}): this "
-            "model does not see what the prompts ask for here, so no cut can be fitted. Try "
-            "more pictures from varied prompts, or another model."
+            f"it did not (estimated share seen {1 - absent:.0%}; {separation:.0%} of the absent "
+            "ones score under the seen ones' median): this model does not see what the prompts "
+            "ask for here, so no cut can be fitted. Try more pictures from varied prompts, or "
+            "another model."
         )
-    not_seen = _weighted_quantile(asked_cz, weights, PRESENT_SHARE)
-    seen = max(_absent_quantile(cz, asked, ABSENT_ABOVE), not_seen + 0.05)
-    own_not_seen = _weighted_quantile(asked_pz, weights, PRESENT_SHARE)
-    own_seen = max(_absent_quantile(pz, asked, ABSENT_ABOVE), own_not_seen + 0.05)
+    not_seen = own.under(TAIL)
+    seen = max(_absent_quantile(cz, asked, shares, ABSENT_ABOVE), not_seen + 0.05)
+    own_not_seen = level.under(TAIL)
+    own_seen = max(_absent_quantile(pz, asked, shares, ABSENT_ABOVE), own_not_seen + 0.05)
     day = (when or date.today()).isoformat()
     fit = PresenceCalibration(
         not_seen,
@@ -158,6 +215,7 @@ def fit_from_folder(evidence: FolderEvidence, when: date | None = None) -> Folde
         f"calibrated on {pictures} of your pictures, {day}",
         own_not_seen,
         own_seen,
+        min(own.under(CLEAR_TAIL), not_seen),
     )
     return FolderFit(
         fit,
@@ -165,5 +223,10 @@ def fit_from_folder(evidence: FolderEvidence, when: date | None = None) -> Folde
         phrases,
         int(asked.sum()),
         absent,
-        {"separation": separation, "estimated_present": 1 - absent},
+        {
+            "separation": separation,
+            "estimated_present": 1 - absent,
+            "present_quartiles": [own.q25, own.median, own.q75],
+            "present_level_quartiles": [level.q25, level.median, level.q75],
+        },
     )
