@@ -139,7 +139,7 @@ MEMBERS = (
         "plain-s0",
         "plain",
         _recipe(steps=2500),
-        role="stronger; the pair of plain-s1 (seed) and plain-w64 (width)",
+        role="stronger: plain-weak trained twice as long",
     ),
     Member(
         "busy-deep",
@@ -151,14 +151,14 @@ MEMBERS = (
     Member(
         "plain-w64",
         "plain",
-        _recipe(steps=2500, width=64),
-        role="plain-s0 with an image tower half as wide",
+        _recipe(steps=1200, width=64),
+        role="plain-weak with an image tower half as wide",
     ),
     Member(
         "plain-s1",
         "plain",
-        _recipe(steps=2500, seed=1),
-        role="plain-s0 with another seed",
+        _recipe(steps=1200, seed=1),
+        role="plain-weak with another seed",
     ),
 )
 
