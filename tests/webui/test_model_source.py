@@ -1,4 +1,5 @@
-"""model_source: reuse of the WebUI's Interrogate CLIP, locking, memory and failures."""
+"""model_source and session: reuse of the WebUI's Interrogate CLIP, locking, memory and
+failures."""
 
 from __future__ import annotations
 
@@ -15,8 +16,25 @@ from clipprobe_ext.encoders.base import text_cache_for
 from clipprobe_ext.encoders.openai_clip import OpenAIClipEncoder
 from clipprobe_ext.errors import ClipProbeError, ModelError
 from clipprobe_ext.results import ProbeReport
-from clipprobe_ext.webui import model_source, settings
-from clipprobe_ext.webui.model_source import WEBUI_CLIP, run_analysis
+from clipprobe_ext.webui import model_source, session, settings
+from clipprobe_ext.webui.model_source import WEBUI_CLIP
+
+
+def run_analysis(images, prompt, options=None, model_name=None, progress=None, **kwargs):
+    """The analysis through the session, its report only."""
+    report, _ = session.analyze(images, prompt, options, model_name, progress=progress, **kwargs)
+    return report
+
+
+class StartSpy(session.Task):
+    """A task whose ``start`` runs ``on_start`` (what the tab's progress bookkeeping does)."""
+
+    def __init__(self, on_start):
+        super().__init__(None)
+        self.on_start = on_start
+
+    def start(self):
+        self.on_start()
 
 
 class FakeAnalyze:
@@ -270,7 +288,7 @@ def test_two_users_are_serialised(webui, interrogator, fake_analyze, images):
     assert first != second
 
 
-def test_on_start_is_called_once_inside_the_lock(webui, interrogator, fake_analyze, images):
+def test_task_starts_once_inside_the_lock(webui, interrogator, fake_analyze, images):
     lock = webui.call_queue.queue_lock
     started = []
     fake_analyze.during.append(lambda: started.append("analysing"))
@@ -280,7 +298,9 @@ def test_on_start_is_called_once_inside_the_lock(webui, interrogator, fake_analy
 
     lock.acquire()  # a generation is running: nothing starts before it ends
     worker = threading.Thread(
-        target=lambda: run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP, on_start=on_start)
+        target=lambda: run_analysis(
+            images[:1], "a cube", model_name=WEBUI_CLIP, task=StartSpy(on_start)
+        )
     )
     worker.start()
     time.sleep(0.2)
@@ -291,18 +311,18 @@ def test_on_start_is_called_once_inside_the_lock(webui, interrogator, fake_analy
     assert not lock.locked()
 
 
-def test_on_start_failure_releases_everything(webui, interrogator, fake_analyze, images):
+def test_task_start_failure_releases_everything(webui, interrogator, fake_analyze, images):
     def on_start():
         raise RuntimeError("bookkeeping")
 
     with pytest.raises(RuntimeError, match="bookkeeping"):
-        run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP, on_start=on_start)
+        run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP, task=StartSpy(on_start))
     assert fake_analyze.encoders == []
     assert webui.shared.state.history == [("begin", "clipprobe"), ("end", "clipprobe")]
     assert not webui.call_queue.queue_lock.locked()
 
 
-def test_on_start_inside_a_generation(webui, interrogator, fake_analyze, images):
+def test_task_starts_inside_a_generation(webui, interrogator, fake_analyze, images):
     started = []
     with webui.call_queue.queue_lock:
         run_analysis(
@@ -310,7 +330,7 @@ def test_on_start_inside_a_generation(webui, interrogator, fake_analyze, images)
             "a cube",
             model_name=WEBUI_CLIP,
             inside_generation=True,
-            on_start=lambda: started.append(True),
+            task=StartSpy(lambda: started.append(True)),
         )
     assert started == [True]
 
@@ -572,7 +592,7 @@ def test_webui_clip_available_only_with_its_weights(webui, tmp_path):
     assert model_source.webui_clip_available() is True
 
 
-# -- issue 10, failure 7: loading never happens inside the queue lock --------------------------
+# -- loading never happens inside the queue lock ------------------------------------------------
 
 
 def _hold_queue_lock(lock):
@@ -666,47 +686,61 @@ def test_models_on_disk_tells_local_from_missing(webui, interrogator, tiny_hf_cl
     assert found["openai/clip-vit-large-patch14"] is False
 
 
-# -- with_encoder / run_analysis_then: the same lock and memory policy for other work --------
+# -- session.run: the same lock and memory policy for any work ---------------------------------
 
 
 @pytest.mark.parametrize("flag", ["lowvram", "medvram"])
-def test_with_encoder_follows_the_memory_policy(webui, interrogator, flag):
+def test_any_job_follows_the_memory_policy(webui, interrogator, flag):
     setattr(webui.shared.cmd_opts, flag, True)
     lock = webui.call_queue.queue_lock
     seen = []
 
-    def work(encoder):
-        seen.append((encoder.model is interrogator.clip_model, lock.locked()))
+    def work(job):
+        seen.append((job.encoder.model is interrogator.clip_model, lock.locked()))
         return "done"
 
-    assert model_source.with_encoder(WEBUI_CLIP, work) == "done"
+    assert session.run(work, model=WEBUI_CLIP, job="clipprobe-audit") == "done"
     assert seen == [(True, True)]  # the interrogator's CLIP, inside the queue lock
     assert webui.lowvram.send_everything_to_cpu_calls == 1
     assert interrogator.calls[-1] == "send_clip_to_ram"
-    assert webui.shared.state.history == []  # no job of its own unless asked
+    assert webui.shared.state.history == [("begin", "clipprobe-audit"), ("end", "ClipProbe")]
 
 
-def test_with_encoder_job_and_errors(webui, interrogator):
+def test_a_job_without_a_clip_loads_none(webui, interrogator):
+    lock = webui.call_queue.queue_lock
+    seen = []
+    session.run(lambda job: seen.append(lock.locked()), clip=False, job="clipprobe-regenerate")
+    assert seen == [True]
+    assert interrogator.calls == []  # not even looked at
+    assert webui.devices.torch_gc_calls == 0
+    assert webui.shared.state.history == [
+        ("begin", "clipprobe-regenerate"),
+        ("end", "clipprobe-regenerate"),
+    ]
+
+
+def test_job_progress_and_errors(webui, interrogator):
     started = []
-    model_source.with_encoder(
-        WEBUI_CLIP,
-        lambda encoder: model_source.show_progress("half way", 0.5),
+    session.run(
+        lambda job: job.show("half way", 0.5),
+        model=WEBUI_CLIP,
         job="clipprobe-audit",
-        on_start=lambda: started.append(webui.shared.state.history[:]),
+        task=StartSpy(lambda: started.append(webui.shared.state.history[:])),
     )
     assert started == [[("begin", "clipprobe-audit")]]
     assert webui.shared.state.sampling_step == 50
     assert webui.shared.state.textinfo == "ClipProbe: half way"
 
-    def boom(encoder):
+    def boom(job):
+        assert job.encoder is not None
         raise RuntimeError("kaput")
 
     with pytest.raises(ModelError, match="RuntimeError: kaput"):
-        model_source.with_encoder(WEBUI_CLIP, boom)
+        session.run(boom, model=WEBUI_CLIP)
     assert interrogator.calls[-1] == "send_clip_to_ram"  # released after the failure too
 
 
-def test_run_analysis_then_runs_after_with_the_model_held(webui, interrogator, images):
+def test_analysis_runs_after_with_the_model_held(webui, interrogator, images):
     lock = webui.call_queue.queue_lock
     held = []
 
@@ -714,8 +748,8 @@ def test_run_analysis_then_runs_after_with_the_model_held(webui, interrogator, i
         held.append((lock.locked(), "send_clip_to_ram" in interrogator.calls))
         return report.prompt
 
-    report, extra = model_source.run_analysis_then(
-        images[:1], "a red cube, blue sky", model_name=WEBUI_CLIP, after=after
+    report, extra = session.analyze(
+        images[:1], "a red cube, blue sky", model=WEBUI_CLIP, after=after
     )
     assert extra == report.prompt == "a red cube, blue sky"
     assert held == [(True, False)]  # before the CLIP went back to RAM
@@ -723,8 +757,8 @@ def test_run_analysis_then_runs_after_with_the_model_held(webui, interrogator, i
 
 
 def test_negative_prompt_is_checked_against_the_picture(webui, interrogator, images):
-    report, _ = model_source.run_analysis_then(
-        images[:1], "a red cube, blue sky", model_name=WEBUI_CLIP, negative="blurry, text"
+    report, _ = session.analyze(
+        images[:1], "a red cube, blue sky", model=WEBUI_CLIP, negative="blurry, text"
     )
     assert report.negative is not None
     assert report.negative.negative_prompt == "blurry, text"

@@ -23,7 +23,10 @@ from PIL import Image, PngImagePlugin
 from trained_clip import CAPTIONS, picture
 
 from clipprobe_ext.errors import ClipProbeError
+from clipprobe_ext.webui import api
 from clipprobe_ext.webui import regenerate as regen
+
+ROUTE = "/clipprobe/v1/regenerate"
 
 STUBS = Path(__file__).resolve().parent.parent / "webui_stubs" / "modules"
 NEW_STUBS = ("sd_schedulers", "sd_samplers", "sd_models", "processing")
@@ -275,10 +278,10 @@ def test_a_grid_regenerates_and_compares_its_first_picture(tiny_world) -> None:
 def test_the_comparison_is_against_the_prompt_the_user_analysed(tiny_world) -> None:
     """The tab's prompt was edited before Analyze: the comparison scores that prompt's
     phrases, with the analysis' own presence, not the infotext's prompt."""
-    from clipprobe_ext.webui import model_source, settings
+    from clipprobe_ext.webui import session, settings
 
     edited = "a red circle, green stripes, a yellow triangle"
-    report = model_source.run_analysis(
+    report, _ = session.analyze(
         [tiny_world.original], edited, settings.probe_options(), tiny_world.model
     )
     _, comparison = regen.regenerate_and_compare(
@@ -298,14 +301,14 @@ def test_the_comparison_is_against_the_prompt_the_user_analysed(tiny_world) -> N
 
 def test_api_route(tiny_world, wui) -> None:
     app = FastAPI()
-    regen.register_routes(app)
-    regen.register_routes(app)
-    assert [r.path for r in app.router.routes].count(regen.ROUTE) == 1
+    api.on_app_started(None, app)
+    api.on_app_started(None, app)
+    assert [r.path for r in app.router.routes].count(ROUTE) == 1
     client = TestClient(app)
     buffer = io.BytesIO()
     tiny_world.original.save(buffer, format="PNG", pnginfo=_pnginfo(tiny_world.text))
     body = {"image": base64.b64encode(buffer.getvalue()).decode(), "prompt": "a red circle"}
-    response = client.post(regen.ROUTE, json=body)
+    response = client.post(ROUTE, json=body)
     assert response.status_code == 200, response.text
     data = response.json()
     assert data["plan"]["params"]["seed"] == 1234567890
@@ -313,20 +316,20 @@ def test_api_route(tiny_world, wui) -> None:
     returned = Image.open(io.BytesIO(base64.b64decode(data["image"])))
     assert returned.size == (96, 96) and "Steps: 20" in returned.info["parameters"]
     img2img = dict(body, infotext=INPAINT.replace("512x512", "96x96"))
-    response = client.post(regen.ROUTE, json=img2img)
+    response = client.post(ROUTE, json=img2img)
     assert response.status_code == 400 and "img2img" in response.json()["detail"]
-    response = client.post(regen.ROUTE, json=dict(body, unknown=1))
+    response = client.post(ROUTE, json=dict(body, unknown=1))
     assert response.status_code == 422
 
 
 def test_api_route_has_the_same_auth(wui) -> None:
     wui.shared.cmd_opts.api_auth = "user:secret"
     app = FastAPI()
-    regen.register_routes(app)
+    api.on_app_started(None, app)
     client = TestClient(app)
-    response = client.post(regen.ROUTE, json={"image": "AAAA"})
+    response = client.post(ROUTE, json={"image": "AAAA"})
     assert response.status_code == 401
-    response = client.post(regen.ROUTE, json={"image": "AAAA"}, auth=("user", "secret"))
+    response = client.post(ROUTE, json={"image": "AAAA"}, auth=("user", "secret"))
     assert response.status_code == 400  # authenticated; the image is not a picture
 
 
