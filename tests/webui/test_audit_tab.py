@@ -12,7 +12,7 @@ from trained_clip import picture
 
 from clipprobe_ext.audit.pipeline import AuditOptions, run_audit
 from clipprobe_ext.encoders import factory
-from clipprobe_ext.webui import audit_tab, model_source
+from clipprobe_ext.webui import audit_tab, session
 
 PROMPTS = [
     "a red circle, masterpiece, best quality",
@@ -94,11 +94,15 @@ def test_not_recursive_finds_nothing_at_the_top(webui, folder, tiny_hf_clip_dir)
 def test_stop_returns_what_was_done(webui, folder, tiny_hf_clip_dir, monkeypatch):
     shown = []
 
-    def progress(message, fraction=None):
-        shown.append(message)
-        webui.shared.state.interrupt()  # the user presses Stop after the first file
+    real = session.Job.show
 
-    monkeypatch.setattr(model_source, "show_progress", progress)
+    def progress(job, message, fraction=None):
+        real(job, message, fraction)
+        if message.startswith("Audit "):  # not "Loading the CLIP model"
+            shown.append(message)
+            webui.shared.state.interrupt()  # the user presses Stop after the first file
+
+    monkeypatch.setattr(session.Job, "show", progress)
     box, files = audit_tab.audit_click("", str(folder), True, 0, str(tiny_hf_clip_dir))
     assert "Stopped" in box and files["visible"] is True
     with open(files["value"][1], encoding="utf-8") as f:
@@ -117,7 +121,7 @@ def test_paths_that_are_not_folders_are_refused(webui, folder, monkeypatch, bad)
     def never(*args, **kwargs):
         raise AssertionError("no work for a bad path")
 
-    monkeypatch.setattr(model_source, "with_encoder", never)
+    monkeypatch.setattr(session, "run", never)
     path = bad.format(file=folder / "notes.txt", missing=folder / "nope")
     box, files = audit_tab.audit_click("", path, True, 0, None)
     assert "clipprobe-error" in box and files["visible"] is False

@@ -22,7 +22,7 @@ from clipprobe_ext import probe
 from clipprobe_ext.errors import PromptError
 from clipprobe_ext.probe import ProbeOptions
 from clipprobe_ext.prompt import parse_prompt, require_measurable
-from clipprobe_ext.webui import exports, model_source, tab, tab_handlers
+from clipprobe_ext.webui import exports, model_source, session, tab, tab_handlers
 from clipprobe_ext.webui.model_source import WEBUI_CLIP
 
 PROMPT = "a girl, red umbrella, <lora:rainy:0.7>, rain, city at night"
@@ -433,7 +433,7 @@ def test_unexpected_error_is_one_line_and_logged(webui, images, monkeypatch, cap
     def boom(*args, **kwargs):
         raise RuntimeError("kaput\nsecond line")
 
-    monkeypatch.setattr(model_source, "run_analysis_then", boom)
+    monkeypatch.setattr(session, "analyze", boom)
     with caplog.at_level(logging.ERROR, logger="clipprobe"):
         message = _error(_run(images[0], PROMPT, WEBUI_CLIP))
     assert "RuntimeError: kaput" in message and "second line" not in message
@@ -566,7 +566,7 @@ def test_task_finished_after_an_unexpected_error(webui, images, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("kaput")
 
-    monkeypatch.setattr(model_source, "run_analysis_then", boom)
+    monkeypatch.setattr(session, "analyze", boom)
     assert "RuntimeError: kaput" in _error(_run(images[0], PROMPT, WEBUI_CLIP, id_task=TASK))
     assert _calls(webui) == [("add_task_to_queue", TASK, False), ("finish_task", TASK, False)]
     _assert_task_over(webui)
