@@ -8,9 +8,11 @@ Public API: ``on_app_started(demo, app) -> None`` (pass it to the WebUI's
   (``webui_clip_available``: an interrogator whose CLIP is loaded or downloaded and did
   not just fail to load; ``available_locally``: usable without network).
 - ``POST /clipprobe/v1/analyze`` (``AnalyzeRequest``) -> ``report.data.report_data(report)``.
-  With ``"heatmaps": true`` also ``"heatmaps"``: per image
-  ``heatmaps.cli_output.heatmaps_json`` (each phrase's overlay and the contact sheet as
-  base64 PNGs, the raw maps and the crop box), computed in the same hold of the model.
+  Heatmaps, computed in the same hold of the model, as numbers unless pictures are asked
+  for: ``"heatmaps": true`` adds ``"heatmaps"``, per image the maps' data (each phrase's
+  grid as nested lists of numbers in [0, 1], its score, the crop box CLIP saw);
+  ``"heatmap_images": true`` adds each phrase's ``overlay_png`` and ``"contact_sheet":
+  true`` the image's ``contact_sheet_png`` (base64 PNGs; either one implies the maps).
 - ``POST /clipprobe/v1/regenerate`` (``RegenerateRequest``) -> the plan, its warnings, the
   comparison (``report.comparison.comparison_data``), the new picture's infotext and the
   picture as base64 PNG (``"send_image": false`` leaves it out).
@@ -131,7 +133,14 @@ class AnalyzeRequest(_Strict):
     )
     heatmaps: bool = Field(
         False,
-        description="also return each measurable phrase's heatmap per image (base64 PNGs)",
+        description="also return, per image, each measurable phrase's map as numbers "
+        "(its grid, score and the crop box CLIP saw)",
+    )
+    heatmap_images: bool = Field(
+        False, description="add each phrase's overlay as a base64 PNG (implies heatmaps)"
+    )
+    contact_sheet: bool = Field(
+        False, description="add each image's contact sheet as a base64 PNG (implies heatmaps)"
     )
 
 
@@ -258,12 +267,14 @@ def analyze_endpoint(request: AnalyzeRequest) -> Any:
             contribution=request.contribution,
             prune=request.prune,
         )
+        pictures = request.heatmap_images, request.contact_sheet
+        wanted = request.heatmaps or any(pictures)
         report, maps = session.analyze(
             found.pictures,
             found.prompt,
             options,
             model,
-            after=heatmaps_after(found.pictures) if request.heatmaps else None,
+            after=heatmaps_after(found.pictures, *pictures) if wanted else None,
             labels=found.labels,
             negative=found.negative,
         )
@@ -276,14 +287,29 @@ def analyze_endpoint(request: AnalyzeRequest) -> Any:
     return data
 
 
-def heatmaps_after(pictures: Sequence[Any]) -> session.After:
-    """``after`` for ``session.analyze``: per image ``heatmaps_json`` (base64 PNGs),
+def heatmaps_after(pictures: Sequence[Any], overlays: bool, sheet: bool) -> session.After:
+    """``after`` for ``session.analyze``: per picture the maps as numbers
+    (``heatmaps_data``), plus base64 PNG overlays and the contact sheet when asked for;
     computed while the model is still on its device."""
-    from clipprobe_ext.heatmaps.cli_output import heatmaps_json, report_heatmaps
+    from clipprobe_ext.heatmaps.cli_output import heatmaps_data, report_heatmaps
+    from clipprobe_ext.heatmaps.cli_output import png_base64 as plain_png
+    from clipprobe_ext.heatmaps.render import contact_sheet, overlay
 
     def after(encoder: Any, report: Any, progress: Any) -> list[dict[str, Any]]:
-        maps = report_heatmaps(encoder, report, pictures, progress=progress)
-        return [heatmaps_json(p, m) for p, m in zip(pictures, maps)]
+        out = []
+        for picture, maps in zip(
+            pictures, report_heatmaps(encoder, report, pictures, progress=progress)
+        ):
+            data = heatmaps_data(picture, maps)
+            if overlays:
+                for entry, heatmap in zip(data["phrases"], maps):
+                    entry["overlay_png"] = plain_png(overlay(picture, heatmap))
+            if sheet:
+                data["contact_sheet_png"] = (
+                    plain_png(contact_sheet(picture, maps)) if maps else None
+                )
+            out.append(data)
+        return out
 
     return after
 
