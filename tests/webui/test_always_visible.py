@@ -15,6 +15,7 @@ import runpy
 import types
 from pathlib import Path
 
+import fake_host
 import gradio as gr
 import pytest
 
@@ -49,8 +50,8 @@ def script_class(always_visible):
 @pytest.fixture()
 def tiny_default(webui, tiny_hf_clip_dir):
     settings.on_ui_settings()
-    webui.shared.opts.clipprobe_default_model = str(tiny_hf_clip_dir)
-    webui.shared.opts.clipprobe_threshold_percent = 0.0
+    webui.opts.clipprobe_default_model = str(tiny_hf_clip_dir)
+    webui.opts.clipprobe_threshold_percent = 0.0
     return str(tiny_hf_clip_dir)
 
 
@@ -87,8 +88,6 @@ def create_infotext(
     all_negative_prompts=None,
 ):
     """1.10.1's ``modules.processing.create_infotext``, with fewer built-in parameters."""
-    from modules import infotext_utils
-
     if use_main_prompt:
         index = 0
     elif index is None:
@@ -116,7 +115,7 @@ def create_infotext(
             generation_params[key] = None
     generation_params_text = ", ".join(
         [
-            k if k == v else f"{k}: {infotext_utils.quote(v)}"
+            k if k == v else f"{k}: {fake_host.quote(v)}"
             for k, v in generation_params.items()
             if v is not None
         ]
@@ -131,8 +130,6 @@ def generate(script, p, batches, *args):
     Returns ``(processed, saved)``; ``saved`` lists ``(file, info)`` for every file the
     WebUI would save (params.txt, "before face restoration" copies, images, grid).
     """
-    from modules import scripts
-
     saved = []
     infotexts = []
     output_images = []
@@ -161,7 +158,7 @@ def generate(script, p, batches, *args):
         for i, image in enumerate(batch):
             p.batch_index = i
             saved.append((f"{n}-{i}-before-face-restoration", infotext(i)))
-            pp = scripts.PostprocessImageArgs(image)
+            pp = types.SimpleNamespace(image=image)  # scripts.PostprocessImageArgs
             script.postprocess_image(p, pp, *args)
             image = pp.image
             saved.append((f"{n}-{i}", infotext(i)))
@@ -190,9 +187,9 @@ def batches_of(images):
 
 def test_is_an_always_visible_script(script_class, always_visible, webui):
     script = script_class()
-    assert isinstance(script, webui.scripts.Script)
-    assert script.show(False) is webui.scripts.AlwaysVisible
-    assert script.show(True) is webui.scripts.AlwaysVisible
+    assert isinstance(script, fake_host.Script)
+    assert script.show(False) is fake_host.ALWAYS_VISIBLE
+    assert script.show(True) is fake_host.ALWAYS_VISIBLE
     assert script.title() == "ClipProbe"
 
 
@@ -200,11 +197,7 @@ def test_ui_is_an_accordion_checkbox_off_by_default(script_class, always_visible
     script = script_class()
     with gr.Blocks():
         [enabled] = script.ui(False)
-    # Forge (gradio 4): InputAccordion is a function returning an InputAccordionImpl.
-    accordion = getattr(
-        webui.ui_components, "InputAccordionImpl", webui.ui_components.InputAccordion
-    )
-    assert isinstance(enabled, accordion)
+    assert isinstance(enabled, gr.Checkbox)  # what InputAccordion is (A1111 and Forge)
     assert enabled.value is False
     assert enabled.accordion.label == "ClipProbe: probe after generation"
     assert enabled.do_not_save_to_config and enabled.accordion.do_not_save_to_config
@@ -212,7 +205,7 @@ def test_ui_is_an_accordion_checkbox_off_by_default(script_class, always_visible
 
 def test_ui_default_follows_the_setting(script_class, always_visible, webui):
     settings.on_ui_settings()
-    webui.shared.opts.clipprobe_probe_after_generation = True
+    webui.opts.clipprobe_probe_after_generation = True
     with gr.Blocks():
         [enabled] = script_class().ui(True)
     assert enabled.value is True
@@ -234,7 +227,7 @@ def test_each_image_gets_its_own_real_summary_in_file_and_infotext(
         return real(*args, **kwargs)
 
     p = make_p()
-    lock = webui.call_queue.queue_lock
+    lock = webui.queue_lock
     lock.acquire()  # the generation job holds the queue lock: the probe must not take it again
     try:
         with pytest.MonkeyPatch.context() as mp:
@@ -250,7 +243,7 @@ def test_each_image_gets_its_own_real_summary_in_file_and_infotext(
         for image, prompt in zip(flat, PROMPTS)
     ]
     assert len(set(expected)) == 4, expected  # otherwise a mix-up could go unnoticed
-    parse = webui.infotext_utils.parse_generation_parameters
+    parse = fake_host.parse_generation_parameters
     for k, summary in enumerate(expected):
         n, i = divmod(k, BATCH_SIZE)
         text = processed.infotexts[k + 1]
@@ -260,7 +253,7 @@ def test_each_image_gets_its_own_real_summary_in_file_and_infotext(
         assert params["Prompt"] == PROMPTS[k] and params["Seed"] == str(100 + k)
         assert params["Version"] == "v1.10.1"  # nothing after it was swallowed
         # apart from the new parameter, the text is what the WebUI writes without ClipProbe
-        without = text.replace(f", ClipProbe: {webui.infotext_utils.quote(summary)}", "")
+        without = text.replace(f", ClipProbe: {fake_host.quote(summary)}", "")
         assert without == off.infotexts[k + 1]
         # a save made before postprocess_image has no summary (not the previous image's)
         assert saved[f"{n}-{i}-before-face-restoration"] == off.infotexts[k + 1]
@@ -290,7 +283,7 @@ def test_a_failed_image_never_shows_the_previous_summary(
     monkeypatch.setattr(session, "analyze", flaky)
     with caplog.at_level(logging.WARNING, logger="clipprobe"):
         processed, saved = generate(script, make_p(), batches_of(images), True)
-    parse = webui.infotext_utils.parse_generation_parameters
+    parse = fake_host.parse_generation_parameters
     assert "ClipProbe" in parse(processed.infotexts[1])
     assert processed.infotexts[2] == off.infotexts[2] == saved["0-1"]
     assert processed.infotexts[3] == off.infotexts[3] == saved["1-0"]
@@ -320,7 +313,7 @@ def test_off_does_nothing_and_imports_nothing(
     stale = {"ClipProbe": "3 keep, 0 weak, 0 prune"}  # left by some earlier generation
     for args in ((False,), (None,), ()):
         p = make_p(dict(stale))
-        pp = webui.scripts.PostprocessImageArgs(images[0])
+        pp = types.SimpleNamespace(image=images[0])  # scripts.PostprocessImageArgs
         p.prompts, p.batch_index = PROMPTS[:2], 0
         builtins.__import__ = recording_import  # not monkeypatch: it imports while patching
         try:
@@ -353,7 +346,7 @@ def test_missing_model_skips_the_generation_with_one_warning_and_a_note(
     script_class, always_visible, webui, images, caplog, tmp_path
 ):
     settings.on_ui_settings()
-    webui.shared.opts.clipprobe_default_model = str(tmp_path / "missing-model")
+    webui.opts.clipprobe_default_model = str(tmp_path / "missing-model")
     script = script_class()
     off, off_saved = generate(script, make_p(), batches_of(images), False)
     with caplog.at_level(logging.DEBUG, logger="clipprobe"):
@@ -362,12 +355,12 @@ def test_missing_model_skips_the_generation_with_one_warning_and_a_note(
     assert warning.exc_info is None and "\n" not in warning.getMessage()
     assert "probe after generation skipped for this generation" in warning.getMessage()
     assert "missing-model" in warning.getMessage()
-    parse = webui.infotext_utils.parse_generation_parameters
+    parse = fake_host.parse_generation_parameters
     for text, reference in zip(processed.infotexts, off.infotexts):
         note = parse(text)["ClipProbe"]
         assert note.startswith("skipped, ") and "missing-model" in note
         # the rest of the infotext is what the WebUI writes without ClipProbe
-        assert text.replace(f"ClipProbe: {webui.infotext_utils.quote(note)}, ", "") == reference
+        assert text.replace(f"ClipProbe: {fake_host.quote(note)}, ", "") == reference
     assert saved.keys() == off_saved.keys()
 
 
@@ -390,7 +383,7 @@ def test_webui_clip_that_cannot_load_is_one_warning_and_the_truth_in_the_api(
     assert warning.exc_info is None
     assert "Temporary failure in name resolution" in warning.getMessage()
     assert interrogator.calls.count("load_clip_model") == 1  # not retried per image
-    parse = webui.infotext_utils.parse_generation_parameters
+    parse = fake_host.parse_generation_parameters
     notes = {parse(text)["ClipProbe"] for text in processed.infotexts}
     (note,) = notes
     assert note.startswith("skipped, Could not load the WebUI's Interrogate CLIP")
@@ -418,7 +411,7 @@ def test_interrupted_generation_is_not_probed(
 ):
     calls = []
     monkeypatch.setattr(session, "analyze", lambda *a, **k: calls.append(a))
-    webui.shared.state.interrupted = True
+    webui.state.interrupted = True
     script = script_class()
     processed, _ = generate(script, make_p(), batches_of(images), True)
     assert calls == [] and all("ClipProbe" not in t for t in processed.infotexts)
@@ -440,8 +433,8 @@ def test_summary_is_answered_only_for_its_own_image(always_visible):
 def test_entry_file_exposes_the_script_and_registers(webui, always_visible):
     namespace = runpy.run_path(str(ENTRY))
     classes = [
-        v for v in namespace.values() if isinstance(v, type) and issubclass(v, webui.scripts.Script)
+        v for v in namespace.values() if isinstance(v, type) and issubclass(v, fake_host.Script)
     ]
     assert [c.__name__ for c in classes] == ["ClipProbeScript"]
-    cm = webui.script_callbacks.callback_map
-    assert len(cm["callbacks_ui_tabs"]) == 1 and len(cm["callbacks_after_component"]) == 1
+    cm = webui.callbacks
+    assert len(cm["ui_tabs"]) == 1 and len(cm["after_component"]) == 1

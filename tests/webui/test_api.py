@@ -35,8 +35,8 @@ def b64(data: bytes) -> str:
 
 def make_client(webui) -> TestClient:
     app = FastAPI()
-    webui.script_callbacks.on_app_started(api.on_app_started)
-    webui.script_callbacks.app_started_callback(None, app)
+    webui.callbacks["app_started"].append(api.on_app_started)  # what callbacks.register does
+    webui.fire_app_started(None, app)
     return TestClient(app)
 
 
@@ -260,7 +260,7 @@ def test_unknown_model_is_400_and_not_loaded(client, image_b64, tmp_path):
 
 
 def test_missing_interrogator_is_503(webui, image_b64):
-    webui.shared.interrogator = None
+    webui.interrogator = None
     client = make_client(webui)
     response = client.post("/clipprobe/v1/analyze", json={"image": image_b64, "prompt": "a cube"})
     assert response.status_code == 503
@@ -272,7 +272,7 @@ def test_configured_transformers_model_is_offered_and_used(webui, image_b64, tin
     from clipprobe_ext.webui import settings
 
     settings.on_ui_settings()
-    webui.shared.opts.clipprobe_default_model = str(tiny_hf_clip_dir)
+    webui.opts.clipprobe_default_model = str(tiny_hf_clip_dir)
     client = make_client(webui)
     assert str(tiny_hf_clip_dir) in client.get("/clipprobe/v1/models").json()["models"]
     response = client.post(
@@ -288,7 +288,7 @@ def test_configured_transformers_model_is_offered_and_used(webui, image_b64, tin
 
 @pytest.fixture()
 def auth_client(webui, interrogator) -> TestClient:
-    webui.shared.cmd_opts.api_auth = "alice:s3cret,bob:pa:ss"
+    webui.cmd_opts.api_auth = "alice:s3cret,bob:pa:ss"
     return make_client(webui)
 
 
@@ -341,7 +341,7 @@ def test_heatmaps_only_when_asked_and_as_the_engine_draws_them(
         "model": str(tiny_hf_clip_dir),
         "rounds": 2,
     }
-    webui.shared.opts.data["clipprobe_default_model"] = str(tiny_hf_clip_dir)
+    webui.opts.data["clipprobe_default_model"] = str(tiny_hf_clip_dir)
     response = client.post("/clipprobe/v1/analyze", json=body)
     assert response.status_code == 200, response.text
     assert "heatmaps" not in response.json()
@@ -379,7 +379,7 @@ def test_heatmap_pictures_only_on_request_and_what_they_cost(webui, images, tiny
     import json
 
     settings_model = str(tiny_hf_clip_dir)
-    webui.shared.opts.data["clipprobe_default_model"] = settings_model
+    webui.opts.data["clipprobe_default_model"] = settings_model
     client = make_client(webui)
     picture = images[0].resize((256, 256))
     body = {"image": b64(png_bytes(picture, PARAMETERS)), "model": settings_model, "rounds": 1}

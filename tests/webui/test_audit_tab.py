@@ -1,4 +1,4 @@
-"""The tab's "Audit a folder" section through the stand-ins, on the tiny CLIP."""
+"""The tab's "Audit a folder" section through the fake host, on the tiny CLIP."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def _page(box: str) -> str:
 
 
 def test_default_folder_is_the_webuis_outputs(webui, tmp_path):
-    opts = webui.shared.opts
+    opts = webui.opts
     opts.outdir_samples = ""
     opts.outdir_txt2img_samples = str(tmp_path / "outputs" / "txt2img-images")
     assert audit_tab.default_folder() == str(tmp_path / "outputs")
@@ -73,7 +73,7 @@ def test_audit_lists_the_phrases_of_the_folder(webui, folder, tiny_hf_clip_dir):
     theirs = {p.phrase: (p.prompts, p.pictures, p.seen) for p in direct.phrases}
     assert ours == theirs and ours["masterpiece"][:2] == (2, 2)
     # as a job of its own under the lock, with the WebUI's progress bookkeeping
-    history = webui.shared.state.history
+    history = webui.state.history
     assert history[0] == ("begin", "clipprobe-audit") and [h[0] for h in history] == [
         "begin",
         "end",
@@ -100,7 +100,7 @@ def test_stop_returns_what_was_done(webui, folder, tiny_hf_clip_dir, monkeypatch
         real(job, message, fraction)
         if message.startswith("Audit "):  # not "Loading the CLIP model"
             shown.append(message)
-            webui.shared.state.interrupt()  # the user presses Stop after the first file
+            webui.state.interrupt()  # the user presses Stop after the first file
 
     monkeypatch.setattr(session.Job, "show", progress)
     box, files = audit_tab.audit_click("", str(folder), True, 0, str(tiny_hf_clip_dir))
@@ -113,7 +113,7 @@ def test_stop_returns_what_was_done(webui, folder, tiny_hf_clip_dir, monkeypatch
 
 def test_stop_button_interrupts_the_webui_job(webui):
     audit_tab.stop_click()
-    assert webui.shared.state.interrupted is True
+    assert webui.state.interrupted is True
 
 
 @pytest.mark.parametrize("bad", ["", "   ", "{file}", "{missing}"])
