@@ -435,3 +435,56 @@ def test_forge_without_a_checkpoint_is_a_clear_message(wui, monkeypatch) -> None
         regen.plan_regeneration(BASIC, "a red circle")
     image = Image.open(io.BytesIO(_png(Image.new("RGB", (8, 8)), BASIC)))
     assert "no checkpoint selected" in regenerate_tab.preflight_html(image, "a red circle")
+
+
+def test_the_plan_is_pure_data_in_data_out() -> None:
+    """No WebUI (not even the fake): the WebUI's readings come in as data, the request
+    goes out; plan.py imports nothing of the WebUI glue."""
+    import ast
+    from pathlib import Path
+
+    from clipprobe_ext.webui.regenerate import plan
+
+    source = Path(plan.__file__).read_text(encoding="utf-8")
+    imported = [
+        node.module for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)
+    ]
+    assert not [m for m in imported if m and m.startswith("clipprobe_ext.webui")]
+    picture = plan.PictureParameters(
+        written={"Steps": "20", "Seed": "5", "Size": "64x32", "ADetailer model": "face"},
+        negative_prompt="blurry",
+        params={"Steps": "20", "Seed": "5", "Size-1": "64", "Size-2": "32", "CFG scale": "6"},
+        samplers=("Euler a", "Automatic", "Use same sampler", "Use same scheduler"),
+        overrides={"CLIP_stop_at_last_layers": 2},
+        setting_labels=frozenset({"Clip skip"}),
+    )
+    check = plan.CheckpointCheck("abc", "sd15", "other [def]", "def", "switch", "sd15 [abc]", "x")
+    request = plan.plan_request(picture, "a cat", check)
+    assert request.params == {
+        "batch_size": 1,
+        "n_iter": 1,
+        "styles": [],
+        "cfg_scale": 6.0,
+        "width": 64,
+        "height": 32,
+        "steps": 20,
+        "seed": 5,
+        "sampler_name": "Euler a",
+        "scheduler": "Automatic",
+        "enable_hr": False,
+        "prompt": "a cat",
+        "negative_prompt": "blurry",
+    }
+    assert request.override_settings == {
+        "CLIP_stop_at_last_layers": 2,
+        "sd_model_checkpoint": "sd15 [abc]",
+    }
+    assert request.warnings == ["x"] and request.not_reproduced == ["ADetailer model"]
+    assert plan.prompt_to_regenerate(" ", _Report("a cat"), "a cat, a hat") == "a cat"
+    with pytest.raises(ClipProbeError, match="no shorter prompt"):
+        plan.prompt_to_regenerate(None, _Report("a cat, a hat"), "a cat, a hat")
+
+
+class _Report:
+    def __init__(self, pruned: str) -> None:
+        self.pruning = types.SimpleNamespace(pruned_prompt=pruned)

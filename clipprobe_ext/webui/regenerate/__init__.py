@@ -8,8 +8,8 @@
 The HTTP route, ``POST /clipprobe/v1/regenerate``, is in ``webui.api`` with the others.
 """
 
-from clipprobe_ext.webui.regenerate.checkpoint import CheckpointCheck, check_checkpoint
-from clipprobe_ext.webui.regenerate.plan import RegenerationPlan, is_img2img
+from clipprobe_ext.webui.regenerate.checkpoint import check_checkpoint
+from clipprobe_ext.webui.regenerate.plan import CheckpointCheck, RegenerationPlan, is_img2img
 from clipprobe_ext.webui.regenerate.run import (
     JOB,
     Regeneration,

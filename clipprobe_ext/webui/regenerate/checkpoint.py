@@ -10,23 +10,10 @@ whose known hash differs is another checkpoint.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from clipprobe_ext.webui import host
-
-
-@dataclass(frozen=True)
-class CheckpointCheck:
-    """The infotext's checkpoint against the loaded one."""
-
-    wanted_hash: str | None
-    wanted_name: str | None
-    loaded_title: str | None
-    loaded_hash: str | None
-    status: str  # same, switch, kept, missing, unknown (infotext names none), no model
-    use_title: str | None = None  # checkpoint title passed as override, when switching
-    message: str = ""
+from clipprobe_ext.webui.regenerate.plan import CheckpointCheck
 
 
 def hash_matches(info: Any, wanted: str) -> bool:

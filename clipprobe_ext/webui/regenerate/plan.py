@@ -1,7 +1,7 @@
 """From a picture's generation parameters and a prompt to the txt2img request that makes the
 picture again with that prompt.  Pure: the WebUI's readings of the infotext come in as
 ``PictureParameters`` (``run.read_parameters`` asks the WebUI), the checkpoint decision as
-a ``CheckpointCheck``; nothing here touches the WebUI.
+a ``CheckpointCheck`` (``checkpoint.check_checkpoint``); nothing here touches the WebUI.
 
 The request mirrors what the WebUI does when a user pastes the picture's parameters into
 txt2img ("Send to txt2img") and presses Generate, and what its own API does with
@@ -37,7 +37,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from clipprobe_ext.errors import ClipProbeError, PromptError
-from clipprobe_ext.webui.regenerate.checkpoint import CheckpointCheck
 
 #: Keys that only img2img writes into an infotext (modules/img2img.py, processing.py 1.10).
 IMG2IMG_KEYS = (
@@ -115,6 +114,19 @@ FIELD_LABELS = frozenset({label for _, label, _ in PLAIN_FIELDS} | {"Sampler", "
 
 NO_PARAMETERS = "The picture holds no generation parameters, so it cannot be generated again."
 NO_SHORTER_PROMPT = "ClipProbe suggests no shorter prompt for this picture; send 'prompt'."
+
+
+@dataclass(frozen=True)
+class CheckpointCheck:
+    """The infotext's checkpoint against the loaded one."""
+
+    wanted_hash: str | None
+    wanted_name: str | None
+    loaded_title: str | None
+    loaded_hash: str | None
+    status: str  # same, switch, kept, missing, unknown (infotext names none), no model
+    use_title: str | None = None  # checkpoint title passed as override, when switching
+    message: str = ""
 
 
 @dataclass(frozen=True)
