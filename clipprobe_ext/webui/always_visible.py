@@ -1,7 +1,8 @@
 """'ClipProbe: probe after generation': an always-visible section in txt2img and img2img.
 
-Public API: ``ClipProbeScript`` (a ``modules.scripts.Script``; ``scripts/clipprobe.py``
-imports it into its namespace, which is where the WebUI looks for Script classes),
+Public API: ``ProbeAfterGeneration``, the section's hooks; ``scripts/clipprobe.py``
+defines ``ClipProbeScript`` on it and on the WebUI's ``Script`` class (``host.script_base()``),
+in its own namespace, which is where the WebUI looks for Script classes;
 ``probe_image(p, image) -> str | None`` (the one-line summary for the image being
 post-processed, or None) and ``ImageSummary`` (the value ClipProbe keeps under
 ``p.extra_generation_params["ClipProbe"]`` during a generation).
@@ -13,7 +14,7 @@ and returns: no model is loaded and nothing is imported.
 
 When on, each generated image is analysed in ``Script.postprocess_image`` (1.10 calls it
 per image with ``p.batch_index`` set, inside the generation job, which already holds the
-WebUI's queue lock, hence ``run_analysis(..., inside_generation=True)``) against its own
+WebUI's queue lock, hence ``session.analyze(..., inside_generation=True)``) against its own
 prompt ``p.prompts[p.batch_index]``, with the default model and options from Settings.
 The summary goes into the generation parameters, not into finished text: 1.10 builds
 every infotext of an image (the saved file's, ``processed.infotexts[i]``, the PNG
@@ -33,7 +34,7 @@ next generation (scripts like X/Y/Z plot run many generations on copies of ``p``
 share the dict).  Any failure is logged as one warning line; the generation is never
 affected.
 
-When the CLIP cannot be loaded at all (``model_source.ModelUnavailable``: not downloaded,
+When the CLIP cannot be loaded at all (``ModelUnavailable``: not downloaded,
 offline, unreadable), the rest of the generation is skipped: one warning line for the
 generation (no traceback), and every infotext of the generation says
 ``ClipProbe: "skipped, <reason>"``, so the user sees why there is no summary.
@@ -44,12 +45,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from modules import scripts
-
 from clipprobe_ext.errors import first_line
 from clipprobe_ext.report.summary import summary_text
-from clipprobe_ext.webui import model_source, settings
-from clipprobe_ext.webui.model_source import ModelUnavailable
+from clipprobe_ext.webui import host, session, settings
+from clipprobe_ext.webui.clip_source import ModelUnavailable
 
 log = logging.getLogger("clipprobe")
 
@@ -151,9 +150,7 @@ def probe_image(p: Any, image: Any) -> str | None:
     Failures are logged as one warning line and give None; ``ModelUnavailable`` (the CLIP
     cannot load: no use trying the next image) is raised for the caller to skip the rest.
     """
-    from modules import shared
-
-    state = getattr(shared, "state", None)
+    state = host.state()
     if state is not None and getattr(state, "interrupted", False):
         return None
     index = _index(getattr(p, "batch_index", 0))
@@ -163,7 +160,7 @@ def probe_image(p: Any, image: Any) -> str | None:
         return None
     number = _index(getattr(p, "iteration", 0)) * _index(getattr(p, "batch_size", 1)) + index + 1
     try:
-        report = model_source.run_analysis(
+        report, _ = session.analyze(
             [image.convert("RGB")],
             prompt,
             settings.probe_options(),
@@ -186,20 +183,22 @@ def probe_image(p: Any, image: Any) -> str | None:
     return summary or None
 
 
-class ClipProbeScript(scripts.Script):
+class ProbeAfterGeneration:
+    """The hooks of ``ClipProbeScript``; the WebUI's ``Script`` base supplies the rest
+    (``elem_id``, the hooks ClipProbe does not use)."""
+
     sorting_priority = 100
 
     def title(self) -> str:
         return TITLE
 
     def show(self, is_img2img: bool) -> Any:
-        return scripts.AlwaysVisible
+        return host.always_visible()
 
     def ui(self, is_img2img: bool) -> list[Any]:
         import gradio as gr
-        from modules.ui_components import InputAccordion
 
-        with InputAccordion(
+        with host.input_accordion(
             settings.probe_after_generation(), label=LABEL, elem_id=self.elem_id("enabled")
         ) as enabled:
             gr.HTML(

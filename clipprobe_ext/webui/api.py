@@ -1,17 +1,21 @@
-"""ClipProbe's HTTP API, next to the WebUI's ``/sdapi/v1/*``.
+"""ClipProbe's HTTP API, next to the WebUI's ``/sdapi/v1/*``: every route is here.
 
-Public API: ``on_app_started(demo, app) -> None`` (pass it to
-``script_callbacks.on_app_started``) registers
+Public API: ``on_app_started(demo, app) -> None`` (pass it to the WebUI's
+``on_app_started``) registers, once each:
 
 - ``GET /clipprobe/v1/models`` -> ``{"models": [...], "default": str,
   "webui_clip_available": bool, "available_locally": {model: bool}}``
   (``webui_clip_available``: an interrogator whose CLIP is loaded or downloaded and did
-  not just fail to load; ``available_locally``: usable without network)
-- ``POST /clipprobe/v1/analyze`` with an ``AnalyzeRequest`` JSON body ->
-  ``report.data.report_data(report)``; with ``"heatmaps": true`` also ``"heatmaps"``: per image
-  ``heatmaps.cli_output.heatmaps_json`` (each phrase's overlay and the contact sheet as
-  base64 PNGs, the raw maps and the crop box), computed in the same hold of the model.
-- ``POST /clipprobe/v1/regenerate`` (``regenerate.register_routes``; same auth).
+  not just fail to load; ``available_locally``: usable without network).
+- ``POST /clipprobe/v1/analyze`` (``AnalyzeRequest``) -> ``report.data.report_data(report)``.
+  Heatmaps, computed in the same hold of the model, as numbers unless pictures are asked
+  for: ``"heatmaps": true`` adds ``"heatmaps"``, per image the maps' data (each phrase's
+  grid as nested lists of numbers in [0, 1], its score, the crop box CLIP saw);
+  ``"heatmap_images": true`` adds each phrase's ``overlay_png`` and ``"contact_sheet":
+  true`` the image's ``contact_sheet_png`` (base64 PNGs; either one implies the maps).
+- ``POST /clipprobe/v1/regenerate`` (``RegenerateRequest``) -> the plan, its warnings, the
+  comparison (``report.comparison.comparison_data``), the new picture's infotext and the
+  picture as base64 PNG (``"send_image": false`` leaves it out).
 
 ``image`` is base64 or a ``data:image/...;base64,`` URL and nothing else
 (``images.decode_base64``): a string that looks like a file path or URL is rejected as
@@ -20,24 +24,26 @@ come from ``clipprobe_ext.inputs.resolve``: without ``prompt`` the prompt is rea
 image's generation parameters, and with it the negative prompt stored there; a grid is
 analysed as its pictures (``image 1``, ...), and the report's notes say so.  ``model``
 must be one of ``GET /models`` (an API caller cannot make the server load arbitrary
-folders).
-
-The request model's bounds and help come from ``clipprobe_ext.options.OPTIONS``
+folders).  The request models' bounds and help come from ``clipprobe_ext.options.OPTIONS``
 (threshold and tolerance as fractions: 0.01 is 1 %).
 
-Errors: invalid fields (e.g. ``rounds`` outside its bounds) -> 422 (FastAPI's validation body);
-``PromptError``/``ImageError``/bad options, and a ``model`` the server does not offer -> 400;
-``ModelError`` (model missing, offline, out of memory, unloaded mid-run: the server cannot
-serve the request now) -> 503; both as ``{"error": "<ErrorClass>", "detail": message}``.
+Errors (``error_response``): invalid fields -> 422 (FastAPI's validation body);
+``PromptError``/``ImageError``/bad options, and a ``model`` the server does not offer
+(``UnknownModel``) -> 400; ``ModelError`` (model missing, offline, out of memory, unloaded
+mid-run: the server cannot serve the request now) -> 503; both as ``{"error":
+"<ErrorClass>", "detail": message}``.
 
-Auth mirrors ``Api.auth`` in ``modules/api/api.py`` of 1.10: when ``--api-auth
-user:pass,user2:pass2`` is set (``shared.cmd_opts.api_auth``, read when the routes are
-registered, as the WebUI does), every route requires HTTP Basic credentials, compared with
+Auth (``auth_dependencies``) mirrors ``Api.auth`` in ``modules/api/api.py`` of 1.10: when
+``--api-auth user:pass,user2:pass2`` is set (read when the routes are registered, as the
+WebUI does), every route requires HTTP Basic credentials, compared with
 ``secrets.compare_digest``; otherwise 401 with ``WWW-Authenticate: Basic``.
 """
 
 from __future__ import annotations
 
+import base64
+import io
+from collections.abc import Sequence
 from secrets import compare_digest
 from typing import Any, Literal
 
@@ -52,13 +58,14 @@ from clipprobe_ext.images import decode_base64
 from clipprobe_ext.inputs import Resolved, resolve
 from clipprobe_ext.options import MAX_PROMPT_CHARS, OPTIONS
 from clipprobe_ext.report.data import report_data
-from clipprobe_ext.webui import model_source, settings
+from clipprobe_ext.webui import host, model_source, regenerate, session, settings
+from clipprobe_ext.webui.regenerate.plan import prompt_to_regenerate
 
 PREFIX = "/clipprobe/v1"
 MAX_IMAGE_CHARS = 64 * 1024 * 1024  # base64 text of a ~48 MB file
 
-# A1111 1.10 runs pydantic 1 (fastapi 0.94), Forge pydantic 2 (fastapi 0.104): the model
-# below is written for both; only conlist's bounds and the config are spelled differently.
+# A1111 1.10 runs pydantic 1 (fastapi 0.94), Forge pydantic 2 (fastapi 0.104): the models
+# below are written for both; only conlist's bounds and the config are spelled differently.
 PYDANTIC_V2 = int(PYDANTIC_VERSION.split(".", 1)[0]) >= 2
 
 
@@ -89,10 +96,23 @@ def _plain_field(name: str) -> Any:
     return Field(spec.default, description=spec.help)
 
 
-class AnalyzeRequest(BaseModel):
-    image: str = Field(
-        ..., min_length=1, max_length=MAX_IMAGE_CHARS, description="base64 or data URL"
-    )
+def _image_field() -> Any:
+    return Field(..., min_length=1, max_length=MAX_IMAGE_CHARS, description="base64 or data URL")
+
+
+class _Strict(BaseModel):
+    """Unknown fields are refused (422), in pydantic 1 and 2."""
+
+    if PYDANTIC_V2:
+        model_config = {"extra": "forbid"}
+    else:
+
+        class Config:
+            extra = "forbid"
+
+
+class AnalyzeRequest(_Strict):
+    image: str = _image_field()
     prompt: str | None = Field(
         None, max_length=MAX_PROMPT_CHARS, description="default: read from the image"
     )
@@ -113,41 +133,77 @@ class AnalyzeRequest(BaseModel):
     )
     heatmaps: bool = Field(
         False,
-        description="also return each measurable phrase's heatmap per image (base64 PNGs)",
+        description="also return, per image, each measurable phrase's map as numbers "
+        "(its grid, score and the crop box CLIP saw)",
+    )
+    heatmap_images: bool = Field(
+        False, description="add each phrase's overlay as a base64 PNG (implies heatmaps)"
+    )
+    contact_sheet: bool = Field(
+        False, description="add each image's contact sheet as a base64 PNG (implies heatmaps)"
     )
 
-    if PYDANTIC_V2:
-        model_config = {"extra": "forbid"}
-    else:
 
-        class Config:
-            extra = "forbid"
-
-
-def on_app_started(demo: Any, app: FastAPI) -> None:
-    dependencies = _auth_dependencies()
-    routes = {
-        ("GET", f"{PREFIX}/models"): models_endpoint,
-        ("POST", f"{PREFIX}/analyze"): analyze_endpoint,
-    }
-    existing = {
-        (method, getattr(route, "path", None))
-        for route in app.router.routes
-        for method in (getattr(route, "methods", None) or ())
-    }
-    for (method, path), endpoint in routes.items():
-        if (method, path) in existing:
-            continue
-        app.add_api_route(path, endpoint, methods=[method], dependencies=dependencies)
-    from clipprobe_ext.webui import regenerate  # imports this module: not at the top
-
-    regenerate.register_routes(app)
+class RegenerateRequest(_Strict):
+    image: str = _image_field()
+    prompt: str | None = Field(
+        None,
+        max_length=MAX_PROMPT_CHARS,
+        description="the pruned prompt; default: ClipProbe's suggestion for the picture",
+    )
+    infotext: str | None = Field(
+        None, max_length=MAX_PROMPT_CHARS, description="default: read from the image"
+    )
+    model: str | None = Field(None, description="CLIP for the measurements; GET /models")
+    allow_txt2img: bool = False
+    use_original_checkpoint: bool = True
+    send_image: bool = True
 
 
-def _auth_dependencies() -> list[Any]:
-    from modules import shared
+# -- shared request and response helpers ---------------------------------------------------------
 
-    api_auth = getattr(shared.cmd_opts, "api_auth", None)
+
+class UnknownModel(ClipProbeError):
+    """A model name the server does not offer (400, reported as a ModelError)."""
+
+
+def chosen_model(name: str | None) -> str:
+    """The request's model (default: Settings'), which must be one the server offers."""
+    model = name or settings.default_model()
+    if model not in model_source.list_models():
+        raise UnknownModel(
+            f"Unknown model '{model}'; GET {PREFIX}/models lists the models this server offers."
+        )
+    return model
+
+
+def error_response(exc: ClipProbeError) -> JSONResponse:
+    if isinstance(exc, UnknownModel):
+        return JSONResponse(status_code=400, content={"error": "ModelError", "detail": str(exc)})
+    if isinstance(exc, ModelError):  # ModelUnavailable too: the public name is ModelError
+        return JSONResponse(status_code=503, content={"error": "ModelError", "detail": str(exc)})
+    return JSONResponse(status_code=400, content={"error": type(exc).__name__, "detail": str(exc)})
+
+
+def resolve_image(image: str, prompt: str | None = None, negative: str | None = None) -> Resolved:
+    """A request's ``image`` (base64 or a data URL) with its prompt and negative prompt."""
+    return resolve(decode_base64(image, "'image'"), prompt, negative, ask="send 'prompt'")
+
+
+def png_base64(image: Any, infotext: str | None = None) -> str:
+    """The picture as base64 PNG, its generation parameters in the ``parameters`` chunk."""
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    if infotext:
+        info.add_text("parameters", infotext)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def auth_dependencies() -> list[Any]:
+    api_auth = host.cmd_opt("api_auth")
     if not api_auth:
         return []
     credentials: dict[str, str] = {}
@@ -169,16 +225,24 @@ def _auth_dependencies() -> list[Any]:
     return [Depends(auth)]
 
 
-class _UnknownModel(ClipProbeError):
-    """A model name the server does not offer (400, reported as a ModelError)."""
+# -- routes ------------------------------------------------------------------------------------------
 
 
-def _error(exc: ClipProbeError) -> JSONResponse:
-    if isinstance(exc, _UnknownModel):
-        return JSONResponse(status_code=400, content={"error": "ModelError", "detail": str(exc)})
-    if isinstance(exc, ModelError):  # ModelUnavailable too: the public name is ModelError
-        return JSONResponse(status_code=503, content={"error": "ModelError", "detail": str(exc)})
-    return JSONResponse(status_code=400, content={"error": type(exc).__name__, "detail": str(exc)})
+def on_app_started(demo: Any, app: FastAPI) -> None:
+    dependencies = auth_dependencies()
+    routes = {
+        ("GET", f"{PREFIX}/models"): models_endpoint,
+        ("POST", f"{PREFIX}/analyze"): analyze_endpoint,
+        ("POST", f"{PREFIX}/regenerate"): regenerate_endpoint,
+    }
+    existing = {
+        (method, getattr(route, "path", None))
+        for route in app.router.routes
+        for method in (getattr(route, "methods", None) or ())
+    }
+    for (method, path), endpoint in routes.items():
+        if (method, path) not in existing:
+            app.add_api_route(path, endpoint, methods=[method], dependencies=dependencies)
 
 
 def models_endpoint() -> dict[str, Any]:
@@ -192,11 +256,7 @@ def models_endpoint() -> dict[str, Any]:
 
 def analyze_endpoint(request: AnalyzeRequest) -> Any:
     try:
-        model = request.model or settings.default_model()
-        if model not in model_source.list_models():
-            raise _UnknownModel(
-                f"Unknown model '{model}'; GET {PREFIX}/models lists the models this server offers."
-            )
+        model = chosen_model(request.model)
         found = resolve_image(request.image, request.prompt, request.negative)
         options = settings.probe_options(
             rounds=request.rounds,
@@ -207,37 +267,86 @@ def analyze_endpoint(request: AnalyzeRequest) -> Any:
             contribution=request.contribution,
             prune=request.prune,
         )
-        after = _heatmaps_json(found.pictures) if request.heatmaps else None
-        report, maps = model_source.run_analysis_then(
+        pictures = request.heatmap_images, request.contact_sheet
+        wanted = request.heatmaps or any(pictures)
+        report, maps = session.analyze(
             found.pictures,
             found.prompt,
             options,
             model,
-            after=after,
+            after=heatmaps_after(found.pictures, *pictures) if wanted else None,
             labels=found.labels,
             negative=found.negative,
         )
         report.notes.extend(found.notes)
     except ClipProbeError as exc:
-        return _error(exc)
+        return error_response(exc)
     data = report_data(report)
     if maps is not None:
         data["heatmaps"] = maps
     return data
 
 
-def _heatmaps_json(pictures: list[Any]) -> Any:
-    """``after`` for ``run_analysis_then``: per image ``heatmaps_json`` (base64 PNGs),
+def heatmaps_after(pictures: Sequence[Any], overlays: bool, sheet: bool) -> session.After:
+    """``after`` for ``session.analyze``: per picture the maps as numbers
+    (``heatmaps_data``), plus base64 PNG overlays and the contact sheet when asked for;
     computed while the model is still on its device."""
-    from clipprobe_ext.heatmaps.cli_output import heatmaps_json, report_heatmaps
+    from clipprobe_ext.heatmaps.cli_output import heatmaps_data, report_heatmaps
+    from clipprobe_ext.heatmaps.cli_output import png_base64 as plain_png
+    from clipprobe_ext.heatmaps.render import contact_sheet, overlay
 
     def after(encoder: Any, report: Any, progress: Any) -> list[dict[str, Any]]:
-        maps = report_heatmaps(encoder, report, pictures, progress=progress)
-        return [heatmaps_json(p, m) for p, m in zip(pictures, maps)]
+        out = []
+        for picture, maps in zip(
+            pictures, report_heatmaps(encoder, report, pictures, progress=progress)
+        ):
+            data = heatmaps_data(picture, maps)
+            if overlays:
+                for entry, heatmap in zip(data["phrases"], maps):
+                    entry["overlay_png"] = plain_png(overlay(picture, heatmap))
+            if sheet:
+                data["contact_sheet_png"] = (
+                    plain_png(contact_sheet(picture, maps)) if maps else None
+                )
+            out.append(data)
+        return out
 
     return after
 
 
-def resolve_image(image: str, prompt: str | None = None, negative: str | None = None) -> Resolved:
-    """A request's ``image`` (base64 or a data URL) with its prompt and negative prompt."""
-    return resolve(decode_base64(image, "'image'"), prompt, negative, ask="send 'prompt'")
+def regenerate_endpoint(request: RegenerateRequest) -> Any:
+    """Regenerate the picture with the request's prompt (or ClipProbe's suggestion) and
+    compare; the suggestion's analysis is also what the comparison is against."""
+    from clipprobe_ext.report.comparison import comparison_data
+
+    try:
+        model = chosen_model(request.model)
+        data = decode_base64(request.image, "'image'")
+        image, text, found = regenerate.original_picture(
+            data, request.infotext, ask="send 'infotext'"
+        )
+        report = None
+        if not (request.prompt and request.prompt.strip()):
+            report, _ = session.analyze(
+                found.pictures, found.prompt, settings.probe_options(), model, labels=found.labels
+            )
+        prompt = prompt_to_regenerate(request.prompt, report, found.prompt)
+        result, comparison = regenerate.regenerate_and_compare(
+            image,
+            prompt,
+            infotext=text,
+            model_name=model,
+            allow_txt2img=request.allow_txt2img,
+            use_original_checkpoint=request.use_original_checkpoint,
+            report=report,
+        )
+    except ClipProbeError as exc:
+        return error_response(exc)
+    return {
+        "prompt": prompt,
+        "plan": result.plan.to_dict(),
+        "warnings": result.plan.warnings,
+        "comparison": comparison_data(comparison),
+        "infotext": result.infotext,
+        "image": png_base64(result.image, result.infotext) if request.send_image else None,
+    }

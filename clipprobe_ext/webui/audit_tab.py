@@ -6,14 +6,13 @@ Public API:
   else the folder above ``outdir_txt2img_samples``, as 1.10's ``shared_options`` lays
   them out: ``<data>/outputs/txt2img-images``).
 - ``audit_click(id_task, folder, recursive, limit, model) -> (html, files update)``: runs
-  ``run_audit`` under the WebUI's queue lock (``model_source.with_encoder`` as a job of
-  its own), with the WebUI's progress bar (``ProgressTask``, ``shared.state`` via
-  ``model_source.show_progress``) and its Interrupt (``should_stop`` polls
-  ``shared.state.interrupted``: the report of what was done comes back, marked
+  ``run_audit`` under the WebUI's queue lock (``session.run`` as a job of its own), with
+  the WebUI's progress bar (``session.Task``, ``shared.state`` via ``Job.show``) and its
+  Interrupt (``should_stop`` polls ``shared.state.interrupted``: the report of what was done comes back, marked
   interrupted).  The report is ``report.audit_page.render_html`` in an ``<iframe srcdoc>``
   (its own page: its CSS stays inside, the base64 plots show) plus HTML and JSON
   downloads.  A path that is not a folder is refused with a message before any work.
-- ``stop_click()``: the section's Stop button (``shared.state.interrupt()``).
+- ``stop_click()``: the section's Stop button (``session.interrupt()``).
 - ``create_section(gr, model_choices, default_model) -> AuditSection``: the layout.
 """
 
@@ -31,8 +30,7 @@ from clipprobe_ext.errors import ClipProbeError, first_line
 from clipprobe_ext.report import audit as audit_report
 from clipprobe_ext.report import audit_page
 from clipprobe_ext.report.messages import message_box
-from clipprobe_ext.webui import compat, exports, model_source
-from clipprobe_ext.webui.progress_task import ProgressTask
+from clipprobe_ext.webui import compat, exports, host, session
 
 log = logging.getLogger("clipprobe")
 
@@ -40,16 +38,8 @@ NOT_A_FOLDER = "'{path}' is not a folder: give the path of a folder of generated
 NO_FOLDER = "Give the path of a folder of generated pictures."
 
 
-def _shared() -> Any:
-    try:
-        from modules import shared
-    except ImportError:
-        return None
-    return shared
-
-
 def default_folder() -> str:
-    opts = getattr(_shared(), "opts", None)
+    opts = host.opts()
     chosen = getattr(opts, "outdir_samples", "") or ""
     if not chosen.strip():
         txt2img = getattr(opts, "outdir_txt2img_samples", "") or ""
@@ -91,7 +81,9 @@ def _update(**kwargs: Any) -> Any:
     return gr.update(**kwargs)
 
 
-def run(folder: str, recursive: bool, limit: Any, model: str | None, on_start: Any = None) -> Any:
+def run(
+    folder: str, recursive: bool, limit: Any, model: str | None, task: session.Task | None = None
+) -> Any:
     """The ``AuditReport`` of ``folder``; ``ClipProbeError`` for bad input."""
     path = (folder or "").strip()
     if not path:
@@ -101,27 +93,24 @@ def run(folder: str, recursive: bool, limit: Any, model: str | None, on_start: A
         raise ClipProbeError(NOT_A_FOLDER.format(path=path))
     options = AuditOptions(recursive=bool(recursive), limit=_limit(limit))
 
-    def progress(done: int, total: int, message: str) -> None:
-        fraction = done / total if total else None
-        model_source.show_progress(f"Audit {done}/{total}: {message}", fraction)
+    def work(job: session.Job) -> Any:
+        def progress(done: int, total: int, message: str) -> None:
+            job.show(f"Audit {done}/{total}: {message}", done / total if total else None)
 
-    return model_source.with_encoder(
-        model or None,
-        lambda encoder: run_audit(
-            [path], encoder, options, progress=progress, should_stop=model_source.interrupted
-        ),
-        job="clipprobe-audit",
-        on_start=on_start,
-    )
+        return run_audit(
+            [path], job.encoder, options, progress=progress, should_stop=job.interrupted
+        )
+
+    return session.run(work, model=model or None, job="clipprobe-audit", task=task)
 
 
 def audit_click(
     id_task: Any, folder: str, recursive: Any, limit: Any, model: str | None
 ) -> tuple[str, Any]:
-    task = ProgressTask(id_task)
+    task = session.Task(id_task)
     task.queue()
     try:
-        report = run(folder, recursive, limit, model, on_start=task.start)
+        report = run(folder, recursive, limit, model, task=task)
         page = audit_page.render_html(report)
         files = write_downloads(report, page)
     except ClipProbeError as exc:
@@ -142,9 +131,7 @@ def audit_click(
 
 
 def stop_click() -> None:
-    state = getattr(_shared(), "state", None)
-    if state is not None:
-        state.interrupt()
+    session.interrupt()
 
 
 @dataclass

@@ -7,7 +7,7 @@ including "Reload UI", after the WebUI cleared all callbacks) wires:
 - ``on_ui_tabs``: the "ClipProbe" tab (``tab.on_ui_tabs``);
 - ``on_after_component``: "Send to ClipProbe" buttons in txt2img/img2img/PNG Info
   (``send_to.SendToClipProbe``);
-- ``on_app_started``: ``/clipprobe/v1/*`` API routes (``api.on_app_started``).
+- ``on_app_started``: the ``/clipprobe/v1/*`` API routes (``api.on_app_started``).
 
 The always-visible "probe after generation" section is a Script class, found by the WebUI
 in the namespace of ``scripts/clipprobe.py``, not a callback.
@@ -17,16 +17,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from clipprobe_ext.webui import api, send_to, settings, tab
+from clipprobe_ext.webui import api, host, send_to, settings, tab
 
 
 def register() -> Any:
     """Register the callbacks; returns the ``SendToClipProbe`` instance (for tests)."""
-    from modules import script_callbacks
-
     buttons = send_to.SendToClipProbe()
-    script_callbacks.on_ui_settings(settings.on_ui_settings)
-    script_callbacks.on_ui_tabs(tab.on_ui_tabs)
-    script_callbacks.on_after_component(buttons)
-    script_callbacks.on_app_started(api.on_app_started)
+    host.on_ui_settings(settings.on_ui_settings)
+    host.on_ui_tabs(tab.on_ui_tabs)
+    host.on_after_component(buttons)
+    host.on_app_started(api.on_app_started)
     return buttons

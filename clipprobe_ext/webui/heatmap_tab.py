@@ -4,7 +4,7 @@ in a ``gr.State``, shown per phrase on a click in the coloured prompt.
 Public API (plain values, no gradio import):
 
 - ``compute(encoder, report, pictures, progress) -> HeatmapState``: the maps of the first
-  picture (a grid's first cell), run by ``model_source.run_analysis_then`` while the model
+  picture (a grid's first cell), run by ``session.analyze`` (``after``) while the model
   is still on its device; cost: one image-tower pass with one backward per phrase batch.
 - ``HeatmapState``: the picture and ``{phrase index: Heatmap}`` (the index is the one of
   the coloured prompt's ``data-index``); ``contact_sheet()`` draws all of them.

@@ -2,7 +2,7 @@
 
 Public API: ``SendToClipProbe``, an ``on_after_component`` callback object that adds a
 "Send to ClipProbe" button next to the WebUI's own "Send to" buttons and registers it with
-``infotext_utils.register_paste_params_button(ParamBinding(tabname="clipprobe", ...))``.
+the WebUI's paste mechanism (``host.register_paste_button``, to tab ``"clipprobe"``).
 When the WebUI connects the bindings (``connect_paste_params_buttons``, after all tabs
 exist) a click sends the selected image into the tab's image box, the prompt and negative
 prompt into its boxes (gallery: from the source tab's "Prompt"/"Negative prompt" fields;
@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from clipprobe_ext.webui import compat
+from clipprobe_ext.webui import host
 from clipprobe_ext.webui.tab import TABNAME
 
 log = logging.getLogger("clipprobe")
@@ -88,18 +88,13 @@ class SendToClipProbe:
         if where == "pnginfo":
             button = gr.Button("Send to ClipProbe", elem_id="pnginfo_send_to_clipprobe")
         else:
-            from modules.ui_components import ToolButton
-
-            button = ToolButton("🔎", elem_id=f"{where}_send_to_clipprobe")
+            button = host.tool_button("🔎", elem_id=f"{where}_send_to_clipprobe")
         button.webui_tooltip = "Send image and prompt to the ClipProbe tab."
-        infotext = compat.infotext_utils()
-        infotext.register_paste_params_button(
-            infotext.ParamBinding(
-                paste_button=button,
-                tabname=TABNAME,
-                source_image_component=image,
-                source_tabname=source_tabname,
-                source_text_component=source_text,
-            )
+        host.register_paste_button(
+            button,
+            TABNAME,
+            image=image,
+            source_tabname=source_tabname,
+            source_text=source_text,
         )
         self.buttons[where] = button

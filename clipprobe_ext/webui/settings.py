@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from clipprobe_ext.options import OPTIONS, OptionSpec, ProbeOptions
-from clipprobe_ext.webui import model_choices
+from clipprobe_ext.options import OPTIONS, ProbeOptions
+from clipprobe_ext.webui import host, model_choices
 
 SECTION = ("clipprobe", "ClipProbe")
 
@@ -42,46 +42,48 @@ def key(name: str) -> str:
 
 def on_ui_settings() -> None:
     import gradio as gr
-    from modules import shared
 
-    def option(default: Any, label: str, component: Any = None, args: Any = None) -> Any:
-        return shared.OptionInfo(default, label, component, args, section=SECTION)
-
-    options = {
-        KEY_MODEL: option(
-            model_choices.WEBUI_CLIP,
-            "Default CLIP model (WebUI Interrogate CLIP, a transformers hub name or a local folder)",
-            gr.Dropdown,
-            # Only what Dropdown.update() takes: 1.10 applies these args as an update
-            # on every page load (modules/ui_settings.py), and gradio 3.41's update has
-            # no allow_custom_value (a custom folder can still be typed in the tab).
-            lambda: {"choices": model_choices.list_models(default_model())},
-        ).info("the Interrogate CLIP is the model the WebUI's 'Interrogate CLIP' button uses"),
-    }
+    host.add_option(
+        KEY_MODEL,
+        model_choices.WEBUI_CLIP,
+        "Default CLIP model (WebUI Interrogate CLIP, a transformers hub name or a local folder)",
+        gr.Dropdown,
+        # Only what Dropdown.update() takes: 1.10 applies these args as an update on every
+        # page load (modules/ui_settings.py), and gradio 3.41's update has no
+        # allow_custom_value (a custom folder can still be typed in the tab).
+        lambda: {"choices": model_choices.list_models(default_model())},
+        section=SECTION,
+        info="the Interrogate CLIP is the model the WebUI's 'Interrogate CLIP' button uses",
+    )
     for name in SETTING_OPTIONS:
-        options[key(name)] = _slider_option(OPTIONS[name], option, gr.Slider)
-    options[KEY_KEEP_ON_GPU] = option(False, "Keep the CLIP model on the GPU between runs").info(
-        "faster repeated runs; uses about 1 GB of VRAM for ViT-L/14"
+        keywords = OPTIONS[name].slider()
+        args = {k: keywords[k] for k in ("minimum", "maximum", "step")}
+        host.add_option(
+            key(name),
+            keywords["value"],
+            keywords["label"],
+            gr.Slider,
+            args,
+            section=SECTION,
+            info=keywords["info"],
+        )
+    host.add_option(
+        KEY_KEEP_ON_GPU,
+        False,
+        "Keep the CLIP model on the GPU between runs",
+        section=SECTION,
+        info="faster repeated runs; uses about 1 GB of VRAM for ViT-L/14",
     )
-    options[KEY_AFTER_GENERATION] = option(
-        False, "Probe after generation: enabled by default in txt2img/img2img"
+    host.add_option(
+        KEY_AFTER_GENERATION,
+        False,
+        "Probe after generation: enabled by default in txt2img/img2img",
+        section=SECTION,
     )
-    for setting_key, info in options.items():
-        shared.opts.add_option(setting_key, info)
-
-
-def _slider_option(spec: OptionSpec, option: Any, slider: Any) -> Any:
-    keywords = spec.slider()
-    args = {k: keywords[k] for k in ("minimum", "maximum", "step")}
-    return option(keywords["value"], keywords["label"], slider, args).info(keywords["info"])
 
 
 def _opt(setting_key: str, default: Any) -> Any:
-    try:
-        from modules import shared
-    except ImportError:
-        return default
-    opts = getattr(shared, "opts", None)
+    opts = host.opts()
     if opts is None:
         return default
     try:

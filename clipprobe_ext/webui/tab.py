@@ -5,7 +5,7 @@ Public API:
 - ``on_ui_tabs() -> [(blocks, "ClipProbe", "clipprobe")]`` (pass to
   ``script_callbacks.on_ui_tabs``).  Builds the tab (``create_tab() -> ClipProbeTab``) and
   registers its image and prompt boxes as the paste target ``"clipprobe"``
-  (``infotext_utils.add_paste_fields``), so the WebUI's own paste mechanism ("Send to
+  (``host.add_paste_fields``), so the WebUI's own paste mechanism ("Send to
   ClipProbe", ``send_to.SendToClipProbe``) can fill them.
 - ``ClipProbeTab``: the components, by name; the Analyze click's inputs are the
   components named by ``tab_handlers.TabRequest.FIELDS``, its outputs those named by
@@ -13,7 +13,7 @@ Public API:
 
 The Analyze button sits at the top of the right column, as the WebUI's Generate does, so
 it is above the fold at 1400×1000; the JSON/CSV downloads stay hidden until there is a
-result.  Progress is the WebUI's own bar above the result (``progress_task``); gradio's
+result.  Progress is the WebUI's own bar above the result (``session.Task``); gradio's
 indicator is off (``show_progress=False``), so a pending run shows one timer, not one per
 output.  Sliders, their bounds, labels and help come from ``clipprobe_ext.options``
 (percent options in percent), their values from Settings.
@@ -30,6 +30,7 @@ from clipprobe_ext.report.messages import message_box
 from clipprobe_ext.webui import (
     audit_tab,
     compat,
+    host,
     model_source,
     regenerate_tab,
     settings,
@@ -331,11 +332,7 @@ def regenerate_and_show(*args: Any) -> tuple[Any, ...]:
 def _wrap_call(fn: Any) -> Any:
     """``call_queue.wrap_gradio_call`` (errors shown, not raised); never the GPU variant:
     the regeneration takes the queue lock itself."""
-    try:
-        from modules import call_queue
-    except ImportError:
-        return fn
-    return call_queue.wrap_gradio_call(fn)
+    return host.wrap_gradio_call(fn)
 
 
 def _wire(tab: ClipProbeTab) -> None:
@@ -398,8 +395,7 @@ def _wire(tab: ClipProbeTab) -> None:
 def _register_paste_fields(tab: ClipProbeTab) -> None:
     """Make ``"clipprobe"`` a paste target: ``paste_fields["clipprobe"]`` of the WebUI."""
     try:
-        infotext = compat.infotext_utils()
-        infotext.add_paste_fields(
+        host.add_paste_fields(
             TABNAME,
             tab.image,
             [(tab.prompt, "Prompt"), (tab.negative_prompt, "Negative prompt")],

@@ -7,7 +7,7 @@ Public API (plain functions the tab wires up; tests call them directly):
 - ``TabRequest``: the tab's inputs of one Analyze click, one field per input component
   (``TabRequest.FIELDS`` is also the order of the click's inputs after ``id_task``).
 - ``analyze(id_task, *values) -> TabResult`` (gradio's positional inputs:
-  ``TabRequest.FIELDS``' order); ``run(request, on_start=None) -> (report, note)``.
+  ``TabRequest.FIELDS``' order); ``run(request, task=None) -> (report, note)``.
 - ``TabResult``: the click's outputs, in ``TabResult.OUTPUTS``' order: result html,
   pruned prompt, JSON file, CSV file (both hidden until there is a result), the two
   "Send pruned prompt" buttons (enabled only when the pruned prompt differs from the
@@ -20,7 +20,7 @@ Public API (plain functions the tab wires up; tests call them directly):
 Sliders show percent options in percent (``OPTIONS[name].to_display``); ``run`` turns
 them back into fractions.  Handlers never raise: every ``ClipProbeError`` becomes an
 HTML error box with its message; anything else is logged with its traceback and shown as
-one short line.  ``analyze`` calls ``model_source.run_analysis``, which takes the WebUI's
+one short line.  ``analyze`` calls ``session.analyze``, which takes the WebUI's
 queue lock itself, so it is not wrapped in ``wrap_gradio_gpu_call``; a second user simply
 waits for the first.
 
@@ -32,7 +32,6 @@ the size its infotext gives) is cut into its images and analysed as the batch it
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
@@ -41,8 +40,7 @@ from clipprobe_ext.errors import ClipProbeError, ImageError, first_line
 from clipprobe_ext.options import OPTIONS, parse_synonyms
 from clipprobe_ext.report import fragments as render
 from clipprobe_ext.results import ProbeReport
-from clipprobe_ext.webui import exports, heatmap_tab, model_source, settings
-from clipprobe_ext.webui.progress_task import ProgressTask
+from clipprobe_ext.webui import exports, heatmap_tab, session, settings
 
 log = logging.getLogger("clipprobe")
 
@@ -205,10 +203,10 @@ def _granularity(value: Any) -> str:
 def analyze(id_task: Any, *values: Any) -> tuple[Any, ...]:
     """The Analyze click: ``values`` in ``TabRequest.FIELDS``' order; see the module doc."""
     request = TabRequest(*values)
-    task = ProgressTask(id_task)
+    task = session.Task(id_task)
     task.queue()
     try:
-        report, note, maps = run_full(request, on_start=task.start)
+        report, note, maps = run_full(request, task=task)
         paths = exports.write_exports(report)
     except ClipProbeError as exc:
         return _values(TabResult.failure(render.render_error(str(exc))))
@@ -228,16 +226,14 @@ def analyze(id_task: Any, *values: Any) -> tuple[Any, ...]:
     return _values(TabResult.success(report, note, paths, maps))
 
 
-def run(
-    request: TabRequest, on_start: Callable[[], None] | None = None
-) -> tuple[ProbeReport, str | None]:
+def run(request: TabRequest, task: session.Task | None = None) -> tuple[ProbeReport, str | None]:
     """The report of one request, and a note for the user (a grid cut into its images)."""
-    report, note, _ = run_full(request, on_start)
+    report, note, _ = run_full(request, task)
     return report, note
 
 
 def run_full(
-    request: TabRequest, on_start: Callable[[], None] | None = None
+    request: TabRequest, task: session.Task | None = None
 ) -> tuple[ProbeReport, str | None, heatmap_tab.HeatmapState | None]:
     """``run`` plus the heatmaps when the request asks for them (else None)."""
     if request.image is None:
@@ -258,7 +254,7 @@ def run_full(
         if request.heatmaps
         else None
     )
-    report, maps = model_source.run_analysis_then(
+    report, maps = session.analyze(
         pictures,
         found.prompt,
         options,
@@ -266,6 +262,6 @@ def run_full(
         after=after,
         labels=found.labels,
         negative=found.negative,
-        on_start=on_start,
+        task=task,
     )
     return report, " ".join(found.notes) or None, maps

@@ -11,14 +11,16 @@ from __future__ import annotations
 import builtins
 import importlib
 import logging
-import sys
+import runpy
 import types
+from pathlib import Path
 
+import fake_host
 import gradio as gr
 import pytest
 
 from clipprobe_ext.report.summary import summary_text
-from clipprobe_ext.webui import model_source, settings
+from clipprobe_ext.webui import session, settings
 
 # Two iterations of a batch of two; every image has its own prompt.
 PROMPTS = [
@@ -31,20 +33,25 @@ NEGATIVE = "blurry"
 BATCH_SIZE = 2
 
 
+ENTRY = Path(__file__).resolve().parents[2] / "scripts" / "clipprobe.py"
+
+
 @pytest.fixture()
 def always_visible(webui):
-    """The module, imported against this test's stand-in ``modules.scripts``."""
-    sys.modules.pop("clipprobe_ext.webui.always_visible", None)
-    module = importlib.import_module("clipprobe_ext.webui.always_visible")
-    yield module
-    sys.modules.pop("clipprobe_ext.webui.always_visible", None)
+    return importlib.import_module("clipprobe_ext.webui.always_visible")
+
+
+@pytest.fixture()
+def script_class(always_visible):
+    """``ClipProbeScript`` as the WebUI finds it: in the entry file's namespace."""
+    return runpy.run_path(str(ENTRY))["ClipProbeScript"]
 
 
 @pytest.fixture()
 def tiny_default(webui, tiny_hf_clip_dir):
     settings.on_ui_settings()
-    webui.shared.opts.clipprobe_default_model = str(tiny_hf_clip_dir)
-    webui.shared.opts.clipprobe_threshold_percent = 0.0
+    webui.opts.clipprobe_default_model = str(tiny_hf_clip_dir)
+    webui.opts.clipprobe_threshold_percent = 0.0
     return str(tiny_hf_clip_dir)
 
 
@@ -81,8 +88,6 @@ def create_infotext(
     all_negative_prompts=None,
 ):
     """1.10.1's ``modules.processing.create_infotext``, with fewer built-in parameters."""
-    from modules import infotext_utils
-
     if use_main_prompt:
         index = 0
     elif index is None:
@@ -110,7 +115,7 @@ def create_infotext(
             generation_params[key] = None
     generation_params_text = ", ".join(
         [
-            k if k == v else f"{k}: {infotext_utils.quote(v)}"
+            k if k == v else f"{k}: {fake_host.quote(v)}"
             for k, v in generation_params.items()
             if v is not None
         ]
@@ -125,8 +130,6 @@ def generate(script, p, batches, *args):
     Returns ``(processed, saved)``; ``saved`` lists ``(file, info)`` for every file the
     WebUI would save (params.txt, "before face restoration" copies, images, grid).
     """
-    from modules import scripts
-
     saved = []
     infotexts = []
     output_images = []
@@ -155,7 +158,7 @@ def generate(script, p, batches, *args):
         for i, image in enumerate(batch):
             p.batch_index = i
             saved.append((f"{n}-{i}-before-face-restoration", infotext(i)))
-            pp = scripts.PostprocessImageArgs(image)
+            pp = types.SimpleNamespace(image=image)  # scripts.PostprocessImageArgs
             script.postprocess_image(p, pp, *args)
             image = pp.image
             saved.append((f"{n}-{i}", infotext(i)))
@@ -182,57 +185,53 @@ def batches_of(images):
     return [[images[0], images[1]], [images[2], images[0]]]
 
 
-def test_is_an_always_visible_script(always_visible, webui):
-    script = always_visible.ClipProbeScript()
-    assert isinstance(script, webui.scripts.Script)
-    assert script.show(False) is webui.scripts.AlwaysVisible
-    assert script.show(True) is webui.scripts.AlwaysVisible
+def test_is_an_always_visible_script(script_class, always_visible, webui):
+    script = script_class()
+    assert isinstance(script, fake_host.Script)
+    assert script.show(False) is fake_host.ALWAYS_VISIBLE
+    assert script.show(True) is fake_host.ALWAYS_VISIBLE
     assert script.title() == "ClipProbe"
 
 
-def test_ui_is_an_accordion_checkbox_off_by_default(always_visible, webui):
-    script = always_visible.ClipProbeScript()
+def test_ui_is_an_accordion_checkbox_off_by_default(script_class, always_visible, webui):
+    script = script_class()
     with gr.Blocks():
         [enabled] = script.ui(False)
-    # Forge (gradio 4): InputAccordion is a function returning an InputAccordionImpl.
-    accordion = getattr(
-        webui.ui_components, "InputAccordionImpl", webui.ui_components.InputAccordion
-    )
-    assert isinstance(enabled, accordion)
+    assert isinstance(enabled, gr.Checkbox)  # what InputAccordion is (A1111 and Forge)
     assert enabled.value is False
     assert enabled.accordion.label == "ClipProbe: probe after generation"
     assert enabled.do_not_save_to_config and enabled.accordion.do_not_save_to_config
 
 
-def test_ui_default_follows_the_setting(always_visible, webui):
+def test_ui_default_follows_the_setting(script_class, always_visible, webui):
     settings.on_ui_settings()
-    webui.shared.opts.clipprobe_probe_after_generation = True
+    webui.opts.clipprobe_probe_after_generation = True
     with gr.Blocks():
-        [enabled] = always_visible.ClipProbeScript().ui(True)
+        [enabled] = script_class().ui(True)
     assert enabled.value is True
 
 
 def test_each_image_gets_its_own_real_summary_in_file_and_infotext(
-    always_visible, webui, tiny_default, images
+    script_class, always_visible, webui, tiny_default, images
 ):
-    script = always_visible.ClipProbeScript()
+    script = script_class()
     batches = batches_of(images)
     flat = [image for batch in batches for image in batch]
     off, off_saved = generate(script, make_p(), batches, False)
 
     calls = []
-    real = model_source.run_analysis
+    real = session.analyze
 
     def spy(*args, **kwargs):
         calls.append(kwargs)
         return real(*args, **kwargs)
 
     p = make_p()
-    lock = webui.call_queue.queue_lock
+    lock = webui.queue_lock
     lock.acquire()  # the generation job holds the queue lock: the probe must not take it again
     try:
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(model_source, "run_analysis", spy)
+            mp.setattr(session, "analyze", spy)
             processed, saved = generate(script, p, batches, True)
     finally:
         lock.release()
@@ -240,11 +239,11 @@ def test_each_image_gets_its_own_real_summary_in_file_and_infotext(
 
     options = settings.probe_options()
     expected = [
-        summary_text(model_source.run_analysis([image.convert("RGB")], prompt, options, None))
+        summary_text(session.analyze([image.convert("RGB")], prompt, options, None)[0])
         for image, prompt in zip(flat, PROMPTS)
     ]
     assert len(set(expected)) == 4, expected  # otherwise a mix-up could go unnoticed
-    parse = webui.infotext_utils.parse_generation_parameters
+    parse = fake_host.parse_generation_parameters
     for k, summary in enumerate(expected):
         n, i = divmod(k, BATCH_SIZE)
         text = processed.infotexts[k + 1]
@@ -254,7 +253,7 @@ def test_each_image_gets_its_own_real_summary_in_file_and_infotext(
         assert params["Prompt"] == PROMPTS[k] and params["Seed"] == str(100 + k)
         assert params["Version"] == "v1.10.1"  # nothing after it was swallowed
         # apart from the new parameter, the text is what the WebUI writes without ClipProbe
-        without = text.replace(f", ClipProbe: {webui.infotext_utils.quote(summary)}", "")
+        without = text.replace(f", ClipProbe: {fake_host.quote(summary)}", "")
         assert without == off.infotexts[k + 1]
         # a save made before postprocess_image has no summary (not the previous image's)
         assert saved[f"{n}-{i}-before-face-restoration"] == off.infotexts[k + 1]
@@ -264,27 +263,27 @@ def test_each_image_gets_its_own_real_summary_in_file_and_infotext(
 
     # the next generation on the same dict (X/Y/Z plot copies p), probe off: no trace
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(model_source, "run_analysis", lambda *a, **k: pytest.fail("called"))
+        mp.setattr(session, "analyze", lambda *a, **k: pytest.fail("called"))
         again, again_saved = generate(script, make_p(p.extra_generation_params), batches, False)
     assert again.infotexts == off.infotexts and again_saved == off_saved
 
 
 def test_a_failed_image_never_shows_the_previous_summary(
-    always_visible, webui, tiny_default, images, monkeypatch, caplog
+    script_class, always_visible, webui, tiny_default, images, monkeypatch, caplog
 ):
-    real = model_source.run_analysis
+    real = session.analyze
 
     def flaky(images_, prompt, *args, **kwargs):
         if prompt in (PROMPTS[1], PROMPTS[2]):  # last of batch 1, first of batch 2
             raise RuntimeError("CUDA out of memory\nmore details")
         return real(images_, prompt, *args, **kwargs)
 
-    script = always_visible.ClipProbeScript()
+    script = script_class()
     off, _ = generate(script, make_p(), batches_of(images), False)
-    monkeypatch.setattr(model_source, "run_analysis", flaky)
+    monkeypatch.setattr(session, "analyze", flaky)
     with caplog.at_level(logging.WARNING, logger="clipprobe"):
         processed, saved = generate(script, make_p(), batches_of(images), True)
-    parse = webui.infotext_utils.parse_generation_parameters
+    parse = fake_host.parse_generation_parameters
     assert "ClipProbe" in parse(processed.infotexts[1])
     assert processed.infotexts[2] == off.infotexts[2] == saved["0-1"]
     assert processed.infotexts[3] == off.infotexts[3] == saved["1-0"]
@@ -296,10 +295,12 @@ def test_a_failed_image_never_shows_the_previous_summary(
     ]
 
 
-def test_off_does_nothing_and_imports_nothing(always_visible, webui, images, monkeypatch):
+def test_off_does_nothing_and_imports_nothing(
+    script_class, always_visible, webui, images, monkeypatch
+):
     calls = []
-    monkeypatch.setattr(model_source, "run_analysis", lambda *a, **k: calls.append(a))
-    script = always_visible.ClipProbeScript()
+    monkeypatch.setattr(session, "analyze", lambda *a, **k: calls.append(a))
+    script = script_class()
     reference, reference_saved = generate(script, make_p(), batches_of(images), False)
 
     imported = []
@@ -312,7 +313,7 @@ def test_off_does_nothing_and_imports_nothing(always_visible, webui, images, mon
     stale = {"ClipProbe": "3 keep, 0 weak, 0 prune"}  # left by some earlier generation
     for args in ((False,), (None,), ()):
         p = make_p(dict(stale))
-        pp = webui.scripts.PostprocessImageArgs(images[0])
+        pp = types.SimpleNamespace(image=images[0])  # scripts.PostprocessImageArgs
         p.prompts, p.batch_index = PROMPTS[:2], 0
         builtins.__import__ = recording_import  # not monkeypatch: it imports while patching
         try:
@@ -342,11 +343,11 @@ def _warnings(caplog):
 
 
 def test_missing_model_skips_the_generation_with_one_warning_and_a_note(
-    always_visible, webui, images, caplog, tmp_path
+    script_class, always_visible, webui, images, caplog, tmp_path
 ):
     settings.on_ui_settings()
-    webui.shared.opts.clipprobe_default_model = str(tmp_path / "missing-model")
-    script = always_visible.ClipProbeScript()
+    webui.opts.clipprobe_default_model = str(tmp_path / "missing-model")
+    script = script_class()
     off, off_saved = generate(script, make_p(), batches_of(images), False)
     with caplog.at_level(logging.DEBUG, logger="clipprobe"):
         processed, saved = generate(script, make_p(), batches_of(images), True)
@@ -354,17 +355,17 @@ def test_missing_model_skips_the_generation_with_one_warning_and_a_note(
     assert warning.exc_info is None and "\n" not in warning.getMessage()
     assert "probe after generation skipped for this generation" in warning.getMessage()
     assert "missing-model" in warning.getMessage()
-    parse = webui.infotext_utils.parse_generation_parameters
+    parse = fake_host.parse_generation_parameters
     for text, reference in zip(processed.infotexts, off.infotexts):
         note = parse(text)["ClipProbe"]
         assert note.startswith("skipped, ") and "missing-model" in note
         # the rest of the infotext is what the WebUI writes without ClipProbe
-        assert text.replace(f"ClipProbe: {webui.infotext_utils.quote(note)}, ", "") == reference
+        assert text.replace(f"ClipProbe: {fake_host.quote(note)}, ", "") == reference
     assert saved.keys() == off_saved.keys()
 
 
 def test_webui_clip_that_cannot_load_is_one_warning_and_the_truth_in_the_api(
-    always_visible, webui, interrogator, images, caplog
+    script_class, always_visible, webui, interrogator, images, caplog
 ):
     from clipprobe_ext.webui import api
 
@@ -375,14 +376,14 @@ def test_webui_clip_that_cannot_load_is_one_warning_and_the_truth_in_the_api(
     interrogator.load_clip_model = offline_clip_load
     settings.on_ui_settings()
     assert api.models_endpoint()["webui_clip_available"] is True  # its file is there
-    script = always_visible.ClipProbeScript()
+    script = script_class()
     with caplog.at_level(logging.DEBUG, logger="clipprobe"):
         processed, _ = generate(script, make_p(), batches_of(images), True)
     (warning,) = _warnings(caplog)
     assert warning.exc_info is None
     assert "Temporary failure in name resolution" in warning.getMessage()
     assert interrogator.calls.count("load_clip_model") == 1  # not retried per image
-    parse = webui.infotext_utils.parse_generation_parameters
+    parse = fake_host.parse_generation_parameters
     notes = {parse(text)["ClipProbe"] for text in processed.infotexts}
     (note,) = notes
     assert note.startswith("skipped, Could not load the WebUI's Interrogate CLIP")
@@ -390,12 +391,14 @@ def test_webui_clip_that_cannot_load_is_one_warning_and_the_truth_in_the_api(
     assert api.models_endpoint()["webui_clip_available"] is False
 
 
-def test_unexpected_errors_never_escape(always_visible, webui, monkeypatch, images, caplog):
+def test_unexpected_errors_never_escape(
+    script_class, always_visible, webui, monkeypatch, images, caplog
+):
     def boom(*args, **kwargs):
         raise RuntimeError("kaput")
 
     monkeypatch.setattr(always_visible, "probe_image", boom)
-    script = always_visible.ClipProbeScript()
+    script = script_class()
     off, _ = generate(script, make_p(), batches_of(images), False)
     with caplog.at_level(logging.WARNING, logger="clipprobe"):
         processed, _ = generate(script, make_p(), batches_of(images), True)  # no exception
@@ -403,11 +406,13 @@ def test_unexpected_errors_never_escape(always_visible, webui, monkeypatch, imag
     assert sum(r.levelno == logging.WARNING for r in caplog.records) == 4
 
 
-def test_interrupted_generation_is_not_probed(always_visible, webui, monkeypatch, images):
+def test_interrupted_generation_is_not_probed(
+    script_class, always_visible, webui, monkeypatch, images
+):
     calls = []
-    monkeypatch.setattr(model_source, "run_analysis", lambda *a, **k: calls.append(a))
-    webui.shared.state.interrupted = True
-    script = always_visible.ClipProbeScript()
+    monkeypatch.setattr(session, "analyze", lambda *a, **k: calls.append(a))
+    webui.state.interrupted = True
+    script = script_class()
     processed, _ = generate(script, make_p(), batches_of(images), True)
     assert calls == [] and all("ClipProbe" not in t for t in processed.infotexts)
 
@@ -426,14 +431,10 @@ def test_summary_is_answered_only_for_its_own_image(always_visible):
 
 
 def test_entry_file_exposes_the_script_and_registers(webui, always_visible):
-    import runpy
-    from pathlib import Path
-
-    entry = Path(__file__).resolve().parents[2] / "scripts" / "clipprobe.py"
-    namespace = runpy.run_path(str(entry))
+    namespace = runpy.run_path(str(ENTRY))
     classes = [
-        v for v in namespace.values() if isinstance(v, type) and issubclass(v, webui.scripts.Script)
+        v for v in namespace.values() if isinstance(v, type) and issubclass(v, fake_host.Script)
     ]
     assert [c.__name__ for c in classes] == ["ClipProbeScript"]
-    cm = webui.script_callbacks.callback_map
-    assert len(cm["callbacks_ui_tabs"]) == 1 and len(cm["callbacks_after_component"]) == 1
+    cm = webui.callbacks
+    assert len(cm["ui_tabs"]) == 1 and len(cm["after_component"]) == 1

@@ -35,8 +35,8 @@ def b64(data: bytes) -> str:
 
 def make_client(webui) -> TestClient:
     app = FastAPI()
-    webui.script_callbacks.on_app_started(api.on_app_started)
-    webui.script_callbacks.app_started_callback(None, app)
+    webui.callbacks["app_started"].append(api.on_app_started)  # what callbacks.register does
+    webui.fire_app_started(None, app)
     return TestClient(app)
 
 
@@ -260,7 +260,7 @@ def test_unknown_model_is_400_and_not_loaded(client, image_b64, tmp_path):
 
 
 def test_missing_interrogator_is_503(webui, image_b64):
-    webui.shared.interrogator = None
+    webui.interrogator = None
     client = make_client(webui)
     response = client.post("/clipprobe/v1/analyze", json={"image": image_b64, "prompt": "a cube"})
     assert response.status_code == 503
@@ -272,7 +272,7 @@ def test_configured_transformers_model_is_offered_and_used(webui, image_b64, tin
     from clipprobe_ext.webui import settings
 
     settings.on_ui_settings()
-    webui.shared.opts.clipprobe_default_model = str(tiny_hf_clip_dir)
+    webui.opts.clipprobe_default_model = str(tiny_hf_clip_dir)
     client = make_client(webui)
     assert str(tiny_hf_clip_dir) in client.get("/clipprobe/v1/models").json()["models"]
     response = client.post(
@@ -288,7 +288,7 @@ def test_configured_transformers_model_is_offered_and_used(webui, image_b64, tin
 
 @pytest.fixture()
 def auth_client(webui, interrogator) -> TestClient:
-    webui.shared.cmd_opts.api_auth = "alice:s3cret,bob:pa:ss"
+    webui.cmd_opts.api_auth = "alice:s3cret,bob:pa:ss"
     return make_client(webui)
 
 
@@ -332,7 +332,6 @@ def test_without_api_auth_no_credentials_needed(client):
 def test_heatmaps_only_when_asked_and_as_the_engine_draws_them(
     webui, images, tiny_hf_clip_dir, hf_encoder
 ):
-    from clipprobe_ext.heatmaps.cli_output import heatmaps_json
     from clipprobe_ext.heatmaps.compute import phrase_heatmaps
 
     client = make_client(webui)
@@ -342,7 +341,7 @@ def test_heatmaps_only_when_asked_and_as_the_engine_draws_them(
         "model": str(tiny_hf_clip_dir),
         "rounds": 2,
     }
-    webui.shared.opts.data["clipprobe_default_model"] = str(tiny_hf_clip_dir)
+    webui.opts.data["clipprobe_default_model"] = str(tiny_hf_clip_dir)
     response = client.post("/clipprobe/v1/analyze", json=body)
     assert response.status_code == 200, response.text
     assert "heatmaps" not in response.json()
@@ -351,11 +350,64 @@ def test_heatmaps_only_when_asked_and_as_the_engine_draws_them(
     [data] = response.json()["heatmaps"]
     phrases = ["a red cube", "blue sky", "studio lighting"]
     assert [p["phrase"] for p in data["phrases"]] == phrases
-    expected = heatmaps_json(picture, phrase_heatmaps(hf_encoder, picture, phrases))
-    for got, want in zip(data["phrases"], expected["phrases"]):
-        np.testing.assert_allclose(got["grid"], want["grid"], atol=1e-3)
+    expected = phrase_heatmaps(hf_encoder, picture, phrases)
+    for got, want in zip(data["phrases"], expected):
+        np.testing.assert_allclose(got["grid"], want.grid, atol=1e-3)
+        assert got["score"] == pytest.approx(want.score, abs=1e-5)
+        assert "overlay_png" not in got  # numbers only, unless pictures are asked for
+    assert "contact_sheet_png" not in data
+    assert data["crop_box"] == [24, 0, 72, 48] and data["note"]
+    assert data["image_size"] == [96, 48]
+
+    response = client.post(
+        "/clipprobe/v1/analyze",
+        json={**body, "heatmap_images": True, "contact_sheet": True},  # imply the maps
+    )
+    assert response.status_code == 200, response.text
+    [data] = response.json()["heatmaps"]
+    for got, want in zip(data["phrases"], expected):
+        np.testing.assert_allclose(got["grid"], want.grid, atol=1e-3)
         overlay = Image.open(io.BytesIO(base64.b64decode(got["overlay_png"])))
         assert overlay.size == picture.size
-    assert data["crop_box"] == [24, 0, 72, 48] and data["note"]
     sheet = Image.open(io.BytesIO(base64.b64decode(data["contact_sheet_png"])))
-    assert sheet.width > 0
+    assert sheet.width > picture.width
+
+
+def test_heatmap_pictures_only_on_request_and_what_they_cost(webui, images, tiny_hf_clip_dir):
+    """One 256x256 picture, three phrases: the maps as numbers cost about 8 bytes per grid
+    cell; each kind of picture is there only when asked for, and costs its PNGs."""
+    import json
+
+    settings_model = str(tiny_hf_clip_dir)
+    webui.opts.data["clipprobe_default_model"] = settings_model
+    client = make_client(webui)
+    picture = images[0].resize((256, 256))
+    body = {"image": b64(png_bytes(picture, PARAMETERS)), "model": settings_model, "rounds": 1}
+
+    def answer(**flags):
+        response = client.post("/clipprobe/v1/analyze", json={**body, **flags})
+        assert response.status_code == 200, response.text
+        return response.content, response.json()
+
+    plain, _ = answer()
+    numbers, data = answer(heatmaps=True)
+    overlays, with_overlays = answer(heatmap_images=True)
+    sheet, with_sheet = answer(contact_sheet=True)
+    [maps] = data["heatmaps"]
+    cells = sum(len(row) for p in maps["phrases"] for row in p["grid"])
+    assert cells == 3 * len(maps["phrases"][0]["grid"]) ** 2
+    # the maps: the JSON of their numbers and little else
+    maps_json = len(json.dumps(maps, separators=(",", ":")))
+    assert len(numbers) - len(plain) == pytest.approx(maps_json + len(',"heatmaps":[]'), abs=64)
+    assert maps_json < 8 * cells + 600
+    # the overlays: three PNGs of the picture's size, as base64, on top of the numbers
+    pngs = [p["overlay_png"] for p in with_overlays["heatmaps"][0]["phrases"]]
+    extra = sum(len(png) + len(',"overlay_png":""') for png in pngs)
+    assert len(overlays) - len(numbers) == pytest.approx(extra, abs=64)
+    assert "contact_sheet_png" not in with_overlays["heatmaps"][0]
+    # the contact sheet alone: one PNG, no overlays
+    [sheet_maps] = with_sheet["heatmaps"]
+    assert all("overlay_png" not in p for p in sheet_maps["phrases"])
+    extra = len(sheet_maps["contact_sheet_png"]) + len(',"contact_sheet_png":""')
+    assert len(sheet) - len(numbers) == pytest.approx(extra, abs=64)
+    assert len(numbers) - len(plain) < (len(overlays) - len(numbers)) / 10

@@ -1,4 +1,4 @@
-"""The tab's "Audit a folder" section through the stand-ins, on the tiny CLIP."""
+"""The tab's "Audit a folder" section through the fake host, on the tiny CLIP."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from trained_clip import picture
 
 from clipprobe_ext.audit.pipeline import AuditOptions, run_audit
 from clipprobe_ext.encoders import factory
-from clipprobe_ext.webui import audit_tab, model_source
+from clipprobe_ext.webui import audit_tab, session
 
 PROMPTS = [
     "a red circle, masterpiece, best quality",
@@ -45,7 +45,7 @@ def _page(box: str) -> str:
 
 
 def test_default_folder_is_the_webuis_outputs(webui, tmp_path):
-    opts = webui.shared.opts
+    opts = webui.opts
     opts.outdir_samples = ""
     opts.outdir_txt2img_samples = str(tmp_path / "outputs" / "txt2img-images")
     assert audit_tab.default_folder() == str(tmp_path / "outputs")
@@ -73,7 +73,7 @@ def test_audit_lists_the_phrases_of_the_folder(webui, folder, tiny_hf_clip_dir):
     theirs = {p.phrase: (p.prompts, p.pictures, p.seen) for p in direct.phrases}
     assert ours == theirs and ours["masterpiece"][:2] == (2, 2)
     # as a job of its own under the lock, with the WebUI's progress bookkeeping
-    history = webui.shared.state.history
+    history = webui.state.history
     assert history[0] == ("begin", "clipprobe-audit") and [h[0] for h in history] == [
         "begin",
         "end",
@@ -94,11 +94,15 @@ def test_not_recursive_finds_nothing_at_the_top(webui, folder, tiny_hf_clip_dir)
 def test_stop_returns_what_was_done(webui, folder, tiny_hf_clip_dir, monkeypatch):
     shown = []
 
-    def progress(message, fraction=None):
-        shown.append(message)
-        webui.shared.state.interrupt()  # the user presses Stop after the first file
+    real = session.Job.show
 
-    monkeypatch.setattr(model_source, "show_progress", progress)
+    def progress(job, message, fraction=None):
+        real(job, message, fraction)
+        if message.startswith("Audit "):  # not "Loading the CLIP model"
+            shown.append(message)
+            webui.state.interrupt()  # the user presses Stop after the first file
+
+    monkeypatch.setattr(session.Job, "show", progress)
     box, files = audit_tab.audit_click("", str(folder), True, 0, str(tiny_hf_clip_dir))
     assert "Stopped" in box and files["visible"] is True
     with open(files["value"][1], encoding="utf-8") as f:
@@ -109,7 +113,7 @@ def test_stop_returns_what_was_done(webui, folder, tiny_hf_clip_dir, monkeypatch
 
 def test_stop_button_interrupts_the_webui_job(webui):
     audit_tab.stop_click()
-    assert webui.shared.state.interrupted is True
+    assert webui.state.interrupted is True
 
 
 @pytest.mark.parametrize("bad", ["", "   ", "{file}", "{missing}"])
@@ -117,7 +121,7 @@ def test_paths_that_are_not_folders_are_refused(webui, folder, monkeypatch, bad)
     def never(*args, **kwargs):
         raise AssertionError("no work for a bad path")
 
-    monkeypatch.setattr(model_source, "with_encoder", never)
+    monkeypatch.setattr(session, "run", never)
     path = bad.format(file=folder / "notes.txt", missing=folder / "nope")
     box, files = audit_tab.audit_click("", path, True, 0, None)
     assert "clipprobe-error" in box and files["visible"] is False

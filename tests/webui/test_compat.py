@@ -42,8 +42,3 @@ def test_style_is_harmless_on_every_gradio():
     with gr.Blocks():
         box = gr.Textbox()
         assert compat.style(box, container=False) is box
-
-
-def test_no_forge_and_no_forge_memory_management_here():
-    assert compat.is_forge() is False
-    assert compat.forge_memory_management() is None

@@ -1,4 +1,5 @@
-"""model_source: reuse of the WebUI's Interrogate CLIP, locking, memory and failures."""
+"""model_source and session: reuse of the WebUI's Interrogate CLIP, locking, memory and
+failures."""
 
 from __future__ import annotations
 
@@ -15,8 +16,25 @@ from clipprobe_ext.encoders.base import text_cache_for
 from clipprobe_ext.encoders.openai_clip import OpenAIClipEncoder
 from clipprobe_ext.errors import ClipProbeError, ModelError
 from clipprobe_ext.results import ProbeReport
-from clipprobe_ext.webui import model_source, settings
-from clipprobe_ext.webui.model_source import WEBUI_CLIP, run_analysis
+from clipprobe_ext.webui import model_source, session, settings
+from clipprobe_ext.webui.model_source import WEBUI_CLIP
+
+
+def run_analysis(images, prompt, options=None, model_name=None, progress=None, **kwargs):
+    """The analysis through the session, its report only."""
+    report, _ = session.analyze(images, prompt, options, model_name, progress=progress, **kwargs)
+    return report
+
+
+class StartSpy(session.Task):
+    """A task whose ``start`` runs ``on_start`` (what the tab's progress bookkeeping does)."""
+
+    def __init__(self, on_start):
+        super().__init__(None)
+        self.on_start = on_start
+
+    def start(self):
+        self.on_start()
 
 
 class FakeAnalyze:
@@ -63,7 +81,7 @@ def test_list_models_offers_webui_clip_first_and_transformers(webui):
 
 def test_list_models_includes_a_custom_default(webui):
     settings.on_ui_settings()
-    webui.shared.opts.clipprobe_default_model = "/models/my-clip"
+    webui.opts.clipprobe_default_model = "/models/my-clip"
     assert model_source.list_models()[0] == "/models/my-clip"
 
 
@@ -135,47 +153,47 @@ def test_half_precision_unless_no_half(webui, interrogator, fake_analyze, images
     assert halves == [True]
 
     interrogator.clip_model = None
-    webui.shared.cmd_opts.no_half = True
+    webui.cmd_opts.no_half = True
     run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
     assert halves == [True]
 
 
 def test_sends_clip_to_ram_after_the_run(webui, interrogator, fake_analyze, images):
-    gc_before = webui.devices.torch_gc_calls
+    gc_before = webui.torch_gc_calls
     run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
     assert interrogator.calls[-1] == "send_clip_to_ram"
-    assert webui.devices.torch_gc_calls > gc_before
+    assert webui.torch_gc_calls > gc_before
 
 
 def test_keep_on_gpu_setting_skips_send_to_ram(webui, interrogator, fake_analyze, images):
     settings.on_ui_settings()
-    webui.shared.opts.clipprobe_keep_clip_on_gpu = True
+    webui.opts.clipprobe_keep_clip_on_gpu = True
     run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
     assert "send_clip_to_ram" not in interrogator.calls
 
 
 @pytest.mark.parametrize("flag", ["lowvram", "medvram"])
 def test_lowvram_moves_everything_to_cpu_first(webui, interrogator, fake_analyze, images, flag):
-    setattr(webui.shared.cmd_opts, flag, True)
+    setattr(webui.cmd_opts, flag, True)
     run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
-    assert webui.lowvram.send_everything_to_cpu_calls == 1
+    assert webui.send_everything_to_cpu_calls == 1
 
 
 def test_no_lowvram_leaves_the_sd_model(webui, interrogator, fake_analyze, images):
     run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
-    assert webui.lowvram.send_everything_to_cpu_calls == 0
+    assert webui.send_everything_to_cpu_calls == 0
 
 
 def test_no_interrogator_is_a_model_error(webui, fake_analyze, images):
-    webui.shared.interrogator = None
+    webui.interrogator = None
     with pytest.raises(ModelError) as err:
         run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
     assert str(err.value) == model_source.NO_INTERROGATOR
-    assert not webui.call_queue.queue_lock.locked()
+    assert not webui.queue_lock.locked()
 
 
 def test_shared_without_interrogator_attribute(webui, fake_analyze, images):
-    del webui.shared.interrogator
+    del webui.interrogator
     with pytest.raises(ModelError, match="no Interrogate CLIP"):
         run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
 
@@ -187,7 +205,7 @@ def test_failed_clip_load_is_a_model_error(webui, interrogator, fake_analyze, im
     interrogator.load_clip_model = broken
     with pytest.raises(ModelError, match="Could not load the WebUI's Interrogate CLIP"):
         run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
-    assert not webui.call_queue.queue_lock.locked()
+    assert not webui.queue_lock.locked()
 
 
 def test_text_cache_is_shared_across_runs(webui, interrogator, fake_analyze, images):
@@ -209,32 +227,32 @@ def test_progress_goes_to_state_and_callback(webui, interrogator, fake_analyze, 
 
     def progress(message, fraction):
         seen.append((message, fraction))
-        textinfos.append((webui.shared.state.textinfo, webui.shared.state.job))
+        textinfos.append((webui.state.textinfo, webui.state.job))
 
     run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP, progress=progress)
     assert ("Ranking", 1.0) in seen
     assert ("ClipProbe: Ranking", "ClipProbe") in textinfos
-    assert webui.shared.state.history == [("begin", "clipprobe"), ("end", "ClipProbe")]
-    assert webui.shared.state.job == ""
+    assert webui.state.history == [("begin", "clipprobe"), ("end", "ClipProbe")]
+    assert webui.state.job == ""
 
 
 def test_interrupt_stops_the_run(webui, interrogator, fake_analyze, images):
-    fake_analyze.during.append(webui.shared.state.interrupt)
+    fake_analyze.during.append(webui.state.interrupt)
     with pytest.raises(ClipProbeError, match="interrupted"):
         run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
-    assert not webui.call_queue.queue_lock.locked()
+    assert not webui.queue_lock.locked()
 
 
 def test_runs_under_the_queue_lock(webui, interrogator, fake_analyze, images):
     held = []
-    fake_analyze.during.append(lambda: held.append(webui.call_queue.queue_lock.locked()))
+    fake_analyze.during.append(lambda: held.append(webui.queue_lock.locked()))
     run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
     assert held == [True]
-    assert not webui.call_queue.queue_lock.locked()
+    assert not webui.queue_lock.locked()
 
 
 def test_waits_for_a_running_generation(webui, interrogator, fake_analyze, images):
-    lock = webui.call_queue.queue_lock
+    lock = webui.queue_lock
     lock.acquire()  # a generation is running
     done = threading.Event()
     worker = threading.Thread(
@@ -270,17 +288,19 @@ def test_two_users_are_serialised(webui, interrogator, fake_analyze, images):
     assert first != second
 
 
-def test_on_start_is_called_once_inside_the_lock(webui, interrogator, fake_analyze, images):
-    lock = webui.call_queue.queue_lock
+def test_task_starts_once_inside_the_lock(webui, interrogator, fake_analyze, images):
+    lock = webui.queue_lock
     started = []
     fake_analyze.during.append(lambda: started.append("analysing"))
 
     def on_start():
-        started.append((lock.locked(), webui.shared.state.job, fake_analyze.encoders == []))
+        started.append((lock.locked(), webui.state.job, fake_analyze.encoders == []))
 
     lock.acquire()  # a generation is running: nothing starts before it ends
     worker = threading.Thread(
-        target=lambda: run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP, on_start=on_start)
+        target=lambda: run_analysis(
+            images[:1], "a cube", model_name=WEBUI_CLIP, task=StartSpy(on_start)
+        )
     )
     worker.start()
     time.sleep(0.2)
@@ -291,38 +311,38 @@ def test_on_start_is_called_once_inside_the_lock(webui, interrogator, fake_analy
     assert not lock.locked()
 
 
-def test_on_start_failure_releases_everything(webui, interrogator, fake_analyze, images):
+def test_task_start_failure_releases_everything(webui, interrogator, fake_analyze, images):
     def on_start():
         raise RuntimeError("bookkeeping")
 
     with pytest.raises(RuntimeError, match="bookkeeping"):
-        run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP, on_start=on_start)
+        run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP, task=StartSpy(on_start))
     assert fake_analyze.encoders == []
-    assert webui.shared.state.history == [("begin", "clipprobe"), ("end", "clipprobe")]
-    assert not webui.call_queue.queue_lock.locked()
+    assert webui.state.history == [("begin", "clipprobe"), ("end", "clipprobe")]
+    assert not webui.queue_lock.locked()
 
 
-def test_on_start_inside_a_generation(webui, interrogator, fake_analyze, images):
+def test_task_starts_inside_a_generation(webui, interrogator, fake_analyze, images):
     started = []
-    with webui.call_queue.queue_lock:
+    with webui.queue_lock:
         run_analysis(
             images[:1],
             "a cube",
             model_name=WEBUI_CLIP,
             inside_generation=True,
-            on_start=lambda: started.append(True),
+            task=StartSpy(lambda: started.append(True)),
         )
     assert started == [True]
 
 
 def test_inside_generation_does_not_take_the_lock(webui, interrogator, fake_analyze, images):
-    with webui.call_queue.queue_lock:  # as in a script's postprocess during a generation
-        webui.shared.state.begin(job="txt2img")
+    with webui.queue_lock:  # as in a script's postprocess during a generation
+        webui.state.begin(job="txt2img")
         run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP, inside_generation=True)
-        assert webui.shared.state.job == "txt2img"
-        assert webui.shared.state.textinfo.startswith("ClipProbe:")
-        webui.shared.state.end()
-    assert webui.shared.state.history == [("begin", "txt2img"), ("end", "txt2img")]
+        assert webui.state.job == "txt2img"
+        assert webui.state.textinfo.startswith("ClipProbe:")
+        webui.state.end()
+    assert webui.state.history == [("begin", "txt2img"), ("end", "txt2img")]
 
 
 # -- failures become messages ---------------------------------------------------------------
@@ -334,8 +354,8 @@ def test_clip_unloaded_mid_run_is_a_model_error(webui, interrogator, fake_analyz
 
     with pytest.raises(ModelError, match="unloaded or replaced"):
         run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP, progress=unload)
-    assert not webui.call_queue.queue_lock.locked()
-    assert webui.shared.state.history[-1][0] == "end"
+    assert not webui.queue_lock.locked()
+    assert webui.state.history[-1][0] == "end"
 
 
 def test_clip_moved_away_mid_run_is_a_model_error(webui, interrogator, fake_analyze, images):
@@ -346,24 +366,24 @@ def test_clip_moved_away_mid_run_is_a_model_error(webui, interrogator, fake_anal
     with pytest.raises(ModelError) as err:
         run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
     assert "CLIP model" in str(err.value)
-    assert not webui.call_queue.queue_lock.locked()
+    assert not webui.queue_lock.locked()
 
 
 def test_out_of_memory_frees_memory_and_explains(webui, interrogator, fake_analyze, images):
     settings.on_ui_settings()
-    webui.shared.opts.clipprobe_keep_clip_on_gpu = True
+    webui.opts.clipprobe_keep_clip_on_gpu = True
 
     def oom():
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     fake_analyze.during.append(oom)
-    gc_before = webui.devices.torch_gc_calls
+    gc_before = webui.torch_gc_calls
     with pytest.raises(ModelError, match="CUDA ran out of memory") as err:
         run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
     assert "smaller model" in str(err.value)
     assert "send_clip_to_ram" in interrogator.calls  # even with "keep on GPU"
-    assert webui.devices.torch_gc_calls > gc_before
-    assert not webui.call_queue.queue_lock.locked()
+    assert webui.torch_gc_calls > gc_before
+    assert not webui.queue_lock.locked()
 
 
 def test_unexpected_error_releases_everything(webui, interrogator, fake_analyze, images):
@@ -373,7 +393,7 @@ def test_unexpected_error_releases_everything(webui, interrogator, fake_analyze,
     fake_analyze.during.append(boom)
     with pytest.raises(ModelError, match="RuntimeError: something broke"):
         run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)
-    assert not webui.call_queue.queue_lock.locked()
+    assert not webui.queue_lock.locked()
     # The WebUI stays usable: the next run works.
     fake_analyze.during.clear()
     assert run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP).prompt == "a cube"
@@ -389,25 +409,20 @@ class FakePatcher:
         self.offload_device = offload_device
 
 
-def _forge_backend(monkeypatch):
+def _forge_backend(webui):
+    """Forge's memory management and ModelPatcher, as host finds them in Forge."""
     loaded = []
-    memory = types.ModuleType("backend.memory_management")
-    memory.load_models_gpu = lambda patchers: loaded.append(list(patchers))
-    patcher_base = types.ModuleType("backend.patcher.base")
-    patcher_base.ModelPatcher = FakePatcher
-    backend = types.ModuleType("backend")
-    backend.memory_management = memory
-    monkeypatch.setitem(sys.modules, "backend", backend)
-    monkeypatch.setitem(sys.modules, "backend.memory_management", memory)
-    monkeypatch.setitem(sys.modules, "backend.patcher", types.ModuleType("backend.patcher"))
-    monkeypatch.setitem(sys.modules, "backend.patcher.base", patcher_base)
+    webui.forge_memory = types.SimpleNamespace(
+        load_models_gpu=lambda patchers: loaded.append(list(patchers))
+    )
+    webui.forge_model_patcher = FakePatcher
     return loaded
 
 
 def test_forge_interrogator_loads_through_a_patcher(
     webui, interrogator, fake_analyze, images, monkeypatch
 ):
-    loaded = _forge_backend(monkeypatch)
+    loaded = _forge_backend(webui)
     # Forge's InterrogateModels: load/offload devices, dtype, clip_patcher, no-op send_*.
     interrogator.load_device = torch.device("cpu")
     interrogator.offload_device = torch.device("cpu")
@@ -427,7 +442,7 @@ def test_forge_interrogator_loads_through_a_patcher(
 def test_forge_patcher_as_clip_model_is_unwrapped(
     webui, interrogator, fake_analyze, images, monkeypatch, tiny_openai_clip
 ):
-    loaded = _forge_backend(monkeypatch)
+    loaded = _forge_backend(webui)
     model, preprocess = interrogator.load_clip_model()
     patcher = FakePatcher(model)
     interrogator.clip_model, interrogator.clip_preprocess = patcher, preprocess
@@ -455,7 +470,7 @@ def test_the_interrogator_clip_has_the_identity_of_its_weights(
     run_analysis(images[:1], "a cube", model_name=WEBUI_CLIP)  # A1111
     a1111 = fake_analyze.encoders[-1]
 
-    _forge_backend(monkeypatch)
+    _forge_backend(webui)
     model, preprocess = clip.load(str(path), device="cpu", jit=False)
     interrogator.clip_model, interrogator.clip_preprocess = FakePatcher(model), preprocess
     interrogator.load_device = torch.device("cpu")
@@ -499,7 +514,7 @@ def test_transformers_model_from_a_folder_is_cached(webui, fake_analyze, images,
 def test_transformers_model_used_when_no_interrogator(
     webui, fake_analyze, images, tiny_hf_clip_dir
 ):
-    webui.shared.interrogator = None
+    webui.interrogator = None
     report = run_analysis(images[:1], "a cube", model_name=str(tiny_hf_clip_dir))
     assert report.model_id.startswith("hf:")
 
@@ -509,12 +524,12 @@ def test_unavailable_transformers_model_is_a_model_error(webui, fake_analyze, im
     missing.mkdir()
     with pytest.raises(ModelError, match="Could not load the CLIP model"):
         run_analysis(images[:1], "a cube", model_name=str(missing))
-    assert not webui.call_queue.queue_lock.locked()
+    assert not webui.queue_lock.locked()
 
 
 def test_default_model_comes_from_settings(webui, fake_analyze, images, tiny_hf_clip_dir):
     settings.on_ui_settings()
-    webui.shared.opts.clipprobe_default_model = str(tiny_hf_clip_dir)
+    webui.opts.clipprobe_default_model = str(tiny_hf_clip_dir)
     report = run_analysis(images[:1], "a cube")
     assert report.model_id == f"hf:{tiny_hf_clip_dir}"
 
@@ -528,7 +543,7 @@ def test_real_analysis_on_the_interrogator_clip(webui, interrogator, images):
     assert [p.text for p in report.phrases] == ["a red cube", "blue sky", "studio lighting"]
     assert len(report.images) == 2
     assert report.model_id == model_source.WEBUI_CLIP_ID
-    assert not webui.call_queue.queue_lock.locked()
+    assert not webui.queue_lock.locked()
 
 
 def test_real_analysis_reuses_text_embeddings(webui, interrogator, images):
@@ -551,7 +566,7 @@ def test_engine_errors_pass_through(webui, interrogator, images):
 
     with pytest.raises(PromptError):
         run_analysis(images[:1], "   ", model_name=WEBUI_CLIP)
-    assert not webui.call_queue.queue_lock.locked()
+    assert not webui.queue_lock.locked()
 
 
 def test_forge_without_memory_management_moves_the_clip_itself(
@@ -565,14 +580,14 @@ def test_forge_without_memory_management_moves_the_clip_itself(
 
 def test_webui_clip_available_only_with_its_weights(webui, tmp_path):
     assert model_source.webui_clip_available() is False
-    webui.shared.cmd_opts.clip_models_path = str(tmp_path)
-    webui.shared.interrogator = webui.interrogate.InterrogateModels("interrogate")
+    webui.cmd_opts.clip_models_path = str(tmp_path)
+    webui.interrogator = webui.new_interrogator()
     assert model_source.webui_clip_available() is False  # ViT-L-14.pt not downloaded
     (tmp_path / "ViT-L-14.pt").write_bytes(b"")
     assert model_source.webui_clip_available() is True
 
 
-# -- issue 10, failure 7: loading never happens inside the queue lock --------------------------
+# -- loading never happens inside the queue lock ------------------------------------------------
 
 
 def _hold_queue_lock(lock):
@@ -621,7 +636,7 @@ def test_offline_hub_model_fails_at_once_while_a_generation_holds_the_lock(
         monkeypatch.setattr(constants, "ENDPOINT", "https://clipprobe-no-such-host.invalid")
     else:
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    lock = webui.call_queue.queue_lock
+    lock = webui.queue_lock
     release, generation = _hold_queue_lock(lock)
     try:
         thread, outcome = _run_in_thread(lambda: run_analysis(images[:1], "a cube", None, name))
@@ -642,7 +657,7 @@ def test_transformers_model_is_loaded_outside_the_queue_lock(
 ):
     from clipprobe_ext.encoders.hf import HFClipEncoder
 
-    lock = webui.call_queue.queue_lock
+    lock = webui.queue_lock
     seen = []
     real = HFClipEncoder.from_pretrained.__func__
 
@@ -659,63 +674,77 @@ def test_transformers_model_is_loaded_outside_the_queue_lock(
 
 def test_models_on_disk_tells_local_from_missing(webui, interrogator, tiny_hf_clip_dir):
     settings.on_ui_settings()
-    webui.shared.opts.clipprobe_default_model = str(tiny_hf_clip_dir)
+    webui.opts.clipprobe_default_model = str(tiny_hf_clip_dir)
     found = model_source.models_on_disk()
     assert found[str(tiny_hf_clip_dir)] is True
     assert found[WEBUI_CLIP] is True  # its ViT-L-14.pt is in --clip-models-path
     assert found["openai/clip-vit-large-patch14"] is False
 
 
-# -- with_encoder / run_analysis_then: the same lock and memory policy for other work --------
+# -- session.run: the same lock and memory policy for any work ---------------------------------
 
 
 @pytest.mark.parametrize("flag", ["lowvram", "medvram"])
-def test_with_encoder_follows_the_memory_policy(webui, interrogator, flag):
-    setattr(webui.shared.cmd_opts, flag, True)
-    lock = webui.call_queue.queue_lock
+def test_any_job_follows_the_memory_policy(webui, interrogator, flag):
+    setattr(webui.cmd_opts, flag, True)
+    lock = webui.queue_lock
     seen = []
 
-    def work(encoder):
-        seen.append((encoder.model is interrogator.clip_model, lock.locked()))
+    def work(job):
+        seen.append((job.encoder.model is interrogator.clip_model, lock.locked()))
         return "done"
 
-    assert model_source.with_encoder(WEBUI_CLIP, work) == "done"
+    assert session.run(work, model=WEBUI_CLIP, job="clipprobe-audit") == "done"
     assert seen == [(True, True)]  # the interrogator's CLIP, inside the queue lock
-    assert webui.lowvram.send_everything_to_cpu_calls == 1
+    assert webui.send_everything_to_cpu_calls == 1
     assert interrogator.calls[-1] == "send_clip_to_ram"
-    assert webui.shared.state.history == []  # no job of its own unless asked
+    assert webui.state.history == [("begin", "clipprobe-audit"), ("end", "ClipProbe")]
 
 
-def test_with_encoder_job_and_errors(webui, interrogator):
+def test_a_job_without_a_clip_loads_none(webui, interrogator):
+    lock = webui.queue_lock
+    seen = []
+    session.run(lambda job: seen.append(lock.locked()), clip=False, job="clipprobe-regenerate")
+    assert seen == [True]
+    assert interrogator.calls == []  # not even looked at
+    assert webui.torch_gc_calls == 0
+    assert webui.state.history == [
+        ("begin", "clipprobe-regenerate"),
+        ("end", "clipprobe-regenerate"),
+    ]
+
+
+def test_job_progress_and_errors(webui, interrogator):
     started = []
-    model_source.with_encoder(
-        WEBUI_CLIP,
-        lambda encoder: model_source.show_progress("half way", 0.5),
+    session.run(
+        lambda job: job.show("half way", 0.5),
+        model=WEBUI_CLIP,
         job="clipprobe-audit",
-        on_start=lambda: started.append(webui.shared.state.history[:]),
+        task=StartSpy(lambda: started.append(webui.state.history[:])),
     )
     assert started == [[("begin", "clipprobe-audit")]]
-    assert webui.shared.state.sampling_step == 50
-    assert webui.shared.state.textinfo == "ClipProbe: half way"
+    assert webui.state.sampling_step == 50
+    assert webui.state.textinfo == "ClipProbe: half way"
 
-    def boom(encoder):
+    def boom(job):
+        assert job.encoder is not None
         raise RuntimeError("kaput")
 
     with pytest.raises(ModelError, match="RuntimeError: kaput"):
-        model_source.with_encoder(WEBUI_CLIP, boom)
+        session.run(boom, model=WEBUI_CLIP)
     assert interrogator.calls[-1] == "send_clip_to_ram"  # released after the failure too
 
 
-def test_run_analysis_then_runs_after_with_the_model_held(webui, interrogator, images):
-    lock = webui.call_queue.queue_lock
+def test_analysis_runs_after_with_the_model_held(webui, interrogator, images):
+    lock = webui.queue_lock
     held = []
 
     def after(encoder, report, progress):
         held.append((lock.locked(), "send_clip_to_ram" in interrogator.calls))
         return report.prompt
 
-    report, extra = model_source.run_analysis_then(
-        images[:1], "a red cube, blue sky", model_name=WEBUI_CLIP, after=after
+    report, extra = session.analyze(
+        images[:1], "a red cube, blue sky", model=WEBUI_CLIP, after=after
     )
     assert extra == report.prompt == "a red cube, blue sky"
     assert held == [(True, False)]  # before the CLIP went back to RAM
@@ -723,8 +752,8 @@ def test_run_analysis_then_runs_after_with_the_model_held(webui, interrogator, i
 
 
 def test_negative_prompt_is_checked_against_the_picture(webui, interrogator, images):
-    report, _ = model_source.run_analysis_then(
-        images[:1], "a red cube, blue sky", model_name=WEBUI_CLIP, negative="blurry, text"
+    report, _ = session.analyze(
+        images[:1], "a red cube, blue sky", model=WEBUI_CLIP, negative="blurry, text"
     )
     assert report.negative is not None
     assert report.negative.negative_prompt == "blurry, text"

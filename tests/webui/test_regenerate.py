@@ -1,4 +1,4 @@
-"""Regenerate with the pruned prompt, through stand-ins of the WebUI's processing path.
+"""Regenerate with the pruned prompt, through the fake WebUI's processing path.
 
 The infotexts below are written the way A1111 1.10.1's ``create_infotext`` writes them;
 each test states by hand the processing arguments the WebUI's "Send to txt2img" +
@@ -8,13 +8,9 @@ Generate would use, and checks that they reached ``process_images``.
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
-import sys
 import types
-from pathlib import Path
 
-import infotext_1101
 import numpy as np
 import pytest
 from fastapi import FastAPI
@@ -23,10 +19,11 @@ from PIL import Image, PngImagePlugin
 from trained_clip import CAPTIONS, picture
 
 from clipprobe_ext.errors import ClipProbeError
+from clipprobe_ext.webui import api
 from clipprobe_ext.webui import regenerate as regen
 
-STUBS = Path(__file__).resolve().parent.parent / "webui_stubs" / "modules"
-NEW_STUBS = ("sd_schedulers", "sd_samplers", "sd_models", "processing")
+ROUTE = "/clipprobe/v1/regenerate"
+
 
 SD15 = ("v1-5-pruned-emaonly.safetensors", "cc6cb27103", "6ce0161689" + "b" * 54)
 OTHER = (
@@ -38,23 +35,13 @@ OLD = ("anything-v3.ckpt", "1a2b3c4d", None)  # no sha256 computed yet: found by
 
 
 @pytest.fixture()
-def wui(webui, monkeypatch):
-    """The shared stand-ins plus the processing path's, SD 1.5 loaded."""
-    for short in NEW_STUBS:
-        spec = importlib.util.spec_from_file_location(f"modules.{short}", STUBS / f"{short}.py")
-        module = importlib.util.module_from_spec(spec)
-        monkeypatch.setitem(sys.modules, spec.name, module)
-        setattr(sys.modules["modules"], short, module)
-        spec.loader.exec_module(module)
-        setattr(webui, short, module)
-    infotext_1101.install(webui, monkeypatch)
+def wui(webui):
+    """The fake WebUI with three checkpoints, SD 1.5 loaded and selected."""
     infos = {}
     for name, old_hash, sha in (SD15, OTHER, OLD):
-        info = webui.sd_models._checkpoint(name, old_hash, sha)
-        info.register()
-        infos[name] = info
-    webui.sd_models.load(infos[SD15[0]])
-    webui.shared.opts.sd_model_checkpoint = infos[SD15[0]].title
+        infos[name] = webui.add_checkpoint(name, old_hash, sha)
+    webui.load_checkpoint(infos[SD15[0]])
+    webui.opts.sd_model_checkpoint = infos[SD15[0]].title
     webui.infos = infos
     return webui
 
@@ -94,7 +81,7 @@ INPAINT = IMG2IMG.replace("Denoising strength: 0.75", "Denoising strength: 0.75,
 
 def run(wui, infotext, prompt, **kwargs):
     result = regen.regenerate(infotext, prompt, **kwargs)
-    (call,) = wui.processing.calls
+    (call,) = wui.processing_calls
     return result, call
 
 
@@ -111,14 +98,14 @@ def test_basic_txt2img_parameters_reach_the_processing(wui) -> None:
     assert (f["batch_size"], f["n_iter"], f["styles"]) == (1, 1, [])
     assert f["do_not_save_samples"] and f["do_not_save_grid"]
     assert call["settings"] == {"CLIP_stop_at_last_layers": 2}  # Clip skip, during the run
-    assert wui.shared.opts.CLIP_stop_at_last_layers == 1  # restored afterwards
+    assert wui.opts.CLIP_stop_at_last_layers == 1  # restored afterwards
     assert call["checkpoint"] == wui.infos[SD15[0]].title
     assert result.plan.checkpoint.status == "same" and result.plan.warnings == []
     assert result.image.size == (512, 768)
     assert "Steps: 20" in result.infotext and result.infotext.startswith("a red circle")
     # Under the queue lock, as a job of its own, with the WebUI's progress bookkeeping.
     assert call["lock_held"] and call["job"] == regen.JOB
-    assert wui.shared.state.history == [("begin", regen.JOB), ("end", regen.JOB)]
+    assert wui.state.history == [("begin", regen.JOB), ("end", regen.JOB)]
     names = [(name, task, held) for name, task, held in wui.progress.calls]
     assert names == [
         ("add_task_to_queue", "task(cp-1)", False),
@@ -130,7 +117,7 @@ def test_basic_txt2img_parameters_reach_the_processing(wui) -> None:
 
 def test_hires_fix_variation_seed_and_settings(wui) -> None:
     # No "Clip skip" in the infotext means 1 (the WebUI's rule), even where Settings say 2.
-    wui.shared.opts.CLIP_stop_at_last_layers = 2
+    wui.opts.CLIP_stop_at_last_layers = 2
     result, call = run(wui, HIRES, "a castle on a hill, (sunset:1.2), <lora:detail:0.6>")
     f = call["fields"]
     assert (f["steps"], f["cfg_scale"], f["seed"]) == (28, 6.5, 42)
@@ -146,7 +133,7 @@ def test_hires_fix_variation_seed_and_settings(wui) -> None:
         "eta_noise_seed_delta": 31337,
         "CLIP_stop_at_last_layers": 1,
     }
-    assert wui.shared.opts.CLIP_stop_at_last_layers == 2  # restored
+    assert wui.opts.CLIP_stop_at_last_layers == 2  # restored
     assert result.image.size == (768, 768)  # 512 x 1.5
     assert result.plan.not_reproduced == ["ADetailer model"]
     assert "ADetailer model" in result.plan.notes[-1]
@@ -168,11 +155,11 @@ def test_old_sampler_names_hires_resize_and_a_checkpoint_switch(wui) -> None:
     assert call["settings"]["sd_model_checkpoint"] == "anything-v3.ckpt"
     (warning,) = result.plan.warnings
     assert "is not the picture's (anything-v3 [1a2b3c4d])" in warning
-    assert wui.shared.opts.sd_model_checkpoint == wui.infos[SD15[0]].title  # restored
+    assert wui.opts.sd_model_checkpoint == wui.infos[SD15[0]].title  # restored
 
 
 def test_checkpoint_mismatch_is_warned_before_running(wui) -> None:
-    wui.sd_models.load(wui.infos[OTHER[0]])
+    wui.load_checkpoint(wui.infos[OTHER[0]])
     plan = regen.plan_regeneration(BASIC, "a red circle")
     assert plan.checkpoint.status == "switch"
     assert plan.checkpoint.loaded_title == wui.infos[OTHER[0]].title
@@ -186,14 +173,14 @@ def test_checkpoint_mismatch_is_warned_before_running(wui) -> None:
     assert missing.checkpoint.status == "missing"
     assert "does not have" in missing.warnings[0]
     assert "sd_model_checkpoint" not in missing.override_settings
-    assert wui.processing.calls == []  # planning runs nothing
+    assert wui.processing_calls == []  # planning runs nothing
 
 
 def test_img2img_is_refused_unless_allowed(wui) -> None:
     for text in (IMG2IMG, INPAINT):
         with pytest.raises(ClipProbeError, match="img2img"):
             regen.regenerate(text, "a cat")
-    assert wui.processing.calls == []
+    assert wui.processing_calls == []
     result, call = run(wui, INPAINT, "a cat", allow_txt2img=True)
     assert result.plan.kind == "img2img"
     assert call["fields"]["enable_hr"] is False
@@ -229,8 +216,8 @@ def tiny_world(wui, trained_clip_dir, monkeypatch):
     prompt that keeps the red circle regenerates the very same picture."""
     from clipprobe_ext.webui import settings
 
-    wui.processing.generate = lambda p: picture(_kind_of(p.prompt), seed=p.seed, size=p.width)
-    wui.shared.opts.data[settings.KEY_MODEL] = str(trained_clip_dir)
+    wui.generate = lambda p: picture(_kind_of(p.prompt), seed=p.seed, size=p.width)
+    wui.opts.data[settings.KEY_MODEL] = str(trained_clip_dir)
     text = BASIC.replace("Size: 512x768", "Size: 96x96")
     original = Image.open(io.BytesIO(_png(picture(0, seed=1234567890, size=96), text)))
     return types.SimpleNamespace(text=text, original=original, model=str(trained_clip_dir))
@@ -275,10 +262,10 @@ def test_a_grid_regenerates_and_compares_its_first_picture(tiny_world) -> None:
 def test_the_comparison_is_against_the_prompt_the_user_analysed(tiny_world) -> None:
     """The tab's prompt was edited before Analyze: the comparison scores that prompt's
     phrases, with the analysis' own presence, not the infotext's prompt."""
-    from clipprobe_ext.webui import model_source, settings
+    from clipprobe_ext.webui import session, settings
 
     edited = "a red circle, green stripes, a yellow triangle"
-    report = model_source.run_analysis(
+    report, _ = session.analyze(
         [tiny_world.original], edited, settings.probe_options(), tiny_world.model
     )
     _, comparison = regen.regenerate_and_compare(
@@ -298,14 +285,14 @@ def test_the_comparison_is_against_the_prompt_the_user_analysed(tiny_world) -> N
 
 def test_api_route(tiny_world, wui) -> None:
     app = FastAPI()
-    regen.register_routes(app)
-    regen.register_routes(app)
-    assert [r.path for r in app.router.routes].count(regen.ROUTE) == 1
+    api.on_app_started(None, app)
+    api.on_app_started(None, app)
+    assert [r.path for r in app.router.routes].count(ROUTE) == 1
     client = TestClient(app)
     buffer = io.BytesIO()
     tiny_world.original.save(buffer, format="PNG", pnginfo=_pnginfo(tiny_world.text))
     body = {"image": base64.b64encode(buffer.getvalue()).decode(), "prompt": "a red circle"}
-    response = client.post(regen.ROUTE, json=body)
+    response = client.post(ROUTE, json=body)
     assert response.status_code == 200, response.text
     data = response.json()
     assert data["plan"]["params"]["seed"] == 1234567890
@@ -313,20 +300,20 @@ def test_api_route(tiny_world, wui) -> None:
     returned = Image.open(io.BytesIO(base64.b64decode(data["image"])))
     assert returned.size == (96, 96) and "Steps: 20" in returned.info["parameters"]
     img2img = dict(body, infotext=INPAINT.replace("512x512", "96x96"))
-    response = client.post(regen.ROUTE, json=img2img)
+    response = client.post(ROUTE, json=img2img)
     assert response.status_code == 400 and "img2img" in response.json()["detail"]
-    response = client.post(regen.ROUTE, json=dict(body, unknown=1))
+    response = client.post(ROUTE, json=dict(body, unknown=1))
     assert response.status_code == 422
 
 
 def test_api_route_has_the_same_auth(wui) -> None:
-    wui.shared.cmd_opts.api_auth = "user:secret"
+    wui.cmd_opts.api_auth = "user:secret"
     app = FastAPI()
-    regen.register_routes(app)
+    api.on_app_started(None, app)
     client = TestClient(app)
-    response = client.post(regen.ROUTE, json={"image": "AAAA"})
+    response = client.post(ROUTE, json={"image": "AAAA"})
     assert response.status_code == 401
-    response = client.post(regen.ROUTE, json={"image": "AAAA"}, auth=("user", "secret"))
+    response = client.post(ROUTE, json={"image": "AAAA"}, auth=("user", "secret"))
     assert response.status_code == 400  # authenticated; the image is not a picture
 
 
@@ -339,11 +326,11 @@ def _pnginfo(text: str) -> PngImagePlugin.PngInfo:
 def test_tab_preflight_shows_the_warnings_before_the_click(wui, tiny_world) -> None:
     from clipprobe_ext.webui import regenerate_tab
 
-    wui.sd_models.load(wui.infos[OTHER[0]])
+    wui.load_checkpoint(wui.infos[OTHER[0]])
     box = regenerate_tab.preflight_html(tiny_world.original, "a red circle")
     assert "seed 1234567890" in box and "DPM++ 2M / Automatic" in box
     assert "is not the picture&#x27;s" in box  # the mismatch, escaped
-    assert wui.processing.calls == []
+    assert wui.processing_calls == []
     assert regenerate_tab.NO_PROMPT in regenerate_tab.preflight_html(tiny_world.original, " ")
     assert regenerate_tab.NO_IMAGE in regenerate_tab.preflight_html(None, "a red circle")
 
@@ -404,7 +391,7 @@ def test_tab_wiring_regenerates_with_the_infotexts_parameters(wui, tiny_world) -
     assert (t.allow_txt2img._id, "change") in [p["targets"][0] for p in preflights if p["targets"]]
 
     # the wired callable, as gradio calls it: the infotext's parameters reach processing
-    lock = wui.call_queue.queue_lock
+    lock = wui.queue_lock
     assert not lock.locked()
     box, sheet, regenerated, saved = click["fn"](
         "task(cp-wired)", tiny_world.original, "a red circle, green stripes", False, None
@@ -412,7 +399,7 @@ def test_tab_wiring_regenerates_with_the_infotexts_parameters(wui, tiny_world) -
     assert "SSIM 1.000" in box, box
     assert sheet["visible"] and regenerated["visible"] and saved["visible"]
     sheet, regenerated, saved = sheet["value"], regenerated["value"], saved["value"]
-    (call,) = wui.processing.calls
+    (call,) = wui.processing_calls
     f = call["fields"]
     assert f["prompt"] == "a red circle, green stripes"
     assert (f["negative_prompt"], f["steps"], f["cfg_scale"], f["seed"]) == (
@@ -432,19 +419,72 @@ def test_tab_wiring_regenerates_with_the_infotexts_parameters(wui, tiny_world) -
 def test_forge_without_a_checkpoint_is_a_clear_message(wui, monkeypatch) -> None:
     """Forge's parse_generation_parameters does ``checkpoint in opts.sd_model_checkpoint``,
     a TypeError when no checkpoint is selected (seen live in Forge)."""
-    from clipprobe_ext.webui import regenerate_tab
+    from clipprobe_ext.webui import host, regenerate_tab
 
-    real = wui.infotext_utils.parse_generation_parameters
+    real = host.parse_generation_parameters
 
-    def forge_like(text, skip_fields=None):
-        params = real(text, skip_fields)
+    def forge_like(text):
+        params = real(text)
         if "Model" in params:
-            params["Model"] in wui.shared.opts.sd_model_checkpoint  # noqa: B015
+            params["Model"] in wui.opts.sd_model_checkpoint  # noqa: B015
         return params
 
-    monkeypatch.setattr(wui.infotext_utils, "parse_generation_parameters", forge_like)
-    wui.shared.opts.sd_model_checkpoint = None
+    monkeypatch.setattr(host, "parse_generation_parameters", forge_like)
+    wui.opts.sd_model_checkpoint = None
     with pytest.raises(ClipProbeError, match="no checkpoint selected"):
         regen.plan_regeneration(BASIC, "a red circle")
     image = Image.open(io.BytesIO(_png(Image.new("RGB", (8, 8)), BASIC)))
     assert "no checkpoint selected" in regenerate_tab.preflight_html(image, "a red circle")
+
+
+def test_the_plan_is_pure_data_in_data_out() -> None:
+    """No WebUI (not even the fake): the WebUI's readings come in as data, the request
+    goes out; plan.py imports nothing of the WebUI glue."""
+    import ast
+    from pathlib import Path
+
+    from clipprobe_ext.webui.regenerate import plan
+
+    source = Path(plan.__file__).read_text(encoding="utf-8")
+    imported = [
+        node.module for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)
+    ]
+    assert not [m for m in imported if m and m.startswith("clipprobe_ext.webui")]
+    picture = plan.PictureParameters(
+        written={"Steps": "20", "Seed": "5", "Size": "64x32", "ADetailer model": "face"},
+        negative_prompt="blurry",
+        params={"Steps": "20", "Seed": "5", "Size-1": "64", "Size-2": "32", "CFG scale": "6"},
+        samplers=("Euler a", "Automatic", "Use same sampler", "Use same scheduler"),
+        overrides={"CLIP_stop_at_last_layers": 2},
+        setting_labels=frozenset({"Clip skip"}),
+    )
+    check = plan.CheckpointCheck("abc", "sd15", "other [def]", "def", "switch", "sd15 [abc]", "x")
+    request = plan.plan_request(picture, "a cat", check)
+    assert request.params == {
+        "batch_size": 1,
+        "n_iter": 1,
+        "styles": [],
+        "cfg_scale": 6.0,
+        "width": 64,
+        "height": 32,
+        "steps": 20,
+        "seed": 5,
+        "sampler_name": "Euler a",
+        "scheduler": "Automatic",
+        "enable_hr": False,
+        "prompt": "a cat",
+        "negative_prompt": "blurry",
+    }
+    assert request.override_settings == {
+        "CLIP_stop_at_last_layers": 2,
+        "sd_model_checkpoint": "sd15 [abc]",
+    }
+    assert request.warnings == ["x"] and request.not_reproduced == ["ADetailer model"]
+    assert plan.prompt_to_regenerate(" ", _Report("a cat"), "a cat, a hat") == "a cat"
+    with pytest.raises(ClipProbeError, match="no shorter prompt"):
+        plan.prompt_to_regenerate(None, _Report("a cat, a hat"), "a cat, a hat")
+
+
+class _Report:
+    def __init__(self, pruned: str) -> None:
+        self.pruning = types.SimpleNamespace(pruned_prompt=pruned)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+import fake_host
 import pytest
 
 from clipprobe_ext.options import OPTIONS
@@ -34,30 +35,30 @@ def test_every_setting_option_of_the_spec_is_in_settings():
 
 
 def test_registers_a_clipprobe_section_through_the_callback(webui):
-    webui.script_callbacks.on_ui_settings(settings.on_ui_settings)
-    webui.script_callbacks.ui_settings_callback()
-    labels = webui.shared.opts.data_labels
+    webui.callbacks["ui_settings"].append(settings.on_ui_settings)  # callbacks.register
+    webui.fire_ui_settings()
+    labels = webui.opts.data_labels
     for key in KEYS:
         info = labels[key]
-        assert isinstance(info, webui.options.OptionInfo)
+        assert isinstance(info, fake_host.OptionInfo)
         assert info.section == ("clipprobe", "ClipProbe")
         assert info.label
-    assert webui.shared.opts.clipprobe_rounds == 5
-    assert webui.shared.opts.clipprobe_threshold_percent == 1
-    assert webui.shared.opts.clipprobe_tolerance_percent == 1
+    assert webui.opts.clipprobe_rounds == 5
+    assert webui.opts.clipprobe_threshold_percent == 1
+    assert webui.opts.clipprobe_tolerance_percent == 1
     for name in settings.SETTING_OPTIONS:  # label and help from the options spec
         assert labels[settings.key(name)].label.startswith(OPTIONS[name].label)
-        assert OPTIONS[name].help in labels[settings.key(name)].comment_after
-    assert webui.shared.opts.clipprobe_keep_clip_on_gpu is False
-    assert webui.shared.opts.clipprobe_probe_after_generation is False
-    assert webui.shared.opts.clipprobe_default_model == WEBUI_CLIP
+        assert OPTIONS[name].help in labels[settings.key(name)].info
+    assert webui.opts.clipprobe_keep_clip_on_gpu is False
+    assert webui.opts.clipprobe_probe_after_generation is False
+    assert webui.opts.clipprobe_default_model == WEBUI_CLIP
 
 
 def test_components_match_the_values(webui):
     import gradio as gr
 
     settings.on_ui_settings()
-    labels = webui.shared.opts.data_labels
+    labels = webui.opts.data_labels
     rounds = labels[KEY_ROUNDS]
     assert rounds.component is gr.Slider
     spec = OPTIONS["rounds"]
@@ -86,7 +87,7 @@ def test_component_args_are_valid_updates(webui):
 
     gradio_4 = int(gr.__version__.split(".", 1)[0]) >= 4
     settings.on_ui_settings()
-    for key, info in webui.shared.opts.data_labels.items():
+    for key, info in webui.opts.data_labels.items():
         if info.component is None or not key.startswith("clipprobe"):
             continue
         args = info.component_args() if callable(info.component_args) else info.component_args
@@ -117,7 +118,7 @@ def test_getters_default_without_a_webui(monkeypatch):
 
 def test_getters_read_the_settings(webui):
     settings.on_ui_settings()
-    opts = webui.shared.opts
+    opts = webui.opts
     opts.clipprobe_rounds = 12.0  # sliders store floats
     opts.clipprobe_threshold_percent = 5.0
     opts.clipprobe_tolerance_percent = 2
@@ -149,13 +150,13 @@ def test_getters_read_the_settings(webui):
 )
 def test_invalid_values_fall_back(webui, key, value, getter, expected):
     settings.on_ui_settings()
-    webui.shared.opts.data[key] = value
+    webui.opts.data[key] = value
     assert getter() == expected
 
 
 def test_probe_options_from_settings_with_overrides(webui):
     settings.on_ui_settings()
-    webui.shared.opts.clipprobe_rounds = 7
+    webui.opts.clipprobe_rounds = 7
     options = settings.probe_options(threshold=0.2, tolerance=None, granularity="word")
     assert options.rounds == 7
     assert options.threshold == 0.2

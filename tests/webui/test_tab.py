@@ -22,7 +22,7 @@ from clipprobe_ext import probe
 from clipprobe_ext.errors import PromptError
 from clipprobe_ext.probe import ProbeOptions
 from clipprobe_ext.prompt import parse_prompt, require_measurable
-from clipprobe_ext.webui import exports, model_source, tab, tab_handlers
+from clipprobe_ext.webui import exports, model_source, session, tab, tab_handlers
 from clipprobe_ext.webui.model_source import WEBUI_CLIP
 
 PROMPT = "a girl, red umbrella, <lora:rainy:0.7>, rain, city at night"
@@ -114,7 +114,7 @@ def test_tab_is_returned_for_on_ui_tabs_and_is_a_paste_target(webui, built):
     [(blocks, title, tabname)] = built
     assert isinstance(blocks, gr.Blocks)
     assert (title, tabname) == ("ClipProbe", "clipprobe")
-    target = webui.infotext_utils.paste_fields["clipprobe"]
+    target = webui.paste_fields["clipprobe"]
     image = next(
         b for b in blocks.blocks.values() if getattr(b, "elem_id", None) == "clipprobe_image"
     )
@@ -186,7 +186,7 @@ def test_defaults_come_from_settings(webui, tiny_hf_clip_dir):
     from clipprobe_ext.webui import settings
 
     settings.on_ui_settings()
-    opts = webui.shared.opts
+    opts = webui.opts
     opts.clipprobe_default_model = str(tiny_hf_clip_dir)
     # percent options are kept in percent in Settings, as the sliders show them
     opts.clipprobe_rounds = 7
@@ -433,7 +433,7 @@ def test_unexpected_error_is_one_line_and_logged(webui, images, monkeypatch, cap
     def boom(*args, **kwargs):
         raise RuntimeError("kaput\nsecond line")
 
-    monkeypatch.setattr(model_source, "run_analysis_then", boom)
+    monkeypatch.setattr(session, "analyze", boom)
     with caplog.at_level(logging.ERROR, logger="clipprobe"):
         message = _error(_run(images[0], PROMPT, WEBUI_CLIP))
     assert "RuntimeError: kaput" in message and "second line" not in message
@@ -441,7 +441,7 @@ def test_unexpected_error_is_one_line_and_logged(webui, images, monkeypatch, cap
 
 
 def test_second_user_waits_for_the_first(webui, images, tiny_hf_clip_dir):
-    lock = webui.call_queue.queue_lock
+    lock = webui.queue_lock
     results = []
     lock.acquire()  # someone else's job (a generation, another user's analysis)
     try:
@@ -463,7 +463,7 @@ TASK = "task(abc123xyz)"
 
 
 def _calls(webui):
-    """``(name, id, lock held)`` of the stand-in ``modules.progress``, record_results aside."""
+    """``(name, id, lock held)`` of the fake progress registry, record_results aside."""
     return list(webui.progress.calls)
 
 
@@ -471,11 +471,11 @@ def _assert_task_over(webui, task=TASK):
     assert webui.progress.task_status(task) == (False, False, True)  # completed
     assert webui.progress.current_task is None and task not in webui.progress.pending_tasks
     assert webui.progress.recorded_results == []  # the restore slots stay txt2img's
-    assert not webui.call_queue.queue_lock.locked()
+    assert not webui.queue_lock.locked()
 
 
 def test_task_is_queued_before_the_lock_and_started_inside_it(webui, images, tiny_hf_clip_dir):
-    lock = webui.call_queue.queue_lock
+    lock = webui.queue_lock
     results = []
     lock.acquire()  # a generation is running
     try:
@@ -514,7 +514,7 @@ def test_task_is_active_with_clipprobe_progress_while_it_runs(
 
     def watching(images_, prompt, encoder, options=None, labels=None, progress=None, negative=""):
         def report(message, fraction):
-            state = webui.shared.state
+            state = webui.state
             during.append((webui.progress.task_status(TASK), state.textinfo, state.job_count))
             progress(message, fraction)
 
@@ -566,7 +566,7 @@ def test_task_finished_after_an_unexpected_error(webui, images, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("kaput")
 
-    monkeypatch.setattr(model_source, "run_analysis_then", boom)
+    monkeypatch.setattr(session, "analyze", boom)
     assert "RuntimeError: kaput" in _error(_run(images[0], PROMPT, WEBUI_CLIP, id_task=TASK))
     assert _calls(webui) == [("add_task_to_queue", TASK, False), ("finish_task", TASK, False)]
     _assert_task_over(webui)
@@ -596,16 +596,11 @@ def test_no_task_id_means_no_bookkeeping(webui, images, tiny_hf_clip_dir, id_tas
     assert _calls(webui) == []
 
 
-def test_without_modules_progress_the_analysis_still_runs(
-    webui, images, tiny_hf_clip_dir, monkeypatch
-):
-    import sys
-
-    monkeypatch.delattr(sys.modules["modules"], "progress")
-    monkeypatch.setitem(sys.modules, "modules.progress", None)  # an older/forked WebUI
+def test_without_modules_progress_the_analysis_still_runs(webui, images, tiny_hf_clip_dir):
+    registry, webui.progress = webui.progress, None  # an older/forked WebUI
     page, *_ = _run(images[0], PROMPT, str(tiny_hf_clip_dir), id_task=TASK)
     assert "clipprobe-error" not in page
-    assert _calls(webui) == []
+    assert registry.calls == []
 
 
 def test_failing_progress_bookkeeping_costs_nothing(
@@ -619,9 +614,9 @@ def test_failing_progress_bookkeeping_costs_nothing(
     with caplog.at_level(logging.ERROR, logger="clipprobe"):
         page, *_ = _run(images[0], PROMPT, str(tiny_hf_clip_dir), id_task=TASK)
     assert "clipprobe-error" not in page
-    assert not webui.call_queue.queue_lock.locked()
+    assert not webui.queue_lock.locked()
     assert any("progress.start_task" in r.getMessage() for r in caplog.records)
-    assert webui.shared.state.job == ""
+    assert webui.state.job == ""
 
 
 # -- "Send to ClipProbe" in other tabs -------------------------------------------------------
@@ -631,19 +626,18 @@ def test_send_to_buttons_in_galleries_and_png_info(webui):
     from clipprobe_ext.webui import callbacks
 
     send_to = callbacks.register()
-    fire = webui.script_callbacks.after_component_callback
-    ToolButton = webui.ui_components.ToolButton
+    fire = webui.fire_after_component
     with gr.Blocks():
         txt2img_gallery = gr.Gallery(elem_id="txt2img_gallery")
         fire(txt2img_gallery, elem_id="txt2img_gallery")
         with gr.Row():
             for name in ("img2img", "inpaint", "extras"):
-                extras = ToolButton("x", elem_id=f"txt2img_send_to_{name}")
+                extras = gr.Button("x", elem_id=f"txt2img_send_to_{name}")
                 fire(extras, elem_id=extras.elem_id)
         img2img_gallery = gr.Gallery(elem_id="img2img_gallery")
         fire(img2img_gallery)
         with gr.Row():
-            button = ToolButton("x", elem_id="img2img_send_to_extras")
+            button = gr.Button("x", elem_id="img2img_send_to_extras")
             fire(button)
         png_image = gr.Image(elem_id="pnginfo_image", type="pil")
         fire(png_image)
@@ -652,7 +646,7 @@ def test_send_to_buttons_in_galleries_and_png_info(webui):
         with gr.Row():
             for name in ("txt2img", "img2img", "inpaint", "extras"):
                 fire(gr.Button(f"Send to {name}", elem_id=f"{name}_tab"))
-    bindings = {b.paste_button.elem_id: b for b in webui.infotext_utils.registered_param_bindings}
+    bindings = {b.paste_button.elem_id: b for b in webui.paste_buttons}
     assert set(bindings) == {
         "txt2img_send_to_clipprobe",
         "img2img_send_to_clipprobe",
@@ -674,12 +668,12 @@ def test_register_wires_every_callback(webui):
     from clipprobe_ext.webui import api, callbacks, settings
 
     callbacks.register()
-    cm = webui.script_callbacks.callback_map
-    assert [c.callback for c in cm["callbacks_ui_settings"]] == [settings.on_ui_settings]
-    assert [c.callback for c in cm["callbacks_ui_tabs"]] == [tab.on_ui_tabs]
-    assert [c.callback for c in cm["callbacks_app_started"]] == [api.on_app_started]
-    assert len(cm["callbacks_after_component"]) == 1
-    [(_, title, tabname)] = webui.script_callbacks.ui_tabs_callback()
+    cm = webui.callbacks
+    assert cm["ui_settings"] == [settings.on_ui_settings]
+    assert cm["ui_tabs"] == [tab.on_ui_tabs]
+    assert cm["app_started"] == [api.on_app_started]
+    assert len(cm["after_component"]) == 1
+    [(_, title, tabname)] = webui.fire_ui_tabs()
     assert (title, tabname) == ("ClipProbe", "clipprobe")
 
 

@@ -1,0 +1,37 @@
+"""Generate a picture again with another prompt, the way the WebUI would, and compare.
+
+- ``plan``: pure, from the picture's parameters and the prompt to the txt2img request.
+- ``checkpoint``: the picture's checkpoint against the loaded one.
+- ``run``: reading the parameters through the WebUI, generating under the session, and
+  comparing; its public functions are re-exported here for the tab.
+
+The HTTP route, ``POST /clipprobe/v1/regenerate``, is in ``webui.api`` with the others.
+"""
+
+from clipprobe_ext.webui.regenerate.checkpoint import check_checkpoint
+from clipprobe_ext.webui.regenerate.plan import CheckpointCheck, RegenerationPlan, is_img2img
+from clipprobe_ext.webui.regenerate.run import (
+    JOB,
+    Regeneration,
+    generate,
+    original_picture,
+    plan_regeneration,
+    read_parameters,
+    regenerate,
+    regenerate_and_compare,
+)
+
+__all__ = [
+    "JOB",
+    "CheckpointCheck",
+    "Regeneration",
+    "RegenerationPlan",
+    "check_checkpoint",
+    "generate",
+    "is_img2img",
+    "original_picture",
+    "plan_regeneration",
+    "read_parameters",
+    "regenerate",
+    "regenerate_and_compare",
+]
