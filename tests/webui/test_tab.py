@@ -150,16 +150,28 @@ def test_events_are_wired(webui):
     assert analyze["outputs"] == _ids(
         [
             t.result,
+            t.prompt_view,
+            t.status,
+            t.model,
             t.pruned_prompt,
-            t.json_file,
-            t.csv_file,
             t.send_txt2img,
             t.send_img2img,
+            t.regenerate_button,
+            t.details,
+            t.verdicts_view,
+            t.rounds_view,
+            t.tokens_view,
+            t.negative_view,
+            t.json_file,
+            t.csv_file,
             t.heatmap_state,
-            t.contact_sheet,
+            t.heatmap_gallery,
             t.heatmap_view,
             t.heatmap_note,
             t.report_state,
+            t.regenerate_result,
+            t.comparison_gallery,
+            t.comparison_file,
         ]
     )
     change = _handler(t.blocks, tab_handlers.image_changed)
@@ -280,21 +292,43 @@ def test_image_sent_from_another_tab_keeps_its_parameters(webui, images):
 
 def test_outputs_are_accepted_by_gradio(webui, images, tiny_hf_clip_dir):
     t = tab.create_tab()
-    outputs = [t.result, t.pruned_prompt, t.json_file, t.csv_file, t.send_txt2img, t.send_img2img]
-    result = _run(images[0], PROMPT, str(tiny_hf_clip_dir))
-    shown = [_shown(component, value) for component, value in zip(outputs, result)]
-    assert shown[0] == result[0] and shown[1] == result[1]
-    for file_shown, name in zip(shown[2:4], ("clipprobe-report.json", "clipprobe-report.csv")):
-        assert file_shown["visible"] is True  # shown once there is a result
-        value = file_shown["value"]
+    values = _run(images[0], PROMPT, str(tiny_hf_clip_dir), full=True)
+    shown = {
+        name: _shown(component, value)
+        for name, component, value in zip(tab_handlers.TabResult.OUTPUTS, t.outputs(), values)
+        if not isinstance(component, gr.State)
+    }
+    assert shown["result"] == values[0] and "cp-answer" in shown["result"]
+    assert shown["details"]["visible"] is True  # the sections show once there is a result
+    for name, file_name in (
+        ("json_file", "clipprobe-report.json"),
+        ("csv_file", "clipprobe-report.csv"),
+    ):
+        assert shown[name]["visible"] is True  # shown once there is a result
+        value = shown[name]["value"]
         value = value if isinstance(value, dict) else value.model_dump()
-        assert value["orig_name"] == name
-    for button in shown[4:]:
-        assert button["__type__"] == "update"
+        assert value["orig_name"] == file_name
+    for name in ("send_txt2img", "send_img2img", "regenerate_button"):
+        button = shown[name]
+        assert button["__type__"] == "update" and button["visible"] is True
         assert button.get("interactive", button.get("mode") == "dynamic") is True
-    failed = [_shown(c, v) for c, v in zip(outputs, _run(None, PROMPT, WEBUI_CLIP))]
-    assert all(f["visible"] is False and f["value"] is None for f in failed[2:4])
-    assert all(b.get("interactive", b.get("mode") == "dynamic") is False for b in failed[4:])
+    failed_values = _run(None, PROMPT, WEBUI_CLIP, full=True)
+    failed = {
+        name: _shown(component, value)
+        for name, component, value in zip(
+            tab_handlers.TabResult.OUTPUTS, t.outputs(), failed_values
+        )
+        if not isinstance(component, gr.State)
+    }
+    assert all(
+        failed[n]["visible"] is False and failed[n]["value"] is None
+        for n in ("json_file", "csv_file")
+    )
+    assert failed["details"]["visible"] is False
+    for name in ("send_txt2img", "send_img2img", "regenerate_button"):
+        button = failed[name]
+        assert button["visible"] is False
+        assert button.get("interactive", button.get("mode") == "dynamic") is False
     for update in tab_handlers.image_changed(images[0])[:2] + tab_handlers.image_changed(None)[:2]:
         _shown(t.prompt, update)
 
@@ -313,7 +347,9 @@ def _run(
     heatmaps=False,
     full=False,
 ):
-    """The Analyze click's first six outputs (all of them with ``full=True``)."""
+    """The Analyze click's outputs (all of them, in order, with ``full=True``); else
+    ``(page, pruned prompt, JSON file, CSV file, send to txt2img, send to img2img)``, the
+    page being every HTML the click shows (answer, prompt, detail sections) in order."""
     out = tab_handlers.analyze(
         id_task,
         image,
@@ -328,7 +364,21 @@ def _run(
         heatmaps,
     )
     assert len(out) == len(tab_handlers.TabResult.OUTPUTS)
-    return out if full else out[:6]
+    if full:
+        return out
+    named = dict(zip(tab_handlers.TabResult.OUTPUTS, out))
+    page = "".join(named[name] for name in PAGE)
+    return (
+        page,
+        named["pruned_prompt"],
+        named["json_file"],
+        named["csv_file"],
+        named["send_txt2img"],
+        named["send_img2img"],
+    )
+
+
+PAGE = ("result", "prompt_view", "verdicts_view", "rounds_view", "tokens_view", "negative_view")
 
 
 def test_analysis_renders_the_real_report(webui, images, tiny_hf_clip_dir, hf_encoder):
@@ -372,8 +422,8 @@ def test_word_granularity_and_prompt_from_the_image(webui, images, tiny_hf_clip_
     # word by word: "red" and "umbrella" are phrases of their own
     assert re.search(r'data-index="\d+"[^>]*>red</span>', page)
     assert re.search(r'data-index="\d+"[^>]*>umbrella</span>', page)
-    assert re.search(r"\d+ measurable words against", page)  # not "phrases"
-    assert "measurable phrases" not in page
+    assert re.search(r"CLIP sees \d+ of \d+ words in the picture", page)  # not "phrases"
+    assert " phrases in the picture" not in page
 
 
 def _error(out):
