@@ -65,8 +65,13 @@ LEGEND = (
 ALWAYS_IN_LEGEND = ("keep", "weak", "prune")
 
 
-def render_prompt(report: ProbeReport | ReportView, selected: int | None = None) -> str:
-    """``selected``: the phrase marked ``cp-selected`` (the one whose heatmap is shown)."""
+def render_prompt(
+    report: ProbeReport | ReportView,
+    selected: int | None = None,
+    hint: str = "hover a phrase for its numbers",
+) -> str:
+    """``selected``: the phrase marked ``cp-selected`` (the one whose heatmap is shown);
+    ``hint``: what the heading says a phrase does."""
     view = _view(report)
     prompt = view.prompt
     out: list[str] = []
@@ -94,7 +99,7 @@ def render_prompt(report: ProbeReport | ReportView, selected: int | None = None)
         "prompt-section",
         "Your prompt, phrase by phrase",
         f'<div class="cp-prompt">{"".join(out)}</div><div class="cp-legend">{legend}</div>',
-        "hover a phrase for its numbers",
+        hint,
     )
 
 

@@ -162,10 +162,13 @@ def render_answer(report: ProbeReport, view: ReportView | None = None) -> str:
     )
 
 
-def render_prompt_card(report: ProbeReport | ReportView, selected: int | None = None) -> str:
+def render_prompt_card(
+    report: ProbeReport | ReportView, selected: int | None = None, heatmaps: bool = False
+) -> str:
     """The prompt coloured by verdict, with its legend; ``selected``: the phrase whose
-    heatmap is shown."""
-    return f'<div class="clipprobe-report">{fragments.render_prompt(report, selected)}</div>'
+    heatmap is shown; ``heatmaps``: a click on a phrase shows its heatmap."""
+    hint = "hover a phrase for its numbers" + ("; click it for its heatmap" if heatmaps else "")
+    return f'<div class="clipprobe-report">{fragments.render_prompt(report, selected, hint)}</div>'
 
 
 def render_verdict_details(report: ProbeReport | ReportView) -> str:

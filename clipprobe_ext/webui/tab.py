@@ -13,8 +13,8 @@ Public API:
 
 The answer comes first and next to the inputs: the right column holds Analyze (at the
 top, as the WebUI's Generate), the summary with the suggested prompt and its Send and
-Regenerate buttons, the coloured prompt, and the clicked phrase's heatmap right under
-it, so at 1400×1000 all of it is above the fold.  The numbers are below both columns,
+Regenerate buttons, the coloured prompt, and the clicked phrase's heatmap beside it,
+so at 1400×1000 all of it is above the fold.  The numbers are below both columns,
 in closed accordions (verdicts, rounds, heatmaps of every phrase, tokens, negative
 prompt, regeneration, downloads), shown once there is a result.  Progress is the WebUI's
 own bar above the answer (``progress_task``); gradio's indicator is off
@@ -71,6 +71,7 @@ class ClipProbeTab:
     task_id: Any
     heatmaps: Any
     heatmap_state: Any
+    heatmap_column: Any
     heatmap_view: Any
     heatmap_note: Any
     heatmap_opacity: Any
@@ -224,12 +225,19 @@ def _answer(gr: Any, parts: dict[str, Any]) -> None:
             parts[name] = gr.Button(
                 label, interactive=False, visible=False, elem_id=f"clipprobe_{name}"
             )
-    parts["prompt_view"] = gr.HTML(elem_id="clipprobe_prompt_view")
-    _heatmap_view(gr, parts)
+    with gr.Row(equal_height=False, elem_id="clipprobe_prompt_row"):
+        with gr.Column(scale=1, min_width=200):
+            parts["prompt_view"] = gr.HTML(elem_id="clipprobe_prompt_view")
+        with gr.Column(
+            scale=1, min_width=200, visible=False, elem_id="clipprobe_heatmap_column"
+        ) as column:
+            parts["heatmap_column"] = column
+            _heatmap_view(gr, parts)
 
 
 def _heatmap_view(gr: Any, parts: dict[str, Any]) -> None:
-    """The clicked phrase's overlay (opacity redraws it), under the coloured prompt."""
+    """The clicked phrase's overlay (opacity redraws it), beside the coloured prompt; its
+    column shows only when the analysis computed heatmaps."""
     parts["heatmap_state"] = gr.State(None)
     parts["report_state"] = gr.State(None)  # the last analysis: what Regenerate compares
     # JS (clipprobe_show_phrase) writes the clicked phrase's index here and clicks the
@@ -244,8 +252,7 @@ def _heatmap_view(gr: Any, parts: dict[str, Any]) -> None:
         label="Heatmap of the clicked phrase",
         type="pil",
         interactive=False,
-        visible=False,
-        height=360,
+        height=300,
         elem_id="clipprobe_heatmap_view",
     )
     parts["heatmap_note"] = gr.HTML(elem_id="clipprobe_heatmap_note")
@@ -255,7 +262,6 @@ def _heatmap_view(gr: Any, parts: dict[str, Any]) -> None:
         step=5,
         value=50,
         label="Heatmap opacity (%)",
-        visible=False,  # shown with the Heatmaps box (tab_handlers.heatmap_controls)
         elem_id="clipprobe_heatmap_opacity",
     )
 
@@ -401,12 +407,6 @@ def _wire(tab: ClipProbeTab) -> None:
         outputs=[tab.regenerate_result, tab.comparison_gallery, tab.comparison_file],
         show_progress=False,
         **compat.js_kwarg("clipprobe_submit_regenerate"),
-    )
-    tab.heatmaps.change(
-        fn=tab_handlers.heatmap_controls,
-        inputs=[tab.heatmaps],
-        outputs=[tab.heatmap_opacity],
-        show_progress=False,
     )
     for trigger in (tab.show_heatmap.click, tab.heatmap_opacity.change):
         trigger(

@@ -139,6 +139,7 @@ class TabResult:
     csv_file: Any
     heatmap_state: Any = None
     heatmap_gallery: Any = None
+    heatmap_column: Any = None  # the clicked phrase's overlay beside the prompt
     heatmap_view: Any = None
     heatmap_note: Any = ""
     report_state: Any = None
@@ -170,7 +171,8 @@ class TabResult:
             hidden,
             None,
             hidden,
-            hidden,
+            _update(visible=False),
+            None,
             "",
             None,
             "",
@@ -204,7 +206,7 @@ class TabResult:
         hidden = _update(value=None, visible=False)
         return cls(
             answer,
-            panel.render_prompt_card(view, first),
+            panel.render_prompt_card(view, first, heatmaps=maps is not None),
             "",
             model_dropdown_update(),
             pruned if can_send else "",
@@ -220,7 +222,8 @@ class TabResult:
             _update(value=paths[1], visible=True),
             maps,
             _update(value=maps.gallery() if maps else None, visible=maps is not None),
-            _update(value=overlay, visible=maps is not None),
+            _update(visible=maps is not None),
+            overlay,
             heatmap_note,
             report,
             "",
@@ -244,11 +247,6 @@ def model_note() -> str:
 def model_dropdown_update() -> Any:
     """The dropdown's choices and note, recomputed (its 🔄 button, and after each run)."""
     return _update(choices=model_source.list_models(), info=model_note())
-
-
-def heatmap_controls(enabled: Any) -> Any:
-    """The opacity slider only while heatmaps are asked for."""
-    return _update(visible=bool(enabled))
 
 
 def show_heatmap(index: Any, state: Any, opacity: Any) -> tuple[Any, str]:

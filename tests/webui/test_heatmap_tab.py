@@ -43,7 +43,8 @@ def test_heatmaps_are_computed_only_when_asked(webui, wide, tiny_hf_clip_dir, mo
     monkeypatch.setattr(heatmap_compute.HeatmapRun, "maps", counting)
     out = dict(zip(tab_handlers.TabResult.OUTPUTS, _analyze(wide, str(tiny_hf_clip_dir), False)))
     assert calls == [] and out["heatmap_state"] is None
-    assert out["heatmap_gallery"]["visible"] is False and out["heatmap_view"]["visible"] is False
+    assert out["heatmap_gallery"]["visible"] is False and out["heatmap_column"]["visible"] is False
+    assert out["heatmap_view"] is None
     out = dict(zip(tab_handlers.TabResult.OUTPUTS, _analyze(wide, str(tiny_hf_clip_dir), True)))
     # one run for all measurable phrases (the lora tag is not one)
     assert calls == [["a girl", "red umbrella", "rain", "city at night"]]
@@ -85,8 +86,8 @@ def test_first_phrase_is_shown_next_to_the_prompt_with_its_unit(webui, wide, tin
     marked in the coloured prompt, and its note says what the numbers are."""
     out = dict(zip(tab_handlers.TabResult.OUTPUTS, _analyze(wide, str(tiny_hf_clip_dir), True)))
     state = out["heatmap_state"]
-    assert out["heatmap_view"]["visible"] is True
-    assert _same(out["heatmap_view"]["value"], overlay(wide, state.maps[0], 0.5))
+    assert out["heatmap_column"]["visible"] is True
+    assert _same(out["heatmap_view"], overlay(wide, state.maps[0], 0.5))
     assert 'cp-selected" data-index="0"' in out["prompt_view"]
     report = out["report_state"]
     presence = report.images[0].presence[0]
@@ -110,8 +111,15 @@ def test_unmeasurable_or_missing_phrases_say_so(webui, wide, tiny_hf_clip_dir):
     assert image is None and "Heatmaps" in note
 
 
+def _descendants(block):
+    """Every block inside ``block`` (gradio 3 wraps form fields in a Form block of its own)."""
+    for child in getattr(block, "children", []):
+        yield child
+        yield from _descendants(child)
+
+
 def test_heatmap_events_are_wired(webui):
-    from test_tab import _events, _handler, _ids
+    from test_tab import _events, _handler, _ids, _parent_of
 
     t = tab.create_tab()
     events = [e for e in _events(t.blocks) if e["fn"] is tab_handlers.show_heatmap]
@@ -121,13 +129,15 @@ def test_heatmap_events_are_wired(webui):
     for event in events:
         assert event["inputs"] == _ids([t.phrase_index, t.heatmap_state, t.heatmap_opacity])
         assert event["outputs"] == _ids([t.heatmap_view, t.heatmap_note])
-    # the opacity slider shows with the Heatmaps box, not before
-    assert t.heatmaps.value is False and t.heatmap_opacity.visible is False
-    toggles = [e for e in _events(t.blocks) if e["fn"] is tab_handlers.heatmap_controls]
-    assert [e["targets"][0] for e in toggles] == [(t.heatmaps._id, "change")]
-    assert toggles[0]["outputs"] == _ids([t.heatmap_opacity])
-    assert tab_handlers.heatmap_controls(True)["visible"] is True
-    assert tab_handlers.heatmap_controls(False)["visible"] is False
+    # the overlay, its note and opacity sit in one column beside the coloured prompt,
+    # hidden until an analysis computed heatmaps
+    assert t.heatmap_column.visible is False
+    column = {c._id for c in _descendants(t.heatmap_column)}
+    assert {t.heatmap_view._id, t.heatmap_note._id, t.heatmap_opacity._id} <= column
+    row = _parent_of(t.blocks, t.heatmap_column)
+    assert row.elem_id == "clipprobe_prompt_row"
+    assert _parent_of(t.blocks, t.prompt_view) in row.children
+    assert _parent_of(t.blocks, row).elem_id == "clipprobe_outputs"  # beside the inputs
     # the JS needs both hidden helpers in the page: hidden by CSS, not left out
     for component in (t.phrase_index, t.show_heatmap):
         assert component.visible is not False and "clipprobe-hidden" in component.elem_classes

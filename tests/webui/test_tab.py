@@ -166,6 +166,7 @@ def test_events_are_wired(webui):
             t.csv_file,
             t.heatmap_state,
             t.heatmap_gallery,
+            t.heatmap_column,
             t.heatmap_view,
             t.heatmap_note,
             t.report_state,
