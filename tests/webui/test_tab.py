@@ -876,3 +876,120 @@ def test_negative_prompt_box_is_checked_under_the_prompt(webui, images, tiny_hf_
     assert page.index("cp-prompt") < page.index("cp-negative")  # under the prompt
     page, *_ = _run(images[0], PROMPT, str(tiny_hf_clip_dir), negative="")
     assert "Negative prompt, checked" not in page
+
+
+# -- nothing the tab shows outlives what it describes -------------------------------------
+
+
+def test_model_note_follows_the_machine_not_the_moment_the_tab_was_built(webui, interrogator):
+    """The note was computed once, when the UI was built: it kept saying the WebUI's CLIP
+    needs a download after it became available (and the models route said so)."""
+    from clipprobe_ext.webui import api
+
+    real = webui.shared.interrogator
+    webui.shared.interrogator = None  # the WebUI's CLIP: not there yet
+    t = tab.create_tab()
+    assert WEBUI_CLIP in t.model.info and "needs a download" in t.model.info
+    webui.shared.interrogator = real  # now it is (downloaded, or loaded by Interrogate)
+    assert api.models_endpoint()["available_locally"][WEBUI_CLIP] is True
+    refresh = _handler(t.blocks, tab_handlers.model_dropdown_update)
+    assert refresh["targets"] == [(t.model_refresh._id, "click")]
+    assert refresh["outputs"] == _ids([t.model])
+    update = refresh["fn"]()
+    assert WEBUI_CLIP not in update["info"] and update["info"] == tab_handlers.model_note()
+    assert _choices_of(_shown(t.model, update)) == model_source.list_models()
+    # and every Analyze answers with the note as it is then
+    out = dict(zip(tab_handlers.TabResult.OUTPUTS, _run(None, PROMPT, WEBUI_CLIP, full=True)))
+    assert out["model"]["info"] == tab_handlers.model_note()
+
+
+def _choices_of(shown):
+    return [c[1] if isinstance(c, (tuple, list)) else c for c in shown["choices"]]
+
+
+def test_the_image_note_goes_once_an_analysis_ran(webui, images, tiny_hf_clip_dir):
+    t = tab.create_tab()
+    _, _, status = tab_handlers.image_changed(images[0])
+    assert tab_handlers.NO_PARAMETERS_NOTE in status  # typed prompt needed: said
+    analyze = _handler(t.blocks, tab_handlers.analyze)
+    assert t.status._id in analyze["outputs"]
+    out = dict(
+        zip(
+            tab_handlers.TabResult.OUTPUTS,
+            _run(images[0], PROMPT, str(tiny_hf_clip_dir), full=True),
+        )
+    )
+    assert "cp-answer" in out["result"] and out["status"] == ""
+    out = dict(zip(tab_handlers.TabResult.OUTPUTS, _run(None, PROMPT, WEBUI_CLIP, full=True)))
+    assert out["status"] == ""  # the error box says what is wrong; no stale note beside it
+
+
+def test_the_answer_comes_first_beside_the_inputs_and_the_numbers_below(webui):
+    t = tab.create_tab()
+    outputs = _parent_of(t.blocks, t.analyze_button)
+    inputs = _parent_of(t.blocks, t.image)
+    main = _parent_of(t.blocks, outputs)
+    assert main.elem_id == "clipprobe_main" and inputs in main.children
+    order = [c._id for c in outputs.children]
+    result_row = _parent_of(t.blocks, t.result)
+    send_row = _parent_of(t.blocks, t.send_txt2img)
+    prompt_row = _parent_of(t.blocks, t.heatmap_column)
+    assert order.index(t.analyze_button._id) < order.index(result_row._id)
+    assert order.index(result_row._id) < order.index(send_row._id) < order.index(prompt_row._id)
+    assert [b._id for b in send_row.children] == _ids(
+        [t.send_txt2img, t.send_img2img, t.regenerate_button]
+    )
+    # the details: one closed section each, below both columns, shown with a result
+    assert t.details.visible is False
+    page = t.blocks.children  # the tab's top level
+    assert page.index(t.details) == page.index(main) + 1
+    sections = [s for s in t.details.children if isinstance(s, gr.Accordion)]
+    assert [s.label for s in sections] == [
+        "Verdicts and numbers",
+        "Elimination rounds",
+        "Heatmaps of every phrase",
+        "Tokens",
+        "Negative prompt",
+        "Regenerate with the suggested prompt",
+        "Downloads",
+    ]
+    assert all(s.open is False for s in sections)
+    holders = {
+        "Verdicts and numbers": t.verdicts_view,
+        "Elimination rounds": t.rounds_view,
+        "Heatmaps of every phrase": t.heatmap_gallery,
+        "Tokens": t.tokens_view,
+        "Negative prompt": t.negative_view,
+        "Regenerate with the suggested prompt": t.comparison_gallery,
+        "Downloads": t.json_file,
+    }
+    for section in sections:
+        inside = {c._id for c in _all_children(section)}
+        assert holders[section.label]._id in inside, section.label
+
+
+def _all_children(block):
+    for child in getattr(block, "children", []):
+        yield child
+        yield from _all_children(child)
+
+
+def test_analyze_fills_every_section(webui, images, tiny_hf_clip_dir):
+    out = dict(
+        zip(
+            tab_handlers.TabResult.OUTPUTS,
+            _run(images[0], PROMPT, str(tiny_hf_clip_dir), negative=NEGATIVE, full=True),
+        )
+    )
+    report = out["report_state"]
+    assert out["details"]["visible"] is True
+    assert "Verdicts" in out["verdicts_view"] and "Elimination rounds" in out["rounds_view"]
+    assert "Token budget" in out["tokens_view"]
+    assert "Negative prompt, checked" in out["negative_view"]
+    for v in report.verdicts:  # every verdict in its table, every phrase in the prompt
+        assert html.escape(v.text) in out["verdicts_view"]
+        assert f'data-index="{v.index}"' in out["prompt_view"]
+    # an earlier regeneration does not stay on screen beside the new analysis
+    assert out["regenerate_result"] == ""
+    assert out["comparison_gallery"]["visible"] is False
+    assert out["comparison_file"]["visible"] is False
