@@ -65,14 +65,16 @@ def _describe(plan: Any) -> str:
     return "; ".join(parts)
 
 
-def _plan_html(plan: Any) -> str:
+def _warnings_html(plan: Any) -> str:
     items = "".join(f"<li>{html.escape(w)}</li>" for w in plan.warnings)
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in plan.notes)
-    return (
-        f"<p>Regenerates with {html.escape(_describe(plan))}.</p>"
-        + (f'<ul class="cp-warnings">{items}</ul>' if items else "")
-        + (f'<ul class="cp-notes">{notes}</ul>' if notes else "")
+    return (f'<ul class="cp-warnings">{items}</ul>' if items else "") + (
+        f'<ul class="cp-notes">{notes}</ul>' if notes else ""
     )
+
+
+def _plan_html(plan: Any) -> str:
+    return f"<p>Regenerates with {html.escape(_describe(plan))}.</p>" + _warnings_html(plan)
 
 
 def _infotext(image: Any) -> str:
@@ -160,7 +162,8 @@ def regenerate_click(
             f"pruned prompt ({to_prompt} {similarity(comparison.regenerated_similarity)})",
         ),
     ]
-    body = _plan_html(result.plan) + comparing.render_html(comparison)
+    # what was run is the preflight's line above it; only its warnings are repeated
+    body = _warnings_html(result.plan) + comparing.render_html(comparison)
     return message_box(markup=body), pictures, saved
 
 
