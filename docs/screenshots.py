@@ -170,14 +170,17 @@ class Page:
         self.driver.quit()
 
 
-def save(image: Image.Image, path: Path, box: tuple[float, float, float, float]) -> None:
-    """``box`` of the screenshot (page pixels), at most 1400 px wide, as a palette PNG."""
+def save(
+    image: Image.Image, path: Path, box: tuple[float, float, float, float], width: int = WIDTH
+) -> None:
+    """``box`` of the screenshot (page pixels), at most ``width`` px wide, as a palette PNG
+    (big pictures of noise compress badly: the regeneration's shot is made smaller)."""
     left, top, right, bottom = (round(v) for v in box)
     crop = image.crop(
         (max(0, left), max(0, top), min(image.width, right), min(image.height, bottom))
     )
-    if crop.width > WIDTH:
-        crop = crop.resize((WIDTH, round(crop.height * WIDTH / crop.width)), Image.LANCZOS)
+    if crop.width > width:
+        crop = crop.resize((width, round(crop.height * width / crop.width)), Image.LANCZOS)
     crop.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
         path, optimize=True
     )
@@ -341,6 +344,7 @@ def regenerate(page: Page, check: Checks, out: Path) -> None:
         page.shot(),
         out / "tab-regenerate.png",
         (0, section["top"] - 8, WIDTH, section["bottom"] + 8),
+        width=1000,
     )
     page.viewport(WIDTH, HEIGHT)
 
@@ -348,7 +352,16 @@ def regenerate(page: Page, check: Checks, out: Path) -> None:
 def probe_after_generation(page: Page, url: str, model: str, check: Checks, out: Path) -> None:
     """A batch of 4 in txt2img with "ClipProbe: probe after generation" on: the line shows
     under the grid, where the WebUI shows a batch's info first."""
+    before = api(url, "/sdapi/v1/options").get("clipprobe_default_model")
     api(url, "/sdapi/v1/options", {"clipprobe_default_model": model})
+    try:
+        _generate_with_probe(page, url, check, out)
+    finally:  # the WebUI's settings as they were
+        if before is not None:
+            api(url, "/sdapi/v1/options", {"clipprobe_default_model": before})
+
+
+def _generate_with_probe(page: Page, url: str, check: Checks, out: Path) -> None:
     page.driver.get(url)
     page.open_tab("txt2img")
     prompt = page.find("#txt2img_prompt textarea", wait=30)
