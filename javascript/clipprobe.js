@@ -17,9 +17,11 @@
 //   returns the arguments with the id as the first one (the hidden task-id textbox).
 //   Without requestProgress (older or forked WebUIs) it only passes an id on.
 // - clipprobe_submit_regenerate(...) / clipprobe_submit_audit(...): the same for the
-//   "Regenerate with the pruned prompt" and "Audit" buttons (bars over their own results).
+//   "Regenerate" and "Audit" buttons (bars over their own results); the regeneration's
+//   section is scrolled into view, since its button sits at the top of the tab.
 // - clipprobe_show_phrase(target) and a "click" listener on the document: a click on a
-//   phrase of the coloured prompt shows its heatmap (see the function).
+//   phrase of the coloured prompt or of the answer shows its heatmap, marks the phrase
+//   and brings the heatmap on screen (see the function).
 // - clipprobe_copied_text(node) and a "copy" listener on the document: the report's
 //   removed-phrase chips (.cp-removed) are boxes with no text between them, so a browser
 //   copies "hokusai", "girl" as "hokusaigirl"; when a selection holds chips, the copied
@@ -125,11 +127,21 @@ function clipprobe_submit_with_progress(containerId, args) {
     return args;
 }
 
+// Bring an element on screen with as little scrolling as it takes (none when it is).
+function clipprobe_bring_into_view(element, block) {
+    if (element && typeof element.scrollIntoView === "function") {
+        element.scrollIntoView({block: block || "nearest", behavior: "smooth"});
+        return true;
+    }
+    return false;
+}
+
 function clipprobe_submit() {
     return clipprobe_submit_with_progress("clipprobe_result", Array.from(arguments));
 }
 
 function clipprobe_submit_regenerate() {
+    clipprobe_bring_into_view(clipprobe_app().querySelector("#clipprobe_regenerate_section"), "start");
     return clipprobe_submit_with_progress("clipprobe_regenerate_result", Array.from(arguments));
 }
 
@@ -137,23 +149,47 @@ function clipprobe_submit_audit() {
     return clipprobe_submit_with_progress("clipprobe_audit_result", Array.from(arguments));
 }
 
-// A click on a phrase of the coloured prompt (.cp-phrase[data-index] inside the result):
-// its index goes into the hidden #clipprobe_phrase_index textbox (an "input" event, so
-// gradio takes it) and the hidden #clipprobe_show_heatmap button is clicked; the server
-// draws the stored heatmap.  Returns the index sent, or null.
+// Where a click on a phrase shows its heatmap: the coloured prompt and the answer (both
+// next to the heatmap); phrases in the detail sections below only carry their numbers.
+var CLIPPROBE_CLICKABLE = ["clipprobe_prompt_view", "clipprobe_result"];
+
+function clipprobe_clickable(node) {
+    while (node) {
+        if (CLIPPROBE_CLICKABLE.indexOf(node.id) >= 0) {
+            return node;
+        }
+        node = node.parentNode;
+    }
+    return null;
+}
+
+// Only the phrases with `index` wear the selection mark (.cp-selected).
+function clipprobe_mark_selected(index) {
+    var app = clipprobe_app();
+    Array.from(app.querySelectorAll(".cp-selected")).forEach(function(el) {
+        el.classList.remove("cp-selected");
+    });
+    CLIPPROBE_CLICKABLE.forEach(function(id) {
+        var area = app.querySelector("#" + id);
+        Array.from(area ? area.querySelectorAll(".cp-phrase") : []).forEach(function(el) {
+            if (el.getAttribute("data-index") === index) {
+                el.classList.add("cp-selected");
+            }
+        });
+    });
+}
+
+// A click on a phrase (.cp-phrase[data-index]) of the coloured prompt or the answer: its
+// index goes into the hidden #clipprobe_phrase_index textbox (an "input" event, so gradio
+// takes it) and the hidden #clipprobe_show_heatmap button is clicked; the server draws the
+// stored heatmap into #clipprobe_heatmap_view, which is scrolled on screen if it is not.
+// Returns the index sent, or null.
 function clipprobe_show_phrase(target) {
     var node = target;
     while (node && !(node.classList && node.classList.contains("cp-phrase") && node.getAttribute && node.getAttribute("data-index") !== null)) {
         node = node.parentNode;
     }
-    if (!node) {
-        return null;
-    }
-    var inResult = node;
-    while (inResult && inResult.id !== "clipprobe_result") {
-        inResult = inResult.parentNode;
-    }
-    if (!inResult) {
+    if (!node || !clipprobe_clickable(node)) {
         return null;
     }
     var index = node.getAttribute("data-index");
@@ -168,6 +204,8 @@ function clipprobe_show_phrase(target) {
     Object.defineProperty(event, "target", {value: box});
     box.dispatchEvent(event);
     button.click();
+    clipprobe_mark_selected(index);
+    clipprobe_bring_into_view(app.querySelector("#clipprobe_heatmap_view"), "nearest");
     return index;
 }
 

@@ -10,13 +10,20 @@ from __future__ import annotations
 import base64
 import io
 from html import escape
+from typing import TYPE_CHECKING
 
 from clipprobe_ext.audit.aggregate import KEEP_AT, PRUNE_AT, WEAK_AT
 from clipprobe_ext.audit.results import AuditReport, PhraseSummary
 from clipprobe_ext.report.audit import presence_spread, skipped_groups
 from clipprobe_ext.report.numbers import count, fixed, percent, presence, signed, with_spread
 
-COLORS = {"keep": "#2e7d32", "weak": "#f9a825", "prune": "#c62828"}
+if TYPE_CHECKING:  # matplotlib is imported when a page is drawn, not with this module
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+COLORS = {"keep": "#2e7d32", "weak": "#f9a825", "prune": "#c62828", "cannot_judge": "#9e9e9e"}
+UNKNOWN = "#607d8b"  # a verdict this page has no colour for
+ASKED = "#dddddd"
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
@@ -48,7 +55,7 @@ def render_html(report: AuditReport, top: int = 30) -> str:
     if report.phrases:
         parts.append("<h2>Frequency and seen rate</h2>")
         parts.append(_img(_frequency_chart(report.phrases[:top])))
-        parts.append(_img(_scatter(report)))
+        parts.append(_scatter(report))
     parts.append(_habits(report))
     parts.append(_phrase_table(report))
     parts.append(_worst(report))
@@ -82,7 +89,7 @@ def _method(report: AuditReport) -> str:
 # -- plots -------------------------------------------------------------------------------
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float) -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -91,7 +98,7 @@ def _figure(width: float, height: float):
     return figure
 
 
-def _png(figure) -> str:
+def _png(figure: Figure) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", bbox_inches="tight")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -101,33 +108,70 @@ def _img(data: str) -> str:
     return f"<p><img alt='plot' src='data:image/png;base64,{data}'></p>"
 
 
-def _frequency_chart(phrases: list[PhraseSummary]) -> str:
-    """One bar per phrase: how many pictures asked for it, and how many show it."""
-    figure = _figure(10, 0.3 * len(phrases) + 1.2)
+SEEN_WORDS = {
+    "keep": "seen: phrase to keep",
+    "weak": "seen: weak phrase",
+    "prune": "seen: phrase to prune",
+    "cannot_judge": "seen: CLIP cannot judge it",
+}
+
+
+def _color(verdict: str) -> str:
+    return COLORS.get(verdict, UNKNOWN)
+
+
+def frequency_figure(phrases: list[PhraseSummary]) -> Figure:
+    """One bar per phrase: how many pictures asked for it (grey), and how many show it
+    (coloured by the phrase's verdict); the legend has one entry per colour shown."""
+    from matplotlib.patches import Patch
+
+    figure = _figure(10, 0.3 * len(phrases) + 1.6)
     ax = figure.add_subplot()
     y = list(range(len(phrases)))[::-1]
-    ax.barh(y, [p.pictures for p in phrases], color="#dddddd", label="pictures that asked for it")
-    ax.barh(
-        y,
-        [p.seen for p in phrases],
-        color=[COLORS[p.verdict] for p in phrases],
-        label="pictures where it is seen",
-    )
+    ax.barh(y, [p.pictures for p in phrases], color=ASKED)
+    ax.barh(y, [p.seen for p in phrases], color=[_color(p.verdict) for p in phrases])
     labels = [f"{p.phrase[:40]}  ({percent(p.seen_rate, 0)})" for p in phrases]
     ax.set_yticks(y, labels, fontsize=8)
     for tick, p in zip(ax.get_yticklabels(), phrases):
         if p.habit:
-            tick.set_color(COLORS["prune"])
             tick.set_fontweight("bold")
     ax.set_xlabel("pictures")
-    ax.set_title("Most frequent phrases: asked for (grey) vs seen (colour); habit words in red")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(
+        "Most frequent phrases: pictures that asked for it, and those that show it "
+        "(habit words in bold)",
+        pad=24,  # room for the legend, between the title and the bars
+    )
+    present = {p.verdict for p in phrases}
+    shown = [v for v in COLORS if v in present] + sorted(present - set(COLORS))
+    handles = [Patch(color=ASKED, label="pictures that asked for it")] + [
+        Patch(color=_color(v), label=SEEN_WORDS.get(v, f"seen: {v}")) for v in shown
+    ]
+    ax.legend(
+        handles=handles,
+        loc="lower left",
+        bbox_to_anchor=(0.0, 1.0),
+        ncol=len(handles),
+        frameon=False,
+        fontsize=8,
+    )
     ax.spines[["top", "right"]].set_visible(False)
-    return _png(figure)
+    return figure
 
 
-def _scatter(report: AuditReport) -> str:
-    """Frequency against seen rate: the habit corner is bottom right."""
+def _frequency_chart(phrases: list[PhraseSummary]) -> str:
+    return _png(frequency_figure(phrases))
+
+
+def _labelled(report: AuditReport) -> list[PhraseSummary]:
+    """The phrases worth a label in the scatter plot: habit words, then frequent ones."""
+    prompts = max(report.prompts, 1)
+    chosen = [p for p in report.phrases if p.habit or p.prompts >= max(2, 0.3 * prompts)]
+    return sorted(chosen, key=lambda p: (not p.habit, -p.prompts))
+
+
+def scatter_figure(report: AuditReport) -> tuple[Figure, list[str]]:
+    """Frequency against seen rate (the habit corner is bottom right), and the phrases
+    whose label found no free place (``place_labels``)."""
     phrases = report.phrases
     prompts = max(report.prompts, 1)
     figure = _figure(10, 5)
@@ -135,23 +179,76 @@ def _scatter(report: AuditReport) -> str:
     share = report.options.get("habit_share", 0.2)
     rate = report.options.get("habit_seen_rate", 0.25)
     ax.axvspan(share, 1.02, ymin=0, ymax=rate / 1.05 + 0.05 / 1.05, color="#fbe3df", zorder=0)
-    ax.text(1.0, 0.0, "habit words", ha="right", va="bottom", color=COLORS["prune"], fontsize=9)
+    corner = ax.text(
+        1.0, 0.0, "habit words", ha="right", va="bottom", color=COLORS["prune"], fontsize=9
+    )
     xs = [p.prompts / prompts for p in phrases]
     ys = [p.seen_rate for p in phrases]
     sizes = [20 + 12 * p.tokens_per_prompt for p in phrases]
-    ax.scatter(xs, ys, s=sizes, c=[COLORS[p.verdict] for p in phrases], alpha=0.7, zorder=2)
-    for x, y, p in zip(xs, ys, phrases):
-        if p.habit or p.prompts >= max(2, 0.3 * prompts):
-            ax.annotate(
-                p.phrase[:28], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points"
-            )
+    ax.scatter(xs, ys, s=sizes, c=[_color(p.verdict) for p in phrases], alpha=0.7, zorder=2)
     ax.set_xlim(0, 1.02)
     ax.set_ylim(-0.05, 1.05)
     ax.set_xlabel("share of prompts that hold the phrase")
     ax.set_ylabel("share of their pictures where it is seen")
     ax.set_title("Every phrase: how often you write it vs how often it shows (size: tokens)")
     ax.spines[["top", "right"]].set_visible(False)
-    return _png(figure)
+    points = [(p.phrase[:28], p.prompts / prompts, p.seen_rate) for p in _labelled(report)]
+    left_out = place_labels(ax, points, avoid=[corner])
+    return figure, left_out
+
+
+#: Where a label may go, in points from its dot: right, left, above, below, diagonals,
+#: then the same farther out (with a leader line).
+_OFFSETS = [
+    (dx * k, dy * k)
+    for k in (1, 2.5, 4)
+    for dx, dy in ((5, 3), (-5, 3), (5, -9), (-5, -9), (0, 7), (0, -13), (12, 10), (-12, 10))
+]
+
+
+def place_labels(
+    ax: Axes, points: list[tuple[str, float, float]], avoid: list | None = None
+) -> list[str]:
+    """Label each ``(text, x, y)`` at the first offset where it overlaps no label placed
+    before it (nor ``avoid``) and stays inside the axes; a label with no free place is
+    left out, and its text returned, so the page can list it."""
+    figure = ax.figure
+    renderer = figure.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    taken = [artist.get_window_extent(renderer) for artist in avoid or []]
+    left_out = []
+    for text, x, y in points:
+        for dx, dy in _OFFSETS:
+            far = abs(dx) > 6 or abs(dy) > 14
+            label = ax.annotate(
+                text,
+                (x, y),
+                fontsize=7,
+                xytext=(dx, dy),
+                textcoords="offset points",
+                ha="left" if dx > 0 else "right" if dx < 0 else "center",
+                arrowprops={"arrowstyle": "-", "color": "#999999", "lw": 0.5} if far else None,
+            )
+            box = label.get_window_extent(renderer)
+            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0
+            if inside and box.y1 <= frame.y1 and not any(box.overlaps(t) for t in taken):
+                taken.append(box)
+                break
+            label.remove()
+        else:
+            left_out.append(text)
+    return left_out
+
+
+def _scatter(report: AuditReport) -> str:
+    figure, left_out = scatter_figure(report)
+    note = ""
+    if left_out:
+        note = (
+            "<p class='note'>Not labelled (no room beside their dots): "
+            f"{escape(', '.join(left_out))}.</p>"
+        )
+    return _img(_png(figure)) + note
 
 
 # -- tables ------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ from clipprobe_ext.report.numbers import (
     presence,
     signed,
     similarity,
-    webui_count,
 )
 
 
@@ -106,16 +105,68 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def render_html(result: Comparison) -> str:
-    """The comparison's numbers as an HTML fragment; every text is escaped."""
+def _row(label: str, original: str, regenerated: str, difference: str = "") -> str:
+    return (
+        f'<tr><th>{_e(label)}</th><td class="cp-num">{_e(original)}</td>'
+        f'<td class="cp-num">{_e(regenerated)}</td><td class="cp-num">{_e(difference)}</td></tr>'
+    )
+
+
+def _numbers_table(result: Comparison) -> str:
+    """Both pictures' numbers side by side: similarity, tokens, chunks, SSIM."""
     t = result.tokens
+    rows = [
+        _row(
+            "similarity to the analysed prompt",
+            similarity(result.original_similarity),
+            similarity(result.regenerated_similarity),
+            signed(result.similarity_change),
+        ),
+        _row(
+            "similarity to the pruned prompt",
+            similarity(result.original_pruned_similarity),
+            similarity(result.regenerated_pruned_similarity),
+            signed(result.regenerated_pruned_similarity - result.original_pruned_similarity),
+        ),
+        _row("CLIP tokens of the prompt", str(t.original_tokens), str(t.pruned_tokens),
+             signed(-t.tokens_saved, 0)),
+    ]  # fmt: skip
+    if t.original_webui_count is not None and t.pruned_webui_count is not None:
+        rows.append(
+            _row(
+                "WebUI count",
+                str(t.original_webui_count),
+                str(t.pruned_webui_count),
+                signed(t.pruned_webui_count - t.original_webui_count, 0),
+            )
+        )
+    rows.append(_row("75-token chunks", str(t.original_chunks), str(t.pruned_chunks)))
+    rows.append(
+        _row(
+            "SSIM (1: the same picture)",
+            "",
+            fixed(result.ssim, 3),
+            f"at {_size(result.ssim_size)}",
+        )
+    )
+    return (
+        '<table class="cp-compare-table cp-compare-numbers"><thead><tr><th></th>'
+        "<th>original</th><th>regenerated</th><th>change</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def render_html(result: Comparison) -> str:
+    """The comparison's numbers as HTML tables (the tab shows the pictures beside them);
+    every text is escaped."""
     rows = []
     for p in result.phrases:
         state = "kept" if p.kept else "removed"
         rows.append(
             f'<tr class="cp-{state}"><td>{_e(p.text)}</td><td>{_e(state)}</td>'
-            f"<td>{_e(presence(p.original))}</td><td>{_e(presence(p.regenerated))}</td>"
-            f"<td>{_e(signed(p.change, 2))}</td>"
+            f'<td class="cp-num">{_e(presence(p.original))}</td>'
+            f'<td class="cp-num">{_e(presence(p.regenerated))}</td>'
+            f'<td class="cp-num">{_e(signed(p.change, 2))}</td>'
             f"<td>{_e('yes' if p.original_visible else 'no')} / "
             f"{_e('yes' if p.regenerated_visible else 'no')}</td></tr>"
         )
@@ -126,28 +177,12 @@ def render_html(result: Comparison) -> str:
         if lost
         else ""
     )
-    to_prompt = change(
-        similarity(result.original_similarity), similarity(result.regenerated_similarity)
-    )
-    tokens = change(str(t.original_tokens), str(t.pruned_tokens))
-    webui = (
-        f"; {webui_count(change(str(t.original_webui_count), str(t.pruned_webui_count)))}"
-        if t.original_webui_count is not None and t.pruned_webui_count is not None
-        else ""
-    )
     return (
         '<div class="clipprobe-compare">'
-        f"<p>{_e('Similarity to the analysed prompt: ' + to_prompt)} "
-        f"({_e(signed(result.similarity_change))}). To the pruned prompt: "
-        f"{_e(similarity(result.original_pruned_similarity))} and "
-        f"{_e(similarity(result.regenerated_pruned_similarity))}.</p>"
-        f"<p>SSIM {_e(fixed(result.ssim, 3))} (at {_e(_size(result.ssim_size))}). "
-        f"{_e(clip_tokens(t.tokens_saved))} saved ({_e(tokens)}){_e(webui)}; 75-token chunks "
-        f"{_e(change(str(t.original_chunks), str(t.pruned_chunks)))}.</p>"
-        f"{warning}"
-        '<table class="cp-compare-table"><thead><tr><th>phrase</th><th></th>'
-        "<th>original</th><th>regenerated</th><th>change</th><th>seen</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
+        f"{warning}{_numbers_table(result)}"
+        '<table class="cp-compare-table cp-compare-phrases"><thead><tr><th>phrase</th><th></th>'
+        "<th>presence, original</th><th>regenerated</th><th>change</th><th>seen</th></tr>"
+        f"</thead><tbody>{''.join(rows)}</tbody></table>"
         f'<p class="cp-method">Presence: {_e(presence_method(result))}</p>'
         + (f'<ul class="cp-notes">{items}</ul>' if items else "")
         + "</div>"

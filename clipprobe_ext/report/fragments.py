@@ -7,11 +7,13 @@ and never becomes markup.  Classes are prefixed ``cp-`` and styled by the extens
 ``view.build_view``; this module only lays them out.  Each ``render_*(report)`` also
 takes a ``ReportView`` already built.
 
-- ``render_report``: every section in one ``<div class="clipprobe-report">``.
+- ``render_report``: every section in one ``<div class="clipprobe-report">`` (the tab
+  lays them out itself: ``panel``).
 - ``render_prompt``: the prompt exactly as written, each phrase in a
-  ``<span class="cp-phrase cp-keep|cp-weak|cp-prune|cp-unmeasurable">`` with its numbers
-  in the ``title``; an empty ``cp-chunk-break`` span where a 75-token chunk begins, and
-  ``cp-straddles`` on a phrase a boundary cuts.
+  ``<span class="cp-phrase cp-<verdict>">`` (keep, weak, prune, cannot_judge) or
+  ``cp-unmeasurable``, with its numbers in the ``title``; an empty ``cp-chunk-break`` span
+  where a 75-token chunk begins, and ``cp-straddles`` on a phrase a boundary cuts; the
+  legend lists the verdicts, and the rarer kinds only when the prompt has them.
 - ``render_contribution``: bars from a centre line, width ``|c| / max |c|``
   (``data-value`` holds the number).
 - ``render_summary``, ``render_rounds``, ``render_verdicts``, ``render_tokens``,
@@ -54,7 +56,24 @@ def _hints(*texts: str) -> str:
     return "".join(f'<p class="cp-hint">{_e(t)}</p>' for t in texts if t)
 
 
-def render_prompt(report: ProbeReport | ReportView) -> str:
+#: The legend's words per verdict class, in the order shown.
+LEGEND = (
+    ("keep", "keep: seen"),
+    ("weak", "weak: unsure, or not seen but needed"),
+    ("prune", "prune: not seen, cut"),
+    ("cannot_judge", "cannot judge"),
+    ("unmeasurable", "not measured (tag)"),
+)
+ALWAYS_IN_LEGEND = ("keep", "weak", "prune")
+
+
+def render_prompt(
+    report: ProbeReport | ReportView,
+    selected: int | None = None,
+    hint: str = "hover a phrase for its numbers",
+) -> str:
+    """``selected``: the phrase marked ``cp-selected`` (the one whose heatmap is shown);
+    ``hint``: what the heading says a phrase does."""
     view = _view(report)
     prompt = view.prompt
     out: list[str] = []
@@ -64,23 +83,25 @@ def render_prompt(report: ProbeReport | ReportView) -> str:
         out.append(_e(prompt[pos : span.start]))
         if span.start in breaks:  # a new 75-token chunk begins with this phrase
             out.append(_chunk_break(breaks[span.start]))
+        mark = " cp-selected" if span.index == selected else ""
         cut = f' cp-straddles" style="{_STRADDLE_STYLE}' if span.straddles else ""
         out.append(
-            f'<span class="cp-phrase cp-{span.kind}{cut}" data-index="{span.index}" '
+            f'<span class="cp-phrase cp-{span.kind}{mark}{cut}" data-index="{span.index}" '
             f'title="{_e(span.title)}">{_e(prompt[span.start : span.end])}</span>'
         )
         pos = span.end
     out.append(_e(prompt[pos:]))
-    legend = (
-        '<div class="cp-legend">'
-        '<span class="cp-phrase cp-keep">keep</span> '
-        '<span class="cp-phrase cp-weak">weak</span> '
-        '<span class="cp-phrase cp-prune">prune</span> '
-        '<span class="cp-phrase cp-unmeasurable">not measurable</span>'
-        "</div>"
+    kinds = {span.kind for span in view.spans}
+    legend = "".join(
+        f'<span class="cp-phrase cp-{kind}">{_e(words)}</span> '
+        for kind, words in LEGEND
+        if kind in ALWAYS_IN_LEGEND or kind in kinds
     )
     return _section(
-        "prompt-section", "Prompt", f'<div class="cp-prompt">{"".join(out)}</div>{legend}'
+        "prompt-section",
+        "Your prompt, phrase by phrase",
+        f'<div class="cp-prompt">{"".join(out)}</div><div class="cp-legend">{legend}</div>',
+        hint,
     )
 
 
@@ -142,13 +163,15 @@ def render_verdicts(report: ProbeReport | ReportView) -> str:
     spread = " (mean ± spread over the images)" if view.image_count > 1 else ""
     rows = "".join(
         f'<tr><td>{_e(v.label)}</td><td><span class="cp-phrase cp-{_e(v.verdict)}">'
-        f'{_e(v.verdict)}</span></td><td class="cp-num">{_e(v.presence)}</td>'
-        f'<td class="cp-num">{_e(v.peak)}</td><td>{_e(v.reason)}</td></tr>'
+        f'{_e(v.verdict.replace("_", " "))}</span></td><td class="cp-num">{_e(v.presence)}</td>'
+        f'<td class="cp-num">{_e(v.peak)}</td><td class="cp-num">{_e(v.contribution)}</td>'
+        f"<td>{_e(v.reason)}</td></tr>"
         for v in view.verdicts
     )
     table = (
-        '<table class="cp-table"><thead><tr><th>Phrase</th><th>Verdict</th><th>Presence</th>'
-        f"<th>Peak prob.</th><th>Why</th></tr></thead><tbody>{rows}</tbody></table>"
+        '<div class="cp-table-wrap"><table class="cp-table"><thead><tr><th>Phrase</th>'
+        "<th>Verdict</th><th>Presence</th><th>Peak prob.</th><th>Contribution</th><th>Why</th>"
+        f"</tr></thead><tbody>{rows}</tbody></table></div>"
     )
     return _section("verdicts", "Verdicts", table + _hints(view.reference), spread)
 
@@ -203,12 +226,13 @@ def render_rounds(report: ProbeReport | ReportView) -> str:
                 f'{100 * fraction(r.probability):.2f}%"></span>{_e(r.percent)}</td></tr>'
             )
         blocks.append(
-            f"<details open><summary>{_e(image.label)}</summary>"
+            f'<div class="cp-round-card"><h4>{_e(image.label)}</h4>'
             '<table class="cp-table"><thead><tr><th>Round</th><th>Phrase</th>'
-            f"<th>Probability</th></tr></thead><tbody>{''.join(rows)}</tbody></table></details>"
+            f"<th>Probability</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
         )
     small = f" — phrases above {view.threshold}; the top one leaves after each round"
-    return _section("rounds", "Elimination rounds", "".join(blocks), small)
+    grid = f'<div class="cp-rounds-grid">{"".join(blocks)}</div>'
+    return _section("rounds", "Elimination rounds", grid, small)
 
 
 def render_synonyms(report: ProbeReport | ReportView) -> str:

@@ -3,9 +3,10 @@
 Public API: ``ProbeAfterGeneration``, the section's hooks; ``scripts/clipprobe.py``
 defines ``ClipProbeScript`` on it and on the WebUI's ``Script`` class (``host.script_base()``),
 in its own namespace, which is where the WebUI looks for Script classes;
-``probe_image(p, image) -> str | None`` (the one-line summary for the image being
-post-processed, or None) and ``ImageSummary`` (the value ClipProbe keeps under
-``p.extra_generation_params["ClipProbe"]`` during a generation).
+``probe_report(p, image) -> ProbeReport | None`` (the analysis of the image being
+post-processed, whose ``report.summary.summary_text`` goes into its infotext) and
+``ImageSummary`` (the value ClipProbe keeps under ``p.extra_generation_params["ClipProbe"]``
+during a generation).
 
 The section is an ``InputAccordion`` (a checkbox that opens/closes the accordion), off by
 default unless Settings -> ClipProbe -> "Probe after generation" says otherwise.  When it
@@ -26,9 +27,11 @@ the saved image file and shown under the image, and the line stays parseable by
 That dict is shared by the whole job, so the value is an ``ImageSummary``: a callable
 (``create_infotext`` calls callables with its locals) that returns the summary only for
 the infotext of the image it was computed for (same ``p.iteration``, same batch index)
-and None otherwise, i.e. nothing for the grid (``use_main_prompt``), ``params.txt``,
-a save made before ``postprocess_image`` (e.g. "before face restoration"), or an image
-whose analysis failed or was skipped.  It is emptied in ``postprocess_batch`` and the key
+and None otherwise, i.e. nothing for ``params.txt``, a save made before
+``postprocess_image`` (e.g. "before face restoration"), or an image whose analysis failed
+or was skipped.  The grid's infotext (``use_main_prompt``), which the WebUI shows under
+its gallery first after a batch, gets the batch's line: every probed picture's verdicts
+counted (``report.summary.batch_summary_text``).  It is emptied in ``postprocess_batch`` and the key
 is removed in ``process`` and ``postprocess``, so nothing reaches the next batch or the
 next generation (scripts like X/Y/Z plot run many generations on copies of ``p`` that
 share the dict).  Any failure is logged as one warning line; the generation is never
@@ -46,7 +49,7 @@ import logging
 from typing import Any
 
 from clipprobe_ext.errors import first_line
-from clipprobe_ext.report.summary import summary_text
+from clipprobe_ext.report.summary import batch_summary_text, summary_text, verdict_groups
 from clipprobe_ext.webui import host, session, settings
 from clipprobe_ext.webui.clip_source import ModelUnavailable
 
@@ -63,14 +66,16 @@ class ImageSummary:
 
     ``create_infotext(p, ..., index=i)`` calls it as ``value(**locals())``; it answers the
     summary set for (``iteration``, ``batch_index``) when asked for that image's infotext,
-    and None (the WebUI then leaves the parameter out) for anything else.  Once the
-    generation is ``skip``ped it answers ``skipped, <reason>`` for every infotext.
+    and None (the WebUI then leaves the parameter out) for anything else, except the grid's
+    (``use_main_prompt``): the line of every picture probed so far.  Once the generation
+    is ``skip``ped it answers ``skipped, <reason>`` for every infotext.
     """
 
-    __slots__ = ("iteration", "batch_index", "text", "skipped")
+    __slots__ = ("iteration", "batch_index", "text", "skipped", "pictures")
 
     def __init__(self) -> None:
         self.skipped: str | None = None
+        self.pictures: list[dict[str, list[str]]] = []  # each probed picture's verdicts
         self.clear()
 
     def skip(self, reason: str) -> None:
@@ -82,15 +87,27 @@ class ImageSummary:
         self.batch_index: int | None = None
         self.text: str | None = None
 
-    def set(self, iteration: int, batch_index: int, text: str) -> None:
+    def set(
+        self,
+        iteration: int,
+        batch_index: int,
+        text: str,
+        groups: dict[str, list[str]] | None = None,
+    ) -> None:
+        """The current image's summary; ``groups`` (its ``verdict_groups``) count towards
+        the grid's line."""
         self.iteration, self.batch_index, self.text = iteration, batch_index, text
+        if groups is not None:
+            self.pictures.append(groups)
 
     def __call__(
         self, p: Any = None, index: Any = None, use_main_prompt: bool = False, **kwargs: Any
     ) -> str | None:
         if self.skipped is not None:
             return f"skipped, {self.skipped}"
-        if self.text is None or use_main_prompt or p is None:
+        if use_main_prompt:
+            return batch_summary_text(self.pictures) if self.pictures else None
+        if self.text is None or p is None:
             return None
         if index != self.batch_index or getattr(p, "batch_index", None) != self.batch_index:
             return None
@@ -101,7 +118,7 @@ class ImageSummary:
     def __repr__(self) -> str:
         return (
             f"ImageSummary({self.iteration}, {self.batch_index}, {self.text!r}, "
-            f"skipped={self.skipped!r})"
+            f"skipped={self.skipped!r}, pictures={len(self.pictures)})"
         )
 
 
@@ -144,8 +161,8 @@ def short_reason(exc: BaseException) -> str:
     return reason if len(reason) <= REASON_CHARS else reason[: REASON_CHARS - 1] + "…"
 
 
-def probe_image(p: Any, image: Any) -> str | None:
-    """The summary of ``image`` (the one at ``p.batch_index``) against its prompt, or None.
+def probe_report(p: Any, image: Any) -> Any:
+    """The analysis of ``image`` (the one at ``p.batch_index``) against its prompt, or None.
 
     Failures are logged as one warning line and give None; ``ModelUnavailable`` (the CLIP
     cannot load: no use trying the next image) is raised for the caller to skip the rest.
@@ -168,7 +185,6 @@ def probe_image(p: Any, image: Any) -> str | None:
             labels=[f"image {number}"],
             inside_generation=True,
         )
-        summary = " ".join(summary_text(report).split())  # one line, always
     except ModelUnavailable:
         raise
     except Exception as exc:  # never break a generation
@@ -180,7 +196,7 @@ def probe_image(p: Any, image: Any) -> str | None:
             message,
         )
         return None
-    return summary or None
+    return report
 
 
 class ProbeAfterGeneration:
@@ -233,7 +249,7 @@ class ProbeAfterGeneration:
                 return
             slot.clear()  # set per image: a failed or skipped one gets no summary
             try:
-                summary = probe_image(p, getattr(pp, "image", None))
+                report = probe_report(p, getattr(pp, "image", None))
             except ModelUnavailable as exc:
                 slot.skip(short_reason(exc))
                 log.warning(
@@ -241,11 +257,13 @@ class ProbeAfterGeneration:
                     first_line(exc, empty=type(exc).__name__),
                 )
                 return
-            if summary:
+            summary = " ".join(summary_text(report).split()) if report is not None else ""
+            if summary:  # one line, always
                 slot.set(
                     _index(getattr(p, "iteration", 0)),
                     _index(getattr(p, "batch_index", 0)),
                     summary,
+                    verdict_groups(report),
                 )
         except Exception as exc:  # never break a generation
             log.warning("ClipProbe: probe after generation failed: %s: %s", type(exc).__name__, exc)

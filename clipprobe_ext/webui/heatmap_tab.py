@@ -6,10 +6,14 @@ Public API (plain values, no gradio import):
 - ``compute(encoder, report, pictures, progress) -> HeatmapState``: the maps of the first
   picture (a grid's first cell), run by ``session.analyze`` (``after``) while the model
   is still on its device; cost: one image-tower pass with one backward per phrase batch.
-- ``HeatmapState``: the picture and ``{phrase index: Heatmap}`` (the index is the one of
-  the coloured prompt's ``data-index``); ``contact_sheet()`` draws all of them.
+- ``HeatmapState``: the picture, ``{phrase index: Heatmap}`` (the index is the one of
+  the coloured prompt's ``data-index``) and each phrase's presence on that picture;
+  ``gallery()`` gives every phrase's overlay with a caption a person can read (the tab's
+  gallery), ``first()`` the phrase shown before any click.
 - ``show(index, state, opacity) -> (overlay image | None, note html)``: the click and the
-  opacity slider: ``heatmaps.render.overlay`` of the stored map, nothing recomputed.
+  opacity slider: ``heatmaps.render.overlay`` of the stored map, nothing recomputed.  The
+  note names the phrase, its presence and the map's score with its unit (the cosine
+  similarity of picture and phrase).
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ from PIL import Image
 
 from clipprobe_ext.heatmaps.cli_output import report_heatmaps, report_phrases
 from clipprobe_ext.heatmaps.compute import Heatmap
-from clipprobe_ext.heatmaps.render import CROP_NOTE, DEFAULT_OPACITY, contact_sheet, overlay
+from clipprobe_ext.heatmaps.render import CROP_NOTE, DEFAULT_OPACITY, overlay
 from clipprobe_ext.report.messages import message_box
+from clipprobe_ext.report.numbers import presence, similarity
 
 CLICK_HINT = "Click a phrase in the coloured prompt to see where CLIP sees it in the picture."
 NOT_COMPUTED = 'Tick "Heatmaps" and run Analyze to see where CLIP sees each phrase.'
 NOT_MEASURABLE = "This phrase is not measured (an extra-network tag or an empty phrase)."
+CLICK_ANOTHER = "Click another phrase of the prompt for its map."
 
 
 @dataclass
@@ -35,21 +41,40 @@ class HeatmapState:
     image: Image.Image
     maps: dict[int, Heatmap] = field(default_factory=dict)
     pictures: int = 1  # how many pictures the analysis had (maps: the first one's)
-
-    def ordered(self) -> list[Heatmap]:
-        """Each distinct phrase's map once, in prompt order."""
-        seen: dict[str, Heatmap] = {}
-        for index in sorted(self.maps):
-            seen.setdefault(self.maps[index].phrase, self.maps[index])
-        return list(seen.values())
+    presence: dict[int, float | None] = field(default_factory=dict)  # on that picture
+    seen_from: float | None = None  # where presence says "seen"
 
     def cropped(self) -> bool:
         box = next(iter(self.maps.values())).crop_box if self.maps else None
         return box is not None and tuple(box) != (0, 0, *self.image.size)
 
-    def contact_sheet(self, opacity: float = DEFAULT_OPACITY) -> Image.Image | None:
-        maps = self.ordered()
-        return contact_sheet(self.image, maps, opacity) if maps else None
+    def first(self) -> int | None:
+        """The phrase shown before any click: the first measured one in the prompt."""
+        return min(self.maps) if self.maps else None
+
+    def caption(self, index: int, where: str = "") -> str:
+        """What a phrase's map shows, in words: its presence on this picture, and the
+        map's score with its unit (``where``: words after the phrase)."""
+        heatmap = self.maps[index]
+        value = self.presence.get(index)
+        parts = []
+        if value is not None:
+            bound = f", seen from {presence(self.seen_from)}" if self.seen_from is not None else ""
+            parts.append(f"presence {presence(value)}{bound}")
+        parts.append(f"cosine similarity of picture and phrase {similarity(heatmap.score)}")
+        return f"“{heatmap.phrase}”{where}: " + "; ".join(parts)
+
+    def gallery(self, opacity: float = DEFAULT_OPACITY) -> list[tuple[Image.Image, str]]:
+        """Every distinct phrase's overlay with its caption, in prompt order."""
+        seen: set[str] = set()
+        items = []
+        for index in sorted(self.maps):
+            heatmap = self.maps[index]
+            if heatmap.phrase in seen:
+                continue
+            seen.add(heatmap.phrase)
+            items.append((overlay(self.image, heatmap, opacity), self.caption(index)))
+        return items
 
     def note(self) -> str:
         parts = [CLICK_HINT]
@@ -68,10 +93,18 @@ def compute(
     [maps] = report_heatmaps(encoder, report, [first], progress=progress)
     texts = report_phrases(report)
     by_text = dict(zip(texts, maps))
-    state = HeatmapState(first, pictures=len(pictures))
+    bounds = getattr(report, "bounds", None)
+    state = HeatmapState(
+        first,
+        pictures=len(pictures),
+        seen_from=bounds.seen_from if bounds is not None else None,
+    )
+    scores = report.images[0].presence if report.images else None
     for phrase in report.phrases:
         if phrase.measurable and phrase.text in by_text:
             state.maps[phrase.index] = by_text[phrase.text]
+            if scores is not None and phrase.index < len(scores):
+                state.presence[phrase.index] = scores[phrase.index]
     return state
 
 
@@ -90,6 +123,7 @@ def show(index: Any, state: HeatmapState | None, opacity: Any) -> tuple[Image.Im
         alpha = min(1.0, max(0.0, float(opacity)))
     except (TypeError, ValueError):
         alpha = DEFAULT_OPACITY
-    title = f"“{heatmap.phrase}”: score {heatmap.score:.3f}."
-    note = title + (f" {CROP_NOTE}; outside it is dimmed." if state.cropped() else "")
+    note = state.caption(i, " on the first picture" if state.pictures > 1 else "") + "."
+    note += f" {CROP_NOTE}; outside it is dimmed." if state.cropped() else ""
+    note += f" {CLICK_ANOTHER}"
     return overlay(state.image, heatmap, alpha), message_box(note)

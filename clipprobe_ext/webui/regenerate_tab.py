@@ -4,13 +4,14 @@
   would run and every warning (checkpoint mismatch, img2img), shown before the click;
   an HTML box, never an exception.
 - ``regenerate_click(id_task, image, pruned_prompt, allow_txt2img, model, report) ->
-  (html, side_by_side, regenerated, saved_path)``: regenerates and compares against
-  ``report`` (the tab's last analysis; without one, the picture's own prompt); the
-  side-by-side and the regenerated picture are PIL images (the regenerated one carries
-  its generation parameters in ``info["parameters"]``, so "Send to txt2img" works on
-  it); ``saved_path`` is a folder-less download: a PNG of the side-by-side with the
+  (html, pictures, saved_path)``: regenerates and compares against ``report`` (the tab's
+  last analysis; without one, the picture's own prompt).  ``pictures`` is the gallery's
+  value: the original and the regenerated picture (PIL, captioned with their similarity;
+  the regenerated one carries its generation parameters in ``info["parameters"]``, so
+  "Send to txt2img" works on it); ``html`` holds the numbers as tables; ``saved_path``
+  is the download: a PNG of the two pictures with the numbers drawn under them and the
   comparison JSON in its ``clipprobe-comparison`` text chunk, plus the JSON next to it.
-  On failure: (error html, None, None, None).
+  On failure: (error html, None, None).
 """
 
 from __future__ import annotations
@@ -64,14 +65,16 @@ def _describe(plan: Any) -> str:
     return "; ".join(parts)
 
 
-def _plan_html(plan: Any) -> str:
+def _warnings_html(plan: Any) -> str:
     items = "".join(f"<li>{html.escape(w)}</li>" for w in plan.warnings)
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in plan.notes)
-    return (
-        f"<p>Regenerates with {html.escape(_describe(plan))}.</p>"
-        + (f'<ul class="cp-warnings">{items}</ul>' if items else "")
-        + (f'<ul class="cp-notes">{notes}</ul>' if notes else "")
+    return (f'<ul class="cp-warnings">{items}</ul>' if items else "") + (
+        f'<ul class="cp-notes">{notes}</ul>' if notes else ""
     )
+
+
+def _plan_html(plan: Any) -> str:
+    return f"<p>Regenerates with {html.escape(_describe(plan))}.</p>" + _warnings_html(plan)
 
 
 def _infotext(image: Any) -> str:
@@ -116,8 +119,9 @@ def regenerate_click(
     allow_txt2img: Any,
     model: str | None,
     report: Any = None,
-) -> tuple[str, Any, Any, str | None]:
+) -> tuple[str, Any, str | None]:
     from clipprobe_ext.report import comparison as comparing
+    from clipprobe_ext.report.numbers import similarity
     from clipprobe_ext.webui import regenerate
 
     task = id_task if isinstance(id_task, str) and id_task.startswith("task(") else None
@@ -137,7 +141,7 @@ def regenerate_click(
         sheet = comparing.side_by_side(comparison, original, result.image)
         saved = save_comparison(sheet, comparison, result)
     except ClipProbeError as exc:
-        return _error(str(exc)), None, None, None
+        return _error(str(exc)), None, None
     except Exception as exc:  # never a traceback in the tab
         log.exception("ClipProbe: the regeneration failed")
         return (
@@ -147,12 +151,20 @@ def regenerate_click(
             ),
             None,
             None,
-            None,
         )
     regenerated = result.image
     regenerated.info["parameters"] = result.infotext
-    body = _plan_html(result.plan) + comparing.render_html(comparison)
-    return message_box(markup=body), sheet, regenerated, saved
+    to_prompt = "similarity to the analysed prompt"
+    pictures = [
+        (original, f"original ({to_prompt} {similarity(comparison.original_similarity)})"),
+        (
+            regenerated,
+            f"pruned prompt ({to_prompt} {similarity(comparison.regenerated_similarity)})",
+        ),
+    ]
+    # what was run is the preflight's line above it; only its warnings are repeated
+    body = _warnings_html(result.plan) + comparing.render_html(comparison)
+    return message_box(markup=body), pictures, saved
 
 
 def save_comparison(sheet: Any, comparison: Any, result: Any) -> str:

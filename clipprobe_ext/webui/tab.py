@@ -11,12 +11,16 @@ Public API:
   components named by ``tab_handlers.TabRequest.FIELDS``, its outputs those named by
   ``TabResult.OUTPUTS``, so the handler and the layout cannot disagree on an order.
 
-The Analyze button sits at the top of the right column, as the WebUI's Generate does, so
-it is above the fold at 1400×1000; the JSON/CSV downloads stay hidden until there is a
-result.  Progress is the WebUI's own bar above the result (``session.Task``); gradio's
-indicator is off (``show_progress=False``), so a pending run shows one timer, not one per
-output.  Sliders, their bounds, labels and help come from ``clipprobe_ext.options``
-(percent options in percent), their values from Settings.
+The answer comes first and next to the inputs: the right column holds Analyze (at the
+top, as the WebUI's Generate), the summary with the suggested prompt and its Send and
+Regenerate buttons, the coloured prompt, and the clicked phrase's heatmap beside it,
+so at 1400×1000 all of it is above the fold.  The numbers are below both columns,
+in closed accordions (verdicts, rounds, heatmaps of every phrase, tokens, negative
+prompt, regeneration, downloads), shown once there is a result.  Progress is the WebUI's
+own bar above the answer (``session.Task``); gradio's indicator is off
+(``show_progress=False``), so a pending run shows one timer, not one per output.
+Sliders, their bounds, labels and help come from ``clipprobe_ext.options`` (percent
+options in percent), their values from Settings.
 """
 
 from __future__ import annotations
@@ -56,31 +60,39 @@ class ClipProbeTab:
     tolerance: Any
     granularity: Any
     model: Any
+    model_refresh: Any
     analyze_button: Any
     status: Any
     result: Any
+    prompt_view: Any
     pruned_prompt: Any
-    json_file: Any
-    csv_file: Any
     send_txt2img: Any
     send_img2img: Any
+    regenerate_button: Any
     task_id: Any
     heatmaps: Any
     heatmap_state: Any
+    heatmap_column: Any
     heatmap_view: Any
     heatmap_note: Any
     heatmap_opacity: Any
     phrase_index: Any
     show_heatmap: Any
-    contact_sheet: Any
+    details: Any
+    verdicts_view: Any
+    rounds_view: Any
+    tokens_view: Any
+    negative_view: Any
+    heatmap_gallery: Any
+    regenerate_section: Any
     allow_txt2img: Any
-    regenerate_button: Any
     regenerate_preflight: Any
     regenerate_task_id: Any
     regenerate_result: Any
-    side_by_side: Any
-    regenerated: Any
+    comparison_gallery: Any
     comparison_file: Any
+    json_file: Any
+    csv_file: Any
     report_state: Any
     audit: Any = None
 
@@ -102,14 +114,6 @@ def _slider(gr: Any, name: str) -> Any:
     return gr.Slider(elem_id=f"clipprobe_{name}", **keywords)
 
 
-def model_info() -> str:
-    """The dropdown's help: which choices work without network."""
-    missing = [name for name, local in model_source.models_on_disk().items() if not local]
-    if not missing:
-        return "all choices are available on this machine"
-    return "not on this machine (needs a download): " + ", ".join(missing)
-
-
 def create_tab() -> ClipProbeTab:
     import gradio as gr
 
@@ -117,106 +121,12 @@ def create_tab() -> ClipProbeTab:
     with gr.Blocks(analytics_enabled=False, elem_id="clipprobe_interface") as blocks:
         with gr.Row(equal_height=False, elem_id="clipprobe_main"):
             with gr.Column(variant="panel", elem_id="clipprobe_inputs"):
-                parts["image"] = gr.Image(
-                    label="Image",
-                    type="pil",
-                    # gradio's own convert("RGB") clips 16-bit pictures to white and
-                    # drops transparency onto black: keep the mode, convert in run().
-                    image_mode=None,
-                    elem_id="clipprobe_image",
-                    interactive=True,
-                    height=320,
-                    **compat.image_source_kwargs(),
-                    **compat.image_format_kwargs(),
-                )
-                parts["prompt"] = gr.Textbox(
-                    label="Prompt",
-                    lines=3,
-                    elem_id="clipprobe_prompt",
-                    placeholder="Filled from the image's generation parameters; edit freely",
-                )
-                parts["negative_prompt"] = gr.Textbox(
-                    label="Negative prompt (checked: is what it names still visible?)",
-                    lines=1,
-                    elem_id="clipprobe_neg_prompt",
-                )
-                spec = OPTIONS["synonyms"]
-                parts["synonyms"] = gr.Textbox(
-                    label=spec.label,
-                    placeholder="girl | woman; umbrella | parasol",
-                    elem_id="clipprobe_synonyms",
-                )
-                with gr.Row():
-                    parts["rounds"] = _slider(gr, "rounds")
-                    parts["threshold"] = _slider(gr, "threshold")
-                with gr.Row():
-                    parts["tolerance"] = _slider(gr, "tolerance")
-                    spec = OPTIONS["granularity"]
-                    parts["granularity"] = gr.Radio(
-                        choices=list(spec.choices),
-                        value=spec.default,
-                        label=spec.label,
-                        elem_id="clipprobe_granularity",
-                    )
-                parts["model"] = gr.Dropdown(
-                    choices=model_source.list_models(),
-                    value=settings.default_model(),
-                    label="CLIP model",
-                    info=model_info(),
-                    allow_custom_value=True,
-                    elem_id="clipprobe_model",
-                )
-                parts["heatmaps"] = gr.Checkbox(
-                    label="Heatmaps: where in the picture CLIP sees each phrase (slower)",
-                    value=False,
-                    elem_id="clipprobe_heatmaps",
-                )
-                parts["status"] = gr.HTML(elem_id="clipprobe_status")
-                _regenerate_inputs(gr, parts)
+                _inputs(gr, parts)
             with gr.Column(elem_id="clipprobe_outputs"):
-                parts["analyze_button"] = gr.Button(
-                    "Analyze", variant="primary", elem_id="clipprobe_analyze"
-                )
-                parts["pruned_prompt"] = gr.Textbox(
-                    visible=False, elem_id="clipprobe_pruned_prompt"
-                )
-                # filled by clipprobe_submit() with the task id of the WebUI's progress bar
-                parts["task_id"] = gr.Textbox(visible=False, elem_id="clipprobe_task_id")
-                with gr.Row(elem_id="clipprobe_send_row"):
-                    parts["send_txt2img"] = gr.Button(
-                        "Send pruned prompt to txt2img",
-                        interactive=False,
-                        elem_id="clipprobe_send_txt2img",
-                    )
-                    parts["send_img2img"] = gr.Button(
-                        "Send pruned prompt to img2img",
-                        interactive=False,
-                        elem_id="clipprobe_send_img2img",
-                    )
-                # the WebUI's progress bar is placed above the result box (its CSS places
-                # .progressDiv relative to a .progress-container)
-                with gr.Row(elem_classes="progress-container", elem_id="clipprobe_result_row"):
-                    parts["result"] = gr.HTML(
-                        value=message_box("Results appear here."),
-                        elem_id="clipprobe_result",
-                    )
-                with gr.Row(elem_id="clipprobe_exports"):
-                    parts["json_file"] = gr.File(
-                        label="JSON",
-                        interactive=False,
-                        visible=False,
-                        height=60,
-                        elem_id="clipprobe_json",
-                    )
-                    parts["csv_file"] = gr.File(
-                        label="CSV",
-                        interactive=False,
-                        visible=False,
-                        height=60,
-                        elem_id="clipprobe_csv",
-                    )
-                _heatmap_outputs(gr, parts)
-                _regenerate_outputs(gr, parts)
+                _answer(gr, parts)
+        with gr.Column(visible=False, elem_id="clipprobe_details") as details:
+            parts["details"] = details
+            _details(gr, parts)
         parts["audit"] = audit_tab.create_section(
             gr, model_source.list_models(), settings.default_model()
         )
@@ -231,25 +141,104 @@ def create_tab() -> ClipProbeTab:
     return tab
 
 
-def _regenerate_inputs(gr: Any, parts: dict[str, Any]) -> None:
-    """Regenerate with the pruned prompt (what it will run shown before the click)."""
-    with gr.Group(elem_id="clipprobe_regenerate"):
-        parts["allow_txt2img"] = gr.Checkbox(
-            label="Allow txt2img for img2img pictures (their input image is not available)",
-            value=False,
-            elem_id="clipprobe_allow_txt2img",
+def _inputs(gr: Any, parts: dict[str, Any]) -> None:
+    parts["image"] = gr.Image(
+        label="Image",
+        type="pil",
+        # gradio's own convert("RGB") clips 16-bit pictures to white and
+        # drops transparency onto black: keep the mode, convert in run().
+        image_mode=None,
+        elem_id="clipprobe_image",
+        interactive=True,
+        height=320,
+        **compat.image_source_kwargs(),
+        **compat.image_format_kwargs(),
+    )
+    parts["prompt"] = gr.Textbox(
+        label="Prompt",
+        lines=3,
+        elem_id="clipprobe_prompt",
+        placeholder="Filled from the image's generation parameters; edit freely",
+    )
+    parts["negative_prompt"] = gr.Textbox(
+        label="Negative prompt (checked: is what it names still visible?)",
+        lines=1,
+        elem_id="clipprobe_neg_prompt",
+    )
+    spec = OPTIONS["synonyms"]
+    parts["synonyms"] = gr.Textbox(
+        label=spec.label,
+        placeholder="girl | woman; umbrella | parasol",
+        elem_id="clipprobe_synonyms",
+    )
+    with gr.Row():
+        parts["rounds"] = _slider(gr, "rounds")
+        parts["threshold"] = _slider(gr, "threshold")
+    with gr.Row():
+        parts["tolerance"] = _slider(gr, "tolerance")
+        spec = OPTIONS["granularity"]
+        parts["granularity"] = gr.Radio(
+            choices=list(spec.choices),
+            value=spec.default,
+            label=spec.label,
+            elem_id="clipprobe_granularity",
         )
-        parts["regenerate_button"] = gr.Button(
-            "Regenerate with the pruned prompt", elem_id="clipprobe_regenerate_button"
+    with gr.Row(elem_id="clipprobe_model_row"):
+        parts["model"] = gr.Dropdown(
+            choices=model_source.list_models(),
+            value=settings.default_model(),
+            label="CLIP model",
+            info=tab_handlers.model_note(),
+            allow_custom_value=True,
+            elem_id="clipprobe_model",
         )
-        parts["regenerate_preflight"] = gr.HTML(elem_id="clipprobe_regenerate_preflight")
-        parts["regenerate_task_id"] = gr.Textbox(
-            visible=False, elem_id="clipprobe_regenerate_task_id"
+        # the WebUI's tool-button look (its CSS styles button.tool), as its 🔄 buttons
+        parts["model_refresh"] = gr.Button(
+            "\U0001f504", elem_id="clipprobe_model_refresh", elem_classes=["tool"]
         )
+    parts["heatmaps"] = gr.Checkbox(
+        label="Heatmaps: where in the picture CLIP sees each phrase (slower)",
+        value=False,
+        elem_id="clipprobe_heatmaps",
+    )
+    parts["status"] = gr.HTML(elem_id="clipprobe_status")
 
 
-def _heatmap_outputs(gr: Any, parts: dict[str, Any]) -> None:
-    """Overlay of the clicked phrase (opacity redraws it), the contact sheet beside."""
+def _answer(gr: Any, parts: dict[str, Any]) -> None:
+    """Analyze, the answer, the suggested prompt's buttons, the coloured prompt and the
+    clicked phrase's heatmap: everything a user reads first, in one column."""
+    parts["analyze_button"] = gr.Button("Analyze", variant="primary", elem_id="clipprobe_analyze")
+    parts["pruned_prompt"] = gr.Textbox(visible=False, elem_id="clipprobe_pruned_prompt")
+    # filled by clipprobe_submit() with the task id of the WebUI's progress bar
+    parts["task_id"] = gr.Textbox(visible=False, elem_id="clipprobe_task_id")
+    # the WebUI's progress bar is placed above the answer (its CSS places .progressDiv
+    # relative to a .progress-container)
+    with gr.Row(elem_classes="progress-container", elem_id="clipprobe_result_row"):
+        parts["result"] = gr.HTML(
+            value=message_box("Results appear here."), elem_id="clipprobe_result"
+        )
+    with gr.Row(elem_id="clipprobe_send_row"):
+        for name, label in (
+            ("send_txt2img", "Send to txt2img"),
+            ("send_img2img", "Send to img2img"),
+            ("regenerate_button", "Regenerate with it"),
+        ):
+            parts[name] = gr.Button(
+                label, interactive=False, visible=False, elem_id=f"clipprobe_{name}"
+            )
+    with gr.Row(equal_height=False, elem_id="clipprobe_prompt_row"):
+        with gr.Column(scale=1, min_width=200):
+            parts["prompt_view"] = gr.HTML(elem_id="clipprobe_prompt_view")
+        with gr.Column(
+            scale=1, min_width=200, visible=False, elem_id="clipprobe_heatmap_column"
+        ) as column:
+            parts["heatmap_column"] = column
+            _heatmap_view(gr, parts)
+
+
+def _heatmap_view(gr: Any, parts: dict[str, Any]) -> None:
+    """The clicked phrase's overlay (opacity redraws it), beside the coloured prompt; its
+    column shows only when the analysis computed heatmaps."""
     parts["heatmap_state"] = gr.State(None)
     parts["report_state"] = gr.State(None)  # the last analysis: what Regenerate compares
     # JS (clipprobe_show_phrase) writes the clicked phrase's index here and clicks the
@@ -260,56 +249,85 @@ def _heatmap_outputs(gr: Any, parts: dict[str, Any]) -> None:
     parts["show_heatmap"] = gr.Button(
         "show heatmap", elem_id="clipprobe_show_heatmap", elem_classes=["clipprobe-hidden"]
     )
-    with gr.Row(elem_id="clipprobe_heatmap_row"):
-        with gr.Column():
-            parts["heatmap_view"] = gr.Image(
-                label="Heatmap of the clicked phrase",
-                type="pil",
+    parts["heatmap_view"] = gr.Image(
+        label="Heatmap of the clicked phrase",
+        type="pil",
+        interactive=False,
+        height=300,
+        elem_id="clipprobe_heatmap_view",
+    )
+    parts["heatmap_note"] = gr.HTML(elem_id="clipprobe_heatmap_note")
+    parts["heatmap_opacity"] = gr.Slider(
+        minimum=0,
+        maximum=100,
+        step=5,
+        value=50,
+        label="Heatmap opacity (%)",
+        elem_id="clipprobe_heatmap_opacity",
+    )
+
+
+def _details(gr: Any, parts: dict[str, Any]) -> None:
+    """The sections a user opens when they want the numbers (all closed at first)."""
+    for name, label in (
+        ("verdicts_view", "Verdicts and numbers"),
+        ("rounds_view", "Elimination rounds"),
+    ):
+        with gr.Accordion(label, open=False, elem_id=f"clipprobe_{name}_section"):
+            parts[name] = gr.HTML(elem_id=f"clipprobe_{name}")
+    with gr.Accordion("Heatmaps of every phrase", open=False, elem_id="clipprobe_heatmaps_section"):
+        parts["heatmap_gallery"] = gr.Gallery(
+            label="Where CLIP sees each phrase (first picture)",
+            columns=4,
+            height="auto",
+            object_fit="contain",
+            visible=False,
+            elem_id="clipprobe_heatmap_gallery",
+            **compat.image_format_kwargs(),
+        )
+    for name, label in (("tokens_view", "Tokens"), ("negative_view", "Negative prompt")):
+        with gr.Accordion(label, open=False, elem_id=f"clipprobe_{name}_section"):
+            parts[name] = gr.HTML(elem_id=f"clipprobe_{name}")
+    with gr.Accordion(
+        "Regenerate with the suggested prompt", open=False, elem_id="clipprobe_regenerate_section"
+    ) as section:
+        parts["regenerate_section"] = section
+        _regenerate_outputs(gr, parts)
+    with (
+        gr.Accordion("Downloads", open=False, elem_id="clipprobe_downloads_section"),
+        gr.Row(elem_id="clipprobe_exports"),
+    ):
+        for name, label in (("json_file", "JSON"), ("csv_file", "CSV")):
+            parts[name] = gr.File(
+                label=label,
                 interactive=False,
                 visible=False,
-                height=320,
-                elem_id="clipprobe_heatmap_view",
+                height=60,
+                elem_id=f"clipprobe_{name.split('_')[0]}",
             )
-            parts["heatmap_opacity"] = gr.Slider(
-                minimum=0,
-                maximum=100,
-                step=5,
-                value=50,
-                label="Heatmap opacity (%)",
-                visible=False,  # shown with the Heatmaps box (tab_handlers.heatmap_controls)
-                elem_id="clipprobe_heatmap_opacity",
-            )
-            parts["heatmap_note"] = gr.HTML(elem_id="clipprobe_heatmap_note")
-        parts["contact_sheet"] = gr.Image(
-            label="All phrases",
-            type="pil",
-            interactive=False,
-            visible=False,
-            height=320,
-            elem_id="clipprobe_contact_sheet",
-        )
 
 
 def _regenerate_outputs(gr: Any, parts: dict[str, Any]) -> None:
+    """What a regeneration will run (before the click), then both pictures as the WebUI
+    shows pictures, at full width, and the numbers as a table under them."""
+    parts["allow_txt2img"] = gr.Checkbox(
+        label="Allow txt2img for img2img pictures (their input image is not available)",
+        value=False,
+        elem_id="clipprobe_allow_txt2img",
+    )
+    parts["regenerate_preflight"] = gr.HTML(elem_id="clipprobe_regenerate_preflight")
+    parts["regenerate_task_id"] = gr.Textbox(visible=False, elem_id="clipprobe_regenerate_task_id")
+    parts["comparison_gallery"] = gr.Gallery(
+        label="Original and regenerated",
+        columns=2,
+        height="auto",
+        object_fit="contain",
+        visible=False,
+        elem_id="clipprobe_comparison_gallery",
+        **compat.image_format_kwargs(),
+    )
     with gr.Row(elem_classes="progress-container", elem_id="clipprobe_regenerate_row"):
         parts["regenerate_result"] = gr.HTML(elem_id="clipprobe_regenerate_result")
-    with gr.Row():
-        parts["side_by_side"] = gr.Image(
-            label="Original | regenerated",
-            type="pil",
-            interactive=False,
-            visible=False,
-            height=320,
-            elem_id="clipprobe_side_by_side",
-        )
-        parts["regenerated"] = gr.Image(
-            label="Regenerated",
-            type="pil",
-            interactive=False,
-            visible=False,
-            height=320,
-            elem_id="clipprobe_regenerated",
-        )
     parts["comparison_file"] = gr.File(
         label="Comparison (PNG with the numbers inside, JSON beside it)",
         interactive=False,
@@ -319,13 +337,20 @@ def _regenerate_outputs(gr: Any, parts: dict[str, Any]) -> None:
     )
 
 
+def open_regenerate_section() -> Any:
+    """The Regenerate section opens before its run: the bar and the result are in it."""
+    import gradio as gr
+
+    return gr.update(open=True)
+
+
 def regenerate_and_show(*args: Any) -> tuple[Any, ...]:
     """``regenerate_tab.regenerate_click``; its pictures and file shown only when there are
     some (the boxes stay hidden before the first regeneration and after a failure)."""
     import gradio as gr
 
-    box, sheet, regenerated, saved = regenerate_tab.regenerate_click(*args)
-    shown = [gr.update(value=v, visible=v is not None) for v in (sheet, regenerated, saved)]
+    box, pictures, saved = regenerate_tab.regenerate_click(*args)
+    shown = [gr.update(value=v, visible=v is not None) for v in (pictures, saved)]
     return (box, *shown)
 
 
@@ -341,6 +366,9 @@ def _wire(tab: ClipProbeTab) -> None:
         inputs=[tab.image],
         outputs=[tab.prompt, tab.negative_prompt, tab.status],
         show_progress=False,
+    )
+    tab.model_refresh.click(
+        fn=tab_handlers.model_dropdown_update, inputs=[], outputs=[tab.model], show_progress=False
     )
     preflight = {
         "fn": regenerate_tab.preflight_html,
@@ -359,6 +387,11 @@ def _wire(tab: ClipProbeTab) -> None:
     ).then(**preflight)
     tab.allow_txt2img.change(**preflight)
     tab.regenerate_button.click(
+        fn=open_regenerate_section,
+        inputs=[],
+        outputs=[tab.regenerate_section],
+        show_progress=False,
+    ).then(
         fn=_wrap_call(regenerate_and_show),
         inputs=[
             tab.regenerate_task_id,
@@ -368,15 +401,9 @@ def _wire(tab: ClipProbeTab) -> None:
             tab.model,
             tab.report_state,
         ],
-        outputs=[tab.regenerate_result, tab.side_by_side, tab.regenerated, tab.comparison_file],
+        outputs=[tab.regenerate_result, tab.comparison_gallery, tab.comparison_file],
         show_progress=False,
         **compat.js_kwarg("clipprobe_submit_regenerate"),
-    )
-    tab.heatmaps.change(
-        fn=tab_handlers.heatmap_controls,
-        inputs=[tab.heatmaps],
-        outputs=[tab.heatmap_opacity],
-        show_progress=False,
     )
     for trigger in (tab.show_heatmap.click, tab.heatmap_opacity.change):
         trigger(

@@ -7,17 +7,20 @@ Public API (plain functions the tab wires up; tests call them directly):
 - ``TabRequest``: the tab's inputs of one Analyze click, one field per input component
   (``TabRequest.FIELDS`` is also the order of the click's inputs after ``id_task``).
 - ``analyze(id_task, *values) -> TabResult`` (gradio's positional inputs:
-  ``TabRequest.FIELDS``' order); ``run(request, task=None) -> (report, note)``.
-- ``TabResult``: the click's outputs, in ``TabResult.OUTPUTS``' order: result html,
-  pruned prompt, JSON file, CSV file (both hidden until there is a result), the two
-  "Send pruned prompt" buttons (enabled only when the pruned prompt differs from the
-  analysed one), and the heatmaps (``heatmap_tab.HeatmapState`` for the ``gr.State``,
-  the contact sheet, the cleared overlay box and its note; hidden when not asked for),
-  and the report itself (a ``gr.State``: what "Regenerate" compares against).
+  ``TabRequest.FIELDS``' order); ``run_full(request, task=None) -> (report, note, maps)``.
+- ``TabResult``: the click's outputs, in ``TabResult.OUTPUTS``' order (see its fields):
+  the answer (``report.panel.render_answer``) and the coloured prompt beside the inputs,
+  the detail sections below them, the downloads, the heatmaps (``heatmap_tab``: the
+  state, a captioned gallery of every phrase, and the first phrase's overlay already
+  shown next to the prompt), the report itself (a ``gr.State``: what "Regenerate"
+  compares against); the status line and any earlier regeneration are cleared, and the
+  model dropdown's note is recomputed.  The "Send" and "Regenerate" buttons show only
+  when the suggested prompt differs from the analysed one.
+- ``model_note()`` / ``model_dropdown_update()``: which models need a download, as now.
 - ``show_heatmap(index, state, opacity)``: a click on phrase ``index`` of the coloured
   prompt, or the opacity slider (``heatmap_tab.show``).
 
-Sliders show percent options in percent (``OPTIONS[name].to_display``); ``run`` turns
+Sliders show percent options in percent (``OPTIONS[name].to_display``); ``run_full`` turns
 them back into fractions.  Handlers never raise: every ``ClipProbeError`` becomes an
 HTML error box with its message; anything else is logged with its traceback and shown as
 one short line.  ``analyze`` calls ``session.analyze``, which takes the WebUI's
@@ -39,8 +42,10 @@ from clipprobe_ext import inputs
 from clipprobe_ext.errors import ClipProbeError, ImageError, first_line
 from clipprobe_ext.options import OPTIONS, parse_synonyms
 from clipprobe_ext.report import fragments as render
+from clipprobe_ext.report import panel
+from clipprobe_ext.report.view import build_view
 from clipprobe_ext.results import ProbeReport
-from clipprobe_ext.webui import exports, heatmap_tab, session, settings
+from clipprobe_ext.webui import exports, heatmap_tab, model_source, session, settings
 
 log = logging.getLogger("clipprobe")
 
@@ -111,34 +116,66 @@ TabRequest.FIELDS = tuple(f.name for f in fields(TabRequest))
 
 @dataclass
 class TabResult:
-    result: str
+    """The Analyze click's outputs: the answer and the coloured prompt beside the inputs,
+    the detail sections below, and everything that must not outlive the previous run
+    (status line, stale regeneration, hidden files) reset."""
+
+    result: str  # the answer: what to cut, what is missing, the suggested prompt
+    prompt_view: str  # the prompt coloured by verdict, with its legend
+    status: str  # the image's note: cleared once an analysis ran
+    model: Any  # the dropdown's note on what is on this machine, as it is now
     pruned_prompt: Any
-    json_file: Any
-    csv_file: Any
     send_txt2img: Any
     send_img2img: Any
+    regenerate_button: Any
+    details: Any  # the column of detail sections: shown once there is a result
+    verdicts_view: str
+    rounds_view: str
+    tokens_view: str
+    negative_view: str
+    json_file: Any
+    csv_file: Any
     heatmap_state: Any = None
-    contact_sheet: Any = None
+    heatmap_gallery: Any = None
+    heatmap_column: Any = None  # the clicked phrase's overlay beside the prompt
     heatmap_view: Any = None
     heatmap_note: Any = ""
     report_state: Any = None
+    regenerate_result: Any = ""
+    comparison_gallery: Any = None
+    comparison_file: Any = None
 
     OUTPUTS: ClassVar[tuple[str, ...]]
 
     @classmethod
     def failure(cls, html: str) -> TabResult:
+        hidden = _update(value=None, visible=False)
+        off = _update(interactive=False, visible=False)
         return cls(
             html,
             "",
-            _update(value=None, visible=False),
-            _update(value=None, visible=False),
-            _update(interactive=False),
-            _update(interactive=False),
+            "",
+            model_dropdown_update(),
+            "",
+            off,
+            off,
+            off,
+            _update(visible=False),
+            "",
+            "",
+            "",
+            "",
+            hidden,
+            hidden,
             None,
-            _update(value=None, visible=False),
-            _update(value=None, visible=False),
+            hidden,
+            _update(visible=False),
+            None,
             "",
             None,
+            "",
+            hidden,
+            hidden,
         )
 
     @classmethod
@@ -154,30 +191,60 @@ class TabResult:
         can_send = bool(report.pruning is not None and report.pruning.steps) and (
             bool(pruned.strip()) and pruned != report.prompt
         )
-        html = render.render_report(report)
+        view = build_view(report)
+        answer = panel.render_answer(report, view)
         if note:
-            html = render.render_message(note) + html
+            answer = render.render_message(note) + answer
+        first = maps.first() if maps is not None else None
+        if first is not None:
+            overlay, heatmap_note = heatmap_tab.show(first, maps, heatmap_tab.DEFAULT_OPACITY)
+        else:
+            overlay, heatmap_note = None, ""
+        button = _update(interactive=can_send, visible=can_send)
+        hidden = _update(value=None, visible=False)
         return cls(
-            html,
+            answer,
+            panel.render_prompt_card(view, first, heatmaps=maps is not None),
+            "",
+            model_dropdown_update(),
             pruned if can_send else "",
+            button,
+            button,
+            button,
+            _update(visible=True),
+            panel.render_verdict_details(view),
+            panel.render_rounds_details(view),
+            panel.render_tokens_details(view),
+            panel.render_negative_details(view),
             _update(value=paths[0], visible=True),
             _update(value=paths[1], visible=True),
-            _update(interactive=can_send),
-            _update(interactive=can_send),
             maps,
-            _update(value=maps.contact_sheet() if maps else None, visible=maps is not None),
-            _update(value=None, visible=maps is not None),
-            render.render_message(maps.note()) if maps is not None else "",
+            _update(value=maps.gallery() if maps else None, visible=maps is not None),
+            _update(visible=maps is not None),
+            overlay,
+            heatmap_note,
             report,
+            "",
+            hidden,
+            hidden,
         )
 
 
 TabResult.OUTPUTS = tuple(f.name for f in fields(TabResult))
 
 
-def heatmap_controls(enabled: Any) -> Any:
-    """The opacity slider only while heatmaps are asked for."""
-    return _update(visible=bool(enabled))
+def model_note() -> str:
+    """The model dropdown's note: which choices work without network, as they are now
+    (a model downloaded or loaded since the tab was built counts)."""
+    missing = [name for name, local in model_source.models_on_disk().items() if not local]
+    if not missing:
+        return "all choices are available on this machine"
+    return "not on this machine (needs a download): " + ", ".join(missing)
+
+
+def model_dropdown_update() -> Any:
+    """The dropdown's choices and note, recomputed (its 🔄 button, and after each run)."""
+    return _update(choices=model_source.list_models(), info=model_note())
 
 
 def show_heatmap(index: Any, state: Any, opacity: Any) -> tuple[Any, str]:
@@ -226,16 +293,11 @@ def analyze(id_task: Any, *values: Any) -> tuple[Any, ...]:
     return _values(TabResult.success(report, note, paths, maps))
 
 
-def run(request: TabRequest, task: session.Task | None = None) -> tuple[ProbeReport, str | None]:
-    """The report of one request, and a note for the user (a grid cut into its images)."""
-    report, note, _ = run_full(request, task)
-    return report, note
-
-
 def run_full(
     request: TabRequest, task: session.Task | None = None
 ) -> tuple[ProbeReport, str | None, heatmap_tab.HeatmapState | None]:
-    """``run`` plus the heatmaps when the request asks for them (else None)."""
+    """The report of one request, a note for the user (a grid cut into its images) and
+    the heatmaps when the request asks for them (else None)."""
     if request.image is None:
         raise ImageError(NO_IMAGE)
     options = request.options()

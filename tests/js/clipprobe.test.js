@@ -22,6 +22,8 @@ class FakeElement {
         this.clicks = 0;
         this.attributes = {};
         this.classList.contains = (name) => this.classList.has(name);
+        this.classList.remove = (name) => this.classList.delete(name);
+        this.scrolls = [];
     }
     getAttribute(name) {
         return name in this.attributes ? this.attributes[name] : null;
@@ -63,6 +65,9 @@ class FakeElement {
     }
     click() {
         this.clicks += 1;
+    }
+    scrollIntoView(options) {
+        this.scrolls.push(options);
     }
 }
 
@@ -337,4 +342,74 @@ test("clicks elsewhere send nothing", () => {
     assert.strictEqual(context.clipprobe_show_phrase(null), null);
     assert.strictEqual(p.button.clicks, 0);
     assert.strictEqual(p.textarea.value, "");
+});
+
+// Objects made inside the script's context, as plain data (other prototypes otherwise).
+function plain(value) {
+    return JSON.parse(JSON.stringify(value));
+}
+
+// The tab as the results panel lays it out: the answer (#clipprobe_result), the coloured
+// prompt (#clipprobe_prompt_view) with the heatmap under it, the detail sections below.
+function panelPage() {
+    const p = heatmapPage();
+    const view = new FakeElement("div", {id: "clipprobe_prompt_view"});
+    const prompt = new FakeElement("div", {classes: ["cp-prompt"]});
+    const phrases = ["0", "3", "5"].map((index) => {
+        const span = new FakeElement("span", {classes: ["cp-phrase", "cp-keep"]});
+        span.attributes["data-index"] = index;
+        return span;
+    });
+    phrases[0].classList.add("cp-selected"); // the first phrase's map is shown at first
+    prompt.append(...phrases);
+    view.append(prompt);
+    const heatmap = new FakeElement("div", {id: "clipprobe_heatmap_view"});
+    const details = new FakeElement("div", {id: "clipprobe_verdicts_view"});
+    const row = new FakeElement("span", {classes: ["cp-phrase", "cp-prune"]});
+    row.attributes["data-index"] = "5";
+    details.append(row);
+    p.root.append(view, heatmap, details);
+    return {...p, view, phrases, heatmap, row};
+}
+
+test("a click in the coloured prompt shows that phrase's heatmap, on screen and marked", () => {
+    const p = panelPage();
+    const {context} = load(p.root);
+    assert.strictEqual(context.clipprobe_show_phrase(p.phrases[2]), "5");
+    assert.strictEqual(p.textarea.value, "5");
+    assert.strictEqual(p.button.clicks, 1);
+    // the heatmap under the prompt is scrolled into view as little as needed
+    assert.deepStrictEqual(plain(p.heatmap.scrolls), [{block: "nearest", behavior: "smooth"}]);
+    // only the clicked phrase wears the mark now
+    assert.deepStrictEqual(p.phrases.map((s) => s.classList.has("cp-selected")), [false, false, true]);
+    assert.strictEqual(p.row.classList.has("cp-selected"), false);
+    // a chip of the answer with the same phrase counts as the same click
+    context.clipprobe_show_phrase(p.phrase);
+    assert.strictEqual(p.textarea.value, "3");
+    assert.deepStrictEqual(p.phrases.map((s) => s.classList.has("cp-selected")), [false, true, false]);
+    assert.strictEqual(p.phrase.classList.has("cp-selected"), true);
+});
+
+test("phrases in the detail sections do not move the heatmap", () => {
+    const p = panelPage();
+    const {context} = load(p.root);
+    assert.strictEqual(context.clipprobe_show_phrase(p.row), null);
+    assert.strictEqual(p.button.clicks, 0);
+    assert.deepStrictEqual(p.heatmap.scrolls, []);
+    assert.strictEqual(p.phrases[0].classList.has("cp-selected"), true); // unchanged
+});
+
+test("Regenerate brings its section on screen before the bar starts", () => {
+    const p = panelPage();
+    const section = new FakeElement("div", {id: "clipprobe_regenerate_section"});
+    const row = new FakeElement("div", {classes: ["progress-container"]});
+    row.append(new FakeElement("div", {id: "clipprobe_regenerate_result"}));
+    section.append(row);
+    p.root.append(section);
+    const progress = webuiProgress();
+    const {context} = load(p.root, {randomId: progress.randomId, requestProgress: progress.requestProgress});
+    const out = Array.from(context.clipprobe_submit_regenerate("", "image", "a girl"));
+    assert.strictEqual(out[0], "task(id1)");
+    assert.deepStrictEqual(plain(section.scrolls), [{block: "start", behavior: "smooth"}]);
+    assert.strictEqual(progress.calls[0][1], p.root.querySelector("#clipprobe_regenerate_result"));
 });

@@ -238,10 +238,11 @@ def test_each_image_gets_its_own_real_summary_in_file_and_infotext(
     assert len(calls) == 4 and all(c["inside_generation"] is True for c in calls)
 
     options = settings.probe_options()
-    expected = [
-        summary_text(session.analyze([image.convert("RGB")], prompt, options, None)[0])
+    reports = [
+        session.analyze([image.convert("RGB")], prompt, options, None)[0]
         for image, prompt in zip(flat, PROMPTS)
     ]
+    expected = [summary_text(report) for report in reports]
     assert len(set(expected)) == 4, expected  # otherwise a mix-up could go unnoticed
     parse = fake_host.parse_generation_parameters
     for k, summary in enumerate(expected):
@@ -257,8 +258,32 @@ def test_each_image_gets_its_own_real_summary_in_file_and_infotext(
         assert without == off.infotexts[k + 1]
         # a save made before postprocess_image has no summary (not the previous image's)
         assert saved[f"{n}-{i}-before-face-restoration"] == off.infotexts[k + 1]
-    assert processed.infotexts[0] == off.infotexts[0] == processed.info  # the grid
-    assert saved["grid"] == off_saved["grid"] and saved["params.txt"] == off_saved["params.txt"]
+    # the grid, shown first after a batch: the whole batch's line, counted per picture
+    grid = processed.infotexts[0]
+    assert grid == processed.info == saved["grid"]
+    line = parse(grid)["ClipProbe"]
+    assert grid.replace(f", ClipProbe: {webui.infotext_utils.quote(line)}", "") == off.infotexts[0]
+    head, *groups = line.split("; ")
+    kept_everywhere = set.intersection(
+        *({v.text for v in r.verdicts if v.verdict == "keep"} for r in reports)
+    )
+    assert head == f"4 images: {len(kept_everywhere)} keep in all"
+    listed = {}
+    for group in groups:
+        kind, items = group.split(": ", 1)
+        listed[kind] = items.split(", ")
+    for kind in ("weak", "prune"):
+        counts = {}
+        for r in reports:
+            for v in r.verdicts:
+                if v.verdict == kind:
+                    counts[v.text] = counts.get(v.text, 0) + 1
+        shown = [item for item in listed.get(kind, []) if item != "..."]
+        assert len(shown) == min(len(counts), 8), (kind, line)
+        for item in shown:
+            text, number = item[: item.rindex(" (")], item[item.rindex(" (") + 2 : -1]
+            assert number == f"{counts[text]} of 4"
+    assert saved["params.txt"] == off_saved["params.txt"]
     assert "ClipProbe" not in p.extra_generation_params  # gone once the job is done
 
     # the next generation on the same dict (X/Y/Z plot copies p), probe off: no trace
@@ -397,7 +422,7 @@ def test_unexpected_errors_never_escape(
     def boom(*args, **kwargs):
         raise RuntimeError("kaput")
 
-    monkeypatch.setattr(always_visible, "probe_image", boom)
+    monkeypatch.setattr(always_visible, "probe_report", boom)
     script = script_class()
     off, _ = generate(script, make_p(), batches_of(images), False)
     with caplog.at_level(logging.WARNING, logger="clipprobe"):
@@ -423,11 +448,38 @@ def test_summary_is_answered_only_for_its_own_image(always_visible):
     assert slot(p=p, index=0) is None
     slot.set(1, 0, "2 keep, 1 weak (sofa, red), 0 prune")
     assert slot(p=p, index=0) == "2 keep, 1 weak (sofa, red), 0 prune"
-    assert slot(p=p, index=0, use_main_prompt=True) is None  # the grid
+    assert slot(p=p, index=0, use_main_prompt=True) is None  # the grid: nothing counted yet
     assert slot(p=p, index=1) is None
     assert slot(p=types.SimpleNamespace(iteration=0, batch_index=0), index=0) is None
     slot.clear()
     assert slot(p=p, index=0) is None
+    # each picture's verdicts count towards the grid's line, cleared or not
+    slot.set(
+        0, 0, "1 keep, 1 weak (b), 1 prune (c)", {"keep": ["a"], "weak": ["b"], "prune": ["c"]}
+    )
+    slot.set(0, 1, "2 keep, 0 weak, 1 prune (c)", {"keep": ["a", "b"], "weak": [], "prune": ["c"]})
+    slot.clear()
+    assert slot(p=p, index=0, use_main_prompt=True) == (
+        "2 images: 1 keep in all; weak: b (1 of 2); prune: c (2 of 2)"
+    )
+
+
+def test_batch_line_counts_each_phrase_per_picture():
+    from clipprobe_ext.report.summary import batch_summary_text
+
+    pictures = [
+        {"keep": ["a", "b"], "weak": ["c"], "prune": ["d"]},
+        {"keep": ["a"], "weak": ["b"], "prune": ["d", "c"]},
+        {"keep": ["a"], "weak": [], "prune": ["d"], "cannot_judge": ["two cats"]},
+    ]
+    assert batch_summary_text(pictures) == (
+        "3 images: 1 keep in all; weak: b (1 of 3), c (1 of 3); prune: d (3 of 3), c (1 of 3); "
+        "cannot judge: two cats (1 of 3)"
+    )
+    many = [{"prune": [f"p{k}" for k in range(10)]}]
+    assert batch_summary_text(many, limit=3) == (
+        "1 image: 0 keep in all; prune: p0 (1 of 1), p1 (1 of 1), p2 (1 of 1), ..."
+    )
 
 
 def test_entry_file_exposes_the_script_and_registers(webui, always_visible):

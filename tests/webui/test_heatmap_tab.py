@@ -9,7 +9,7 @@ from PIL import Image, ImageChops
 
 from clipprobe_ext.heatmaps import compute as heatmap_compute
 from clipprobe_ext.heatmaps.compute import phrase_heatmaps
-from clipprobe_ext.heatmaps.render import contact_sheet, overlay
+from clipprobe_ext.heatmaps.render import overlay
 from clipprobe_ext.webui import heatmap_tab, tab, tab_handlers
 
 PROMPT = "a girl, red umbrella, <lora:rainy:0.7>, rain, city at night"
@@ -43,7 +43,8 @@ def test_heatmaps_are_computed_only_when_asked(webui, wide, tiny_hf_clip_dir, mo
     monkeypatch.setattr(heatmap_compute.HeatmapRun, "maps", counting)
     out = dict(zip(tab_handlers.TabResult.OUTPUTS, _analyze(wide, str(tiny_hf_clip_dir), False)))
     assert calls == [] and out["heatmap_state"] is None
-    assert out["contact_sheet"]["visible"] is False and out["heatmap_view"]["visible"] is False
+    assert out["heatmap_gallery"]["visible"] is False and out["heatmap_column"]["visible"] is False
+    assert out["heatmap_view"] is None
     out = dict(zip(tab_handlers.TabResult.OUTPUTS, _analyze(wide, str(tiny_hf_clip_dir), True)))
     # one run for all measurable phrases (the lora tag is not one)
     assert calls == [["a girl", "red umbrella", "rain", "city at night"]]
@@ -71,8 +72,32 @@ def test_clicked_phrase_shows_its_own_map(webui, wide, tiny_hf_clip_dir, hf_enco
     assert not _same(a, b)
     faint, _ = tab_handlers.show_heatmap("1", state, 10)
     assert _same(faint, overlay(wide, state.maps[1], 0.1)) and not _same(faint, b)
-    sheet = out["contact_sheet"]["value"]
-    assert _same(sheet, contact_sheet(wide.convert("RGB"), [state.maps[i] for i in (0, 1, 3, 4)]))
+    # every phrase in the gallery, captioned with what its map means (no label to squint at)
+    gallery = out["heatmap_gallery"]["value"]
+    assert [caption.split("”")[0].lstrip("“") for _, caption in gallery] == phrases
+    for (picture, caption), index in zip(gallery, [0, 1, 3, 4]):
+        assert _same(picture, overlay(wide, state.maps[index], 0.5))
+        assert "cosine similarity of picture and phrase" in caption
+        assert f"{state.maps[index].score:.4f}" in caption
+
+
+def test_first_phrase_is_shown_next_to_the_prompt_with_its_unit(webui, wide, tiny_hf_clip_dir):
+    """No click needed to find the heatmap: the first phrase's overlay is shown at once,
+    marked in the coloured prompt, and its note says what the numbers are."""
+    out = dict(zip(tab_handlers.TabResult.OUTPUTS, _analyze(wide, str(tiny_hf_clip_dir), True)))
+    state = out["heatmap_state"]
+    assert out["heatmap_column"]["visible"] is True
+    assert _same(out["heatmap_view"], overlay(wide, state.maps[0], 0.5))
+    assert 'cp-selected" data-index="0"' in out["prompt_view"]
+    report = out["report_state"]
+    presence = report.images[0].presence[0]
+    note = out["heatmap_note"]
+    assert "“a girl”" in note and f"presence {presence:.2f}" in note
+    assert f"seen from {report.bounds.seen_from:.2f}" in note
+    assert f"cosine similarity of picture and phrase {state.maps[0].score:.4f}" in note
+    # a click on another phrase: its own numbers
+    _, note = tab_handlers.show_heatmap("3", state, 50)
+    assert "“rain”" in note and f"presence {report.images[0].presence[3]:.2f}" in note
 
 
 def test_unmeasurable_or_missing_phrases_say_so(webui, wide, tiny_hf_clip_dir):
@@ -86,8 +111,15 @@ def test_unmeasurable_or_missing_phrases_say_so(webui, wide, tiny_hf_clip_dir):
     assert image is None and "Heatmaps" in note
 
 
+def _descendants(block):
+    """Every block inside ``block`` (gradio 3 wraps form fields in a Form block of its own)."""
+    for child in getattr(block, "children", []):
+        yield child
+        yield from _descendants(child)
+
+
 def test_heatmap_events_are_wired(webui):
-    from test_tab import _events, _handler, _ids
+    from test_tab import _events, _handler, _ids, _parent_of
 
     t = tab.create_tab()
     events = [e for e in _events(t.blocks) if e["fn"] is tab_handlers.show_heatmap]
@@ -97,13 +129,15 @@ def test_heatmap_events_are_wired(webui):
     for event in events:
         assert event["inputs"] == _ids([t.phrase_index, t.heatmap_state, t.heatmap_opacity])
         assert event["outputs"] == _ids([t.heatmap_view, t.heatmap_note])
-    # the opacity slider shows with the Heatmaps box, not before
-    assert t.heatmaps.value is False and t.heatmap_opacity.visible is False
-    toggles = [e for e in _events(t.blocks) if e["fn"] is tab_handlers.heatmap_controls]
-    assert [e["targets"][0] for e in toggles] == [(t.heatmaps._id, "change")]
-    assert toggles[0]["outputs"] == _ids([t.heatmap_opacity])
-    assert tab_handlers.heatmap_controls(True)["visible"] is True
-    assert tab_handlers.heatmap_controls(False)["visible"] is False
+    # the overlay, its note and opacity sit in one column beside the coloured prompt,
+    # hidden until an analysis computed heatmaps
+    assert t.heatmap_column.visible is False
+    column = {c._id for c in _descendants(t.heatmap_column)}
+    assert {t.heatmap_view._id, t.heatmap_note._id, t.heatmap_opacity._id} <= column
+    row = _parent_of(t.blocks, t.heatmap_column)
+    assert row.elem_id == "clipprobe_prompt_row"
+    assert _parent_of(t.blocks, t.prompt_view) in row.children
+    assert _parent_of(t.blocks, row).elem_id == "clipprobe_outputs"  # beside the inputs
     # the JS needs both hidden helpers in the page: hidden by CSS, not left out
     for component in (t.phrase_index, t.show_heatmap):
         assert component.visible is not False and "clipprobe-hidden" in component.elem_classes

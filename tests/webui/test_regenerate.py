@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import types
 
 import numpy as np
@@ -340,14 +341,18 @@ def test_tab_click_regenerates_compares_and_saves(wui, tiny_world) -> None:
 
     from clipprobe_ext.webui import regenerate_tab
 
-    html_box, sheet, regenerated, saved = regenerate_tab.regenerate_click(
+    html_box, pictures, saved = regenerate_tab.regenerate_click(
         "task(cp-tab)", tiny_world.original, "a red circle, green stripes", False, None
     )
     assert "clipprobe-error" not in html_box, html_box
-    assert "SSIM 1.000" in html_box
-    assert sheet.width > 2 * 96 and regenerated.size == (96, 96)
+    assert re.search(r"SSIM \(1: the same picture\)</th><td[^>]*></td><td[^>]*>1\.000<", html_box)
+    # the two pictures as a gallery shows them; the PNG with the numbers is the download
+    [(original, first), (regenerated, second)] = pictures
+    assert first.startswith("original") and second.startswith("pruned prompt")
+    assert original.size == regenerated.size == (96, 96)
     assert "Steps: 20" in regenerated.info["parameters"]
     with Image.open(saved) as png:
+        assert png.width > 2 * 96  # the side-by-side with the numbers drawn under it
         data = json.loads(png.info["clipprobe-comparison"])
     assert data["comparison"]["ssim"] == pytest.approx(1.0)
     assert data["plan"]["params"]["seed"] == 1234567890
@@ -358,7 +363,7 @@ def test_tab_click_regenerates_compares_and_saves(wui, tiny_world) -> None:
     ]
     inpaint = Image.open(io.BytesIO(_png(tiny_world.original, INPAINT)))
     box, *rest = regenerate_tab.regenerate_click("task(x)", inpaint, "a cat", False, None)
-    assert "img2img" in box and rest == [None, None, None]
+    assert "img2img" in box and rest == [None, None]
 
 
 def test_tab_wiring_regenerates_with_the_infotexts_parameters(wui, tiny_world) -> None:
@@ -374,15 +379,17 @@ def test_tab_wiring_regenerates_with_the_infotexts_parameters(wui, tiny_world) -
     events = _events(t.blocks)
     [click] = [e for e in events if inspect.unwrap(e["fn"]) is tab.regenerate_and_show]
     assert click["fn"] is not tab.regenerate_and_show  # wrapped in wrap_gradio_call
-    assert t.side_by_side.visible is False and t.comparison_file.visible is False
-    assert click["targets"] == [(t.regenerate_button._id, "click")]
+    assert t.comparison_gallery.visible is False and t.comparison_file.visible is False
+    # the button opens the Regenerate section first (its bar and result are in it), then runs
+    [opening] = [e for e in events if e["fn"] is tab.open_regenerate_section]
+    assert opening["targets"] == [(t.regenerate_button._id, "click")]
+    assert opening["outputs"] == _ids([t.regenerate_section])
+    assert tab.open_regenerate_section()["open"] is True
     assert click["js"] == "clipprobe_submit_regenerate"
     assert click["inputs"] == _ids(
         [t.regenerate_task_id, t.image, t.pruned_prompt, t.allow_txt2img, t.model, t.report_state]
     )
-    assert click["outputs"] == _ids(
-        [t.regenerate_result, t.side_by_side, t.regenerated, t.comparison_file]
-    )
+    assert click["outputs"] == _ids([t.regenerate_result, t.comparison_gallery, t.comparison_file])
     preflights = [e for e in events if e["fn"] is regenerate_tab.preflight_html]
     assert len(preflights) == 2  # after Analyze (.then) and when the checkbox changes
     for event in preflights:
@@ -393,12 +400,12 @@ def test_tab_wiring_regenerates_with_the_infotexts_parameters(wui, tiny_world) -
     # the wired callable, as gradio calls it: the infotext's parameters reach processing
     lock = wui.queue_lock
     assert not lock.locked()
-    box, sheet, regenerated, saved = click["fn"](
+    box, pictures, saved = click["fn"](
         "task(cp-wired)", tiny_world.original, "a red circle, green stripes", False, None
     )
-    assert "SSIM 1.000" in box, box
-    assert sheet["visible"] and regenerated["visible"] and saved["visible"]
-    sheet, regenerated, saved = sheet["value"], regenerated["value"], saved["value"]
+    assert "1.000" in box, box
+    assert pictures["visible"] and saved["visible"]
+    [_, (regenerated, _)], saved = pictures["value"], saved["value"]
     (call,) = wui.processing_calls
     f = call["fields"]
     assert f["prompt"] == "a red circle, green stripes"

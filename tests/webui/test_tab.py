@@ -150,16 +150,29 @@ def test_events_are_wired(webui):
     assert analyze["outputs"] == _ids(
         [
             t.result,
+            t.prompt_view,
+            t.status,
+            t.model,
             t.pruned_prompt,
-            t.json_file,
-            t.csv_file,
             t.send_txt2img,
             t.send_img2img,
+            t.regenerate_button,
+            t.details,
+            t.verdicts_view,
+            t.rounds_view,
+            t.tokens_view,
+            t.negative_view,
+            t.json_file,
+            t.csv_file,
             t.heatmap_state,
-            t.contact_sheet,
+            t.heatmap_gallery,
+            t.heatmap_column,
             t.heatmap_view,
             t.heatmap_note,
             t.report_state,
+            t.regenerate_result,
+            t.comparison_gallery,
+            t.comparison_file,
         ]
     )
     change = _handler(t.blocks, tab_handlers.image_changed)
@@ -280,21 +293,43 @@ def test_image_sent_from_another_tab_keeps_its_parameters(webui, images):
 
 def test_outputs_are_accepted_by_gradio(webui, images, tiny_hf_clip_dir):
     t = tab.create_tab()
-    outputs = [t.result, t.pruned_prompt, t.json_file, t.csv_file, t.send_txt2img, t.send_img2img]
-    result = _run(images[0], PROMPT, str(tiny_hf_clip_dir))
-    shown = [_shown(component, value) for component, value in zip(outputs, result)]
-    assert shown[0] == result[0] and shown[1] == result[1]
-    for file_shown, name in zip(shown[2:4], ("clipprobe-report.json", "clipprobe-report.csv")):
-        assert file_shown["visible"] is True  # shown once there is a result
-        value = file_shown["value"]
+    values = _run(images[0], PROMPT, str(tiny_hf_clip_dir), full=True)
+    shown = {
+        name: _shown(component, value)
+        for name, component, value in zip(tab_handlers.TabResult.OUTPUTS, t.outputs(), values)
+        if not isinstance(component, gr.State)
+    }
+    assert shown["result"] == values[0] and "cp-answer" in shown["result"]
+    assert shown["details"]["visible"] is True  # the sections show once there is a result
+    for name, file_name in (
+        ("json_file", "clipprobe-report.json"),
+        ("csv_file", "clipprobe-report.csv"),
+    ):
+        assert shown[name]["visible"] is True  # shown once there is a result
+        value = shown[name]["value"]
         value = value if isinstance(value, dict) else value.model_dump()
-        assert value["orig_name"] == name
-    for button in shown[4:]:
-        assert button["__type__"] == "update"
+        assert value["orig_name"] == file_name
+    for name in ("send_txt2img", "send_img2img", "regenerate_button"):
+        button = shown[name]
+        assert button["__type__"] == "update" and button["visible"] is True
         assert button.get("interactive", button.get("mode") == "dynamic") is True
-    failed = [_shown(c, v) for c, v in zip(outputs, _run(None, PROMPT, WEBUI_CLIP))]
-    assert all(f["visible"] is False and f["value"] is None for f in failed[2:4])
-    assert all(b.get("interactive", b.get("mode") == "dynamic") is False for b in failed[4:])
+    failed_values = _run(None, PROMPT, WEBUI_CLIP, full=True)
+    failed = {
+        name: _shown(component, value)
+        for name, component, value in zip(
+            tab_handlers.TabResult.OUTPUTS, t.outputs(), failed_values
+        )
+        if not isinstance(component, gr.State)
+    }
+    assert all(
+        failed[n]["visible"] is False and failed[n]["value"] is None
+        for n in ("json_file", "csv_file")
+    )
+    assert failed["details"]["visible"] is False
+    for name in ("send_txt2img", "send_img2img", "regenerate_button"):
+        button = failed[name]
+        assert button["visible"] is False
+        assert button.get("interactive", button.get("mode") == "dynamic") is False
     for update in tab_handlers.image_changed(images[0])[:2] + tab_handlers.image_changed(None)[:2]:
         _shown(t.prompt, update)
 
@@ -313,7 +348,9 @@ def _run(
     heatmaps=False,
     full=False,
 ):
-    """The Analyze click's first six outputs (all of them with ``full=True``)."""
+    """The Analyze click's outputs (all of them, in order, with ``full=True``); else
+    ``(page, pruned prompt, JSON file, CSV file, send to txt2img, send to img2img)``, the
+    page being every HTML the click shows (answer, prompt, detail sections) in order."""
     out = tab_handlers.analyze(
         id_task,
         image,
@@ -328,7 +365,21 @@ def _run(
         heatmaps,
     )
     assert len(out) == len(tab_handlers.TabResult.OUTPUTS)
-    return out if full else out[:6]
+    if full:
+        return out
+    named = dict(zip(tab_handlers.TabResult.OUTPUTS, out))
+    page = "".join(named[name] for name in PAGE)
+    return (
+        page,
+        named["pruned_prompt"],
+        named["json_file"],
+        named["csv_file"],
+        named["send_txt2img"],
+        named["send_img2img"],
+    )
+
+
+PAGE = ("result", "prompt_view", "verdicts_view", "rounds_view", "tokens_view", "negative_view")
 
 
 def test_analysis_renders_the_real_report(webui, images, tiny_hf_clip_dir, hf_encoder):
@@ -372,8 +423,8 @@ def test_word_granularity_and_prompt_from_the_image(webui, images, tiny_hf_clip_
     # word by word: "red" and "umbrella" are phrases of their own
     assert re.search(r'data-index="\d+"[^>]*>red</span>', page)
     assert re.search(r'data-index="\d+"[^>]*>umbrella</span>', page)
-    assert re.search(r"\d+ measurable words against", page)  # not "phrases"
-    assert "measurable phrases" not in page
+    assert re.search(r"CLIP sees \d+ of \d+ words in the picture", page)  # not "phrases"
+    assert " phrases in the picture" not in page
 
 
 def _error(out):
@@ -819,3 +870,120 @@ def test_negative_prompt_box_is_checked_under_the_prompt(webui, images, tiny_hf_
     assert page.index("cp-prompt") < page.index("cp-negative")  # under the prompt
     page, *_ = _run(images[0], PROMPT, str(tiny_hf_clip_dir), negative="")
     assert "Negative prompt, checked" not in page
+
+
+# -- nothing the tab shows outlives what it describes -------------------------------------
+
+
+def test_model_note_follows_the_machine_not_the_moment_the_tab_was_built(webui, interrogator):
+    """The note was computed once, when the UI was built: it kept saying the WebUI's CLIP
+    needs a download after it became available (and the models route said so)."""
+    from clipprobe_ext.webui import api
+
+    real = webui.shared.interrogator
+    webui.shared.interrogator = None  # the WebUI's CLIP: not there yet
+    t = tab.create_tab()
+    assert WEBUI_CLIP in t.model.info and "needs a download" in t.model.info
+    webui.shared.interrogator = real  # now it is (downloaded, or loaded by Interrogate)
+    assert api.models_endpoint()["available_locally"][WEBUI_CLIP] is True
+    refresh = _handler(t.blocks, tab_handlers.model_dropdown_update)
+    assert refresh["targets"] == [(t.model_refresh._id, "click")]
+    assert refresh["outputs"] == _ids([t.model])
+    update = refresh["fn"]()
+    assert WEBUI_CLIP not in update["info"] and update["info"] == tab_handlers.model_note()
+    assert _choices_of(_shown(t.model, update)) == model_source.list_models()
+    # and every Analyze answers with the note as it is then
+    out = dict(zip(tab_handlers.TabResult.OUTPUTS, _run(None, PROMPT, WEBUI_CLIP, full=True)))
+    assert out["model"]["info"] == tab_handlers.model_note()
+
+
+def _choices_of(shown):
+    return [c[1] if isinstance(c, (tuple, list)) else c for c in shown["choices"]]
+
+
+def test_the_image_note_goes_once_an_analysis_ran(webui, images, tiny_hf_clip_dir):
+    t = tab.create_tab()
+    _, _, status = tab_handlers.image_changed(images[0])
+    assert tab_handlers.NO_PARAMETERS_NOTE in status  # typed prompt needed: said
+    analyze = _handler(t.blocks, tab_handlers.analyze)
+    assert t.status._id in analyze["outputs"]
+    out = dict(
+        zip(
+            tab_handlers.TabResult.OUTPUTS,
+            _run(images[0], PROMPT, str(tiny_hf_clip_dir), full=True),
+        )
+    )
+    assert "cp-answer" in out["result"] and out["status"] == ""
+    out = dict(zip(tab_handlers.TabResult.OUTPUTS, _run(None, PROMPT, WEBUI_CLIP, full=True)))
+    assert out["status"] == ""  # the error box says what is wrong; no stale note beside it
+
+
+def test_the_answer_comes_first_beside_the_inputs_and_the_numbers_below(webui):
+    t = tab.create_tab()
+    outputs = _parent_of(t.blocks, t.analyze_button)
+    inputs = _parent_of(t.blocks, t.image)
+    main = _parent_of(t.blocks, outputs)
+    assert main.elem_id == "clipprobe_main" and inputs in main.children
+    order = [c._id for c in outputs.children]
+    result_row = _parent_of(t.blocks, t.result)
+    send_row = _parent_of(t.blocks, t.send_txt2img)
+    prompt_row = _parent_of(t.blocks, t.heatmap_column)
+    assert order.index(t.analyze_button._id) < order.index(result_row._id)
+    assert order.index(result_row._id) < order.index(send_row._id) < order.index(prompt_row._id)
+    assert [b._id for b in send_row.children] == _ids(
+        [t.send_txt2img, t.send_img2img, t.regenerate_button]
+    )
+    # the details: one closed section each, below both columns, shown with a result
+    assert t.details.visible is False
+    page = t.blocks.children  # the tab's top level
+    assert page.index(t.details) == page.index(main) + 1
+    sections = [s for s in t.details.children if isinstance(s, gr.Accordion)]
+    assert [s.label for s in sections] == [
+        "Verdicts and numbers",
+        "Elimination rounds",
+        "Heatmaps of every phrase",
+        "Tokens",
+        "Negative prompt",
+        "Regenerate with the suggested prompt",
+        "Downloads",
+    ]
+    assert all(s.open is False for s in sections)
+    holders = {
+        "Verdicts and numbers": t.verdicts_view,
+        "Elimination rounds": t.rounds_view,
+        "Heatmaps of every phrase": t.heatmap_gallery,
+        "Tokens": t.tokens_view,
+        "Negative prompt": t.negative_view,
+        "Regenerate with the suggested prompt": t.comparison_gallery,
+        "Downloads": t.json_file,
+    }
+    for section in sections:
+        inside = {c._id for c in _all_children(section)}
+        assert holders[section.label]._id in inside, section.label
+
+
+def _all_children(block):
+    for child in getattr(block, "children", []):
+        yield child
+        yield from _all_children(child)
+
+
+def test_analyze_fills_every_section(webui, images, tiny_hf_clip_dir):
+    out = dict(
+        zip(
+            tab_handlers.TabResult.OUTPUTS,
+            _run(images[0], PROMPT, str(tiny_hf_clip_dir), negative=NEGATIVE, full=True),
+        )
+    )
+    report = out["report_state"]
+    assert out["details"]["visible"] is True
+    assert "Verdicts" in out["verdicts_view"] and "Elimination rounds" in out["rounds_view"]
+    assert "Token budget" in out["tokens_view"]
+    assert "Negative prompt, checked" in out["negative_view"]
+    for v in report.verdicts:  # every verdict in its table, every phrase in the prompt
+        assert html.escape(v.text) in out["verdicts_view"]
+        assert f'data-index="{v.index}"' in out["prompt_view"]
+    # an earlier regeneration does not stay on screen beside the new analysis
+    assert out["regenerate_result"] == ""
+    assert out["comparison_gallery"]["visible"] is False
+    assert out["comparison_file"]["visible"] is False
