@@ -262,7 +262,7 @@ def test_each_image_gets_its_own_real_summary_in_file_and_infotext(
     grid = processed.infotexts[0]
     assert grid == processed.info == saved["grid"]
     line = parse(grid)["ClipProbe"]
-    assert grid.replace(f", ClipProbe: {webui.infotext_utils.quote(line)}", "") == off.infotexts[0]
+    assert grid.replace(f", ClipProbe: {fake_host.quote(line)}", "") == off.infotexts[0]
     head, *groups = line.split("; ")
     kept_everywhere = set.intersection(
         *({v.text for v in r.verdicts if v.verdict == "keep"} for r in reports)

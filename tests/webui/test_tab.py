@@ -880,11 +880,11 @@ def test_model_note_follows_the_machine_not_the_moment_the_tab_was_built(webui, 
     needs a download after it became available (and the models route said so)."""
     from clipprobe_ext.webui import api
 
-    real = webui.shared.interrogator
-    webui.shared.interrogator = None  # the WebUI's CLIP: not there yet
+    real = webui.interrogator
+    webui.interrogator = None  # the WebUI's CLIP: not there yet
     t = tab.create_tab()
     assert WEBUI_CLIP in t.model.info and "needs a download" in t.model.info
-    webui.shared.interrogator = real  # now it is (downloaded, or loaded by Interrogate)
+    webui.interrogator = real  # now it is (downloaded, or loaded by Interrogate)
     assert api.models_endpoint()["available_locally"][WEBUI_CLIP] is True
     refresh = _handler(t.blocks, tab_handlers.model_dropdown_update)
     assert refresh["targets"] == [(t.model_refresh._id, "click")]
