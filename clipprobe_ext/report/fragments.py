@@ -9,7 +9,8 @@ takes a ``ReportView`` already built.
 
 - ``render_report``: every section in one ``<div class="clipprobe-report">``.
 - ``render_prompt``: the prompt exactly as written, each phrase in a
-  ``<span class="cp-phrase cp-keep|cp-weak|cp-prune|cp-unmeasurable">`` with its numbers
+  ``<span class="cp-phrase cp-keep|cp-weak|cp-prune|cp-cannot_judge|cp-unmeasurable">``
+  with its numbers
   in the ``title``; an empty ``cp-chunk-break`` span where a 75-token chunk begins, and
   ``cp-straddles`` on a phrase a boundary cuts.
 - ``render_contribution``: bars from a centre line, width ``|c| / max |c|``
@@ -76,6 +77,7 @@ def render_prompt(report: ProbeReport | ReportView) -> str:
         '<span class="cp-phrase cp-keep">keep</span> '
         '<span class="cp-phrase cp-weak">weak</span> '
         '<span class="cp-phrase cp-prune">prune</span> '
+        '<span class="cp-phrase cp-cannot_judge">cannot judge</span> '
         '<span class="cp-phrase cp-unmeasurable">not measurable</span>'
         "</div>"
     )
@@ -261,8 +263,9 @@ def render_notes(report: ProbeReport | ReportView) -> str:
 def render_summary(report: ProbeReport | ReportView) -> str:
     view = _view(report)
     parts = [
-        f'<span class="cp-count cp-{k}">{view.counts.get(k, 0)} {k}</span>'
-        for k in ("keep", "weak", "prune")
+        f'<span class="cp-count cp-{k}">{view.counts.get(k, 0)} {k.replace("_", " ")}</span>'
+        for k in ("keep", "weak", "prune", "cannot_judge")
+        if k != "cannot_judge" or view.counts.get(k)
     ]
     tail = ""
     if view.pruning is not None and view.pruning.removed:
