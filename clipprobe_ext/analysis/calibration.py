@@ -151,16 +151,9 @@ def calibration_for(ref: ModelRef) -> PresenceCalibration | None:
 
     A file that cannot be read is named in a warning and skipped.
     """
-    folder = _own_folder(ref.source)
-    if folder is not None:
-        path = folder / CALIBRATION_FILE
-        fit = _read_fit(
-            path,
-            lambda fitted_on: f"this model's own fit ({fitted_on or path.name})",
-            "a fit saved for these weights if there is one, else none (uncalibrated)",
-        )
-        if fit is not None:
-            return fit
+    fit = own_calibration(ref)
+    if fit is not None:
+        return fit
     path = user_calibration_path(ref.fingerprint)
     fit = _read_fit(
         path,
@@ -168,6 +161,20 @@ def calibration_for(ref: ModelRef) -> PresenceCalibration | None:
         "none (uncalibrated)",
     )
     return fit
+
+
+def own_calibration(ref: ModelRef) -> PresenceCalibration | None:
+    """The fit in the model's own folder (``CALIBRATION_FILE``), which comes before any
+    fit the user saved; None when there is none (or it cannot be read: warned)."""
+    folder = _own_folder(ref.source)
+    if folder is None:
+        return None
+    path = folder / CALIBRATION_FILE
+    return _read_fit(
+        path,
+        lambda fitted_on: f"this model's own fit ({fitted_on or path.name})",
+        "a fit saved for these weights if there is one, else none (uncalibrated)",
+    )
 
 
 def user_calibration_path(fingerprint: str) -> Path:
