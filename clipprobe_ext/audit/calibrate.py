@@ -35,7 +35,7 @@ from clipprobe_ext.analysis.self_calibration import (
     FolderFit,
     fit_from_folder,
 )
-from clipprobe_ext.audit.folder import FolderCollector, folder_evidence
+from clipprobe_ext.audit.folder import FolderCollector, evidence_rows, folder_evidence
 from clipprobe_ext.audit.options import AuditOptions
 from clipprobe_ext.audit.pipeline import AuditProgress, run_audit
 from clipprobe_ext.audit.results import AuditReport
@@ -59,6 +59,7 @@ class CalibrationRun:
     shares: Shares  # of the asked pairs, by the new fit
     previous_shares: Shares | None  # ... by the previous fit
     evidence: FolderEvidence  # for the plot (not serialised)
+    pictures: tuple[str, ...]  # the files of the evidence's rows, in order
     pictures_audited: int  # the evidence may rest on a sample of them (``folder``)
     saved: Path | None  # None: a dry run
     overridden_by: PresenceCalibration | None  # the model folder's own fit: it comes first
@@ -95,7 +96,9 @@ def calibrate_on_folders(
     audit = run_audit(paths, encoder, options, progress, should_stop, collector)
     if audit.interrupted:
         raise CalibrationRefused("The calibration was stopped before every picture was read.")
-    evidence = folder_evidence(collector.matrix(), reference_banks(encoder))
+    matrix = collector.matrix()
+    rows = evidence_rows(matrix)
+    evidence = folder_evidence(matrix, reference_banks(encoder), rows)
     folder = fit_from_folder(evidence, when)
     day = (when or date.today()).isoformat()
     metadata = {
@@ -121,6 +124,7 @@ def calibrate_on_folders(
         shares=asked_shares(folder.fit, evidence),
         previous_shares=asked_shares(previous, evidence) if previous is not None else None,
         evidence=evidence,
+        pictures=tuple(matrix.paths[r] for r in rows),
         pictures_audited=audit.stats.pictures,
         saved=saved,
         overridden_by=own,

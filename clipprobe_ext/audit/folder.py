@@ -13,12 +13,14 @@ Memory stays bounded however big the folder:
   that a uniform sample of the pictures (a seeded reservoir), and the results say so;
 - the writing effect walks the matrix a block of phrases at a time (``BLOCK`` columns);
 - the calibration's evidence, three float32 matrices of [pictures, phrases] plus the
-  estimator's working copies (some 60 bytes a pair at its peak), is limited to
+  estimator's working copies (some 130 bytes a pair at its peak), is limited to
   ``MAX_CELLS`` pairs: a bigger folder is calibrated on pictures drawn at random (seeded)
   until the pairs of the drawn pictures and their phrases reach the bound, both sides of
-  every phrase (its asked and its not-asked pictures) thinned alike.  A folder of 10,000
-  pictures and 5,000 phrases gives some 800-1,500 pictures, tens of thousands of asked
-  pairs: far more than the fit needs (``self_calibration.MIN_PICTURES``).
+  every phrase (its asked and its not-asked pictures) thinned alike.
+Measured on a synthetic folder of 10,000 pictures (768 dimensions) and 5,000 phrases:
+the evidence rests on 828 pictures, 3,622 phrases and 16,000 asked pairs, far more than
+the fit needs (``self_calibration.MIN_PICTURES``); the process peaked at 525 MB; the
+writing effect of every phrase took 11 s of one core, the fit 4 s.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from clipprobe_ext.analysis.self_calibration import FolderEvidence
 from clipprobe_ext.audit.writing_effect import WritingEffect, confounded_with, writing_effect
 
 MAX_PICTURES = 20_000
-MAX_CELLS = 4_000_000
+MAX_CELLS = 3_000_000
 BLOCK = 512
 SEED = 20261204
 
@@ -193,14 +195,11 @@ def evidence_rows(matrix: FolderMatrix, max_cells: int = MAX_CELLS, seed: int = 
 
 
 def folder_evidence(
-    matrix: FolderMatrix,
-    banks: ReferenceBanks,
-    max_cells: int = MAX_CELLS,
-    seed: int = SEED,
+    matrix: FolderMatrix, banks: ReferenceBanks, rows: np.ndarray | None = None
 ) -> FolderEvidence:
-    """The calibration's evidence (``self_calibration.FolderEvidence``): the drawn pictures
-    (``evidence_rows``) against every phrase they ask for, float32."""
-    rows = evidence_rows(matrix, max_cells, seed)
+    """The calibration's evidence (``self_calibration.FolderEvidence``): the pictures
+    ``rows`` (default: ``evidence_rows``) against every phrase they ask for, float32."""
+    rows = evidence_rows(matrix) if rows is None else rows
     asked = matrix.asked(rows)
     columns = np.flatnonzero(asked.any(0))
     asked = asked[:, columns]
