@@ -255,7 +255,6 @@ def domain_metrics(m: Member) -> dict:
 def embed_all(names: list[str] | None = None, log=print) -> None:
     """Fill the embedding cache of every trained member (see ``zoo_cache``)."""
     import torch
-
     from clipprobe_ext.encoders.loader import load_encoder
 
     torch.set_num_threads(THREADS)

@@ -101,10 +101,9 @@ def test_openai_clip_file_gives_the_same_embeddings(tmp_path):
     ``clip.load`` through ClipProbe's own encoders."""
     pytest.importorskip("clip")
     import torch
+    from clipprobe_ext.encoders.loader import clear_cache
     from world.model import Recipe, build_model
     from zoo_openai import compare, save_openai
-
-    from clipprobe_ext.encoders.loader import clear_cache
 
     spec = WorldSpec(image_size=32)
     recipe = Recipe(width=64, text_width=64, vision_layers=1, text_layers=1, embed_dim=16)

@@ -90,9 +90,7 @@ def test_a_models_own_fit_decides_its_presence(model_copy):
         json.dumps({"not_seen_z": 0.0, "seen_z": 1.0, "phrase_seen_z": 1.0}),
     ],
 )
-def test_a_bad_calibration_file_is_named_and_the_model_is_uncalibrated(
-    model_copy, content, caplog
-):
+def test_a_bad_calibration_file_is_named_and_the_model_is_uncalibrated(model_copy, content, caplog):
     (model_copy / CALIBRATION_FILE).write_text(content)
     with caplog.at_level(logging.WARNING):
         fit = calibration_for(folder_ref(model_copy))
