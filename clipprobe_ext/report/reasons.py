@@ -58,7 +58,7 @@ BAG_OF_WORDS = "it reads a caption as a bag of words"
 def cannot_judge(kind: str | None, cue: str | None) -> str:
     """``CLIP cannot judge a position ('on the left of'): it reads a caption as a bag of
     words``."""
-    what = KIND_WORDS.get(kind, "this claim")  # type: ignore[call-overload]
+    what = KIND_WORDS.get(kind, "this claim")
     words = f" ({cue!r})" if cue else ""
     return f"CLIP cannot judge {what}{words}: {BAG_OF_WORDS}"
 
