@@ -10,6 +10,8 @@ give (``bench/bench_advice.py suggest``'s rule), computed here.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from datetime import date
 from pathlib import Path
@@ -37,6 +39,7 @@ from clipprobe_ext.audit.pipeline import AuditOptions, run_audit
 from clipprobe_ext.cli import main as clipprobe
 from clipprobe_ext.encoders.hf import HFClipEncoder
 from clipprobe_ext.probe import ProbeOptions, analyze
+from clipprobe_ext.report import audit as audit_report
 from clipprobe_ext.report.data import report_data
 from clipprobe_ext.report.text import format_table
 
@@ -288,6 +291,12 @@ def test_an_uncalibrated_audit_says_so_and_prunes_nothing(shapes, model, store):
     for p in report.phrases:
         assert p.verdict in ("keep", "weak") and p.seen is None and p.mean_presence is None
         assert p.writing_auroc is not None  # no calibration needed
+    table = audit_report.format_table(report)
+    row = next(line for line in table.splitlines() if line.strip().startswith("a red circle"))
+    assert row.split()[5:7] == ["uncalibrated", "–"]  # seen, rate (after 3 words, 2 counts)
+    assert "no presence: this model is uncalibrated" in table
+    rows = list(csv.DictReader(io.StringIO(audit_report.to_csv(report))))
+    assert {r["seen"] for r in rows} == {""} and {r["verdict"] for r in rows} <= {"keep", "weak"}
 
 
 # -- the command ----------------------------------------------------------------------------
