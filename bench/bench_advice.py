@@ -235,7 +235,11 @@ def run(args, folder: Path, eval_seed: int) -> dict:
         "shape_accuracy": metrics.get("shape_accuracy"),
         "world_seed": args.world_seed,
         "eval_seed": eval_seed,
-        "calibration": banks.calibration.to_dict() if banks else f"none (engine {BEFORE})",
+        "calibration": (
+            (banks.calibration.to_dict() if banks.calibration else "none (uncalibrated)")
+            if banks
+            else f"none (engine {BEFORE})"
+        ),
     }
     for mode, count in (("single", args.pictures), ("batch", args.batches)):
         per_prompt = []

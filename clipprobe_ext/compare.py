@@ -7,7 +7,8 @@ model, so every number means what it meant in the analysis:
   ``probe.analyze`` reads it: ``layout.PromptLayout``, 75-token chunks averaged, so the
   original's number equals the analysis' own) and to the pruned prompt;
 - every measurable phrase's calibrated presence on both pictures (``analysis.presence``,
-  the analysis' function and bounds: seen from ``SEEN``), kept and removed ones marked;
+  the analysis' function and bounds: seen from ``SEEN``), kept and removed ones marked
+  (no presence, and no bounds, for an uncalibrated model);
 - SSIM (``skimage.metrics.structural_similarity``, RGB, 7x7 window) at a common size: the
   larger picture is downscaled to the smaller one's size with Lanczos;
 - the tokens and chunks the pruned prompt saves, counted with the model's tokenizer.
@@ -41,13 +42,15 @@ class PhrasePresence:
     index: int  # phrase index in the report
     text: str
     kept: bool  # still in the pruned prompt
-    original: float  # calibrated presence on the original picture
-    regenerated: float
+    original: float | None  # calibrated presence on the original picture (None: uncalibrated)
+    regenerated: float | None
     original_visible: bool  # seen (presence from ``bounds.seen_from``)
     regenerated_visible: bool
 
     @property
-    def change(self) -> float:
+    def change(self) -> float | None:
+        if self.original is None or self.regenerated is None:
+            return None
         return self.regenerated - self.original
 
 
@@ -67,7 +70,7 @@ class Comparison:
     tokens: TokenSaving
     phrases: list[PhrasePresence]
     reference: str  # what the presence compares each phrase with
-    bounds: PresenceBounds
+    bounds: PresenceBounds | None  # None: the model is uncalibrated (no presence)
 
     @property
     def similarity_change(self) -> float:
@@ -126,6 +129,7 @@ def compare(
     texts = [p.text for p in report.measurable]
     embs, _ = encoder.encode_texts(texts)
     scores = presence(image_embs, embs.numpy().astype(np.float64), banks)  # [2, phrases]
+    fit = banks.calibration
     remaining = Counter(p.text for p in pruned_parsed.measurable)
     phrases = []
     for k, index in enumerate(measurable):
@@ -137,10 +141,10 @@ def compare(
                 index=index,
                 text=texts[k],
                 kept=kept,
-                original=float(scores[0, k]),
-                regenerated=float(scores[1, k]),
-                original_visible=bool(scores[0, k] >= SEEN),
-                regenerated_visible=bool(scores[1, k] >= SEEN),
+                original=None if scores is None else float(scores[0, k]),
+                regenerated=None if scores is None else float(scores[1, k]),
+                original_visible=scores is not None and bool(scores[0, k] >= SEEN),
+                regenerated_visible=scores is not None and bool(scores[1, k] >= SEEN),
             )
         )
 
@@ -166,7 +170,7 @@ def compare(
         tokens=token_saving(budget, pruned_budget, removed),
         phrases=phrases,
         reference=banks.describe(),
-        bounds=PresenceBounds(SEEN, NOT_SEEN, banks.calibration.absent_z),
+        bounds=None if fit is None else PresenceBounds(SEEN, NOT_SEEN, fit.absent_z, fit.source),
     )
 
 

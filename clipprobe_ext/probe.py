@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from clipprobe_ext.analysis.contribution import leave_one_out
+from clipprobe_ext.analysis.judgeable import unjudgeable
 from clipprobe_ext.analysis.negative import check_negative
 from clipprobe_ext.analysis.presence import cosine_z, presence
 from clipprobe_ext.analysis.pruning import lazy_greedy_prune
@@ -29,6 +30,7 @@ from clipprobe_ext.analysis.tokens import (
     token_budget,
     token_saving,
 )
+from clipprobe_ext.analysis.uncalibrated import uncalibrated_rule
 from clipprobe_ext.analysis.verdict import NOT_SEEN, SEEN, mean_presence, phrase_verdicts
 from clipprobe_ext.encoders.base import ClipEncoder, Progress
 from clipprobe_ext.errors import ImageError
@@ -43,7 +45,6 @@ from clipprobe_ext.prompt import (
     require_measurable,
 )
 from clipprobe_ext.results import (
-    ContributionResult,
     HeldPhrase,
     ImageAnalysis,
     Note,
@@ -120,16 +121,48 @@ def analyze(
         notes.append(Note("long_phrases", count=long_phrases, limit=encoder.chunk_length))
     phrase_sims = image_embs @ text_embs[: len(texts)].T  # [images, phrases]
     synonym_sims = image_embs @ text_embs[len(texts) :].T
-    # Calibrated presence against the model's reference banks (built once per model).
+    # Calibrated presence against the model's reference banks (built once per model);
+    # None when the model has no fit (uncalibrated).
     banks = reference_banks(encoder, image_embs.shape[1])
+    fit = banks.calibration
     seen = presence(image_embs, text_embs[: len(texts)], banks)  # [images, phrases]
-    scores = [[float(seen[m, k]) for m in range(len(images))] for k in range(len(texts))]
-    not_seen = [i for i, s in zip(measurable, scores) if mean_presence(s) < NOT_SEEN]
-    # Clearly not seen (the model's ``absent_z``): the pruning guard yields to these.
-    z = dict(zip(measurable, cosine_z(image_embs, text_embs[: len(texts)], banks).mean(0)))
-    clearly = {i: float(z[i]) for i in not_seen if banks.calibration.clearly_absent(z[i])}
 
-    contribution: list[ContributionResult | None] = [None] * len(images)
+    report("Ranking", 0.2)
+    per_image = []
+    for m, label in enumerate(labels):
+        ranking = elimination_ranking(
+            phrase_sims[m], encoder.logit_scale, options.rounds, options.threshold, measurable
+        )
+        groups, start = [], 0
+        for group in options.synonyms:
+            sims = synonym_sims[m, start : start + len(group)]
+            groups.append(rank_group(group, sims, encoder.logit_scale))
+            start += len(group)
+        image_presence: list[float | None] | None = None
+        if seen is not None:
+            image_presence = [None] * len(phrases)
+            for k, i in enumerate(measurable):
+                image_presence[i] = float(seen[m, k])
+        per_image.append(ImageAnalysis(label, ranking, groups, None, image_presence))
+
+    # Pruning candidates: not seen (or, uncalibrated, what its rule allows), and never a
+    # claim CLIP cannot judge.
+    judgeable = [i for i in measurable if unjudgeable(phrases[i].text) is None]
+    clearly: dict[int, float] = {}
+    if seen is not None:
+        # the batch's mean, exactly as the verdict takes it: "not seen" for both or neither
+        mean = {i: mean_presence(seen[:, k]) for k, i in enumerate(measurable)}
+        not_seen = [i for i in judgeable if mean[i] < NOT_SEEN]
+        # Clearly not seen (the model's ``absent_z``): the pruning guard yields to these.
+        z = dict(zip(measurable, cosine_z(image_embs, text_embs[: len(texts)], banks).mean(0)))
+        clearly = {i: float(z[i]) for i in not_seen if fit.clearly_absent(z[i])}
+    else:
+        notes.append(Note("uncalibrated"))
+        best = {
+            i: float(np.mean([a.ranking.max_probability(i) for a in per_image])) for i in measurable
+        }
+        not_seen = [i for i in judgeable if uncalibrated_rule(best[i], options.threshold).candidate]
+
     pruning: PruneResult | None = None
     if options.contribution or options.prune:
         report("Encoding the prompt and its variants", 0.3)
@@ -141,29 +174,16 @@ def analyze(
         full = layout.similarities([everything])[:, 0]
         without = layout.similarities([everything - {i} for i in measurable])
         if options.contribution:
-            contribution = [
-                leave_one_out(full[m], without[m], measurable, len(phrases))
-                for m in range(len(images))
+            per_image = [
+                replace(
+                    analysis,
+                    contribution=leave_one_out(full[m], without[m], measurable, len(phrases)),
+                )
+                for m, analysis in enumerate(per_image)
             ]
         if options.prune:
             report("Searching for a pruned prompt", 0.6)
             pruning = _prune(parsed, measurable, layout, full, without, options, not_seen, clearly)
-
-    report("Ranking", 0.9)
-    per_image = []
-    for m, label in enumerate(labels):
-        ranking = elimination_ranking(
-            phrase_sims[m], encoder.logit_scale, options.rounds, options.threshold, measurable
-        )
-        groups, start = [], 0
-        for group in options.synonyms:
-            sims = synonym_sims[m, start : start + len(group)]
-            groups.append(rank_group(group, sims, encoder.logit_scale))
-            start += len(group)
-        image_presence: list[float | None] = [None] * len(phrases)
-        for k, i in enumerate(measurable):
-            image_presence[i] = scores[k][m]
-        per_image.append(ImageAnalysis(label, ranking, groups, contribution[m], image_presence))
 
     negative_check = None
     if negative.strip():
@@ -184,7 +204,7 @@ def analyze(
         options=options,
         notes=notes,
         reference=banks.describe(),
-        bounds=PresenceBounds(SEEN, NOT_SEEN, banks.calibration.absent_z),
+        bounds=None if fit is None else PresenceBounds(SEEN, NOT_SEEN, fit.absent_z, fit.source),
         tokens=tokens,
         token_saving=_token_saving(tokens, pruning, tokenize),
         negative=negative_check,

@@ -16,7 +16,8 @@ from clipprobe_ext.options import ProbeOptions
 if TYPE_CHECKING:  # plain dataclasses too; imported lazily so results stays torch-free
     from clipprobe_ext.analysis.tokens import TokenBudget, TokenSaving
 
-Verdict = Literal["keep", "weak", "prune"]
+#: cannot_judge: a claim CLIP cannot check (``analysis.judgeable``): never pruned.
+Verdict = Literal["keep", "weak", "prune", "cannot_judge"]
 
 
 @dataclass(frozen=True)
@@ -162,16 +163,20 @@ class ImageAnalysis:
 
 @dataclass(frozen=True)
 class PresenceBounds:
-    """Where the calibrated presence says seen and not seen, and the model's point of
-    clear absence (``cosine_z`` units; None: the fit has none, the guard always holds)."""
+    """Where the calibrated presence says seen and not seen, the model's point of clear
+    absence (``cosine_z`` units; None: the fit has none, the guard always holds) and the
+    fit they come from (its ``source``).  A report of an uncalibrated model has none."""
 
     seen_from: float
     not_seen_under: float
     absent_z: float | None = None
+    fit: str = ""
 
 
 # seen / unsure: the presence alone; not_seen_*: not seen, and what the pruned prompt did
-# with it; no_pruning: not seen, no pruned prompt asked for; no_calibration: no presence.
+# with it; no_pruning: not seen, no pruned prompt asked for; uncalibrated: the model has no
+# fit, so no presence (``analysis.uncalibrated``); cannot_judge: a claim CLIP cannot check
+# (``kind`` and ``cue`` of ``analysis.judgeable``).
 VerdictCode = Literal[
     "seen",
     "unsure",
@@ -181,7 +186,8 @@ VerdictCode = Literal[
     "not_seen_last",
     "cannot_cut_cleanly",
     "no_pruning",
-    "no_calibration",
+    "uncalibrated",
+    "cannot_judge",
 ]
 
 
@@ -189,11 +195,13 @@ VerdictCode = Literal[
 class VerdictReason:
     """Why a phrase got its verdict: a code, and the numbers that code rests on beyond the
     verdict's own (``cosine_z`` for not_seen_clearly; the search's record when it kept a
-    not-seen phrase)."""
+    not-seen phrase; the kind of claim and its words for cannot_judge)."""
 
     code: VerdictCode
     cosine_z: float | None = None
     held: HeldPhrase | None = None
+    kind: str | None = None  # cannot_judge: position / count / negation / text
+    cue: str | None = None  # cannot_judge: the words that make the claim
 
 
 @dataclass(frozen=True)
@@ -212,8 +220,9 @@ class PhraseVerdict:
 
 
 # not suppressed: seen in at least one picture; unsure: between the bounds somewhere, seen
-# in none; suppressed: not seen in any; not measurable: an extra-network tag.
-NegativeStatus = Literal["not suppressed", "unsure", "suppressed", "not measurable"]
+# in none; suppressed: not seen in any; not measurable: an extra-network tag; uncalibrated:
+# the model has no fit, so no presence to tell.
+NegativeStatus = Literal["not suppressed", "unsure", "suppressed", "not measurable", "uncalibrated"]
 
 
 @dataclass(frozen=True)
@@ -243,8 +252,11 @@ class NegativeCheck:
 
 # long_phrases: ``count`` phrases over ``limit`` tokens (chunks averaged); long_prompt: the
 # prompt read in ``count`` chunks; extra_network_tags: tags not measured;
-# tokenizer_fallback: tokens counted with CLIP's BPE (``detail``: why the model's did not fit).
-NoteCode = Literal["long_phrases", "long_prompt", "extra_network_tags", "tokenizer_fallback"]
+# tokenizer_fallback: tokens counted with CLIP's BPE (``detail``: why the model's did not fit);
+# uncalibrated: the model has no fit, so no presence and nothing pruned by it.
+NoteCode = Literal[
+    "long_phrases", "long_prompt", "extra_network_tags", "tokenizer_fallback", "uncalibrated"
+]
 
 
 @dataclass(frozen=True)

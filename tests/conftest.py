@@ -30,10 +30,22 @@ def _own_user_cache(tmp_path_factory, monkeypatch):
     forget_open_stores()
 
 
+def give_test_fit(folder: Path) -> Path:
+    """Give the model in ``folder`` the tests' presence fit (``presence_formula.TEST_FIT``)
+    as its own: a model without a fit is uncalibrated, and most tests need presence."""
+    from presence_formula import TEST_FIT
+
+    from clipprobe_ext.analysis.calibration import write_calibration
+
+    write_calibration(folder, TEST_FIT.not_seen_z, TEST_FIT.seen_z, TEST_FIT.source)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_hf_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding a tiny transformers CLIP, loadable with ``from_pretrained``."""
-    return tiny_clip.save_tiny_hf_clip(tmp_path_factory.mktemp("tiny-clip"))
+    """A folder holding a tiny transformers CLIP, loadable with ``from_pretrained``, with
+    the tests' presence fit."""
+    return give_test_fit(tiny_clip.save_tiny_hf_clip(tmp_path_factory.mktemp("tiny-clip")))
 
 
 @pytest.fixture(scope="session")
@@ -56,10 +68,36 @@ def hf_encoder(tiny_hf_clip_dir: Path):
 
 @pytest.fixture()
 def openai_encoder(tiny_openai_clip_pair):
+    """The tiny openai CLIP (weights in memory: uncalibrated unless a test saves a fit for
+    them, ``calibrated``)."""
     from clipprobe_ext.encoders.openai_clip import OpenAIClipEncoder
 
     model, preprocess = tiny_openai_clip_pair
     return OpenAIClipEncoder(model, preprocess, model_id="openai-clip:tiny")
+
+
+def fitless_copy(folder: Path, to: Path) -> Path:
+    """A copy of the model in ``folder`` without its own fit: uncalibrated, unless a user
+    fit is saved for its weights."""
+    import shutil
+
+    from clipprobe_ext.analysis.calibration import CALIBRATION_FILE
+
+    shutil.copytree(folder, to)
+    (to / CALIBRATION_FILE).unlink(missing_ok=True)
+    return to
+
+
+def calibrated(encoder):
+    """``encoder`` with the tests' fit saved for its weights, as a user's fit; returns it."""
+    from presence_formula import TEST_FIT
+
+    from clipprobe_ext.analysis.calibration import save_user_calibration
+    from clipprobe_ext.analysis.references import forget_banks
+
+    save_user_calibration(encoder.ref, TEST_FIT)
+    forget_banks()  # the banks carry the fit they were built with
+    return encoder
 
 
 def folder_ref(folder, fingerprint: str = "f" * 20, name: str | None = None):
@@ -91,7 +129,8 @@ def images() -> list[Image.Image]:
 
 @pytest.fixture(scope="session")
 def trained_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny CLIP trained to match four simple pictures with their captions."""
+    """A tiny CLIP trained to match four simple pictures with their captions, with the
+    tests' presence fit."""
     import trained_clip
 
-    return trained_clip.save_trained_clip(tmp_path_factory.mktemp("trained-clip"))
+    return give_test_fit(trained_clip.save_trained_clip(tmp_path_factory.mktemp("trained-clip")))

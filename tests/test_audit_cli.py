@@ -128,7 +128,8 @@ def test_table_json_csv_and_html(pictures, tiny_hf_clip_dir, tmp_path, capsys):
     html = tmp_path / "report.html"
     assert main(cli_args(pictures, tiny_hf_clip_dir, store, "--html", str(html))) == 0
     text = html.read_text()
-    assert text.count("data:image/png;base64,") == 2 and "best quality" in text
+    # frequency, seen rate, and the writing effect
+    assert text.count("data:image/png;base64,") == 3 and "best quality" in text
     assert "<script" not in text and "http" not in text.replace("https://", "")  # self-contained
 
 

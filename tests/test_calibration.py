@@ -1,4 +1,4 @@
-"""Per-model calibration of presence: a model folder's own fit, the default otherwise."""
+"""Per-model calibration of presence: a model folder's own fit; none (uncalibrated) otherwise."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from trained_clip import picture
 
 from clipprobe_ext.analysis.calibration import (
     CALIBRATION_FILE,
-    DEFAULT,
     NOT_SEEN,
     SEEN,
     PresenceCalibration,
@@ -61,7 +60,7 @@ def test_a_models_own_fit_decides_its_presence(model_copy):
     default = analyze(
         [image], PROMPT, HFClipEncoder.from_pretrained(str(model_copy)), ProbeOptions(rounds=2)
     )
-    assert "the default fit" in default.reference
+    assert "this model's own fit (the tests' fit" in default.reference
     forget_banks()
     # A fit that puts "seen" much lower: the same cosines now read as seen.
     write_calibration(model_copy, -1.0, 0.0, "a test fit", -2.0, -1.0)
@@ -91,12 +90,12 @@ def test_a_models_own_fit_decides_its_presence(model_copy):
         json.dumps({"not_seen_z": 0.0, "seen_z": 1.0, "phrase_seen_z": 1.0}),
     ],
 )
-def test_a_bad_calibration_file_is_named_and_the_default_applies(model_copy, content, caplog):
+def test_a_bad_calibration_file_is_named_and_the_model_is_uncalibrated(model_copy, content, caplog):
     (model_copy / CALIBRATION_FILE).write_text(content)
     with caplog.at_level(logging.WARNING):
         fit = calibration_for(folder_ref(model_copy))
-    assert fit is DEFAULT
-    assert CALIBRATION_FILE in caplog.text and "default calibration" in caplog.text
+    assert fit is None
+    assert CALIBRATION_FILE in caplog.text and "uncalibrated" in caplog.text
 
 
 def test_write_calibration_refuses_a_fit_that_cannot_be_one(tmp_path):
@@ -107,6 +106,6 @@ def test_write_calibration_refuses_a_fit_that_cannot_be_one(tmp_path):
     assert not (tmp_path / CALIBRATION_FILE).exists()
 
 
-def test_models_that_are_not_folders_use_the_default(tmp_path):
-    assert calibration_for(folder_ref(None, name="openai-clip:ViT-L/14")) is DEFAULT
-    assert calibration_for(folder_ref(tmp_path / "missing")) is DEFAULT
+def test_models_without_a_fit_of_their_own_are_uncalibrated(tmp_path):
+    assert calibration_for(folder_ref(None, name="openai-clip:ViT-L/14")) is None
+    assert calibration_for(folder_ref(tmp_path / "missing")) is None

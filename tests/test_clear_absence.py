@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 
 import pytest
-from conftest import folder_ref
+from conftest import fitless_copy, folder_ref
 from test_analysis import _independent_similarity
 from test_presence import _independent_presence
 from trained_clip import picture
 
 from clipprobe_ext.analysis.calibration import (
     CALIBRATION_FILE,
-    DEFAULT,
     NOT_SEEN,
     calibration_for,
     write_calibration,
@@ -34,7 +32,7 @@ IMAGE_SEED = 4242  # picture(0): a red circle, nothing else; picture(1): a blue 
 @pytest.fixture()
 def model_copy(trained_clip_dir, tmp_path):
     forget_banks()
-    yield shutil.copytree(trained_clip_dir, tmp_path / "model")
+    yield fitless_copy(trained_clip_dir, tmp_path / "model")  # each test writes its fit
     forget_banks()
 
 
@@ -153,8 +151,7 @@ def test_a_fit_whose_clear_absence_is_not_inside_not_seen_is_refused(model_copy,
     bad = {"not_seen_z": 0.0, "seen_z": 1.0, "absent_z": 0.5}
     (model_copy / CALIBRATION_FILE).write_text(json.dumps(bad))
     with caplog.at_level(logging.WARNING):
-        assert calibration_for(folder_ref(model_copy)) is DEFAULT
-    assert DEFAULT.absent_z is None  # without a fit of its own, the guard always holds
+        assert calibration_for(folder_ref(model_copy)) is None  # refused: uncalibrated
     write_calibration(model_copy, 0.0, 1.0, "x", absent_z=-0.5)
     fit = calibration_for(folder_ref(model_copy))
     assert fit.absent_z == -0.5 and fit.to_dict()["absent_z"] == -0.5

@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import fitless_copy, folder_ref
 from presence_formula import mapped
 from test_presence import _independent_presence
 from trained_clip import CAPTIONS, picture
 
 from clipprobe_ext.analysis.calibration import (
     CALIBRATION_FILE,
-    DEFAULT,
     PresenceCalibration,
     calibration_for,
     save_user_calibration,
@@ -107,11 +107,12 @@ def test_two_models_under_one_name_share_nothing(tiny_hf_clip_dir, trained_clip_
         atol=1e-5,
         rtol=0,
     )
-    # calibration: a user's fit for a's weights is not b's
+    # calibration: a user's fit for a's weights is not b's (both under the one name; their
+    # folders' own fits set aside)
     fit = PresenceCalibration(0.3, 1.1, "a fit for the tiny model")
     save_user_calibration(a.ref, fit)
-    assert calibration_for(a.ref).seen_z == 1.1
-    assert calibration_for(b.ref) is DEFAULT
+    assert calibration_for(folder_ref(None, a.ref.fingerprint, name)).seen_z == 1.1
+    assert calibration_for(folder_ref(None, b.ref.fingerprint, name)) is None
 
 
 def test_a_folder_retrained_in_place_is_another_model(tmp_path, tiny_hf_clip_dir, trained_clip_dir):
@@ -315,8 +316,8 @@ def test_a_user_fit_is_found_by_the_weights_fingerprint(trained_clip_dir, tmp_pa
     path = save_user_calibration(encoder.ref, fit)
     assert path == user_calibration_path(encoder.ref.fingerprint)
     assert path.parent == Path(os.environ["XDG_CACHE_HOME"]) / "clipprobe" / "calibrations"
-    # the same weights under another name find it
-    other = factory.load_encoder(str(shutil.copytree(trained_clip_dir, tmp_path / "b")), "cpu")
+    # the same weights under another name find it (a copy without the folder's own fit)
+    other = factory.load_encoder(str(fitless_copy(trained_clip_dir, tmp_path / "b")), "cpu")
     found = calibration_for(other.ref)
     assert found.to_dict() | {"source": ""} == fit.to_dict() | {"source": ""}
     assert found.source.startswith("your fit for these weights (a fit on my pictures")
@@ -339,7 +340,7 @@ def test_the_model_folders_own_fit_comes_before_the_users(trained_clip_dir, tmp_
     (folder / CALIBRATION_FILE).write_text("not json")  # unreadable: the next in line
     assert calibration_for(encoder.ref).seen_z == 0.9
     user_calibration_path(encoder.ref.fingerprint).unlink()
-    assert calibration_for(encoder.ref) is DEFAULT
+    assert calibration_for(encoder.ref) is None  # uncalibrated
 
 
 # -- the offline rule -----------------------------------------------------------------------------

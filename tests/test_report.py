@@ -130,7 +130,7 @@ def _tiny_report(value: float) -> ProbeReport:
     ranking = RankingResult(0.01, [RankingRound(1, [0], [value], 0)])
     contribution = ContributionResult(value, [value, None], [value, None])
     verdict = PhraseVerdict(
-        0, "cat", "keep", value, value, value, value, False, VerdictReason("no_calibration")
+        0, "cat", "keep", value, value, value, value, False, VerdictReason("uncalibrated")
     )
     return ProbeReport(
         model_id="m",

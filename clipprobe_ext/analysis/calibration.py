@@ -19,16 +19,20 @@ seen (fewer present phrases fall there than under ``not_seen_z``).  The pruned p
 drops such a phrase even when the whole prompt's similarity would miss it: a prompt's
 similarity also rewards a wrong phrase that shares words with what is drawn ("a yellow
 square" beside a black square), so the similarity guard yields to clear evidence of
-absence.  Without ``absent_z`` (the default fit) the guard always holds.
+absence.  Without ``absent_z`` the guard always holds.
 
 Where a model's fit is found (``calibration_for(ref)``, ``ref`` an ``encoders.ModelRef``),
 in this order:
 1. its own folder: ``CALIBRATION_FILE`` beside the weights (``ref.source``), written by
    ``bench/bench_advice.py --write-calibration`` from a world with known truth;
 2. a fit the user saved for these weights: ``calibrations/<weights fingerprint>.json`` in
-   the user's cache folder (``save_user_calibration``), so a model on the hub or in the
-   WebUI's hands can have one too, and a fit never follows a name to other weights;
-3. ``DEFAULT``, fitted on the benchmark world's model and not validated on a real CLIP.
+   the user's cache folder (``save_user_calibration``; ``clipprobe calibrate`` fits one
+   on the user's own pictures), so a model on the hub or in the WebUI's hands can have
+   one too, and a fit never follows a name to other weights;
+3. none: the model is *uncalibrated* (``None``).  A fit does not carry over between
+   models (on the benchmark's world model the first world model's fit called 96 % of
+   present phrases not seen), so no model is judged by cut points fitted on another one:
+   its presence is unavailable and its verdicts rest on what remains (``uncalibrated``).
 The fit's ``source`` names which one was used, and the report prints it.
 """
 
@@ -137,41 +141,40 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
-#: For models without their own fit: the fit of the first benchmark-world CLIP (its
-#: tuning seed; bench/README.md), kept from before fits were per model.  Not validated
-#: on a real CLIP, and a fit does not carry over between models: on the current world
-#: model it would put 90 % of present phrases under "not seen".
-DEFAULT = PresenceCalibration(
-    not_seen_z=1.4701,
-    seen_z=1.8008,
-    source="the default fit (made on a small CLIP of the benchmark world; not validated "
-    "on a real CLIP or on this model)",
-)
+#: What every report says of a model without a fit (the command that gives it one).
+UNCALIBRATED = "uncalibrated: calibrate on your pictures (`clipprobe calibrate DIR`)"
 
 
-def calibration_for(ref: ModelRef) -> PresenceCalibration:
+def calibration_for(ref: ModelRef) -> PresenceCalibration | None:
     """The fit for the model ``ref`` names: its folder's, else the user's fit for its
-    weights, else ``DEFAULT`` (see the module docstring).
+    weights, else ``None``: uncalibrated (see the module docstring).
 
     A file that cannot be read is named in a warning and skipped.
     """
-    folder = _own_folder(ref.source)
-    if folder is not None:
-        path = folder / CALIBRATION_FILE
-        fit = _read_fit(
-            path,
-            lambda fitted_on: f"this model's own fit ({fitted_on or path.name})",
-            "a fit saved for these weights if there is one, else the default calibration",
-        )
-        if fit is not None:
-            return fit
+    fit = own_calibration(ref)
+    if fit is not None:
+        return fit
     path = user_calibration_path(ref.fingerprint)
     fit = _read_fit(
         path,
         lambda fitted_on: f"your fit for these weights ({fitted_on or 'no note'}; {path})",
-        "the default calibration",
+        "none (uncalibrated)",
     )
-    return fit if fit is not None else DEFAULT
+    return fit
+
+
+def own_calibration(ref: ModelRef) -> PresenceCalibration | None:
+    """The fit in the model's own folder (``CALIBRATION_FILE``), which comes before any
+    fit the user saved; None when there is none (or it cannot be read: warned)."""
+    folder = _own_folder(ref.source)
+    if folder is None:
+        return None
+    path = folder / CALIBRATION_FILE
+    return _read_fit(
+        path,
+        lambda fitted_on: f"this model's own fit ({fitted_on or path.name})",
+        "a fit saved for these weights if there is one, else none (uncalibrated)",
+    )
 
 
 def user_calibration_path(fingerprint: str) -> Path:
@@ -181,13 +184,18 @@ def user_calibration_path(fingerprint: str) -> Path:
     return user_cache_dir() / "calibrations" / f"{fingerprint}.json"
 
 
-def save_user_calibration(ref: ModelRef, fit: PresenceCalibration) -> Path:
+def save_user_calibration(
+    ref: ModelRef, fit: PresenceCalibration, metadata: dict | None = None
+) -> Path:
     """Save ``fit`` as the user's fit for ``ref``'s weights (whatever name they go by);
-    ``fit.source`` is kept as the note of what it was fitted on.  Returns the file."""
+    ``fit.source`` is kept as the note of what it was fitted on, ``metadata`` (plain
+    JSON data: what it was fitted on, in numbers) beside it.  Returns the file."""
     path = user_calibration_path(ref.fingerprint)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = fit.to_dict()
     data["fitted_on"] = data.pop("source")
+    if metadata:
+        data["metadata"] = metadata
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
     temporary.write_text(json.dumps(data, indent=1), encoding="utf-8")
     os.replace(temporary, path)  # a reader never sees half a file

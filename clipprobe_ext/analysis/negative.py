@@ -4,7 +4,8 @@ Each phrase gets the calibrated presence the prompt's own phrases get, with the 
 bounds: "not suppressed" where a prompt phrase would be seen (the negative prompt did not
 remove it, though it may have made it fainter), "suppressed" where it would be not seen
 (absent: one picture cannot tell whether the negative prompt is why), "unsure" in
-between.  Extra-network tags are "not measurable".
+between.  Extra-network tags are "not measurable"; every phrase is "uncalibrated" when the
+model has no fit (no presence to tell by).
 """
 
 from __future__ import annotations
@@ -51,9 +52,20 @@ def check_negative(
     if measured:
         embs, _ = encoder.encode_texts([p.text for p in measured])
         phrases = embs.numpy().astype(np.float64)
-        scores = presence(images, phrases, banks)  # [images, phrases]
+        scores = presence(images, phrases, banks)  # [images, phrases]; None: uncalibrated
         cosines = images @ phrases.T
         for k, p in enumerate(measured):
+            if scores is None:
+                checks.append(
+                    NegativePhraseCheck(
+                        p.index,
+                        p.text,
+                        p.weight,
+                        "uncalibrated",
+                        cosine=float(cosines[:, k].mean()),
+                    )
+                )
+                continue
             checks.append(
                 NegativePhraseCheck(
                     index=p.index,

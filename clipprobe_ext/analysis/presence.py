@@ -33,13 +33,16 @@ def cosine_z(images: np.ndarray, phrases: np.ndarray, banks: ReferenceBanks) -> 
     return (images @ phrases.T - reference.mean()) / (reference.std() + 1e-6)
 
 
-def presence(images: np.ndarray, phrases: np.ndarray, banks: ReferenceBanks) -> np.ndarray:
-    """Calibrated presence in [0, 1], [len(images), len(phrases)], from unit embeddings.
+def presence(images: np.ndarray, phrases: np.ndarray, banks: ReferenceBanks) -> np.ndarray | None:
+    """Calibrated presence in [0, 1], [len(images), len(phrases)], from unit embeddings;
+    ``None`` for an uncalibrated model (no fit of its own: ``calibration``).
 
     ``cosine_z`` (the best prompt-independent order on the benchmark world) mapped to 0-1
-    by the model's calibration (``calibration``: its own fit, or the default); when the
-    fit has a pair for ``phrase_z`` too, the smaller of the two."""
+    by the model's calibration; when the fit has a pair for ``phrase_z`` too, the smaller
+    of the two."""
     fit = banks.calibration
+    if fit is None:
+        return None
     own = phrase_z(images, phrases, banks) if fit.uses_phrase_level else None
     return fit.presence(cosine_z(images, phrases, banks), own)
 

@@ -24,7 +24,11 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter
 
-from clipprobe_ext.analysis.calibration import DEFAULT, PresenceCalibration, calibration_for
+from clipprobe_ext.analysis.calibration import (
+    UNCALIBRATED,
+    PresenceCalibration,
+    calibration_for,
+)
 
 NEUTRAL_PHRASES = (
     "a person", "a dog", "a cat", "a car", "a bicycle", "a bird", "a horse", "a boat",
@@ -81,18 +85,20 @@ class ReferenceBanks:
     phrases: np.ndarray  # [K, dim] embeddings of NEUTRAL_PHRASES
     images: np.ndarray  # [J, dim] embeddings of reference_images()
     phrase_texts: tuple[str, ...] = NEUTRAL_PHRASES
-    calibration: PresenceCalibration = DEFAULT  # where "seen" begins for this model
+    # where "seen" begins for this model; None: uncalibrated (no presence)
+    calibration: PresenceCalibration | None = None
 
     def describe(self) -> str:
+        fit = self.calibration
         own = (
             ", and each phrase's own similarity to those pictures"
-            if self.calibration.uses_phrase_level
+            if fit is not None and fit.uses_phrase_level
             else ""
         )
         return (
             f"the model's unrelated pairs: {len(self.phrase_texts)} everyday phrases x "
             f"{len(self.images)} pictures of nothing (plain colours, gradients, noise, "
-            f"stripes){own}; where seen begins: {self.calibration.source}"
+            f"stripes){own}; where seen begins: {fit.source if fit is not None else UNCALIBRATED}"
         )
 
 

@@ -22,6 +22,8 @@ import numpy as np
 from clipprobe_ext.analysis.calibration import PresenceCalibration
 from clipprobe_ext.errors import ClipProbeError
 
+#: Saved with every fit made here (``clipprobe calibrate``): which estimator made it.
+VERSION = 2
 #: Fewer pictures, or fewer distinct asked phrases, and the populations are too small.
 MIN_PICTURES = 40
 MIN_PHRASES = 10

@@ -1,10 +1,13 @@
-"""Keep / weak / prune per phrase, aggregated over the images of a batch, with a reason code.
+"""Keep / weak / prune / cannot judge per phrase, aggregated over the images of a batch,
+with a reason code.
 
-The evidence is the calibrated presence (``presence``, the same scale for every model):
-keep from ``SEEN``; weak in between (unsure); under ``NOT_SEEN`` a phrase is not seen and
-its verdict is what the pruned prompt did with it: prune when it dropped it, weak when
-the search kept it, the reason naming the search's own record of why (``HeldPhrase``).
-The elimination probabilities decide only without a calibrated presence.
+A phrase that makes a claim CLIP cannot check (a position, a count, a negation, text to
+be written: ``judgeable``) is ``cannot_judge`` whatever its numbers say (they stay in the
+verdict).  Otherwise the evidence is the calibrated presence (``presence``, the same scale
+for every model): keep from ``SEEN``; weak in between (unsure); under ``NOT_SEEN`` a
+phrase is not seen and its verdict is what the pruned prompt did with it: prune when it
+dropped it, weak when the search kept it, the reason naming the search's own record of
+why (``HeldPhrase``).  A model without a fit has no presence: ``uncalibrated`` decides.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from clipprobe_ext.analysis.calibration import NOT_SEEN, SEEN
+from clipprobe_ext.analysis.judgeable import unjudgeable
+from clipprobe_ext.analysis.uncalibrated import uncalibrated_rule
 from clipprobe_ext.results import (
     HoldCode,
     ImageAnalysis,
@@ -65,7 +70,14 @@ def phrase_verdicts(
         ]
         p = np.array(scores, dtype=np.float64)
         presence = mean_presence(scores) if scores else None
-        verdict, why = _decide(phrase.index, presence, float(best.mean()), threshold, pruning)
+        claim = unjudgeable(phrase.text)
+        if claim is not None:  # never pruned on CLIP's word: it cannot check the claim
+            verdict, why = (
+                "cannot_judge",
+                VerdictReason("cannot_judge", kind=claim.kind, cue=claim.cue),
+            )
+        else:
+            verdict, why = _decide(phrase.index, presence, float(best.mean()), threshold, pruning)
         if why.code == "not_seen_clearly" and clearly and phrase.index in clearly:
             why = VerdictReason(why.code, cosine_z=float(clearly[phrase.index]))
         verdicts.append(
@@ -89,8 +101,10 @@ def phrase_verdicts(
 def _decide(
     index: int, presence: float | None, best: float, threshold: float, pruning: PruneResult | None
 ) -> tuple[Verdict, VerdictReason]:
-    if presence is None:  # no calibration: the ranking alone, never a prune
-        return ("keep" if best > threshold else "weak"), VerdictReason("no_calibration")
+    if presence is None:  # uncalibrated: the ranking alone; never a prune on presence
+        decision = uncalibrated_rule(best, threshold)
+        dropped = pruning is not None and index in pruning.removed
+        return ("prune" if dropped else decision.verdict), VerdictReason("uncalibrated")
     if presence >= SEEN:
         return "keep", VerdictReason("seen")
     if presence >= NOT_SEEN:

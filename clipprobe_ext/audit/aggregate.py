@@ -2,7 +2,9 @@
 
 A phrase is counted under its normalised text (``parse_prompt`` already drops weights,
 brackets and escapes; case and whitespace are ignored here), so ``(Masterpiece:1.2)``
-and ``masterpiece`` are one habit.
+and ``masterpiece`` are one habit.  A claim CLIP cannot judge (``analysis.judgeable``) is
+``cannot_judge`` and never a habit word; an uncalibrated model has no "seen" at all: its
+verdicts follow ``analysis.uncalibrated``, and nothing is a habit word or a worst prompt.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from clipprobe_ext.analysis.judgeable import unjudgeable
+from clipprobe_ext.analysis.uncalibrated import uncalibrated_rule
 from clipprobe_ext.audit.evidence import NOT_SEEN
 from clipprobe_ext.audit.options import AuditOptions
 from clipprobe_ext.audit.results import (
@@ -23,7 +27,9 @@ from clipprobe_ext.audit.results import (
     PhraseSummary,
     PromptSummary,
     Skipped,
+    WritingNote,
 )
+from clipprobe_ext.audit.writing_effect import WritingEffect
 
 #: The verdict from the per-picture presence (``evidence``: seen at ``SEEN``, not
 #: seen under ``NOT_SEEN``): keep when seen in at least KEEP_AT of its pictures; prune
@@ -60,8 +66,8 @@ class PictureScore:
 
     path: str
     prompt_id: int
-    seen: np.ndarray  # bool
-    presence: np.ndarray  # calibrated presence in [0, 1]
+    seen: np.ndarray | None  # bool; None: uncalibrated
+    presence: np.ndarray | None  # calibrated presence in [0, 1]; None: uncalibrated
     best: np.ndarray  # best probability in the elimination ranking
     contribution: np.ndarray | None
 
@@ -70,6 +76,17 @@ def verdict_of(seen_rate: float, not_seen_rate: float) -> AuditVerdict:
     if seen_rate >= KEEP_AT:
         return "keep"
     return "prune" if seen_rate < WEAK_AT and not_seen_rate >= PRUNE_AT else "weak"
+
+
+def writing_note(effect: WritingEffect | None) -> WritingNote | None:
+    """What a phrase's writing effect can say (``results.WritingNote``)."""
+    if effect is None:
+        return None
+    if effect.without_count == 0:
+        return "everywhere"
+    if effect.auroc is None:
+        return "too_few"
+    return "confounded" if effect.confounded_with else None
 
 
 def aggregate(
@@ -85,19 +102,27 @@ def aggregate(
     interrupted: bool = False,
     notes: list[str] | None = None,
     reference: str | None = None,
+    calibration: str | None = None,
+    writing: Sequence[WritingEffect] = (),
+    writing_pictures: int = 0,
 ) -> AuditReport:
+    """``calibration``: the fit's source (None: uncalibrated, and the scores hold no seen
+    or presence); ``writing``: the phrases' writing effects (``audit.folder``)."""
     by_id = {m.id: m for m in prompts.values()}
     per_prompt: dict[int, list[PictureScore]] = defaultdict(list)
     for score in scores:
         per_prompt[score.prompt_id].append(score)
     audited = [by_id[i] for i in sorted(per_prompt)]
+    calibrated = bool(scores) and scores[0].seen is not None
 
     # phrase key -> per prompt: (seen flags per picture, best probs, contributions, tokens)
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for model in audited:
         pictures = per_prompt[model.id]
-        seen = np.stack([s.seen for s in pictures])  # [pictures, phrases]
-        presence = np.stack([s.presence for s in pictures]).astype(np.float64)
+        seen = np.stack([s.seen for s in pictures]) if calibrated else None  # [pictures, phrases]
+        presence = (
+            np.stack([s.presence for s in pictures]).astype(np.float64) if calibrated else None
+        )
         best = np.stack([s.best for s in pictures]).astype(np.float64)
         contrib = (
             np.stack([s.contribution for s in pictures]).astype(np.float64)
@@ -108,54 +133,25 @@ def aggregate(
             cols = [k for k, other in enumerate(model.keys) if other == key]
             rows[key].append(
                 {
-                    "seen": seen[:, cols].any(axis=1),
-                    "presence": presence[:, cols].max(axis=1),
+                    "seen": None if seen is None else seen[:, cols].any(axis=1),
+                    "presence": None if presence is None else presence[:, cols].max(axis=1),
                     "best": best[:, cols].max(axis=1),
                     "contribution": None if contrib is None else contrib[:, cols].sum(axis=1),
                     "tokens": sum(model.tokens[k] for k in cols),
+                    "pictures": len(pictures),
                 }
             )
 
+    effects = {e.phrase: e for e in writing}
     prompt_count = len(audited)
-    phrases = []
-    for key, found in rows.items():
-        seen = np.concatenate([f["seen"] for f in found])
-        best = np.concatenate([f["best"] for f in found])
-        presence = np.concatenate([f["presence"] for f in found])
-        not_seen = (presence < NOT_SEEN) & ~seen
-        rates = np.array([f["seen"].mean() for f in found])
-        contributions = [f["contribution"] for f in found if f["contribution"] is not None]
-        seen_rate = float(seen.mean())
-        frequent = len(found) >= max(options.habit_min_prompts, options.habit_share * prompt_count)
-        phrases.append(
-            PhraseSummary(
-                phrase=key,
-                prompts=len(found),
-                pictures=int(seen.size),
-                seen=int(seen.sum()),
-                seen_rate=seen_rate,
-                seen_rate_std=float(rates.std()),
-                seen_rate_min=float(rates.min()),
-                seen_rate_max=float(rates.max()),
-                not_seen=int(not_seen.sum()),
-                not_seen_rate=float(not_seen.mean()),
-                mean_presence=float(presence.mean()),
-                presence_std=float(presence.std()),
-                mean_probability=float(best.mean()),
-                probability_std=float(best.std()),
-                mean_contribution=(
-                    float(np.concatenate(contributions).mean()) if contributions else None
-                ),
-                tokens_per_prompt=float(np.mean([f["tokens"] for f in found])),
-                verdict=verdict_of(seen_rate, float(not_seen.mean())),
-                habit=bool(frequent and seen_rate < options.habit_seen_rate),
-            )
-        )
-    phrases.sort(key=lambda p: (-p.prompts, -p.pictures, p.seen_rate, p.phrase))
+    phrases = [
+        _phrase(key, found, options, prompt_count, effects.get(key)) for key, found in rows.items()
+    ]
+    phrases.sort(key=lambda p: (-p.prompts, -p.pictures, p.seen_rate or 0.0, p.phrase))
     habits = [p.phrase for p in phrases if p.habit]
 
     summaries = []
-    for model in audited:
+    for model in audited if calibrated else []:
         pictures = per_prompt[model.id]
         seen = np.stack([s.seen for s in pictures])
         missed = [
@@ -194,4 +190,66 @@ def aggregate(
         options=options.public(),
         notes=list(notes or []),
         reference=reference,
+        calibration=calibration,
+        writing_pictures=writing_pictures,
+    )
+
+
+def _phrase(
+    key: str,
+    found: list[dict[str, Any]],
+    options: AuditOptions,
+    prompt_count: int,
+    effect: WritingEffect | None,
+) -> PhraseSummary:
+    """One normalised phrase from its rows, one per prompt that holds it."""
+    best = np.concatenate([f["best"] for f in found])
+    contributions = [f["contribution"] for f in found if f["contribution"] is not None]
+    frequent = len(found) >= max(options.habit_min_prompts, options.habit_share * prompt_count)
+    claim = unjudgeable(key)
+    numbers: dict[str, Any] = dict.fromkeys(
+        ("seen", "seen_rate", "seen_rate_std", "seen_rate_min", "seen_rate_max", "not_seen",
+         "not_seen_rate", "mean_presence", "presence_std")
+    )  # fmt: skip
+    habit = False
+    if found[0]["seen"] is not None:
+        seen = np.concatenate([f["seen"] for f in found])
+        presence = np.concatenate([f["presence"] for f in found])
+        not_seen = (presence < NOT_SEEN) & ~seen
+        rates = np.array([f["seen"].mean() for f in found])
+        numbers = {
+            "seen": int(seen.sum()),
+            "seen_rate": float(seen.mean()),
+            "seen_rate_std": float(rates.std()),
+            "seen_rate_min": float(rates.min()),
+            "seen_rate_max": float(rates.max()),
+            "not_seen": int(not_seen.sum()),
+            "not_seen_rate": float(not_seen.mean()),
+            "mean_presence": float(presence.mean()),
+            "presence_std": float(presence.std()),
+        }
+        verdict = verdict_of(numbers["seen_rate"], numbers["not_seen_rate"])
+        habit = bool(frequent and numbers["seen_rate"] < options.habit_seen_rate)
+    else:
+        verdict = uncalibrated_rule(float(best.mean()), options.threshold).verdict
+    if claim is not None:
+        verdict, habit = "cannot_judge", False
+    return PhraseSummary(
+        phrase=key,
+        prompts=len(found),
+        pictures=int(sum(f["pictures"] for f in found)),
+        **numbers,
+        mean_probability=float(best.mean()),
+        probability_std=float(best.std()),
+        mean_contribution=(float(np.concatenate(contributions).mean()) if contributions else None),
+        tokens_per_prompt=float(np.mean([f["tokens"] for f in found])),
+        verdict=verdict,
+        habit=habit,
+        writing_auroc=effect.auroc if effect is not None else None,
+        written_in=effect.with_count if effect is not None else 0,
+        not_written_in=effect.without_count if effect is not None else 0,
+        written_with=list(effect.confounded_with) if effect is not None else [],
+        writing_note=writing_note(effect),
+        cannot_judge=claim.kind if claim is not None else None,
+        cannot_judge_cue=claim.cue if claim is not None else None,
     )

@@ -27,22 +27,23 @@ __all__ = ["NOT_SEEN", "SEEN", "PhraseEvidence", "SeenFunction", "gather", "seen
 class PhraseEvidence:
     """One picture against its prompt's measurable phrases; arrays are per phrase."""
 
-    presence: np.ndarray  # calibrated presence in [0, 1] (``analysis.presence``)
+    presence: np.ndarray | None  # calibrated presence in [0, 1]; None: uncalibrated
     best: np.ndarray  # highest probability over the elimination rounds (at most n - 1)
     contribution: np.ndarray | None  # leave-one-out (only with ``--contribution``)
 
 
-#: Returns a bool per phrase: is it seen in this picture?
-SeenFunction = Callable[[PhraseEvidence], np.ndarray]
+#: Returns a bool per phrase: is it seen in this picture?  None: it cannot tell.
+SeenFunction = Callable[[PhraseEvidence], "np.ndarray | None"]
 
 
-def seen_by_presence(evidence: PhraseEvidence) -> np.ndarray:
-    """Seen = calibrated presence at least ``SEEN``: the single-image "keep" threshold.
+def seen_by_presence(evidence: PhraseEvidence) -> np.ndarray | None:
+    """Seen = calibrated presence at least ``SEEN``: the single-image "keep" threshold;
+    None for an uncalibrated model.
 
     The presence compares the phrase with fixed references, so it means the same in a
     prompt of two phrases and of thirty; the ranking and the leave-one-out do not.
     """
-    return evidence.presence >= SEEN
+    return None if evidence.presence is None else evidence.presence >= SEEN
 
 
 def gather(
@@ -57,7 +58,8 @@ def gather(
 ) -> PhraseEvidence:
     """All the per-phrase numbers of one picture, from embeddings only (no model call)."""
     sims = phrase_embeddings @ image_embedding
-    scores = presence(image_embedding[None, :], phrase_embeddings, banks)[0]
+    scores = presence(image_embedding[None, :], phrase_embeddings, banks)
+    scores = None if scores is None else scores[0]
     # The last candidate left always has probability 1 (and the last two share it), so the
     # audit never ranks the final lone phrase: at most n - 1 rounds.
     ranking = elimination_ranking(sims, logit_scale, max(1, min(rounds, len(sims) - 1)), threshold)

@@ -13,6 +13,10 @@ and a few numbers per picture, so it does not grow with the folder beyond that.
 WebUI grids are set aside while the files are read and settled at the end, when every
 picture of the audit is known (``_cut_grids``): each picture counts once, from its own
 file when there is one, else from its grid.
+
+Every scored picture also goes to a ``folder.FolderCollector`` (its embedding and its
+prompt's phrases): the folder matrix behind each phrase's writing effect, and behind a
+calibration (``clipprobe calibrate`` hands its own collector in).
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
+from clipprobe_ext.analysis.calibration import UNCALIBRATED
 from clipprobe_ext.analysis.references import reference_banks
 from clipprobe_ext.audit.aggregate import PictureScore, PromptModel, aggregate, normalise
 from clipprobe_ext.audit.evidence import NOT_SEEN, SEEN, gather
+from clipprobe_ext.audit.folder import FolderCollector, folder_writing_effects
 from clipprobe_ext.audit.grids import FolderPictures, same_folder
 from clipprobe_ext.audit.options import AuditOptions
 from clipprobe_ext.audit.prepare import reader_resize
@@ -59,8 +65,12 @@ def run_audit(
     options: AuditOptions | None = None,
     progress: AuditProgress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    collector: FolderCollector | None = None,
 ) -> AuditReport:
     """Audit the pictures under ``paths``.
+
+    ``collector``: where every scored picture goes (``audit.folder``; a new one when not
+    given), for the caller to build the folder matrix from afterwards.
 
     ``should_stop`` is polled after every file: when it returns True the audit stops and
     returns the report of what was done, ``interrupted=True``.  A ``KeyboardInterrupt``
@@ -72,7 +82,8 @@ def run_audit(
     started = time.perf_counter()
     listing = list_files(paths, options.recursive, options.since, options.limit)
     store = EmbeddingStore(options.cache or default_store_path())
-    run = _Run(encoder, store, options, progress, should_stop)
+    collector = collector if collector is not None else FolderCollector()
+    run = _Run(encoder, store, options, progress, should_stop, collector)
     run.stats.files, run.stats.files_found = len(listing.files), listing.total_seen
     if store.rebuilt:
         run.notes.append("The embedding store was written by another version and was rebuilt.")
@@ -85,6 +96,13 @@ def run_audit(
         run.close()
         raise
     run.close()
+    matrix = collector.matrix()
+    writing = folder_writing_effects(matrix)
+    if matrix.sampled:
+        run.notes.append(
+            f"The writing effect rests on {len(matrix.embeddings)} of the {matrix.pictures_seen} "
+            "pictures, drawn at random (the memory bound)."
+        )
     run.stats.seconds = time.perf_counter() - started
     return aggregate(
         run.prompts,
@@ -98,6 +116,9 @@ def run_audit(
         interrupted=run.interrupted,
         notes=run.notes,
         reference=run.reference(),
+        calibration=run.calibration(),
+        writing=writing,
+        writing_pictures=len(matrix.embeddings),
     )
 
 
@@ -111,8 +132,10 @@ class _Run:
         options: AuditOptions,
         progress: AuditProgress | None,
         should_stop: Callable[[], bool] | None,
+        collector: FolderCollector,
     ) -> None:
         self.encoder = encoder
+        self.collector = collector
         self.store = store
         self.options = options
         self.progress = progress
@@ -328,14 +351,15 @@ class _Run:
             self.options.rounds,
             self.options.threshold,
         )
-        seen = np.asarray(self.seen(evidence), dtype=bool)
+        seen = self.seen(evidence)
         contribution = evidence.contribution
+        self.collector.add(path, model.id, model.keys, model.phrase_embeddings, embedding)
         self.scores.append(
             PictureScore(
                 path,
                 model.id,
-                seen,
-                evidence.presence.astype(np.float32),
+                None if seen is None else np.asarray(seen, dtype=bool),
+                None if evidence.presence is None else evidence.presence.astype(np.float32),
                 evidence.best.astype(np.float32),
                 None if contribution is None else np.asarray(contribution, dtype=np.float32),
             )
@@ -347,10 +371,17 @@ class _Run:
         """What the presence score compared each phrase against (None: nothing scored)."""
         if self._banks is None:
             return None
+        if self._banks.calibration is None:
+            return f"no presence: this model is {UNCALIBRATED}"
         return (
             f"presence compares each phrase with {self._banks.describe()}; seen from "
             f"{SEEN:.2f}, not seen under {NOT_SEEN:.2f} (the single-image thresholds)"
         )
+
+    def calibration(self) -> str | None:
+        """The source of the fit "seen" rests on; None: uncalibrated (or nothing scored)."""
+        fit = None if self._banks is None else self._banks.calibration
+        return None if fit is None else fit.source
 
     @property
     def banks(self):

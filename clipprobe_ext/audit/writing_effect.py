@@ -31,18 +31,11 @@ class WritingEffect:
 
 
 def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
-    """Mann-Whitney AUROC with ties counted half."""
+    """Mann-Whitney AUROC with ties counted half (each value ranked at its ties' mean)."""
     values = np.concatenate([positive, negative]).astype(np.float64)
-    order = values.argsort(kind="mergesort")
-    ranks = np.empty(len(values))
-    ranks[order] = np.arange(1, len(values) + 1)
-    sorted_values = values[order]
-    # average ranks of ties
-    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
-    ends = np.r_[starts[1:], len(values)]
-    for a, b in zip(starts, ends):
-        if b - a > 1:
-            ranks[order[a:b]] = (a + 1 + b) / 2
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    ranks = ((ends - counts + 1 + ends) / 2)[inverse]
     n_pos, n_neg = len(positive), len(negative)
     return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
@@ -59,23 +52,31 @@ def writing_effects(
     if cosines.shape != asked.shape or cosines.shape[1] != len(phrases):
         raise ValueError("cosines and asked must both be [pictures, phrases]")
     counts = asked.sum(0)
-    overlap = asked.T.astype(np.int64) @ asked.astype(np.int64)  # [P, P] pictures in common
-    union = counts[:, None] + counts[None, :] - overlap
-    jaccard = np.divide(overlap, union, out=np.zeros(overlap.shape), where=union > 0)
-    out = []
-    for k, phrase in enumerate(phrases):
-        yes, no = cosines[asked[:, k], k], cosines[~asked[:, k], k]
-        enough = len(yes) >= MIN_PICTURES and len(no) >= MIN_PICTURES
-        partners = tuple(
-            phrases[j] for j in np.flatnonzero(jaccard[k] >= CONFOUNDED_FROM) if j != k
-        )
-        out.append(
-            WritingEffect(
-                phrase,
-                auroc(yes, no) if enough else None,
-                int(len(yes)),
-                int(len(no)),
-                partners,
-            )
-        )
-    return out
+    overlap = asked.T.astype(np.float64) @ asked.astype(np.float64)  # [P, P] pictures in common
+    partners = [confounded_with(phrases, counts, overlap[k], k) for k in range(len(phrases))]
+    return [
+        writing_effect(phrase, cosines[:, k], asked[:, k], partners[k])
+        for k, phrase in enumerate(phrases)
+    ]
+
+
+def writing_effect(
+    phrase: str, cosines: np.ndarray, asked: np.ndarray, partners: tuple[str, ...] = ()
+) -> WritingEffect:
+    """One phrase: its cosine on every picture, and which pictures asked for it."""
+    asked = np.asarray(asked, dtype=bool)
+    yes, no = cosines[asked], cosines[~asked]
+    enough = len(yes) >= MIN_PICTURES and len(no) >= MIN_PICTURES
+    return WritingEffect(
+        phrase, auroc(yes, no) if enough else None, int(len(yes)), int(len(no)), partners
+    )
+
+
+def confounded_with(
+    phrases: Sequence[str], counts: np.ndarray, overlap: np.ndarray, k: int
+) -> tuple[str, ...]:
+    """The phrases written (nearly) always with phrase ``k``: ``counts`` [P] pictures that
+    asked for each phrase, ``overlap`` [P] pictures that asked for both it and ``k``."""
+    union = counts[k] + counts - overlap
+    jaccard = np.divide(overlap, union, out=np.zeros(len(counts)), where=union > 0)
+    return tuple(phrases[j] for j in np.flatnonzero(jaccard >= CONFOUNDED_FROM) if j != k)

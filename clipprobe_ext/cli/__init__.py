@@ -1,5 +1,6 @@
 """The ``clipprobe`` command: ``clipprobe IMAGE...`` analyses, ``clipprobe audit DIR...``
-audits a folder, ``clipprobe COMMAND --help`` says more (``app`` lists the commands).
+audits a folder, ``clipprobe calibrate DIR...`` fits a model on your pictures,
+``clipprobe COMMAND --help`` says more (``app`` lists the commands).
 
 ``main`` is the console script's entry point and ``python -m clipprobe_ext``'s.  This
 module imports nothing at the top, so that a Ctrl-C while the command line's modules are

@@ -22,7 +22,11 @@ from types import ModuleType
 from clipprobe_ext.cli.progress import PROG
 from clipprobe_ext.cli.shell import Parser, UsageError, run_guarded
 
-COMMANDS = ("analyze", "audit")  # modules of clipprobe_ext.cli; the first is the default
+COMMANDS = (
+    "analyze",
+    "audit",
+    "calibrate",
+)  # modules of clipprobe_ext.cli; the first is the default
 DEFAULT = COMMANDS[0]
 
 

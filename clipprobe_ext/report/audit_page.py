@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING
 
 from clipprobe_ext.audit.aggregate import KEEP_AT, PRUNE_AT, WEAK_AT
 from clipprobe_ext.audit.results import AuditReport, PhraseSummary
-from clipprobe_ext.report.audit import presence_spread, skipped_groups
+from clipprobe_ext.report.audit import (
+    WRITING_LEGEND,
+    cannot_judge_reason,
+    presence_spread,
+    skipped_groups,
+    verdict_word,
+    writing,
+    written_together,
+)
 from clipprobe_ext.report.numbers import count, fixed, percent, presence, signed, with_spread
 
 if TYPE_CHECKING:  # matplotlib is imported when a page is drawn, not with this module
@@ -24,13 +32,15 @@ if TYPE_CHECKING:  # matplotlib is imported when a page is drawn, not with this 
 COLORS = {"keep": "#2e7d32", "weak": "#f9a825", "prune": "#c62828", "cannot_judge": "#9e9e9e"}
 UNKNOWN = "#607d8b"  # a verdict this page has no colour for
 ASKED = "#dddddd"
+#: Phrases named on the writing-effect plot at most (the most written, then the extremes).
+WRITING_LABELS = 24
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{padding:3px 8px;border-bottom:1px solid #eee;text-align:right}
 th{background:#f6f6f6}td.t,th.t{text-align:left}
-.keep{color:#2e7d32}.weak{color:#b58100}.prune{color:#c62828}
+.keep{color:#2e7d32}.weak{color:#b58100}.prune{color:#c62828}.cannot_judge{color:#777}
 .habit{background:#fff3f0}.bar{display:inline-block;height:9px;background:#4a78c2}
 .note{color:#666}img{max-width:100%}code{background:#f3f3f3;padding:0 3px}
 """
@@ -55,8 +65,11 @@ def render_html(report: AuditReport, top: int = 30) -> str:
     if report.phrases:
         parts.append("<h2>Frequency and seen rate</h2>")
         parts.append(_img(_frequency_chart(report.phrases[:top])))
-        parts.append(_scatter(report))
+        if report.calibration is not None:
+            parts.append(_scatter(report))
+    parts.append(_writing(report))
     parts.append(_habits(report))
+    parts.append(_cannot_judge(report))
     parts.append(_phrase_table(report))
     parts.append(_worst(report))
     parts.append(_skipped(report))
@@ -67,6 +80,14 @@ def render_html(report: AuditReport, top: int = 30) -> str:
 def _method(report: AuditReport) -> str:
     """How "seen" was decided, and what the presence score is compared against."""
     seen = str(report.options.get("seen"))
+    if report.calibration is None and seen == "seen_by_presence":
+        reference = escape(report.reference or "this model is uncalibrated")
+        return (
+            f"<p class='note'>Nothing is called seen or not seen: {reference}. The verdicts "
+            "rest on the elimination rounds (keep when a phrase rose above the threshold in "
+            "some round, weak otherwise); nothing is pruned or a habit word. The writing effect "
+            "needs no calibration.</p>"
+        )
     if seen == "seen_by_presence":
         how = (
             f"its calibrated presence score reaches {presence(report.options.get('seen_from'))} "
@@ -129,8 +150,11 @@ def frequency_figure(phrases: list[PhraseSummary]) -> Figure:
     ax = figure.add_subplot()
     y = list(range(len(phrases)))[::-1]
     ax.barh(y, [p.pictures for p in phrases], color=ASKED)
-    ax.barh(y, [p.seen for p in phrases], color=[_color(p.verdict) for p in phrases])
-    labels = [f"{p.phrase[:40]}  ({percent(p.seen_rate, 0)})" for p in phrases]
+    ax.barh(y, [p.seen or 0 for p in phrases], color=[_color(p.verdict) for p in phrases])
+    labels = [
+        f"{p.phrase[:40]}  ({'uncalibrated' if p.seen_rate is None else percent(p.seen_rate, 0)})"
+        for p in phrases
+    ]
     ax.set_yticks(y, labels, fontsize=8)
     for tick, p in zip(ax.get_yticklabels(), phrases):
         if p.habit:
@@ -251,10 +275,114 @@ def _scatter(report: AuditReport) -> str:
     return _img(_png(figure)) + note
 
 
+def _writing_chart(report: AuditReport) -> str:
+    """Writing effect (AUROC) against how many pictures' prompts hold the phrase; the most
+    written phrases and the extremes are named where their labels fit, confounded ones
+    drawn hollow, colours the verdicts'."""
+    from matplotlib.lines import Line2D
+
+    phrases = [p for p in report.phrases if p.writing_auroc is not None]
+    figure = _figure(10, 5.5)
+    ax = figure.add_subplot()
+    ax.axhline(0.5, color="#999999", linewidth=1, linestyle="--", zorder=1)
+    xs = [p.written_in for p in phrases]
+    ys = [p.writing_auroc for p in phrases]
+    colors = [_color(p.verdict) for p in phrases]
+    hollow = [p.writing_note == "confounded" for p in phrases]
+    ax.scatter(
+        xs,
+        ys,
+        s=30,
+        facecolors=["none" if h else c for c, h in zip(colors, hollow)],
+        edgecolors=colors,
+        alpha=0.85,
+        zorder=2,
+    )
+    if xs and max(xs) > 20 * max(1, min(xs)):
+        ax.set_xscale("log")
+    ax.set_xlim(min(xs) * 0.8 if ax.get_xscale() == "log" else 0, max(xs) * 1.15)
+    ax.set_ylim(-0.02, 1.02)
+    order = sorted(range(len(phrases)), key=lambda i: -xs[i])[: WRITING_LABELS // 2]
+    extremes = sorted(range(len(phrases)), key=lambda i: -abs(ys[i] - 0.5))
+    order += [i for i in extremes if i not in order][: WRITING_LABELS - len(order)]
+    place_labels(ax, [(phrases[i].phrase[:30], xs[i], ys[i]) for i in order])
+    ax.set_xlabel("pictures whose prompt holds the phrase")
+    ax.set_ylabel("AUROC: pictures that asked vs pictures that did not")
+    ax.set_title("Does writing it change what CLIP sees? (0.5: no; 1: always)")
+    grey = "#666666"
+    handles = [
+        Line2D([], [], marker="o", linestyle="", color=grey, label="written on its own"),
+        Line2D(
+            [],
+            [],
+            marker="o",
+            linestyle="",
+            markerfacecolor="none",
+            color=grey,
+            label="always written with other phrases",
+        ),  # fmt: skip
+        Line2D([], [], linestyle="--", color="#999999", label="0.5: writing it changes nothing"),
+    ] + [
+        Line2D([], [], marker="o", linestyle="", color=c, label=k.replace("_", " "))
+        for k, c in COLORS.items()
+        if any(p.verdict == k for p in phrases)
+    ]
+    ax.legend(handles=handles, loc="lower right", fontsize=8)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _png(figure)
+
+
+def _writing(report: AuditReport) -> str:
+    if not report.phrases:
+        return ""
+    measured = [p for p in report.phrases if p.writing_auroc is not None]
+    everywhere = [p.phrase for p in report.phrases if p.writing_note == "everywhere"]
+    parts = [
+        "<h2>Does writing it change what CLIP sees?</h2>",
+        f"<p class='note'>{escape(WRITING_LEGEND)}</p>",
+    ]
+    if measured:
+        parts.append(_img(_writing_chart(report)))
+    together = written_together(report)
+    if together:
+        parts.append(
+            "<p>Always written together (confounded: the effect is theirs together): "
+            + "; ".join(escape(t) for t in together)
+            + ".</p>"
+        )
+    if everywhere:
+        parts.append(
+            "<p>In every prompt, nothing to compare with: "
+            + ", ".join(escape(t) for t in everywhere)
+            + ".</p>"
+        )
+    if report.writing_pictures and report.writing_pictures < report.stats.pictures:
+        parts.append(
+            f"<p class='note'>Measured on {report.writing_pictures} of the "
+            f"{report.stats.pictures} pictures, drawn at random.</p>"
+        )
+    return "".join(parts)
+
+
 # -- tables ------------------------------------------------------------------------------
 
 
+def _cannot_judge(report: AuditReport) -> str:
+    judged = [p for p in report.phrases if p.verdict == "cannot_judge"]
+    if not judged:
+        return ""
+    items = "".join(
+        f"<li><b>{escape(p.phrase)}</b>: {escape(cannot_judge_reason(p))}</li>" for p in judged
+    )
+    return (
+        "<h2>Cannot judge</h2><p>Claims CLIP cannot check: never pruned, never a habit word "
+        f"(their numbers stay in the table).</p><ul>{items}</ul>"
+    )
+
+
 def _habits(report: AuditReport) -> str:
+    if report.calibration is None:
+        return "<h2>Habit words</h2><p>None can be named: this model is uncalibrated.</p>"
     if not report.habit_words:
         return "<h2>Habit words</h2><p>None: every frequent phrase shows up often enough.</p>"
     rows = []
@@ -282,19 +410,30 @@ def _phrase_table(report: AuditReport) -> str:
         "<tr><th class='t'>phrase</th><th>prompts</th><th>pictures</th><th>seen</th>"
         "<th class='t'>seen rate</th><th>± across prompts</th><th>not seen</th>"
         "<th>presence (mean ± spread)</th><th>mean probability</th>"
-        "<th>mean contribution</th><th>CLIP tokens / prompt</th><th class='t'>verdict</th></tr>"
+        "<th>mean contribution</th><th>CLIP tokens / prompt</th><th>writing (AUROC)</th>"
+        "<th class='t'>verdict</th></tr>"
     )
     rows = []
     for p in report.phrases:
+        if p.seen_rate is None:
+            seen = "<td>uncalibrated</td><td class='t'>uncalibrated</td><td>–</td><td>–</td>"
+        else:
+            seen = (
+                f"<td>{p.seen}</td><td class='t'><span class='bar' "
+                f"style='width:{60 * p.seen_rate:.0f}px'></span> {percent(p.seen_rate, 0)}</td>"
+                f"<td>{fixed(p.seen_rate_std, 2)}</td><td>{percent(p.not_seen_rate, 0)}</td>"
+            )
+        partners = (
+            f" title='written with {escape(', '.join(p.written_with))}'" if p.written_with else ""
+        )
+        why = f" title='{escape(cannot_judge_reason(p))}'" if p.verdict == "cannot_judge" else ""
         rows.append(
             f"<tr class='{'habit' if p.habit else ''}'><td class='t'>{escape(p.phrase)}</td>"
-            f"<td>{p.prompts}</td><td>{p.pictures}</td><td>{p.seen}</td>"
-            f"<td class='t'><span class='bar' style='width:{60 * p.seen_rate:.0f}px'></span> "
-            f"{percent(p.seen_rate, 0)}</td><td>{fixed(p.seen_rate_std, 2)}</td>"
-            f"<td>{percent(p.not_seen_rate, 0)}</td><td>{presence_spread(p)}</td>"
+            f"<td>{p.prompts}</td><td>{p.pictures}</td>{seen}<td>{presence_spread(p)}</td>"
             f"<td>{with_spread(percent(p.mean_probability), p.probability_std, percent(p.probability_std))}</td>"
             f"<td>{signed(p.mean_contribution)}</td><td>{fixed(p.tokens_per_prompt, 1)}</td>"
-            f"<td class='t {p.verdict}'>{p.verdict}{' (habit)' if p.habit else ''}</td></tr>"
+            f"<td{partners}>{escape(writing(p))}</td>"
+            f"<td class='t {p.verdict}'{why}>{escape(verdict_word(p))}</td></tr>"
         )
     return "<h2>Every phrase</h2><table>" + head + "".join(rows) + "</table>"
 

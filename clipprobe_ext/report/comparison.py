@@ -26,6 +26,8 @@ def _size(size: tuple[int, int]) -> str:
 
 def presence_method(result: Comparison) -> str:
     """What the phrases' score is and where "seen" begins."""
+    if result.bounds is None:
+        return f"none ({result.reference})"
     return (
         f"calibrated presence, the analysis' score ({result.reference}); seen from "
         f"{presence(result.bounds.seen_from)}"

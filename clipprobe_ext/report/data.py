@@ -25,8 +25,10 @@ CSV (``to_csv``)
         The phrase as the analysis read it: its number in the prompt, the clean text,
         the attention weight of ``(x:1.3)``, and ``prompt[span_start:span_end]``.
     ``verdict``
-        ``keep``, ``weak`` or ``prune`` (one verdict for the whole batch, repeated on
-        every row of the phrase); empty for phrases CLIP cannot measure (``<lora:...>``).
+        ``keep``, ``weak``, ``prune`` or ``cannot_judge`` (a claim CLIP cannot check: a
+        position, a count, a negation, text; never pruned) (one verdict for the whole batch,
+        repeated on every row of the phrase); empty for phrases CLIP cannot measure
+        (``<lora:...>``).
     ``max_probability``
         The highest probability the phrase reached in any elimination round (0 to 1);
         on ``mean`` rows the mean over images.
@@ -52,11 +54,13 @@ CSV (``to_csv``)
         The phrase's CLIP tokens, the 75-token chunks (1-based, space separated) its
         tokens fall in, and ``true`` when a chunk boundary cuts it (``analysis.tokens``).
     ``presence``
-        On a phrase's rows: its presence score (``mean`` rows: the mean over images).
+        On a phrase's rows: its presence score (``mean`` rows: the mean over images); empty
+        for an uncalibrated model (no fit of its own: no presence).
 
     Negative prompt rows (``image`` is ``negative``): one per phrase of the negative
     prompt, ``verdict`` holding its status (``not suppressed``, ``unsure``,
-    ``suppressed``, ``not measurable``) and ``presence`` its score (the mean over images).
+    ``suppressed``, ``not measurable``, ``uncalibrated``) and ``presence`` its score (the
+    mean over images).
 
     Numbers are written with full precision; missing values are empty cells.
 """

@@ -285,8 +285,9 @@ def render_notes(report: ProbeReport | ReportView) -> str:
 def render_summary(report: ProbeReport | ReportView) -> str:
     view = _view(report)
     parts = [
-        f'<span class="cp-count cp-{k}">{view.counts.get(k, 0)} {k}</span>'
-        for k in ("keep", "weak", "prune")
+        f'<span class="cp-count cp-{k}">{view.counts.get(k, 0)} {k.replace("_", " ")}</span>'
+        for k in ("keep", "weak", "prune", "cannot_judge")
+        if k != "cannot_judge" or view.counts.get(k)
     ]
     tail = ""
     if view.pruning is not None and view.pruning.removed:

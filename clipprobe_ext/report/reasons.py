@@ -5,8 +5,11 @@ numbers of ``numbers``; the JSON carries these sentences beside the codes.
 
 from __future__ import annotations
 
+from clipprobe_ext.analysis.calibration import UNCALIBRATED
+from clipprobe_ext.analysis.judgeable import KIND_WORDS
 from clipprobe_ext.analysis.pruning import similarity_floor
 from clipprobe_ext.analysis.tokens import TokenBudget, TokenSaving
+from clipprobe_ext.analysis.uncalibrated import RULE
 from clipprobe_ext.report.numbers import (
     change,
     clip_tokens,
@@ -40,12 +43,25 @@ SUPPRESSED = (
     "whether the negative prompt is why)"
 )
 TAG = "an extra-network tag: not text CLIP can compare with a picture"
+NO_FIT = f"no presence: {UNCALIBRATED}"
 NEGATIVE: dict[NegativeStatus, str] = {
     "not suppressed": NOT_SUPPRESSED,
     "unsure": UNSURE,
     "suppressed": SUPPRESSED,
     "not measurable": TAG,
+    "uncalibrated": NO_FIT,
 }
+#: Why CLIP cannot judge a claim, after its kind and words.
+BAG_OF_WORDS = "it reads a caption as a bag of words"
+
+
+def cannot_judge(kind: str | None, cue: str | None) -> str:
+    """``CLIP cannot judge a position ('on the left of'): it reads a caption as a bag of
+    words``."""
+    what = KIND_WORDS.get(kind, "this claim")
+    words = f" ({cue!r})" if cue else ""
+    return f"CLIP cannot judge {what}{words}: {BAG_OF_WORDS}"
+
 
 #: Under this whole-prompt similarity, or for a change larger than the similarity itself,
 #: a share means little ("loses 2370 %"): the change is given as a difference instead.
@@ -108,8 +124,14 @@ def verdict_reason(report: ProbeReport, verdict: PhraseVerdict) -> str:
         text = f"{not_seen}, but it is the last phrase left (a prompt keeps at least one)"
     elif why.code == "cannot_cut_cleanly":
         text = f"{not_seen}, but it cannot be cut cleanly"
-    elif why.code == "no_calibration":
-        text = f"best round probability {percent(verdict.max_probability)} (no calibrated presence)"
+    elif why.code == "uncalibrated":
+        text = f"{UNCALIBRATED}; best round probability {percent(verdict.max_probability)}"
+        if verdict.pruned:
+            text += "; the pruned prompt drops it"
+    elif why.code == "cannot_judge":
+        text = cannot_judge(why.kind, why.cue)
+        if verdict.presence is not None:
+            text += f"; presence {presence(verdict.presence)}, not used"
     else:  # no_pruning, or not_seen_needed without the search's record
         text = f"{not_seen}; no pruning was run"
     full = report.full_similarity
@@ -132,7 +154,7 @@ def negative_method(report: ProbeReport) -> str:
     """What the negative prompt's score is and where its statuses begin."""
     bounds = report.bounds
     if bounds is None:
-        return ""
+        return NO_FIT if report.negative is not None and report.negative.phrases else ""
     return (
         f"calibrated presence, the score of the prompt's phrases ({report.reference}); "
         f"not suppressed from {presence(bounds.seen_from)} (where a prompt phrase is seen), "
@@ -156,7 +178,13 @@ def reference(report: ProbeReport) -> str:
 def presence_legend(report: ProbeReport) -> str:
     """The line under the verdicts: what presence is and where its verdicts begin."""
     compared = reference(report).removeprefix("presence ")
-    if not compared or report.bounds is None:
+    if report.bounds is None:
+        return (
+            f"Presence: none, this model is {UNCALIBRATED}. Verdicts: {RULE}."
+            if report.reference
+            else ""
+        )
+    if not compared:
         return ""
     return (
         f"Presence (0 to 1) {compared}. Seen (keep) from {presence(report.bounds.seen_from)}; "
@@ -182,15 +210,25 @@ def note(n: Note | str) -> str:
         )
     if n.code == "extra_network_tags":
         return "Extra-network tags (<lora:...>, <hypernet:...>) are not measurable by CLIP."
+    if n.code == "uncalibrated":
+        return (
+            f"This model is {UNCALIBRATED}. Without a fit of its own there is no presence "
+            f"score; verdicts: {RULE}."
+        )
     return f"Tokens counted with CLIP's own BPE tokenizer: the model's does not fit ({n.detail})."
 
 
-def pruning_outcome(pruning: PruneResult) -> str:
+def pruning_outcome(pruning: PruneResult, uncalibrated: bool = False) -> str:
     """What pruning did to the similarity, in absolute terms and against the search's rule
     (``similarity_floor``: at most ``tolerance`` × |start| lower, the start being the prompt
     without the phrases clearly not seen, which went first without the rule).  Never a
     ratio: it means nothing when the similarity is negative or changes sign."""
     original = pruning.original_similarity
+    if uncalibrated and not pruning.steps:
+        return (
+            f"Nothing goes: the model is {UNCALIBRATED}, so no phrase is shown not seen "
+            f"(similarity {similarity(original)})."
+        )
     start = pruning.guard_similarity if pruning.clearly_absent else original
     if start is None:
         start = original

@@ -27,6 +27,7 @@ _STYLES = {
     "keep": "32",
     "weak": "33",
     "prune": "31",
+    "cannot_judge": "2",
     "head": "1;36",
     "bar": "36",
 }

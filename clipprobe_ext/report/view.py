@@ -32,7 +32,7 @@ from clipprobe_ext.results import (
     ProbeReport,
 )
 
-VERDICTS = ("keep", "weak", "prune")
+VERDICTS = ("keep", "weak", "prune", "cannot_judge")
 
 
 def phrase_label(phrase: PhraseInfo, width: int = TEXT_WIDTH) -> str:
@@ -104,7 +104,7 @@ class PhraseSpan:
     index: int
     start: int
     end: int
-    kind: str  # keep / weak / prune / unmeasurable / none
+    kind: str  # keep / weak / prune / cannot_judge / unmeasurable / none
     title: str
     straddles: bool = False  # a 75-token chunk boundary cuts it: CLIP reads its halves apart
 
@@ -398,7 +398,7 @@ def _pruning(report: ProbeReport, phrases: dict[int, PhraseInfo]) -> PruningSect
     return PruningSection(
         prompt,
         removed,
-        reasons.pruning_outcome(pruning),
+        reasons.pruning_outcome(pruning, uncalibrated=report.bounds is None),
         kept,
         reasons.saving_text(report.token_saving),
     )
