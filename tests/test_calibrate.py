@@ -168,16 +168,16 @@ def test_a_big_folder_is_sampled_within_the_bound():
 def test_the_fit_from_the_pictures_is_close_to_the_fit_from_the_truth(shapes, model, store):
     """Tolerances, in ``cosine_z`` units (the spread of the model's unrelated pairs; present
     and absent shapes lie some 1.3 apart here): "seen" within 0.45 of the truth's, "not
-    seen" within 0.7, the phrase-level pair within 0.75; the estimated share seen within 0.1
-    of the true share; on the labelled shape pairs, each cut decides as the truth's does for
-    at least 85 % of them, no absent shape is called seen and at most 2 % of the present
-    ones are called not seen (the truth's own rule lets 1 % fall there).
+    seen" within 0.7, the phrase-level "seen" within 0.75; the estimated share seen within
+    0.1 of the true share; on the labelled shape pairs, each cut decides as the truth's does
+    for at least 85 % of them, no absent shape is called seen, at most 2 % of the present
+    ones are called not seen (the truth's own rule lets 1 % fall there), and the absent ones
+    called not seen are within 5 points of the truth's share.
 
-    Measured on nine such folders: the points come out 0.17-0.34 ("seen") and 0.39-0.56
-    ("not seen") under the truth's, the share within 0.061, the decisions agree for
-    0.90-0.996 of the pairs.  The estimator weighs every asked pair of its first rank bin
-    alike, absent pairs that rank high among the pictures that did not ask included, so its
-    0.5 % quantile of the present pairs sits among them, lower than the truth's."""
+    The phrase-level "not seen" is never above the truth's: the estimator cuts 3 spreads
+    under the present part's median, not at its 1-in-200 quantile, which the mixture cannot
+    place reliably (measured here: -0.79 against the truth's 0.81; the outcome on the
+    labelled pairs is what the user gets)."""
     folder, kinds = shapes
     run = calibrate_on_folders([folder], encoder_of(model), AuditOptions(cache=store), save=False)
     truth, pairs = truth_fit(run, kinds)
@@ -185,7 +185,7 @@ def test_the_fit_from_the_pictures_is_close_to_the_fit_from_the_truth(shapes, mo
     assert abs(fit.seen_z - truth.seen_z) <= 0.45
     assert abs(fit.not_seen_z - truth.not_seen_z) <= 0.7
     assert abs(fit.phrase_seen_z - truth.phrase_seen_z) <= 0.75
-    assert abs(fit.phrase_not_seen_z - truth.phrase_not_seen_z) <= 0.75
+    assert fit.phrase_not_seen_z <= truth.phrase_not_seen_z
     present_share = pairs["present"].shape[1] / sum(p.shape[1] for p in pairs.values())
     assert abs((1 - run.folder.absent_share) - present_share) <= 0.1
     shapes_z = np.concatenate([pairs["present"][0], pairs["absent"][0]])
@@ -196,6 +196,8 @@ def test_the_fit_from_the_pictures_is_close_to_the_fit_from_the_truth(shapes, mo
     assert not (absent >= SEEN).any()
     assert np.mean(present < NOT_SEEN) <= 0.02
     assert (present >= SEEN).any()
+    truth_absent = truth.presence(*pairs["absent"])
+    assert abs(np.mean(absent < NOT_SEEN) - np.mean(truth_absent < NOT_SEEN)) <= 0.05
     assert run.fit.source == f"calibrated on {run.folder.pictures} of your pictures, {date.today()}"
 
 

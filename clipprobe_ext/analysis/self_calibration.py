@@ -85,10 +85,11 @@ def asked_ranks(evidence: FolderEvidence) -> np.ndarray:
     return out
 
 
-def _absent_shares(u: np.ndarray, asked: np.ndarray) -> tuple[np.ndarray, float]:
+def absent_shares(evidence: FolderEvidence) -> tuple[np.ndarray, float]:
     """Per phrase, the estimated share of its asked pairs that are absent, and the
     folder's (pairs with ``u`` above ``STOREY_LAMBDA`` are absent; present ones rarely
     rank that low)."""
+    u, asked = asked_ranks(evidence), np.asarray(evidence.asked, dtype=bool)
     known = asked & ~np.isnan(u)
     high = (u > STOREY_LAMBDA) & known
     overall = min(1.0, high.sum() / max(1, known.sum()) / (1 - STOREY_LAMBDA))
@@ -194,7 +195,7 @@ def fit_from_folder(evidence: FolderEvidence, when: date | None = None) -> Folde
         raise CalibrationRefused("Every picture asks for every phrase: nothing to compare.")
     cz = np.asarray(evidence.cosine_z, dtype=np.float64)
     pz = np.asarray(evidence.phrase_z, dtype=np.float64)
-    shares, absent = _absent_shares(asked_ranks(evidence), asked)
+    shares, absent = absent_shares(evidence)
     own = _present_part(cz, asked, shares)
     level = _present_part(pz, asked, shares)
     separation = _separation(own, cz, asked, shares)

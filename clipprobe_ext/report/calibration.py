@@ -155,11 +155,11 @@ def calibration_plot(run: CalibrationRun) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from clipprobe_ext.analysis.self_calibration import asked_ranks, present_probability
+    from clipprobe_ext.analysis.self_calibration import absent_shares, present_cdf
 
     evidence, fit, previous = run.evidence, run.fit, run.previous
     asked = np.asarray(evidence.asked, dtype=bool)
-    weights, _ = present_probability(asked_ranks(evidence)[asked])
+    shares, _ = absent_shares(evidence)
     panels = [("cosine z: the similarity in units of unrelated pairs", evidence.cosine_z, "")]
     if fit.uses_phrase_level:
         panels.append(
@@ -182,9 +182,12 @@ def calibration_plot(run: CalibrationRun) -> bytes:
         )
         ax.hist(yes, bins, density=True, histtype="step", linewidth=1.6, color="#1f5fa8",
                 label="asked (their own prompt holds it)")  # fmt: skip
-        total = len(yes)
-        ax.hist(yes, bins, weights=weights * (1.0 / max(total, 1)) / np.diff(bins)[0],
-                color="#2e7d32", alpha=0.45, label="asked, estimated seen")  # fmt: skip
+        # the present part: the asked pairs less each phrase's absent ones (spread like
+        # its not-asked pairs), in the asked pairs' density units
+        cdf, present = present_cdf(np.asarray(scores, dtype=np.float64), asked, shares, bins)
+        heights = np.diff(cdf) * present / max(len(yes), 1) / np.diff(bins)
+        ax.stairs(heights, bins, fill=True, color="#2e7d32", alpha=0.45,
+                  label="asked, estimated seen")  # fmt: skip
         for which, source, style in ((fit, "now", "-"), (previous, "before", "--")):
             if which is None or (prefix and not which.uses_phrase_level):
                 continue
