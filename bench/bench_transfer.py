@@ -38,6 +38,7 @@ from transfer_rules import (  # noqa: E402
     DOMAINS,
     FIT,
     NO_PRESENCE,
+    OLD_DEFAULT,
     RULES,
     Rule,
     applied,
@@ -60,7 +61,6 @@ from zoo_cache import (  # noqa: E402
     truth_arrays,
 )
 
-from clipprobe_ext.analysis.calibration import DEFAULT  # noqa: E402
 from clipprobe_ext.analysis.references import reference_banks  # noqa: E402
 from clipprobe_ext.analysis.self_calibration import CalibrationRefused  # noqa: E402
 from clipprobe_ext.probe import ProbeOptions, analyze  # noqa: E402
@@ -164,7 +164,7 @@ def rules_for(name: str, domain: str, truth: dict, own_pictures: dict, wanted) -
     others = [fit for (m, _), fit in truth.items() if m != name]
     for rule in wanted:
         if rule == "default":
-            out.append(Rule(rule, FIT, DEFAULT))
+            out.append(Rule(rule, FIT, OLD_DEFAULT))
         elif rule == "own":
             out.append(Rule(rule, FIT, truth[name, domain]))
         elif rule == "own-other-domain":

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from clipprobe_ext.analysis import presence as presence_scores
 from clipprobe_ext.analysis import references
-from clipprobe_ext.analysis.calibration import DEFAULT, PresenceCalibration
+from clipprobe_ext.analysis.calibration import PresenceCalibration
 from clipprobe_ext.analysis.references import ReferenceBanks, forget_banks
 from clipprobe_ext.analysis.self_calibration import FolderEvidence, fit_from_folder
 
@@ -41,6 +41,15 @@ DOMAINS = ("plain", "busy")
 FIT = "fit"  # the rule's fit, through the engine's calibration lookup
 NO_PRESENCE = "no-presence"  # presence unavailable: verdicts by the ranking, nothing pruned
 ALL_CANDIDATES = "all-candidates"  # every phrase a pruning candidate: the guard alone decides
+
+#: What every model without a fit of its own got before: the benchmark model's fit.  Kept
+#: here as the "before" of the transfer table; the engine now calls such a model
+#: uncalibrated.
+OLD_DEFAULT = PresenceCalibration(
+    not_seen_z=1.4701,
+    seen_z=1.8008,
+    source="the former default fit (made on a small CLIP of the benchmark world)",
+)
 
 
 @dataclass(frozen=True)
@@ -67,7 +76,7 @@ def other_domain(domain: str) -> str:
 # -- fits from the cached tuning-seed embeddings -----------------------------------------
 
 
-def zoo_banks(embeddings, calibration: PresenceCalibration = DEFAULT) -> ReferenceBanks:
+def zoo_banks(embeddings, calibration: PresenceCalibration = OLD_DEFAULT) -> ReferenceBanks:
     """The model's reference banks from the zoo cache (the same phrases and pictures of
     nothing the engine encodes, through the same encoder)."""
     return ReferenceBanks(
@@ -175,38 +184,25 @@ def _constant_presence(value: float):
     return presence
 
 
-def _without_presence(image_analysis):
-    def build(*args, **kwargs):
-        return replace(image_analysis(*args, **kwargs), presence=None)
-
-    return build
-
-
 @contextlib.contextmanager
 def applied(rule: Rule) -> Iterator[None]:
     """The engine reads ``rule``'s fit (or no presence) inside the block.
 
     - ``FIT``: ``references.calibration_for`` returns the rule's fit.
-    - ``NO_PRESENCE``: the analysis' presence is 1 (so nothing is a pruning candidate) and
-      the per-image presence is dropped before the verdicts (so they come from the
-      ranking, as for a model without a calibration): nothing is pruned by presence.
+    - ``NO_PRESENCE``: ``calibration_for`` returns None, the engine's own path for a model
+      without a fit: no presence, verdicts from the ranking, nothing pruned by presence.
     - ``ALL_CANDIDATES``: the presence is 0 for every phrase and the fit has no
       ``absent_z``: every phrase is a candidate and the similarity guard alone decides.
     """
     from clipprobe_ext import probe
 
-    fit = rule.fit if rule.mode == FIT else DEFAULT
-    if fit is None:
+    fit = {FIT: rule.fit, NO_PRESENCE: None, ALL_CANDIDATES: OLD_DEFAULT}[rule.mode]
+    if fit is None and rule.mode == FIT:
         raise ValueError(f"rule {rule.name} has no fit")
     with contextlib.ExitStack() as stack:
         stack.callback(forget_banks)
         forget_banks()
         stack.enter_context(patched(references, "calibration_for", lambda ref: fit))
-        if rule.mode == NO_PRESENCE:
-            stack.enter_context(patched(probe, "presence", _constant_presence(1.0)))
-            stack.enter_context(
-                patched(probe, "ImageAnalysis", _without_presence(probe.ImageAnalysis))
-            )
-        elif rule.mode == ALL_CANDIDATES:
+        if rule.mode == ALL_CANDIDATES:
             stack.enter_context(patched(probe, "presence", _constant_presence(0.0)))
         yield

@@ -31,7 +31,7 @@ from transfer_rules import (  # noqa: E402
 from zoo_cache import prompted_pictures  # noqa: E402
 
 from clipprobe_ext.analysis import calibration, references  # noqa: E402
-from clipprobe_ext.analysis.calibration import DEFAULT, PresenceCalibration  # noqa: E402
+from clipprobe_ext.analysis.calibration import PresenceCalibration, calibration_for  # noqa: E402
 from clipprobe_ext.analysis.references import reference_banks  # noqa: E402
 from clipprobe_ext.encoders.hf import HFClipEncoder  # noqa: E402
 from clipprobe_ext.probe import ProbeOptions, analyze  # noqa: E402
@@ -86,7 +86,7 @@ def test_a_fit_rule_is_the_fit_the_engine_reads(trained_clip_dir):
     assert "a rule's fit" in report.reference and report.bounds.absent_z == 0.1
     assert references.calibration_for is calibration.calibration_for
     after = analyze([image], PROMPT, encoder, ProbeOptions())
-    assert DEFAULT.source in after.reference
+    assert calibration_for(encoder.ref).source in after.reference
 
 
 def test_without_presence_the_ranking_decides_and_nothing_is_pruned(trained_clip_dir):
@@ -96,7 +96,7 @@ def test_without_presence_the_ranking_decides_and_nothing_is_pruned(trained_clip
         report = analyze([picture(1, seed=7)], PROMPT, encoder, options)
     assert report.pruning.removed == []
     for v in report.verdicts:
-        assert v.presence is None and v.why.code == "no_calibration" and not v.pruned
+        assert v.presence is None and v.why.code == "uncalibrated" and not v.pruned
         best = report.images[0].ranking.max_probability(v.index)
         assert v.verdict == ("keep" if best > options.threshold else "weak")
     assert any(v.verdict == "keep" for v in report.verdicts)
