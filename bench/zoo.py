@@ -148,18 +148,6 @@ MEMBERS = (
         dtype="float16",
         role="busy only; a deeper image tower; read in float16",
     ),
-    Member(
-        "plain-w64",
-        "plain",
-        _recipe(steps=1200, width=64),
-        role="plain-weak with an image tower half as wide",
-    ),
-    Member(
-        "plain-s1",
-        "plain",
-        _recipe(steps=1200, seed=1),
-        role="plain-weak with another seed",
-    ),
 )
 
 
