@@ -20,6 +20,7 @@ from clipprobe_ext.heatmaps import METHODS, HeatmapRun, centre_crop_box, phrase_
 from clipprobe_ext.heatmaps.chefer_layers import chefer_from
 from clipprobe_ext.heatmaps.cli_output import (
     heatmaps_json,
+    report_heatmaps,
     write_heatmaps,
     write_report_heatmaps,
 )
@@ -271,7 +272,8 @@ def test_write_report_heatmaps_for_every_image(hf_encoder, tmp_path):
         ProbeOptions(contribution=False, prune=False),
         labels=["one.png", "one.png"],
     )
-    written = write_report_heatmaps(hf_encoder, report, images, tmp_path)
+    maps = report_heatmaps(hf_encoder, report, images)
+    written = write_report_heatmaps(report, images, maps, tmp_path)
     overlays = sorted(
         p.name for p in written if p.name.endswith(".png") and "contact" not in p.name
     )

@@ -56,3 +56,83 @@ def test_the_whole_picture_has_lift_one(maps):
 def test_bad_regions_are_refused(maps, region):
     with pytest.raises(ClipProbeError):
         rank_region(maps, region)
+
+
+# -- the command line and the maps' JSON --------------------------------------------------
+
+
+def test_the_command_line_ranks_a_clicked_point(capsys, trained_clip_dir, tmp_path, maps):
+    import json
+
+    from test_cli import model_args, run
+
+    path = tmp_path / "two shapes.png"
+    two_shapes().save(path)
+    out_dir = tmp_path / "maps"
+    argv = [str(path), "--prompt", ", ".join(PHRASES[:2]), "--json", "-q"]
+    code, out, err = run(
+        capsys,
+        *argv,
+        "--region",
+        "72,48",
+        "--heatmaps",
+        str(out_dir),
+        *model_args(trained_clip_dir),
+    )
+    assert code == 0, err
+    [note] = [n for n in json.loads(out)["notes"] if n.startswith("Which phrases")]
+    assert "around (72, 48)" in note and note.index("a blue square") < note.index("a red circle")
+    # the JSON beside the maps holds the same ranking, as rank_region gives it on the
+    # engine's own maps of this picture
+    [data_file] = out_dir.glob("*-heatmaps.json")
+    region = json.loads(data_file.read_text())["region"]
+    expected = rank_region(maps, [72, 48])
+    assert [r["phrase"] for r in region["ranking"]] == [s.phrase for s in expected]
+    for got, want in zip(region["ranking"], expected):
+        assert got["lift"] == pytest.approx(want.lift, rel=1e-3, abs=1e-5)
+        assert got["share"] == pytest.approx(want.share, abs=1e-4)
+
+
+@pytest.mark.parametrize("bad", ["72", "1,2,3", "a,b"])
+def test_a_bad_region_argument_is_a_usage_error(capsys, bad, tmp_path):
+    from test_cli import run
+
+    path = tmp_path / "x.png"
+    two_shapes().save(path)
+    code, _, err = run(capsys, str(path), "--prompt", "a cat", "--region", bad)
+    assert code == 2 and "a point X,Y or a box X0,Y0,X1,Y1" in err
+
+
+def test_a_region_outside_the_picture_is_said_not_fatal(capsys, trained_clip_dir, tmp_path):
+    import json
+
+    from test_cli import model_args, run
+
+    path = tmp_path / "x.png"
+    two_shapes().save(path)
+    argv = [str(path), "--prompt", "a red circle", "--json", "-q", "--region", "500,500"]
+    code, out, err = run(capsys, *argv, *model_args(trained_clip_dir))
+    assert code == 0, err
+    assert any("outside the centre square CLIP saw" in n for n in json.loads(out)["notes"])
+
+
+# -- trust ------------------------------------------------------------------------------------
+
+
+def test_shared_peaks_and_contrast_against_a_direct_computation():
+    from clipprobe_ext.heatmaps.trust import contrasted, shared_peaks
+
+    rng = np.random.default_rng(3)
+    grids = [rng.random((4, 4)) for _ in range(3)]
+    grids[1][2, 2] = grids[2][2, 2] = 5.0  # two maps share their hottest patch
+    grids[0][0, 0] = 5.0
+    assert shared_peaks(grids) == [False, True, True]
+    assert shared_peaks([np.zeros((4, 4)), np.zeros((4, 4))]) == [False, False]
+    out = contrasted(grids)
+    for k, grid in enumerate(grids):
+        own = grid / grid.max()
+        others = np.mean([g / g.max() for j, g in enumerate(grids) if j != k], axis=0)
+        want = np.clip(own - others, 0, None)
+        np.testing.assert_allclose(out[k], want / want.max(), rtol=1e-6)
+    # a phrase whose map is everyone's peak loses it; the particular place wins
+    assert np.argmax(out[0]) == 0

@@ -85,6 +85,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="write a heatmap overlay per phrase, a contact sheet and the maps as JSON "
         "for every image into DIR",
     )
+    p.add_argument(
+        "--region",
+        metavar="X,Y[,X1,Y1]",
+        type=region_argument,
+        help="rank the phrases by how much of their heatmap falls in this point or box of "
+        "each image (pixels from the top left); computes the heatmaps",
+    )
     analysis_options.add_arguments(p)
     add_output_arguments(
         p,
@@ -100,6 +107,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 # -- inputs ------------------------------------------------------------------------------
+
+
+def region_argument(text: str) -> list[float]:
+    """``X,Y`` or ``X0,Y0,X1,Y1`` in pixels."""
+    try:
+        values = [float(v) for v in text.replace(" ", "").split(",")]
+    except ValueError:
+        values = []
+    if len(values) not in (2, 4):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a region is a point X,Y or a box X0,Y0,X1,Y1 in pixels"
+        )
+    return values
+
+
+def region_notes(report: Any, maps: Sequence[Any], region: Sequence[float]) -> list[str]:
+    """Per image, the phrases ranked in ``region`` (a region outside what CLIP saw of an
+    image is said, not fatal)."""
+    from clipprobe_ext.heatmaps.region import rank_region
+    from clipprobe_ext.report.region import region_text
+
+    notes = []
+    for analysis, image_maps in zip(report.images, maps):
+        try:
+            notes.append(region_text(region, rank_region(image_maps, region), analysis.label))
+        except ClipProbeError as exc:
+            notes.append(f"{analysis.label}: {exc}")
+    return notes
 
 
 def _labels(paths: Sequence[str]) -> list[str]:
@@ -222,7 +257,7 @@ def run(args: argparse.Namespace, status: Progress) -> Outcome:
     if not groups:
         raise ClipProbeError(f"None of the {len(args.images)} images could be analysed.")
 
-    from clipprobe_ext.heatmaps.cli_output import write_report_heatmaps
+    from clipprobe_ext.heatmaps.cli_output import report_heatmaps, write_report_heatmaps
     from clipprobe_ext.probe import analyze
 
     reports = []
@@ -246,9 +281,15 @@ def run(args: argparse.Namespace, status: Progress) -> Outcome:
         result.notes.extend(group.notes)
         if note:
             result.notes.append(note)
-        if args.heatmaps:
-            written = write_report_heatmaps(encoder, result, images, args.heatmaps, status)
-            result.notes.append(f"Heatmaps: {len(written)} files written to {args.heatmaps}.")
+        if args.heatmaps or args.region:
+            maps = report_heatmaps(encoder, result, images, progress=status)
+            if args.heatmaps:
+                written = write_report_heatmaps(
+                    result, images, maps, args.heatmaps, region=args.region
+                )
+                result.notes.append(f"Heatmaps: {len(written)} files written to {args.heatmaps}.")
+            if args.region:
+                result.notes.extend(region_notes(result, maps, args.region))
         reports.append(result)
     if not reports:
         raise ClipProbeError(f"None of the {len(args.images)} images could be analysed.")

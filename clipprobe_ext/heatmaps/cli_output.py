@@ -20,8 +20,10 @@ from PIL import Image
 from clipprobe_ext.encoders.base import ClipEncoder, Progress
 from clipprobe_ext.errors import ClipProbeError
 from clipprobe_ext.heatmaps.compute import Heatmap, phrase_heatmaps
+from clipprobe_ext.heatmaps.region import rank_region
 from clipprobe_ext.heatmaps.relevance import DEFAULT_METHOD
 from clipprobe_ext.heatmaps.render import CROP_NOTE, DEFAULT_OPACITY, contact_sheet, overlay
+from clipprobe_ext.heatmaps.trust import shared_peaks
 
 
 def slug(text: str, limit: int = 40) -> str:
@@ -36,6 +38,7 @@ def write_heatmaps(
     out_dir: str | Path,
     stem: str = "image",
     opacity: float = DEFAULT_OPACITY,
+    region: Sequence[float] | None = None,
 ) -> list[Path]:
     """Write the overlays, the contact sheet and the JSON of ``heatmaps``; the paths written.
 
@@ -57,7 +60,8 @@ def write_heatmaps(
             contact_sheet(image, heatmaps, opacity).save(path)
             written.append(path)
         path = folder / f"{stem}-heatmaps.json"
-        path.write_text(json.dumps(heatmaps_data(image, heatmaps), indent=1), encoding="utf-8")
+        data = heatmaps_data(image, heatmaps, region)
+        path.write_text(json.dumps(data, indent=1), encoding="utf-8")
         written.append(path)
     except OSError as exc:
         raise ClipProbeError(
@@ -66,11 +70,16 @@ def write_heatmaps(
     return written
 
 
-def heatmaps_data(image: Image.Image, heatmaps: Sequence[Heatmap]) -> dict[str, Any]:
-    """The maps as plain JSON data (no pictures)."""
+def heatmaps_data(
+    image: Image.Image, heatmaps: Sequence[Heatmap], region: Sequence[float] | None = None
+) -> dict[str, Any]:
+    """The maps as plain JSON data (no pictures): each phrase's grid and score, whether its
+    peak is shared with another phrase's (``trust.shared_peaks``), and with ``region`` the
+    phrases ranked there (``region.rank_region``)."""
     width, height = image.size
     box = list(heatmaps[0].crop_box) if heatmaps else [0, 0, width, height]
-    return {
+    shared = shared_peaks([h.grid for h in heatmaps])
+    data = {
         "image_size": [width, height],
         "crop_box": box,
         "note": CROP_NOTE if box != [0, 0, width, height] else "",
@@ -80,10 +89,20 @@ def heatmaps_data(image: Image.Image, heatmaps: Sequence[Heatmap]) -> dict[str, 
                 "phrase": h.phrase,
                 "score": round(h.score, 6),
                 "grid": [[round(float(v), 4) for v in row] for row in h.grid],
+                "shared_peak": shared[k],
             }
-            for h in heatmaps
+            for k, h in enumerate(heatmaps)
         ],
     }
+    if region is not None:
+        data["region"] = {
+            "region": [float(v) for v in region],
+            "ranking": [
+                {"phrase": s.phrase, "share": round(s.share, 6), "lift": round(s.lift, 6)}
+                for s in rank_region(heatmaps, region)
+            ],
+        }
+    return data
 
 
 def png_base64(image: Image.Image) -> str:
@@ -93,16 +112,23 @@ def png_base64(image: Image.Image) -> str:
 
 
 def heatmaps_json(
-    image: Image.Image, heatmaps: Sequence[Heatmap], opacity: float = DEFAULT_OPACITY
+    image: Image.Image,
+    heatmaps: Sequence[Heatmap],
+    overlays: bool = True,
+    sheet: bool = True,
+    opacity: float = DEFAULT_OPACITY,
+    region: Sequence[float] | None = None,
 ) -> dict[str, Any]:
-    """``heatmaps_data`` plus base64 PNGs: each phrase's ``overlay_png`` and the
-    ``contact_sheet_png`` (the API's ``"heatmaps": true``)."""
-    data = heatmaps_data(image, heatmaps)
-    for entry, heatmap in zip(data["phrases"], heatmaps):
-        entry["overlay_png"] = png_base64(overlay(image, heatmap, opacity))
-    data["contact_sheet_png"] = (
-        png_base64(contact_sheet(image, heatmaps, opacity)) if heatmaps else None
-    )
+    """``heatmaps_data`` plus, when asked for, base64 PNGs: each phrase's ``overlay_png``
+    and the ``contact_sheet_png`` (the API's pictures on request)."""
+    data = heatmaps_data(image, heatmaps, region)
+    if overlays:
+        for entry, heatmap in zip(data["phrases"], heatmaps):
+            entry["overlay_png"] = png_base64(overlay(image, heatmap, opacity))
+    if sheet:
+        data["contact_sheet_png"] = (
+            png_base64(contact_sheet(image, heatmaps, opacity)) if heatmaps else None
+        )
     return data
 
 
@@ -129,21 +155,20 @@ def report_heatmaps(
 
 
 def write_report_heatmaps(
-    encoder: ClipEncoder,
     report: Any,
     images: Sequence[Image.Image],
+    all_maps: Sequence[Sequence[Heatmap]],
     out_dir: str | Path,
-    progress: Progress | None = None,
-    method: str = DEFAULT_METHOD,
     opacity: float = DEFAULT_OPACITY,
+    region: Sequence[float] | None = None,
 ) -> list[Path]:
-    """``--heatmaps DIR``: the files of every image of ``report`` (stems from its labels)."""
+    """``--heatmaps DIR``: the files of every image of ``report`` (stems from its labels),
+    from its maps (``report_heatmaps``)."""
     written: list[Path] = []
-    all_maps = report_heatmaps(encoder, report, images, method, progress)
     stems: list[str] = []
     for analysis, picture, maps in zip(report.images, images, all_maps):
         stem = slug(Path(analysis.label).stem or "image", 60)
         stem = stem if stem not in stems else f"{stem}-{len(stems) + 1}"
         stems.append(stem)
-        written += write_heatmaps(picture, maps, out_dir, stem, opacity)
+        written += write_heatmaps(picture, maps, out_dir, stem, opacity, region)
     return written

@@ -31,7 +31,7 @@ import torch
 from clipprobe_ext.heatmaps.chefer_layers import chefer_from
 from clipprobe_ext.heatmaps.tower import TowerPass, ViTTower, last_block_head
 
-GRADIENT_METHODS = ("grad-eclip", "chefer", "chefer-2", "chefer-all")
+GRADIENT_METHODS = ("grad-eclip", "chefer", "chefer-2", "chefer-3", "chefer-all")
 BASELINES = ("rollout", "centre")
 METHODS = GRADIENT_METHODS + BASELINES
 DEFAULT_METHOD = "chefer-2"
@@ -110,8 +110,9 @@ def relevance(
     count = text.shape[0]
     if method == "chefer":
         maps = chefer(kept, grads)
-    elif method in ("chefer-2", "chefer-all"):
-        start = 0 if method == "chefer-all" else len(tower.blocks) - 2
+    elif method in ("chefer-2", "chefer-3", "chefer-all"):
+        depth = len(tower.blocks) if method == "chefer-all" else int(method[-1])
+        start = max(0, len(tower.blocks) - depth)
         maps = chefer_from(tower, kept, text, start)
     elif method == "grad-eclip":
         maps = grad_eclip(kept, grads)

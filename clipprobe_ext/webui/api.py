@@ -82,6 +82,7 @@ SynonymGroup = _conlist(
     _SYNONYM_LIMITS["max_size"],
 )
 SynonymGroups = _conlist(SynonymGroup, 0, _SYNONYM_LIMITS["max_groups"])
+Region = _conlist(float, 2, 4)
 
 
 def _setting_field(name: str) -> Any:
@@ -141,6 +142,11 @@ class AnalyzeRequest(_Strict):
     )
     contact_sheet: bool = Field(
         False, description="add each image's contact sheet as a base64 PNG (implies heatmaps)"
+    )
+    region: Region | None = Field(  # type: ignore[valid-type]
+        None,
+        description="a point [x, y] or a box [x0, y0, x1, y1] in pixels: rank the phrases by "
+        "how much of their map falls there (implies heatmaps)",
     )
 
 
@@ -268,13 +274,15 @@ def analyze_endpoint(request: AnalyzeRequest) -> Any:
             prune=request.prune,
         )
         pictures = request.heatmap_images, request.contact_sheet
-        wanted = request.heatmaps or any(pictures)
+        wanted = request.heatmaps or any(pictures) or request.region is not None
+        if request.region is not None and len(request.region) not in (2, 4):
+            raise ClipProbeError("'region' is a point [x, y] or a box [x0, y0, x1, y1].")
         report, maps = session.analyze(
             found.pictures,
             found.prompt,
             options,
             model,
-            after=heatmaps_after(found.pictures, *pictures) if wanted else None,
+            after=heatmaps_after(found.pictures, *pictures, request.region) if wanted else None,
             labels=found.labels,
             negative=found.negative,
         )
@@ -287,29 +295,20 @@ def analyze_endpoint(request: AnalyzeRequest) -> Any:
     return data
 
 
-def heatmaps_after(pictures: Sequence[Any], overlays: bool, sheet: bool) -> session.After:
+def heatmaps_after(
+    pictures: Sequence[Any], overlays: bool, sheet: bool, region: Sequence[float] | None = None
+) -> session.After:
     """``after`` for ``session.analyze``: per picture the maps as numbers
-    (``heatmaps_data``), plus base64 PNG overlays and the contact sheet when asked for;
-    computed while the model is still on its device."""
-    from clipprobe_ext.heatmaps.cli_output import heatmaps_data, report_heatmaps
-    from clipprobe_ext.heatmaps.cli_output import png_base64 as plain_png
-    from clipprobe_ext.heatmaps.render import contact_sheet, overlay
+    (``heatmaps_data``), base64 PNG overlays and the contact sheet when asked for, and the
+    phrases ranked in ``region``; computed while the model is still on its device."""
+    from clipprobe_ext.heatmaps.cli_output import heatmaps_json, report_heatmaps
 
     def after(encoder: Any, report: Any, progress: Any) -> list[dict[str, Any]]:
-        out = []
-        for picture, maps in zip(
-            pictures, report_heatmaps(encoder, report, pictures, progress=progress)
-        ):
-            data = heatmaps_data(picture, maps)
-            if overlays:
-                for entry, heatmap in zip(data["phrases"], maps):
-                    entry["overlay_png"] = plain_png(overlay(picture, heatmap))
-            if sheet:
-                data["contact_sheet_png"] = (
-                    plain_png(contact_sheet(picture, maps)) if maps else None
-                )
-            out.append(data)
-        return out
+        all_maps = report_heatmaps(encoder, report, pictures, progress=progress)
+        return [
+            heatmaps_json(picture, maps, overlays, sheet, region=region)
+            for picture, maps in zip(pictures, all_maps)
+        ]
 
     return after
 

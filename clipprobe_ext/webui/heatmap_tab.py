@@ -13,7 +13,10 @@ Public API (plain values, no gradio import):
 - ``show(index, state, opacity) -> (overlay image | None, note html)``: the click and the
   opacity slider: ``heatmaps.render.overlay`` of the stored map, nothing recomputed.  The
   note names the phrase, its presence and the map's score with its unit (the cosine
-  similarity of picture and phrase).
+  similarity of picture and phrase), and warns when the map peaks where another
+  phrase's does (``heatmaps.trust``).
+- ``region(point, state) -> note html``: a click on the map: the phrases ranked by how
+  much of their map falls around that point (``heatmaps.region``), no model pass.
 """
 
 from __future__ import annotations
@@ -24,16 +27,23 @@ from typing import Any
 
 from PIL import Image
 
+from clipprobe_ext.errors import ClipProbeError
 from clipprobe_ext.heatmaps.cli_output import report_heatmaps, report_phrases
 from clipprobe_ext.heatmaps.compute import Heatmap
+from clipprobe_ext.heatmaps.region import rank_region
 from clipprobe_ext.heatmaps.render import CROP_NOTE, DEFAULT_OPACITY, overlay
+from clipprobe_ext.heatmaps.trust import shared_peaks
 from clipprobe_ext.report.messages import message_box
 from clipprobe_ext.report.numbers import presence, similarity
+from clipprobe_ext.report.region import region_text, shared_peak_warning
 
 CLICK_HINT = "Click a phrase in the coloured prompt to see where CLIP sees it in the picture."
 NOT_COMPUTED = 'Tick "Heatmaps" and run Analyze to see where CLIP sees each phrase.'
 NOT_MEASURABLE = "This phrase is not measured (an extra-network tag or an empty phrase)."
-CLICK_ANOTHER = "Click another phrase of the prompt for its map."
+CLICK_ANOTHER = (
+    "Click another phrase of the prompt for its map, or a point of the map to see which "
+    "phrases made that region."
+)
 
 
 @dataclass
@@ -47,6 +57,21 @@ class HeatmapState:
     def cropped(self) -> bool:
         box = next(iter(self.maps.values())).crop_box if self.maps else None
         return box is not None and tuple(box) != (0, 0, *self.image.size)
+
+    def distinct(self) -> list[Heatmap]:
+        """Each phrase's map once, in prompt order."""
+        return list({h.phrase: h for _, h in sorted(self.maps.items())}.values())
+
+    def sharing_peak(self, index: int) -> list[str]:
+        """The other phrases whose map peaks on the same patch as phrase ``index``'s."""
+        maps = self.distinct()
+        mine = self.maps[index]
+        shared = shared_peaks([h.grid for h in maps])
+        k = next(k for k, h in enumerate(maps) if h.phrase == mine.phrase)
+        if not shared[k]:
+            return []
+        peak = int(mine.grid.argmax())
+        return [h.phrase for h in maps if h.phrase != mine.phrase and int(h.grid.argmax()) == peak]
 
     def first(self) -> int | None:
         """The phrase shown before any click: the first measured one in the prompt."""
@@ -125,5 +150,20 @@ def show(index: Any, state: HeatmapState | None, opacity: Any) -> tuple[Image.Im
         alpha = DEFAULT_OPACITY
     note = state.caption(i, " on the first picture" if state.pictures > 1 else "") + "."
     note += f" {CROP_NOTE}; outside it is dimmed." if state.cropped() else ""
+    others = state.sharing_peak(i)
+    note += f" {shared_peak_warning(heatmap.phrase, others)}" if others else ""
     note += f" {CLICK_ANOTHER}"
     return overlay(state.image, heatmap, alpha), message_box(note)
+
+
+def region(point: Any, state: HeatmapState | None) -> str:
+    """The phrases ranked around a clicked ``point`` ([x, y] in the picture's pixels)."""
+    if not isinstance(state, HeatmapState) or not state.maps:
+        return message_box(NOT_COMPUTED)
+    try:
+        ranking = rank_region(state.distinct(), list(point))
+    except (ClipProbeError, TypeError) as exc:
+        text = str(exc) if isinstance(exc, ClipProbeError) else "Click a point of the map."
+        return message_box(text)
+    where = "of the first picture" if state.pictures > 1 else ""
+    return message_box(region_text(list(point), ranking, where))

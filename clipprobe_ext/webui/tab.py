@@ -75,6 +75,7 @@ class ClipProbeTab:
     heatmap_column: Any
     heatmap_view: Any
     heatmap_note: Any
+    region_note: Any
     heatmap_opacity: Any
     phrase_index: Any
     show_heatmap: Any
@@ -257,6 +258,7 @@ def _heatmap_view(gr: Any, parts: dict[str, Any]) -> None:
         elem_id="clipprobe_heatmap_view",
     )
     parts["heatmap_note"] = gr.HTML(elem_id="clipprobe_heatmap_note")
+    parts["region_note"] = gr.HTML(elem_id="clipprobe_region_note")
     parts["heatmap_opacity"] = gr.Slider(
         minimum=0,
         maximum=100,
@@ -361,6 +363,8 @@ def _wrap_call(fn: Any) -> Any:
 
 
 def _wire(tab: ClipProbeTab) -> None:
+    import gradio as gr
+
     tab.image.change(
         fn=tab_handlers.image_changed,
         inputs=[tab.image],
@@ -404,6 +408,18 @@ def _wire(tab: ClipProbeTab) -> None:
         outputs=[tab.regenerate_result, tab.comparison_gallery, tab.comparison_file],
         show_progress=False,
         **compat.js_kwarg("clipprobe_submit_regenerate"),
+    )
+
+    def region_clicked(state: Any, evt: Any) -> str:
+        return tab_handlers.region_clicked(getattr(evt, "index", None), state)
+
+    # gradio passes the click's SelectData to the parameter annotated with its class
+    region_clicked.__annotations__ = {"state": Any, "evt": gr.SelectData, "return": str}
+    tab.heatmap_view.select(
+        fn=region_clicked,
+        inputs=[tab.heatmap_state],
+        outputs=[tab.region_note],
+        show_progress=False,
     )
     for trigger in (tab.show_heatmap.click, tab.heatmap_opacity.change):
         trigger(

@@ -144,6 +144,7 @@ class TabResult:
     regenerate_result: Any = ""
     comparison_gallery: Any = None
     comparison_file: Any = None
+    region_note: Any = ""  # a click on the map ranks the phrases there; a new run clears it
 
     OUTPUTS: ClassVar[tuple[str, ...]]
 
@@ -255,6 +256,15 @@ def show_heatmap(index: Any, state: Any, opacity: Any) -> tuple[Any, str]:
         log.exception("ClipProbe: drawing the heatmap failed")
         return None, render.render_error(f"Could not draw the heatmap: {first_line(exc)}")
     return image, note
+
+
+def region_clicked(point: Any, state: Any) -> str:
+    """A click on the heatmap: the phrases ranked around it; never raises."""
+    try:
+        return heatmap_tab.region(point, state)
+    except Exception as exc:
+        log.exception("ClipProbe: ranking the region failed")
+        return render.render_error(f"Could not rank the region: {first_line(exc)}")
 
 
 def _values(result: TabResult) -> tuple[Any, ...]:

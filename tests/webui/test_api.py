@@ -411,3 +411,26 @@ def test_heatmap_pictures_only_on_request_and_what_they_cost(webui, images, tiny
     extra = len(sheet_maps["contact_sheet_png"]) + len(',"contact_sheet_png":""')
     assert len(sheet) - len(numbers) == pytest.approx(extra, abs=64)
     assert len(numbers) - len(plain) < (len(overlays) - len(numbers)) / 10
+
+
+def test_a_region_ranks_the_phrases_as_the_maps_say(webui, images, tiny_hf_clip_dir, hf_encoder):
+    from clipprobe_ext.heatmaps.compute import phrase_heatmaps
+    from clipprobe_ext.heatmaps.region import rank_region
+
+    client = make_client(webui)
+    picture = images[0]
+    body = {"image": b64(png_bytes(picture, PARAMETERS)), "model": str(tiny_hf_clip_dir)}
+    webui.opts.data["clipprobe_default_model"] = str(tiny_hf_clip_dir)
+    response = client.post("/clipprobe/v1/analyze", json={**body, "region": [10, 10, 40, 30]})
+    assert response.status_code == 200, response.text
+    [data] = response.json()["heatmaps"]  # the region implies the maps (numbers only)
+    assert "overlay_png" not in data["phrases"][0]
+    phrases = ["a red cube", "blue sky", "studio lighting"]
+    expected = rank_region(phrase_heatmaps(hf_encoder, picture, phrases), [10, 10, 40, 30])
+    ranking = data["region"]["ranking"]
+    assert [r["phrase"] for r in ranking] == [s.phrase for s in expected]
+    for got, want in zip(ranking, expected):
+        assert got["lift"] == pytest.approx(want.lift, rel=1e-3, abs=1e-3)
+    for bad in ([1], [1, 2, 3], [1, 2, 3, 4, 5]):
+        response = client.post("/clipprobe/v1/analyze", json={**body, "region": bad})
+        assert response.status_code in (400, 422), (bad, response.text)

@@ -142,3 +142,53 @@ def test_heatmap_events_are_wired(webui):
     for component in (t.phrase_index, t.show_heatmap):
         assert component.visible is not False and "clipprobe-hidden" in component.elem_classes
     assert _handler(t.blocks, tab_handlers.analyze)
+
+
+def test_a_click_on_the_map_ranks_the_phrases_there(webui, wide, tiny_hf_clip_dir):
+    """The select event gets gradio's SelectData (the click's pixel), and answers the
+    ranking ``rank_region`` gives on the stored maps; a new analysis clears it."""
+    import gradio as gr
+    from gradio.helpers import special_args
+    from test_tab import _events, _ids
+
+    from clipprobe_ext.heatmaps.region import rank_region
+    from clipprobe_ext.report.region import region_text
+
+    t = tab.create_tab()
+    [event] = [e for e in _events(t.blocks) if e["targets"][0] == (t.heatmap_view._id, "select")]
+    assert event["inputs"] == _ids([t.heatmap_state]) and event["outputs"] == _ids([t.region_note])
+    out = dict(zip(tab_handlers.TabResult.OUTPUTS, _analyze(wide, str(tiny_hf_clip_dir), True)))
+    assert out["region_note"] == ""
+    state = out["heatmap_state"]
+    click = gr.SelectData(t.heatmap_view, {"index": [60, 20], "value": None})
+    args, *_ = special_args(event["fn"], [state], None, click)  # as gradio calls it
+    note = event["fn"](*args)
+    expected = rank_region(state.distinct(), [60, 20])
+    assert [s.phrase for s in expected] == sorted(
+        ["a girl", "red umbrella", "rain", "city at night"],
+        key=lambda p: -next(s.lift for s in expected if s.phrase == p),
+    )
+    assert region_text([60, 20], expected).split(": ", 1)[1] in note.replace("&quot;", '"')
+    # outside the square CLIP saw (the wide picture's left margin): said, no ranking
+    outside = tab_handlers.region_clicked([5, 20], state)
+    assert "outside the centre square CLIP saw" in outside
+    assert "Heatmaps" in tab_handlers.region_clicked([60, 20], None)
+
+
+def test_a_map_that_peaks_with_another_says_so(webui, wide, tiny_hf_clip_dir):
+    from clipprobe_ext.heatmaps.trust import shared_peaks
+
+    out = dict(zip(tab_handlers.TabResult.OUTPUTS, _analyze(wide, str(tiny_hf_clip_dir), True)))
+    state = out["heatmap_state"]
+    maps = state.distinct()
+    shared = shared_peaks([h.grid for h in maps])
+    for index, heatmap in state.maps.items():
+        _, note = tab_handlers.show_heatmap(str(index), state, 50)
+        k = [h.phrase for h in maps].index(heatmap.phrase)
+        assert ("trust it less" in note) == shared[k]
+    # the same stored maps with two peaks made to coincide: the warning names the other
+    grid = np.zeros_like(state.maps[0].grid)
+    grid[1, 1] = 1.0
+    state.maps[0].grid, state.maps[1].grid = grid.copy(), grid.copy()
+    _, note = tab_handlers.show_heatmap("0", state, 50)
+    assert "trust it less" in note and "red umbrella" in note
