@@ -162,13 +162,18 @@ def test_last_block_shortcut_equals_the_full_rule_from_the_last_block(
         np.testing.assert_allclose(heatmap.grid.ravel(), _minmax(reference), atol=1e-5)
     every = run.maps(PHRASES, "chefer-all")
     assert not np.allclose(every[0].grid, run.maps(PHRASES, "chefer")[0].grid)
+    # the last k blocks: k = 3 is every block of a model that has no more
+    blocks = len(run.tower.blocks)
+    three = chefer_from(run.tower, run.kept, text, start=max(0, blocks - 3))
+    for heatmap, reference in zip(run.maps(PHRASES, "chefer-3"), three):
+        np.testing.assert_allclose(heatmap.grid.ravel(), _minmax(reference), atol=1e-5)
 
 
 @pytest.mark.parametrize("kind", ["hf", "openai"])
 def test_batched_equals_one_phrase_at_a_time(kind, hf_encoder, openai_encoder):
     encoder = hf_encoder if kind == "hf" else openai_encoder
     image = make_image(6)
-    for method in ("chefer", "grad-eclip", "chefer-2", "chefer-all"):
+    for method in ("chefer", "grad-eclip", "chefer-2", "chefer-3", "chefer-all"):
         batched = phrase_heatmaps(encoder, image, PHRASES, method)
         for phrase, heatmap in zip(PHRASES, batched):
             (alone,) = phrase_heatmaps(encoder, image, [phrase], method)

@@ -8,14 +8,14 @@ from test_heatmaps import PHRASES, two_shapes
 
 from clipprobe_ext.encoders.hf import HFClipEncoder
 from clipprobe_ext.errors import ClipProbeError
-from clipprobe_ext.heatmaps import phrase_heatmaps
+from clipprobe_ext.heatmaps import DEFAULT_METHOD, phrase_heatmaps
 from clipprobe_ext.heatmaps.region import rank_region
 
 
 @pytest.fixture(scope="module")
 def maps(trained_clip_dir):
     encoder = HFClipEncoder.from_pretrained(str(trained_clip_dir), device="cpu")
-    return phrase_heatmaps(encoder, two_shapes(), PHRASES[:2], "chefer-2")
+    return phrase_heatmaps(encoder, two_shapes(), PHRASES[:2], DEFAULT_METHOD)
 
 
 def pixel_share(heatmap, box) -> float:
