@@ -83,6 +83,15 @@ def random_point_hit(mask: np.ndarray, g: int) -> float:
     return float(near[np.ix_(centres, centres)].mean())
 
 
+def scene_runs(encoder, world, scenes: int):
+    """Per held-out scene with visible objects: its objects and one kept tower pass."""
+    for index in range(scenes):
+        scene = world.scene(index, split="eval")
+        objects = [o for o in scene.objects if o.visible and o.mask.any()]
+        if objects:
+            yield objects, HeatmapRun(encoder, scene.image)
+
+
 def accuracy(folder: Path, scenes: int, seed: int) -> dict:
     from world import World, WorldSpec
 
@@ -91,12 +100,7 @@ def accuracy(folder: Path, scenes: int, seed: int) -> dict:
     world = World(WorldSpec(seed=seed, image_size=size))
     rows: dict[str, list[tuple[bool, float, int]]] = {m: [] for m in METHODS}
     chance: list[float] = []
-    for index in range(scenes):
-        scene = world.scene(index, split="eval")
-        objects = [o for o in scene.objects if o.visible and o.mask.any()]
-        if not objects:
-            continue
-        run = HeatmapRun(encoder, scene.image)
+    for objects, run in scene_runs(encoder, world, scenes):
         phrases = [o.phrase for o in objects]
         for method in METHODS:
             for obj, heatmap in zip(objects, run.maps(phrases, method)):

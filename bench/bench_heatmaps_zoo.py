@@ -27,13 +27,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from bench_heatmaps import random_point_hit, score_map  # noqa: E402
+from bench_heatmaps import random_point_hit, scene_runs, score_map  # noqa: E402
 from world import World  # noqa: E402
 from world.scenes import domain_spec  # noqa: E402
 from zoo import is_trained, members  # noqa: E402
 
 from clipprobe_ext.encoders import load_encoder  # noqa: E402
-from clipprobe_ext.heatmaps import HeatmapRun  # noqa: E402
 from clipprobe_ext.heatmaps.trust import contrasted, shared_peaks  # noqa: E402
 
 METHODS = ("chefer", "chefer-2", "chefer-3", "chefer-all", "grad-eclip")
@@ -46,12 +45,7 @@ def member_accuracy(member, scenes: int, methods=METHODS) -> dict:
     chance = []
     for domain in domains:
         world = World(domain_spec(domain, member.world_seed))
-        for index in range(scenes):
-            scene = world.scene(index, split="eval")
-            objects = [o for o in scene.objects if o.visible and o.mask.any()]
-            if not objects:
-                continue
-            run = HeatmapRun(encoder, scene.image)
+        for objects, run in scene_runs(encoder, world, scenes):
             phrases = [o.phrase for o in objects]
             chance += [random_point_hit(o.mask, run.kept.grid) for o in objects]
             for method in methods:

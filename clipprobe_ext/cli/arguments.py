@@ -1,6 +1,8 @@
 """Arguments every subcommand shares, written once: the model, the output, progress.
 
-Public API: ``add_model_arguments(parser)`` (``--model``, ``--device``),
+Public API: ``add_folder_arguments(parser)`` (the folders, ``-r``, ``--since``,
+``--limit``), ``positive`` (an argparse type), ``add_model_arguments(parser)``
+(``--model``, ``--device``),
 ``add_output_arguments(parser, json_help, csv_help)`` (``--json``/``--csv``, ``-o FILE``,
 ``-q``), ``load_encoder(name, device)``.
 """
@@ -8,10 +10,41 @@ Public API: ``add_model_arguments(parser)`` (``--model``, ``--device``),
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 from typing import Any
 
 from clipprobe_ext.errors import ModelError
 from clipprobe_ext.options import DEFAULT_MODEL, MODEL
+
+
+def _date(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a date: use YYYY-MM-DD or 'YYYY-MM-DD HH:MM'"
+        ) from None
+
+
+def positive(text: str) -> int:
+    """A positive whole number (an argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a positive whole number")
+    return value
+
+
+def add_folder_arguments(parser: argparse.ArgumentParser) -> None:
+    """The folders of pictures and which of their files to read (audit, calibrate)."""
+    parser.add_argument("folders", nargs="+", metavar="DIR", help="folders (or image files)")
+    parser.add_argument("-r", "--recursive", action="store_true", help="include sub-folders")
+    parser.add_argument(
+        "--since", type=_date, metavar="DATE", help="only files modified since DATE"
+    )
+    parser.add_argument("--limit", type=positive, metavar="N", help="only the N newest files")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

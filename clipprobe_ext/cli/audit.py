@@ -28,9 +28,14 @@ from __future__ import annotations
 
 import argparse
 import os
-from datetime import datetime
 
-from clipprobe_ext.cli.arguments import add_model_arguments, add_output_arguments, load_encoder
+from clipprobe_ext.cli.arguments import (
+    add_folder_arguments,
+    add_model_arguments,
+    add_output_arguments,
+    load_encoder,
+    positive,
+)
 from clipprobe_ext.cli.progress import Progress
 from clipprobe_ext.cli.shell import Interrupted, Outcome, UsageError, write_file
 from clipprobe_ext.errors import ClipProbeError
@@ -45,30 +50,8 @@ DESCRIPTION = (
 EPILOG = None
 
 
-def _date(text: str) -> datetime:
-    try:
-        return datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"'{text}' is not a date: use YYYY-MM-DD or 'YYYY-MM-DD HH:MM'"
-        ) from None
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a positive whole number")
-    return value
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("folders", nargs="+", metavar="DIR", help="folders (or image files)")
-    p.add_argument("-r", "--recursive", action="store_true", help="include sub-folders")
-    p.add_argument("--since", type=_date, metavar="DATE", help="only files modified since DATE")
-    p.add_argument("--limit", type=_positive, metavar="N", help="only the N newest files")
+    add_folder_arguments(p)
     add_model_arguments(p)
     p.add_argument("--html", metavar="REPORT.html", help="write an HTML report with plots")
     add_output_arguments(
@@ -88,9 +71,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "the presence score)",
     )
     p.add_argument("--no-contribution", action="store_true", help=argparse.SUPPRESS)  # old
-    p.add_argument("--workers", type=_positive, default=2, metavar="N", help="reading threads (2)")
+    p.add_argument("--workers", type=positive, default=2, metavar="N", help="reading threads (2)")
     p.add_argument(
-        "--batch-size", type=_positive, default=32, metavar="N", help="pictures per encode (32)"
+        "--batch-size", type=positive, default=32, metavar="N", help="pictures per encode (32)"
     )
 
 

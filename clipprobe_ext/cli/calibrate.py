@@ -25,8 +25,7 @@ import argparse
 import os
 from pathlib import Path
 
-from clipprobe_ext.cli.arguments import add_model_arguments, load_encoder
-from clipprobe_ext.cli.audit import _date, _positive
+from clipprobe_ext.cli.arguments import add_folder_arguments, add_model_arguments, load_encoder
 from clipprobe_ext.cli.progress import Progress
 from clipprobe_ext.cli.shell import Interrupted, Outcome, UsageError
 from clipprobe_ext.errors import ClipProbeError
@@ -46,10 +45,7 @@ EPILOG = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("folders", nargs="+", metavar="DIR", help="folders (or image files)")
-    p.add_argument("-r", "--recursive", action="store_true", help="include sub-folders")
-    p.add_argument("--since", type=_date, metavar="DATE", help="only files modified since DATE")
-    p.add_argument("--limit", type=_positive, metavar="N", help="only the N newest files")
+    add_folder_arguments(p)
     add_model_arguments(p)
     p.add_argument("--cache", metavar="PATH", help="the embedding store (SQLite file)")
     p.add_argument(

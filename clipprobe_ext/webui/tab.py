@@ -278,14 +278,8 @@ def _details(gr: Any, parts: dict[str, Any]) -> None:
         with gr.Accordion(label, open=False, elem_id=f"clipprobe_{name}_section"):
             parts[name] = gr.HTML(elem_id=f"clipprobe_{name}")
     with gr.Accordion("Heatmaps of every phrase", open=False, elem_id="clipprobe_heatmaps_section"):
-        parts["heatmap_gallery"] = gr.Gallery(
-            label="Where CLIP sees each phrase (first picture)",
-            columns=4,
-            height="auto",
-            object_fit="contain",
-            visible=False,
-            elem_id="clipprobe_heatmap_gallery",
-            **compat.image_format_kwargs(),
+        parts["heatmap_gallery"] = gallery(
+            gr, "Where CLIP sees each phrase (first picture)", 4, "clipprobe_heatmap_gallery"
         )
     for name, label in (("tokens_view", "Tokens"), ("negative_view", "Negative prompt")):
         with gr.Accordion(label, open=False, elem_id=f"clipprobe_{name}_section"):
@@ -309,6 +303,19 @@ def _details(gr: Any, parts: dict[str, Any]) -> None:
             )
 
 
+def gallery(gr: Any, label: str, columns: int, elem_id: str) -> Any:
+    """A hidden gallery that shows whole pictures, as the WebUI's own galleries do."""
+    return gr.Gallery(
+        label=label,
+        columns=columns,
+        height="auto",
+        object_fit="contain",
+        visible=False,
+        elem_id=elem_id,
+        **compat.image_format_kwargs(),
+    )
+
+
 def _regenerate_outputs(gr: Any, parts: dict[str, Any]) -> None:
     """What a regeneration will run (before the click), then both pictures as the WebUI
     shows pictures, at full width, and the numbers as a table under them."""
@@ -319,14 +326,8 @@ def _regenerate_outputs(gr: Any, parts: dict[str, Any]) -> None:
     )
     parts["regenerate_preflight"] = gr.HTML(elem_id="clipprobe_regenerate_preflight")
     parts["regenerate_task_id"] = gr.Textbox(visible=False, elem_id="clipprobe_regenerate_task_id")
-    parts["comparison_gallery"] = gr.Gallery(
-        label="Original and regenerated",
-        columns=2,
-        height="auto",
-        object_fit="contain",
-        visible=False,
-        elem_id="clipprobe_comparison_gallery",
-        **compat.image_format_kwargs(),
+    parts["comparison_gallery"] = gallery(
+        gr, "Original and regenerated", 2, "clipprobe_comparison_gallery"
     )
     with gr.Row(elem_classes="progress-container", elem_id="clipprobe_regenerate_row"):
         parts["regenerate_result"] = gr.HTML(elem_id="clipprobe_regenerate_result")
