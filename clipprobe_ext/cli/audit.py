@@ -1,27 +1,9 @@
-"""``clipprobe audit DIR...``: which of your words show up, folder-wide.
+"""``clipprobe audit DIR...``: which of your words show up, folder-wide (docs/audit.md).
 
-Usage::
-
-    clipprobe audit DIR... [--recursive] [--since DATE] [--limit N]
-        [--model NAME] [--device cpu|cuda] [--html REPORT.html] [--json | --csv] [-o FILE]
-        [--cache PATH] [--rounds N] [--threshold PERCENT] [--contribution]
-        [--workers N] [--batch-size N] [-q]
-
-The table (or ``--json``/``--csv``) goes to stdout or ``-o FILE``; ``--html`` writes a
-self-contained report with plots.  Embeddings are kept in an SQLite store (``--cache``,
-default in the user's cache folder): a re-run, a moved file or a second folder of the same
-pictures costs no encode, and a run stopped at any point continues where it stopped.
-
-A phrase is *seen* in a picture when its calibrated presence score (the single-image
-verdicts' score and thresholds) says so; ``--contribution`` adds each phrase's
-leave-one-out contribution to the report (one extra text encode per phrase of each
-distinct prompt: slower, and not needed for the verdict).  ``--rounds`` and
-``--threshold`` are the analysis' own options, with its bounds.  WebUI grids: see
-``audit.pipeline``.
-
-Files the audit cannot use (no parameters, unreadable, ...) are listed in the report, not
-skipped on stderr: the status is 0 when the audit is done.  Ctrl-C exits with 130 and
-keeps what was encoded.
+The engine is ``audit.pipeline``; this module turns options into ``AuditOptions`` and the
+report into the table, JSON, CSV or HTML page.  Files the audit cannot use are listed in
+the report, not on stderr: the status is 0 when the audit is done; Ctrl-C exits with 130
+and keeps what was encoded.
 """
 
 from __future__ import annotations

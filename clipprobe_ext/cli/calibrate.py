@@ -1,22 +1,9 @@
-"""``clipprobe calibrate DIR...``: fit where "seen" begins for a model, on your own pictures.
+"""``clipprobe calibrate DIR...``: fit where "seen" begins for a model, on your own pictures
+(docs/calibration.md).
 
-Usage::
-
-    clipprobe calibrate DIR... [--recursive] [--since DATE] [--limit N] [--model NAME]
-        [--device cpu|cuda] [--cache PATH] [--plot FILE.png] [--json] [-o FILE] [-q]
-        [--dry-run]
-
-The folders are read the way ``clipprobe audit`` reads them (the same store: a folder
-audited before costs no image encode); every picture is set against every phrase of the
-folder's prompts and the cut points are fitted without labels
-(``audit.calibrate``).  The fit is saved for the model's weights, so every later analysis
-and audit of them (under any name) uses it and names it; ``--dry-run`` fits and reports
-without saving.  The report says, in plain words, what was found and how the fit moved;
-``--plot`` draws the populations and the cut points.
-
-A folder that cannot calibrate the model (too few pictures or phrases, phrases asked for
-that score no higher than the rest) is an error (status 1) with the reason and what to
-do; the previous fit is left as it was.
+The fit itself is ``audit.calibrate``; this module runs it and writes its report.  A
+folder that cannot calibrate the model is an error (status 1) with the reason, and the
+previous fit is left as it was; ``--dry-run`` saves nothing.
 """
 
 from __future__ import annotations
