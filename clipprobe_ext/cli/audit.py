@@ -69,7 +69,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "text encode per phrase and distinct prompt; off by default: the verdict rests on "
         "the presence score)",
     )
-    p.add_argument("--no-contribution", action="store_true", help=argparse.SUPPRESS)  # old
     p.add_argument("--workers", type=_positive, default=2, metavar="N", help="reading threads (2)")
     p.add_argument(
         "--batch-size", type=_positive, default=32, metavar="N", help="pictures per encode (32)"
@@ -87,7 +86,7 @@ def run(args: argparse.Namespace, progress: Progress) -> Outcome:
         cache=args.cache,
         rounds=args.rounds,
         threshold=args.threshold,
-        contribution=args.contribution and not args.no_contribution,
+        contribution=args.contribution,
         workers=args.workers,
         batch_size=args.batch_size,
     )
