@@ -21,12 +21,13 @@ import Y``, as the engine does).
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 import types
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+from clipprobe_ext.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -139,10 +140,4 @@ class _Package(types.ModuleType):
 sys.modules[__name__].__class__ = _Package
 
 
-def __getattr__(name: str) -> Any:
-    module = _TYPES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _TYPES)
