@@ -9,13 +9,17 @@ and keeps what was encoded.
 from __future__ import annotations
 
 import argparse
-import os
-from datetime import datetime
 
-from clipprobe_ext.cli.arguments import add_model_arguments, add_output_arguments, load_encoder
+from clipprobe_ext.cli.arguments import (
+    add_folder_arguments,
+    add_model_arguments,
+    add_output_arguments,
+    folder_options,
+    load_encoder,
+    positive_int,
+)
 from clipprobe_ext.cli.progress import Progress
-from clipprobe_ext.cli.shell import Interrupted, Outcome, UsageError, write_file
-from clipprobe_ext.errors import ClipProbeError
+from clipprobe_ext.cli.shell import Interrupted, Outcome, write_file
 from clipprobe_ext.options import OPTIONS, add_number_argument
 
 NAME = "audit"
@@ -27,30 +31,8 @@ DESCRIPTION = (
 EPILOG = None
 
 
-def _date(text: str) -> datetime:
-    try:
-        return datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"'{text}' is not a date: use YYYY-MM-DD or 'YYYY-MM-DD HH:MM'"
-        ) from None
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a positive whole number")
-    return value
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("folders", nargs="+", metavar="DIR", help="folders (or image files)")
-    p.add_argument("-r", "--recursive", action="store_true", help="include sub-folders")
-    p.add_argument("--since", type=_date, metavar="DATE", help="only files modified since DATE")
-    p.add_argument("--limit", type=_positive, metavar="N", help="only the N newest files")
+    add_folder_arguments(p)
     add_model_arguments(p)
     p.add_argument("--html", metavar="REPORT.html", help="write an HTML report with plots")
     add_output_arguments(
@@ -69,34 +51,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "text encode per phrase and distinct prompt; off by default: the verdict rests on "
         "the presence score)",
     )
-    p.add_argument("--workers", type=_positive, default=2, metavar="N", help="reading threads (2)")
     p.add_argument(
-        "--batch-size", type=_positive, default=32, metavar="N", help="pictures per encode (32)"
+        "--workers", type=positive_int, default=2, metavar="N", help="reading threads (2)"
+    )
+    p.add_argument(
+        "--batch-size", type=positive_int, default=32, metavar="N", help="pictures per encode (32)"
     )
 
 
 def run(args: argparse.Namespace, progress: Progress) -> Outcome:
     """The audit of ``args.folders``: the report as a table, JSON or CSV (and HTML)."""
-    from clipprobe_ext.audit.options import AuditOptions
-
-    options = AuditOptions(
-        recursive=args.recursive,
-        since=args.since,
-        limit=args.limit,
-        cache=args.cache,
+    options = folder_options(
+        args,
         rounds=args.rounds,
         threshold=args.threshold,
         contribution=args.contribution,
         workers=args.workers,
         batch_size=args.batch_size,
     )
-    try:
-        options.validate()
-    except ClipProbeError as exc:
-        raise UsageError(str(exc), args.prog) from exc
-    for folder in args.folders:
-        if not os.path.exists(folder):
-            raise ClipProbeError(f"No such folder or file: {folder}")
     from clipprobe_ext.audit.pipeline import AuditInterrupted, run_audit
 
     progress(f"Loading {args.model}")

@@ -9,13 +9,16 @@ previous fit is left as it was; ``--dry-run`` saves nothing.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-from clipprobe_ext.cli.arguments import add_model_arguments, load_encoder
-from clipprobe_ext.cli.audit import _date, _positive
+from clipprobe_ext.cli.arguments import (
+    add_folder_arguments,
+    add_model_arguments,
+    folder_options,
+    load_encoder,
+)
 from clipprobe_ext.cli.progress import Progress
-from clipprobe_ext.cli.shell import Interrupted, Outcome, UsageError
+from clipprobe_ext.cli.shell import Interrupted, Outcome
 from clipprobe_ext.errors import ClipProbeError
 
 NAME = "calibrate"
@@ -33,10 +36,7 @@ EPILOG = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("folders", nargs="+", metavar="DIR", help="folders (or image files)")
-    p.add_argument("-r", "--recursive", action="store_true", help="include sub-folders")
-    p.add_argument("--since", type=_date, metavar="DATE", help="only files modified since DATE")
-    p.add_argument("--limit", type=_positive, metavar="N", help="only the N newest files")
+    add_folder_arguments(p)
     add_model_arguments(p)
     p.add_argument("--cache", metavar="PATH", help="the embedding store (SQLite file)")
     p.add_argument(
@@ -52,18 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, progress: Progress) -> Outcome:
     """Calibrate ``args.model`` on ``args.folders``: the report as text or JSON."""
-    from clipprobe_ext.audit.options import AuditOptions
-
-    options = AuditOptions(
-        recursive=args.recursive, since=args.since, limit=args.limit, cache=args.cache
-    )
-    try:
-        options.validate()
-    except ClipProbeError as exc:
-        raise UsageError(str(exc), args.prog) from exc
-    for folder in args.folders:
-        if not os.path.exists(folder):
-            raise ClipProbeError(f"No such folder or file: {folder}")
+    options = folder_options(args)
     if args.plot and not Path(args.plot).resolve().parent.is_dir():
         raise ClipProbeError(f"Cannot write the plot: no folder {Path(args.plot).parent}")
     from clipprobe_ext.audit.calibrate import calibrate_on_folders
