@@ -73,3 +73,13 @@ def test_the_usage_reader_finds_a_wrong_option() -> None:
     assert set(re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", usage)) - parser_options()["audit"] == {
         "--no-such"
     }
+
+
+def test_the_library_example_is_the_one_the_facade_test_runs() -> None:
+    import clipprobe_ext
+
+    tested = clipprobe_ext.__doc__.split("::\n\n", 1)[1].split("\n\n", 1)[0]
+    tested = "\n".join(line.strip() for line in tested.splitlines())
+    for page in (ROOT / "README.md", ROOT / "docs" / "api.md"):
+        python = re.findall(r"^```python\n(.*?)^```", page.read_text(), re.MULTILINE | re.DOTALL)
+        assert python == [tested + "\n"], page.name
