@@ -10,7 +10,7 @@ Every audit runs in a fresh subprocess so its peak RSS is its own.
 
     python bench/bench_audit.py [--files 1000] [--growth-files 10000] [--json out.json]
 
-Targets (from the issue):
+Targets:
 - first run over 1,000 files: >= 0.85x the bare batched image-encode throughput of the
   same model (``encoder.encode_images`` on pictures already decoded in memory);
 - second run over the same folder: >= 20x faster than the first (store hits only);

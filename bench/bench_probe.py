@@ -6,7 +6,7 @@ k = 5 rounds.  Every figure is measured in this one run; compare ratios, not sec
 
     python bench/bench_probe.py [--repeat 3] [--sizes 20 60] [--json out.json]
 
-Targets (from the issue):
+Targets:
 - ranking, cold cache: >= 4x faster than the per-round method, within 1.3x of the
   floor (one image encode + one batched encode of the unique texts);
 - warm re-analysis (new image, same prompt): about one image encode;

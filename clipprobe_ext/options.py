@@ -1,34 +1,12 @@
 """Every option of an analysis, defined once: default, bounds, unit, label and help.
 
-The CLI's arguments, the WebUI's Settings and tab sliders and the API's request model
-are all derived from ``OPTIONS`` (the metadata of ``ProbeOptions``' fields), so a limit
-or a default changes in one place.  Pure: imports neither gradio nor ``modules.*``.
-
-Units (one rule everywhere): ``threshold`` and ``tolerance`` are *stored* as fractions
-(``0.01``) -- in ``ProbeOptions``, the API's request and the JSON/CSV reports -- and
-*shown* as percent (``1 %``) wherever a person reads or types them: tab sliders,
-Settings, the text and HTML reports, ``--help``.  The CLI takes both spellings:
-``--threshold 5%`` (percent) or ``--threshold 0.05`` (a fraction); a bare number of 1 or
-more is refused (it would be ambiguous), with a hint to add ``%``.
-
-Public API:
-
-- ``ProbeOptions``: the options of one analysis (``validate()`` checks them against the
-  bounds below); ``parse_synonyms(text)``.
-- ``OptionSpec``: one option's description; ``OPTIONS``: ``{name: OptionSpec}`` for every
-  field of ``ProbeOptions`` (in field order); ``MODEL``: the model option (not part of
-  ``ProbeOptions``); ``DEFAULT_MODEL``.
-- ``spec.to_display(v)`` / ``spec.from_display(v)``: stored <-> shown units;
-  ``spec.format(v)``: the value as a person reads it (``"1 %"``, ``"5"``);
-  ``spec.slider()``: ``minimum/maximum/step/value/label/info`` keywords in shown units
-  for a gradio Slider (or an ``OptionInfo``'s component args);
-  ``spec.api_field()``: ``default/ge/le/description`` (stored units) for a pydantic
-  ``Field``; ``spec.clamp(v)``.
-- ``add_arguments(parser)``, ``options_from_args(namespace) -> ProbeOptions``;
-  ``add_number_argument(parser, name)``: one number option (the audit takes ``rounds`` and
-  ``threshold`` so, with the same bounds).
-- ``MAX_PROMPT_CHARS`` and ``check_prompt_length(text, source)``: the one prompt-size
-  limit of every entry point (CLI ``--prompt``, prompts read from images, tab, API).
+The CLI's arguments, the WebUI's Settings and sliders and the API's request model are all
+derived from ``OPTIONS``, so a limit or a default changes in one place.  One unit rule:
+``threshold`` and ``tolerance`` are stored as fractions (``ProbeOptions``, the API, JSON
+and CSV) and shown as percent wherever a person reads or types them; the CLI takes
+``5%`` or ``0.05`` and refuses a bare number of 1 or more as ambiguous.
+``MAX_PROMPT_CHARS`` is the one prompt-size limit of every entry point.  Pure: imports
+neither gradio nor ``modules.*``.
 """
 
 from __future__ import annotations

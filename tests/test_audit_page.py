@@ -50,6 +50,7 @@ def report(phrases: list[PhraseSummary], prompts: int = 10) -> AuditReport:
         habit_words=[p.phrase for p in phrases if p.habit],
         worst_prompts=[],
         prompts=prompts,
+        calibration="the tests' fit",  # seen rates: a calibrated model's (the page plots them)
     )
 
 

@@ -423,7 +423,7 @@ def test_python_m_usage_error():
     assert_one_error_line(proc.stderr)
 
 
-# -- issue 10: a batch never dies for one file; prompts are bounded text ------------------
+# -- a batch never dies for one file; prompts are bounded text ----------------------------
 
 
 def write_png_size(path: Path, size: tuple[int, int], text: str | None) -> Path:

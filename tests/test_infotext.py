@@ -146,7 +146,7 @@ def test_decode_user_comment_with_byte_order_mark_and_unknown_prefix() -> None:
     assert decode_user_comment(b"plain utf8 text") == "plain utf8 text"
 
 
-# -- issue 10: bounded, real text ---------------------------------------------------------
+# -- bounded, real text -------------------------------------------------------------------
 
 
 def test_prompt_from_parameters_reads_the_prompt():

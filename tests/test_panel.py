@@ -4,7 +4,6 @@ user typed inside its column."""
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import re
 import shutil
@@ -154,19 +153,16 @@ def test_nothing_to_cut_says_keep_the_prompt(fitted):
 
 
 def test_cannot_judge_gets_its_grey_class_and_legend_entry_only_when_present(fitted):
-    report = analyze(RED[:1], "a red circle, two cats on the left of a dog", fitted)
-    card = panel.render_prompt_card(report)
-    legend = html.unescape(card.split('class="cp-legend"')[1])
+    plain = analyze(RED[:1], "a red circle, a blue square", fitted)
+    legend = html.unescape(panel.render_prompt_card(plain).split('class="cp-legend"')[1])
     assert "cannot judge" not in legend and "not measured" not in legend
     for word in ("keep: seen", "weak: unsure, or not seen but needed", "prune: not seen, cut"):
         assert word in legend
-    # the coming fourth verdict: the analysis marks a phrase CLIP cannot judge
-    index = next(v.index for v in report.verdicts if v.text.startswith("two cats"))
-    verdicts = [
-        dataclasses.replace(v, verdict="cannot_judge", pruned=False) if v.index == index else v
-        for v in report.verdicts
-    ]
-    judged = dataclasses.replace(report, verdicts=verdicts)
+    # a position is a claim CLIP cannot judge: the analysis marks it (analysis.judgeable)
+    judged = analyze(RED[:1], "a red circle, two cats on the left of a dog", fitted)
+    position = next(v for v in judged.verdicts if v.text.startswith("two cats"))
+    assert position.verdict == "cannot_judge" and not position.pruned
+    index = position.index
     card = panel.render_prompt_card(judged)
     assert f'class="cp-phrase cp-cannot_judge" data-index="{index}"' in card
     assert '<span class="cp-phrase cp-cannot_judge">cannot judge</span>' in card

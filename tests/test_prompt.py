@@ -104,7 +104,7 @@ def test_schedule_with_commas_stays_one_phrase_and_keeps_outer_weight() -> None:
 
 
 def test_weights_inside_schedules_and_alternations_count() -> None:
-    # issue 10, failure 3: the WebUI applies these weights to the scheduled text
+    # the WebUI applies these weights to the scheduled text
     assert summary("[(red hair:1.3):(blue hair:1.3):0.5], [(a):5], [|((a))]") == [
         ("blue hair", 1.3, "[(red hair:1.3):(blue hair:1.3):0.5]"),
         ("a", 1.1, "[(a):5]"),
@@ -116,7 +116,7 @@ def test_weights_inside_schedules_and_alternations_count() -> None:
 
 
 def test_deep_nesting_parses_without_recursion() -> None:
-    # issue 10, failure 5: 400 levels raised RecursionError
+    # 400 levels once raised RecursionError
     prompt = "(" * 400 + "cat" + ")" * 400
     assert summary(prompt) == [("cat", pytest.approx(1.1**400), prompt)]
     for prompt in ("(" * 100_000, "[" * 50_000 + "]" * 50_000, "[" * 30_000 + "a" + ":1]" * 30_000):
@@ -243,7 +243,7 @@ def test_require_measurable_explains_what_is_wrong() -> None:
         ("(a, b), c", [1], "(a), c"),
         ("a BREAK b, c", [1], "a BREAK c"),
         ("a, b BREAK c", [1], "a BREAK c"),
-        ("a, b BREAK c", [2], "a, b"),  # issue 10: no trailing BREAK
+        ("a, b BREAK c", [2], "a, b"),  # no trailing BREAK
         ("<lora:x:1> cat, dog", [1], "<lora:x:1> dog"),
         ("photo <lora:x:1> woman", [1], "photo, woman"),
         ("a,, b, c", [0], "b, c"),
@@ -393,7 +393,7 @@ def test_parse_never_crashes_and_spans_are_exact(text: str) -> None:
 @settings(max_examples=50, deadline=None)
 @given(st.text(alphabet="(((([[[[))]]]:|\\<>, aBREAKND1.", min_size=200, max_size=3000))
 def test_bracket_soup_never_makes_parsing_or_planning_raise(text: str) -> None:
-    # issue 10, failure 5: text never makes the parser raise, however deep or unbalanced
+    # text never makes the parser raise, however deep or unbalanced
     for granularity in ("phrase", "word"):
         parsed = parse_prompt(text, granularity)  # type: ignore[arg-type]
         assert all(text[p.start : p.end] == p.raw for p in parsed.phrases)

@@ -24,7 +24,7 @@ from clipprobe_ext.prompt import (
     remove_phrases,
 )
 
-# --------------------------------------------------------------------------- the cases
+# --------------------------------------------------------------------------- the cases to handle
 
 
 @pytest.mark.parametrize(

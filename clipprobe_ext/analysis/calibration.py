@@ -1,39 +1,16 @@
-"""Where presence starts to mean "seen": the mapping of ``cosine_z`` to 0-1, per model.
+"""Where presence starts to mean "seen": the per-model fit that maps ``cosine_z`` to 0-1.
 
-``cosine_z`` (a cosine in units of the model's unrelated pairs, ``presence``) orders
-phrases the same way on every model the benchmark tried, but *where* "seen" begins moved
-by up to a fifth of a unit between two trainings of one world model: enough to prune one
-present phrase in eight.  So the mapping is a per-model fit of two points, in
-``cosine_z`` units: ``not_seen_z`` (presence ``NOT_SEEN`` there) and ``seen_z``
-(presence ``SEEN``), joined by a logistic curve.
+``cosine_z`` orders phrases alike on every model the benchmark tried, but *where* "seen"
+begins moves between models (even between two trainings of one), so a fit is two points
+per model, ``not_seen_z`` (presence ``NOT_SEEN``) and ``seen_z`` (``SEEN``), joined by a
+logistic curve; optionally the same pair on ``phrase_z`` (presence is then the smaller
+score, which keeps quality tags from being "seen") and ``absent_z``, a point of clear
+absence under which the pruned prompt drops a phrase whatever the similarity does.
 
-A phrase that matches *every* picture (a quality tag such as "masterpiece") has a high
-``cosine_z`` on any picture; it is told apart by ``phrase_z``, the phrase's cosine against
-its own cosines on the pictures of nothing.  A fit may give that a pair of points too
-(``phrase_not_seen_z``, ``phrase_seen_z``): presence is then the smaller of the two
-mapped scores, i.e. seen when above the model's unrelated pairs *and* above what the
-phrase gets on a picture of nothing.
-
-A fit may also carry ``absent_z``: a ``cosine_z`` under which a phrase is *clearly* not
-seen (fewer present phrases fall there than under ``not_seen_z``).  The pruned prompt
-drops such a phrase even when the whole prompt's similarity would miss it: a prompt's
-similarity also rewards a wrong phrase that shares words with what is drawn ("a yellow
-square" beside a black square), so the similarity guard yields to clear evidence of
-absence.  Without ``absent_z`` the guard always holds.
-
-Where a model's fit is found (``calibration_for(ref)``, ``ref`` an ``encoders.ModelRef``),
-in this order:
-1. its own folder: ``CALIBRATION_FILE`` beside the weights (``ref.source``), written by
-   ``bench/bench_advice.py --write-calibration`` from a world with known truth;
-2. a fit the user saved for these weights: ``calibrations/<weights fingerprint>.json`` in
-   the user's cache folder (``save_user_calibration``; ``clipprobe calibrate`` fits one
-   on the user's own pictures), so a model on the hub or in the WebUI's hands can have
-   one too, and a fit never follows a name to other weights;
-3. none: the model is *uncalibrated* (``None``).  A fit does not carry over between
-   models (on the benchmark's world model the first world model's fit called 96 % of
-   present phrases not seen), so no model is judged by cut points fitted on another one:
-   its presence is unavailable and its verdicts rest on what remains (``uncalibrated``).
-The fit's ``source`` names which one was used, and the report prints it.
+``calibration_for(ref)`` looks in the model's folder (``CALIBRATION_FILE``), then in the
+user's fits saved by weights fingerprint (``clipprobe calibrate``); without either the
+model is uncalibrated (``None``): no fit is ever borrowed from another model.  The fit's
+``source`` names which one was used.
 """
 
 from __future__ import annotations

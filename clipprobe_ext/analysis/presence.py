@@ -1,22 +1,9 @@
 """Calibrated presence: is this phrase seen in this picture, whatever else the prompt says?
 
-The elimination softmax is relative to the prompt: among phrases that are all absent,
-one still wins.  A presence score compares a phrase with fixed references instead (see
-``references``), so it means the same in any prompt and after any number of rounds.
-
-Candidates (all measured by ``bench/bench_advice.py`` through ``bench/signals.py``;
-``presence`` is the one chosen, and only it and its parts live here):
-- ``cosine``: the raw similarity (no reference);
-- ``phrase_z``: the phrase's similarity to this picture against its similarities to the
-  pictures of nothing (z-score): removes the phrase's own level;
-- ``image_z``: against the everyday phrases' similarities to this picture: removes the
-  picture's own level;
-- ``null``: minus the similarity of the empty prompt;
-- ``background``: a softmax of the phrase against the everyday phrases alone;
-- ``cosine_z``: the cosine in units of the model's unrelated pairs (one standardisation
-  per model, the same for every phrase and picture);
-- ``double_z``: both levels removed (the phrase's and the picture's), in units of the
-  everyday phrases' spread on this picture; ``double_median`` the same with medians.
+The elimination softmax is relative to the prompt: among phrases that are all absent, one
+still wins.  Presence compares a phrase with fixed references instead (``references``), so
+it means the same in any prompt and after any number of rounds.  The score was chosen
+among other candidates by ``bench/bench_advice.py`` (they live in ``bench/signals.py``).
 """
 
 from __future__ import annotations

@@ -1,42 +1,10 @@
 """``clipprobe IMAGE...`` (or ``clipprobe analyze IMAGE...``): probe a prompt against images.
 
-Usage::
-
-    clipprobe IMAGE... [--prompt TEXT] [--model NAME_OR_DIR]
-        [--device cpu|cuda] [--rounds N] [--threshold PERCENT] [--tolerance PERCENT]
-        [--synonyms "a|b"]... [--words] [--no-contribution] [--no-prune]
-        [--negative TEXT] [--heatmaps DIR]
-        [--json | --csv] [-o FILE] [--color auto|always|never] [-q]
-
-Prompt: ``--prompt`` applies to every image.  Without it, each image's prompt is read
-from the generation parameters the WebUI stores in it (PNG ``parameters`` text chunk,
-JPEG/WebP EXIF UserComment); images sharing a prompt are analysed together as one
-batch, and each distinct prompt is a separate *prompt group* with its own report (the
-table shows them one after another, ``--json`` writes an array of reports instead of a
-single report object, ``--csv`` numbers them in its ``group`` column).  An image without
-parameters and no ``--prompt`` is an error.  A WebUI grid (``grid-0002.png``) is cut into
-its pictures (``clipprobe_ext.inputs``), labelled ``grid-0002.png#1``, ``#2``, ...
-
-Negative prompt: ``--negative TEXT`` is checked against every image (``--negative ""``: no
-check); without it, a group whose prompt was read from the images checks the negative
-prompt stored with them (the first image's, when they differ: the report says so).
-
-Heatmaps: ``--heatmaps DIR`` writes, per image, one overlay PNG per measurable phrase, a
-contact sheet and the raw maps as JSON (``heatmaps.cli_output``).
-
-Model: a transformers hub name (default ``openai/clip-vit-base-patch32``; needs the
-Hugging Face cache or network) or a local folder holding a transformers CLIP;
-``openai-clip:NAME`` loads the openai ``clip`` package's model (``openai-clip:ViT-L/14``,
-the WebUI's Interrogate CLIP; or ``openai-clip:/path/to/ViT-L-14.pt``).
-
-Options: defaults and bounds come from ``clipprobe_ext.options`` (see ``--help``);
-``--threshold``/``--tolerance`` take a percentage (``5%``) or a fraction (``0.05``).
-
-Several images: a file that cannot be used (unreadable, no prompt, a prompt too long or not
-text) is skipped with one ``clipprobe: skipped FILE: reason`` line on stderr, and the rest
-is analysed (exit status 3); so is a prompt group whose prompt cannot be analysed.  Exit
-status and output: ``cli.shell``.  Prompts (given or read from an image) are at most
-``options.MAX_PROMPT_CHARS`` (20,000) characters.
+The options and their behaviour are documented in docs/cli.md.  Invariants: without
+``--prompt`` images are grouped by the prompt they carry and each group is its own report;
+a WebUI grid is cut into its pictures (``inputs``); with several images a file that cannot
+be used is skipped with one ``clipprobe: skipped FILE: reason`` line and the rest is
+analysed (exit status 3).  Exit status and output: ``cli.shell``.
 """
 
 from __future__ import annotations

@@ -1,44 +1,25 @@
-"""``clipprobe audit DIR...``: which of your words show up, folder-wide.
+"""``clipprobe audit DIR...``: which of your words show up, folder-wide (docs/audit.md).
 
-Usage::
-
-    clipprobe audit DIR... [--recursive] [--since DATE] [--limit N]
-        [--model NAME] [--device cpu|cuda] [--html REPORT.html] [--json | --csv] [-o FILE]
-        [--cache PATH] [--rounds N] [--threshold PERCENT] [--contribution]
-        [--workers N] [--batch-size N] [-q]
-
-The table (or ``--json``/``--csv``) goes to stdout or ``-o FILE``; ``--html`` writes a
-self-contained report with plots.  Embeddings are kept in an SQLite store (``--cache``,
-default in the user's cache folder): a re-run, a moved file or a second folder of the same
-pictures costs no encode, and a run stopped at any point continues where it stopped.
-
-A phrase is *seen* in a picture when its calibrated presence score (the single-image
-verdicts' score and thresholds) says so; ``--contribution`` adds each phrase's
-leave-one-out contribution to the report (one extra text encode per phrase of each
-distinct prompt: slower, and not needed for the verdict).  ``--rounds`` and
-``--threshold`` are the analysis' own options, with its bounds.  WebUI grids: see
-``audit.pipeline``.
-
-Files the audit cannot use (no parameters, unreadable, ...) are listed in the report, not
-skipped on stderr: the status is 0 when the audit is done.  Ctrl-C exits with 130 and
-keeps what was encoded.
+The engine is ``audit.pipeline``; this module turns options into ``AuditOptions`` and the
+report into the table, JSON, CSV or HTML page.  Files the audit cannot use are listed in
+the report, not on stderr: the status is 0 when the audit is done; Ctrl-C exits with 130
+and keeps what was encoded.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 
 from clipprobe_ext.cli.arguments import (
     add_folder_arguments,
     add_model_arguments,
     add_output_arguments,
+    folder_options,
     load_encoder,
-    positive,
+    positive_int,
 )
 from clipprobe_ext.cli.progress import Progress
-from clipprobe_ext.cli.shell import Interrupted, Outcome, UsageError, write_file
-from clipprobe_ext.errors import ClipProbeError
+from clipprobe_ext.cli.shell import Interrupted, Outcome, write_file
 from clipprobe_ext.options import OPTIONS, add_number_argument
 
 NAME = "audit"
@@ -70,35 +51,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "text encode per phrase and distinct prompt; off by default: the verdict rests on "
         "the presence score)",
     )
-    p.add_argument("--no-contribution", action="store_true", help=argparse.SUPPRESS)  # old
-    p.add_argument("--workers", type=positive, default=2, metavar="N", help="reading threads (2)")
     p.add_argument(
-        "--batch-size", type=positive, default=32, metavar="N", help="pictures per encode (32)"
+        "--workers", type=positive_int, default=2, metavar="N", help="reading threads (2)"
+    )
+    p.add_argument(
+        "--batch-size", type=positive_int, default=32, metavar="N", help="pictures per encode (32)"
     )
 
 
 def run(args: argparse.Namespace, progress: Progress) -> Outcome:
     """The audit of ``args.folders``: the report as a table, JSON or CSV (and HTML)."""
-    from clipprobe_ext.audit.options import AuditOptions
-
-    options = AuditOptions(
-        recursive=args.recursive,
-        since=args.since,
-        limit=args.limit,
-        cache=args.cache,
+    options = folder_options(
+        args,
         rounds=args.rounds,
         threshold=args.threshold,
-        contribution=args.contribution and not args.no_contribution,
+        contribution=args.contribution,
         workers=args.workers,
         batch_size=args.batch_size,
     )
-    try:
-        options.validate()
-    except ClipProbeError as exc:
-        raise UsageError(str(exc), args.prog) from exc
-    for folder in args.folders:
-        if not os.path.exists(folder):
-            raise ClipProbeError(f"No such folder or file: {folder}")
     from clipprobe_ext.audit.pipeline import AuditInterrupted, run_audit
 
     progress(f"Loading {args.model}")

@@ -1,33 +1,24 @@
-"""``clipprobe calibrate DIR...``: fit where "seen" begins for a model, on your own pictures.
+"""``clipprobe calibrate DIR...``: fit where "seen" begins for a model, on your own pictures
+(docs/calibration.md).
 
-Usage::
-
-    clipprobe calibrate DIR... [--recursive] [--since DATE] [--limit N] [--model NAME]
-        [--device cpu|cuda] [--cache PATH] [--plot FILE.png] [--json] [-o FILE] [-q]
-        [--dry-run]
-
-The folders are read the way ``clipprobe audit`` reads them (the same store: a folder
-audited before costs no image encode); every picture is set against every phrase of the
-folder's prompts and the cut points are fitted without labels
-(``audit.calibrate``).  The fit is saved for the model's weights, so every later analysis
-and audit of them (under any name) uses it and names it; ``--dry-run`` fits and reports
-without saving.  The report says, in plain words, what was found and how the fit moved;
-``--plot`` draws the populations and the cut points.
-
-A folder that cannot calibrate the model (too few pictures or phrases, phrases asked for
-that score no higher than the rest) is an error (status 1) with the reason and what to
-do; the previous fit is left as it was.
+The fit itself is ``audit.calibrate``; this module runs it and writes its report.  A
+folder that cannot calibrate the model is an error (status 1) with the reason, and the
+previous fit is left as it was; ``--dry-run`` saves nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-from clipprobe_ext.cli.arguments import add_folder_arguments, add_model_arguments, load_encoder
+from clipprobe_ext.cli.arguments import (
+    add_folder_arguments,
+    add_model_arguments,
+    folder_options,
+    load_encoder,
+)
 from clipprobe_ext.cli.progress import Progress
-from clipprobe_ext.cli.shell import Interrupted, Outcome, UsageError
+from clipprobe_ext.cli.shell import Interrupted, Outcome
 from clipprobe_ext.errors import ClipProbeError
 
 NAME = "calibrate"
@@ -61,18 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, progress: Progress) -> Outcome:
     """Calibrate ``args.model`` on ``args.folders``: the report as text or JSON."""
-    from clipprobe_ext.audit.options import AuditOptions
-
-    options = AuditOptions(
-        recursive=args.recursive, since=args.since, limit=args.limit, cache=args.cache
-    )
-    try:
-        options.validate()
-    except ClipProbeError as exc:
-        raise UsageError(str(exc), args.prog) from exc
-    for folder in args.folders:
-        if not os.path.exists(folder):
-            raise ClipProbeError(f"No such folder or file: {folder}")
+    options = folder_options(args)
     if args.plot and not Path(args.plot).resolve().parent.is_dir():
         raise ClipProbeError(f"Cannot write the plot: no folder {Path(args.plot).parent}")
     from clipprobe_ext.audit.calibrate import calibrate_on_folders

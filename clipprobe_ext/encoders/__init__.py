@@ -11,8 +11,7 @@ The names below are imported on first use, so ``import clipprobe_ext.encoders.re
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from clipprobe_ext.lazy import lazy_exports
 
 _EXPORTS = {
     "ClipEncoder": "clipprobe_ext.encoders.base",
@@ -33,10 +32,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

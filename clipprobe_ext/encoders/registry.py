@@ -1,36 +1,12 @@
 """What models exist and where: names, this machine's copies, offline, reachability.
 
 Like open_clip's ``pretrained.py`` beside its ``factory.py``: this module knows names and
-files and never builds a model (``factory`` does), so the WebUI's model list, the
-Settings dropdown and the calibration lookup use it without loading anything.
-
-Names (like open_clip's ``create_model_and_transforms``, one string says it all):
-
-- a transformers hub name (``openai/clip-vit-base-patch32``), read from the Hugging Face
-  cache when it is there;
-- a local folder holding a transformers CLIP (``config.json``, weights, tokenizer and
-  preprocessor files);
-- ``openai-clip:NAME`` (``openai-clip:ViT-L/14``, the WebUI's Interrogate CLIP) or
-  ``openai-clip:/path/to/ViT-L-14.pt`` for the openai ``clip`` package.
-
-Public API:
-
-- ``KNOWN_MODELS``, ``OPENAI_PREFIX``.
-- ``offline() -> bool``: the one offline rule: ``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE``
-  set to ``1``, ``true``, ``yes`` or ``on`` (any case); anything else (``0``, ``false``,
-  unset) is online.
-- ``probe(url) -> int | None``: the one reachability probe: the HTTP status of one HEAD
-  request (no retries, at most about ``HUB_TIMEOUT_S``, name resolution included),
-  ``None`` when unreachable or offline; remembered for a minute.  ``reachable(url)``;
-  ``forget_reachability()``.
-- ``is_local(name)``: loadable without network (files only, never the network).
-- ``local_models(candidates=KNOWN_MODELS)``: the candidates that are local, then every
-  other CLIP in the Hugging Face cache and ``~/.cache/clip``.
-- ``weights_source(name) -> str | None``: the folder or file holding the weights of
-  ``name`` on this machine; ``files_stamp(name)``: those files' paths, sizes and dates
-  (the factory reloads a name whose files changed).
-- ``hub_snapshot(name)``, ``hub_cache_dir()``, ``openai_clip_file(name)``,
-  ``looks_like_path(name)``: the lookups the factory shares.
+files and never builds a model, so the WebUI's model list, the Settings dropdown and the
+calibration lookup use it without loading anything.  A name is a transformers hub name, a
+local folder holding a transformers CLIP, or ``openai-clip:NAME``/``openai-clip:PATH``.
+It holds the one offline rule (``offline``) and the one reachability probe (``probe``:
+one HEAD request, no retries, remembered for a minute), so no caller waits on the hub's
+retry loop.
 """
 
 from __future__ import annotations

@@ -1,47 +1,12 @@
 """Prompt -> phrases, in AUTOMATIC1111 syntax.
 
 ClipProbe asks CLIP about each phrase of the user's prompt, so it needs the text CLIP
-really reads for a phrase (no brackets, weights or escapes) and the weight the WebUI
-gives it.  The pruner hands back the user's own prompt with phrases cut out, so every
-phrase also keeps its exact span in the original string.
-
-Decisions (the WebUI itself never splits a prompt into phrases):
-
-* Phrases are separated by commas, ``BREAK`` and ``AND`` (whole uppercase words) and by
-  line breaks.  The WebUI reads a line break as plain whitespace, but people write one
-  phrase per line, so a line break separates phrases here; inside a phrase it is a space.
-* Brackets do not hide commas: ``(red hair, blue eyes:1.2)`` is two phrases that both
-  weigh 1.2.
-* The weight of a phrase is the mean of the weights the WebUI gives to the characters
-  of its text (whitespace not counted): ``a (red:1.5) car`` weighs (4 x 1.0 + 3 x 1.5) / 7.
-  A phrase is never split by weight, because the user wrote it as one.
-* ``(x)`` x1.1, ``(x:1.3)`` x1.3, ``[x]`` /1.1, nested brackets multiply, also inside
-  schedules and alternations (``[(a):5]`` is 1.1), as the WebUI's
-  ``parse_prompt_attention`` reads the scheduled text.  An unmatched or mismatched
-  bracket is literal text here (the WebUI would stretch it to the end of the prompt).
-* ``\\(`` ``\\)`` ``\\[`` ``\\]`` ``\\:`` ... : a backslash makes the next character literal.
-* Schedules ``[a:b:0.5]`` read as ``b`` (what the picture ends with); ``[a:0.5]`` reads
-  ``a``; ``[a::0.5]`` removes ``a`` late, so it is read as ``a`` too.  An alternation
-  ``[a|b]`` reads all its options, ``a b``.  Schedules and alternations are never split,
-  even when they hold commas.  Unlike the WebUI, a malformed schedule elsewhere in the
-  prompt does not switch off the others.
-* Extra-network tags ``<lora:name:0.8>`` are phrases of their own that CLIP cannot
-  measure (``measurable=False``); their text is the tag.
-* An ``AND`` weight (``a:1.2 AND b``, also at the end of a prompt without AND: the WebUI
-  applies it to every positive prompt) is no text: the WebUI weighs the sub-prompt with it
-  (composable diffusion), not the attention of its words.
-  ``BREAK`` inside a schedule or alternation is no text (as at the top); inside an
-  emphasis bracket the WebUI 1.10.1 reads it as the word "BREAK" (it weighs the marker),
-  here it separates as everywhere.
-
-Agreement with the WebUI is measured by tests/test_prompt_webui.py against a copy of its
-rules (and, with WEBUI_DIR set, the real ``modules/prompt_parser.py``): every phrase of
-generated well-formed prompts (paired brackets; schedules, alternations, nested weights,
-escapes, tags, BREAK, AND) weighs the same.  ``[[:a:0.5]::0.5]`` reads ``a`` here, a text
-the WebUI shows at no step.
-
-The parser is iterative (an explicit stack, no recursion), so no nesting depth makes it
-raise; it never raises on any text.
+really reads for a phrase (no brackets, weights or escapes) and the weight the WebUI gives
+it; the pruner hands back the user's own prompt with phrases cut out, so every phrase also
+keeps its exact span.  The WebUI never splits a prompt into phrases: the rules chosen here
+are in docs/method.md ("How a prompt is read"), and tests/test_prompt_webui.py holds the
+weights to the WebUI's.  The parser is iterative (no recursion): it never raises on any
+text, at any nesting depth.
 """
 
 from __future__ import annotations

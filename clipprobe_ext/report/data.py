@@ -1,68 +1,9 @@
-"""A ``ProbeReport`` as data for programs: JSON and CSV.
+"""A ``ProbeReport`` as data for programs: JSON (``report_data``, ``to_json``) and CSV
+(``to_csv``), documented in docs/cli.md.
 
-JSON (``report_data``, ``to_json``)
-    The report's fields as plain data, with the codes and the numbers behind every
-    reason (``verdicts[].why``: ``code``, and the search's record ``held`` where it kept
-    a not-seen phrase; ``negative.phrases[].status``; ``note_codes``; ``bounds``), and
-    beside them the sentences the text report shows (``verdicts[].reason``,
-    ``negative.phrases[].reason``, ``negative.method``, ``notes``, ``reference``).
-    Derived fields: ``pruning.removed``, ``pruning.final_similarity``, ``pruning.kept``
-    (``{index, reason}`` of the phrases whose cut would not be clean),
-    ``negative.not_suppressed``.  NaN and infinities are ``null`` (strict JSON); several
-    reports (the CLI's prompt groups) give an array.
-
-CSV (``to_csv``)
-    One row per (image, phrase), then one ``mean`` row per phrase (the batch aggregate,
-    also written for a single image), so a spreadsheet can filter by image or by phrase.
-    Columns:
-
-    ``group``
-        1-based number of the report (the CLI analyses each distinct prompt separately;
-        1 when there is one prompt).
-    ``image``
-        The image's label (its file name in the CLI), or ``mean`` for the aggregate row.
-    ``phrase_index``, ``text``, ``weight``, ``span_start``, ``span_end``
-        The phrase as the analysis read it: its number in the prompt, the clean text,
-        the attention weight of ``(x:1.3)``, and ``prompt[span_start:span_end]``.
-    ``verdict``
-        ``keep``, ``weak``, ``prune`` or ``cannot_judge`` (a claim CLIP cannot check: a
-        position, a count, a negation, text; never pruned) (one verdict for the whole batch,
-        repeated on every row of the phrase); empty for phrases CLIP cannot measure
-        (``<lora:...>``).
-    ``max_probability``
-        The highest probability the phrase reached in any elimination round (0 to 1);
-        on ``mean`` rows the mean over images.
-    ``max_probability_std``
-        Spread (standard deviation) of that over the images; only on ``mean`` rows.
-    ``contribution``
-        Whole-prompt similarity minus the similarity without the phrase (leave-one-out);
-        on ``mean`` rows the mean over images.  Empty with ``--no-contribution``.
-    ``contribution_std``
-        Spread of the contribution over the images; only on ``mean`` rows.
-    ``similarity_without``
-        Cosine similarity of the image and the prompt with this phrase cut out; on
-        ``mean`` rows the mean over images.
-    ``round_1`` ... ``round_k``
-        The phrase's softmax probability in each elimination round, empty when it was no
-        longer a candidate (it had been the top phrase of an earlier round).  Empty on
-        ``mean`` rows: candidates differ from image to image.
-    ``top_round``
-        The round in which the phrase was the most probable (and so removed), if any.
-    ``pruned``
-        ``true`` when the suggested pruned prompt drops the phrase, else ``false``.
-    ``tokens``, ``chunks``, ``straddles``
-        The phrase's CLIP tokens, the 75-token chunks (1-based, space separated) its
-        tokens fall in, and ``true`` when a chunk boundary cuts it (``analysis.tokens``).
-    ``presence``
-        On a phrase's rows: its presence score (``mean`` rows: the mean over images); empty
-        for an uncalibrated model (no fit of its own: no presence).
-
-    Negative prompt rows (``image`` is ``negative``): one per phrase of the negative
-    prompt, ``verdict`` holding its status (``not suppressed``, ``unsure``,
-    ``suppressed``, ``not measurable``, ``uncalibrated``) and ``presence`` its score (the
-    mean over images).
-
-    Numbers are written with full precision; missing values are empty cells.
+Every reason is written twice: its code and numbers for a program, beside the sentence the
+text report shows, so a program never parses words.  Strict JSON: NaN and infinities are
+``null``; several reports (the CLI's prompt groups) give an array.
 """
 
 from __future__ import annotations

@@ -2,23 +2,9 @@
 
 Everything taken from the user (prompt, phrase texts, labels, notes, messages) goes
 through ``html.escape``, so a prompt holding ``<lora:x:1>`` or ``<script>`` shows as text
-and never becomes markup.  Classes are prefixed ``cp-`` and styled by the extension's
-``style.css``; the markup also reads without it.  Sections and their numbers come from
-``view.build_view``; this module only lays them out.  Each ``render_*(report)`` also
-takes a ``ReportView`` already built.
-
-- ``render_report``: every section in one ``<div class="clipprobe-report">`` (the tab
-  lays them out itself: ``panel``).
-- ``render_prompt``: the prompt exactly as written, each phrase in a
-  ``<span class="cp-phrase cp-<verdict>">`` (keep, weak, prune, cannot_judge) or
-  ``cp-unmeasurable``, with its numbers in the ``title``; an empty ``cp-chunk-break`` span
-  where a 75-token chunk begins, and ``cp-straddles`` on a phrase a boundary cuts; the
-  legend lists the verdicts, and the rarer kinds only when the prompt has them.
-- ``render_contribution``: bars from a centre line, width ``|c| / max |c|``
-  (``data-value`` holds the number).
-- ``render_summary``, ``render_rounds``, ``render_verdicts``, ``render_tokens``,
-  ``render_negative``, ``render_synonyms``, ``render_pruning``, ``render_notes``.
-- ``render_error``, ``render_message``: the one message box (``messages``).
+and never becomes markup.  Classes are prefixed ``cp-`` and styled by ``style.css``; the
+markup also reads without it.  Sections and their numbers come from ``view.build_view``;
+this module only lays them out (each ``render_*`` also takes a ``ReportView``).
 """
 
 from __future__ import annotations
