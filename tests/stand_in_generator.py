@@ -31,9 +31,9 @@ def drawn(prompt: str) -> str | None:
     """The caption the stand-in draws for ``prompt`` (None: nothing)."""
     best = None
     for phrase in parse_prompt(prompt).phrases:
-        if phrase.text in NEED and phrase.weight >= NEED[phrase.text] - 1e-9:
-            if best is None or phrase.weight > best.weight + 1e-9:
-                best = phrase
+        eligible = phrase.text in NEED and phrase.weight >= NEED[phrase.text] - 1e-9
+        if eligible and (best is None or phrase.weight > best.weight + 1e-9):
+            best = phrase
     return None if best is None else best.text
 
 

@@ -90,10 +90,7 @@ def bring_in_data(result: BringIn, images: Sequence[str | None] | None = None) -
 def bring_in_html(result: BringIn) -> str:
     """The variants as one table: the original's row first, then one row per variant, the
     best marked; the rule, the skipped variants and an interruption said under it."""
-    if not result.results:
-        body = "<p>No variant was generated.</p>"
-    else:
-        body = _table(result)
+    body = _table(result) if result.results else "<p>No variant was generated.</p>"
     best = result.best
     if best is not None:
         chosen = result.results[best].variant
