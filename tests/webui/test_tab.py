@@ -959,6 +959,7 @@ def test_the_answer_comes_first_beside_the_inputs_and_the_numbers_below(webui):
         "Tokens": t.tokens_view,
         "Negative prompt": t.negative_view,
         "Regenerate with the suggested prompt": t.comparison_gallery,
+        "Try to bring a missing phrase in": t.bring_in_gallery,
         "Downloads": t.json_file,
     }
     for section in sections:
