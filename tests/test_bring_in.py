@@ -14,7 +14,7 @@ from test_presence import _independent_presence
 from clipprobe_ext.analysis.bring_in import MAX_GENERATIONS, best_variant, bring_in, plan_bring_in
 from clipprobe_ext.analysis.references import forget_banks
 from clipprobe_ext.encoders.hf import HFClipEncoder
-from clipprobe_ext.errors import PromptError
+from clipprobe_ext.errors import ModelError, PromptError
 from clipprobe_ext.probe import ProbeOptions, analyze
 from clipprobe_ext.report.bring_in import bring_in_data, bring_in_html
 
@@ -137,3 +137,31 @@ def test_the_stand_in_follows_the_weights() -> None:
     assert drawn("green stripes, a red circle") == "green stripes"  # a tie: the first
     a, b = (np.asarray(stand_in("a red circle", s)) for s in (1, 2))
     assert not np.array_equal(a, b)
+
+
+def test_a_variant_the_generator_cannot_make_is_listed_and_the_others_still_run(model) -> None:
+    """Seen live: a random checkpoint's UNet made NaNs for one variant's prompt, and the
+    WebUI raised; before, that lost every variant done."""
+    folder, encoder, _ = model
+    prompt = "masterpiece, a blue square, best quality"
+    original = stand_in(prompt, SEED)
+    report = analyze([original], prompt, encoder, ProbeOptions(rounds=2))
+
+    def generate(text):
+        if "(a blue square:1.4)" in text:
+            raise ModelError("The WebUI could not generate the picture: NansException")
+        return stand_in(text, SEED)
+
+    result = bring_in(report, original, ["a blue square"], generate, encoder)
+    [(variant, why)] = result.failed
+    assert variant.label == "weight 1.4" and "NansException" in why
+    assert len(result.results) == len(result.planned) - 1 and not result.interrupted
+    assert result.results[result.best].variant.label == "weight 1.6"  # the next that works
+    assert "Not generated:" in bring_in_html(result)
+    assert bring_in_data(result)["failed"][0]["label"] == "weight 1.4"
+
+    def broken(text):
+        raise RuntimeError("a bug, not a failed picture")
+
+    with pytest.raises(RuntimeError):
+        bring_in(report, original, ["a blue square"], broken, encoder)

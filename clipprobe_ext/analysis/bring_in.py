@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clipprobe_ext.compare import Comparison, compare
-from clipprobe_ext.errors import PromptError
+from clipprobe_ext.errors import ClipProbeError, PromptError
 from clipprobe_ext.prompt import parse_prompt
 from clipprobe_ext.prompt.variants import Skipped, Variant, bring_in_variants
 from clipprobe_ext.results import ProbeReport
@@ -79,6 +79,7 @@ class BringIn:
     planned: list[Variant]
     skipped: list[Skipped]
     results: list[VariantResult] = field(default_factory=list)
+    failed: list[tuple[Variant, str]] = field(default_factory=list)  # (variant, why)
     interrupted: bool = False
     rule: str = BEST_RULE
 
@@ -167,7 +168,9 @@ def bring_in(
     ``original``: the analysed picture; ``encoder``: the report's model.  ``stop()`` is
     asked before and after each generation: once it says so, the picture in hand is
     dropped (it may be unfinished) and the result keeps what was done, ``interrupted``.
-    A ``generate`` that fails while ``stop()`` is true counts as stopped too.
+    A ``generate`` that fails while ``stop()`` is true counts as stopped too; one that
+    raises a ``ClipProbeError`` otherwise (the WebUI could not make that picture) is
+    listed in ``failed`` and the other variants still run.
     """
     wanted, rival, variants, skipped = plan_bring_in(report, phrases)
     texts = {p.index: p.text for p in report.phrases}
@@ -188,11 +191,14 @@ def bring_in(
             progress(f"Variant {k + 1}/{len(variants)}: {variant.label}", k / len(variants))
         try:
             image = generate(variant.prompt)
-        except Exception:
+        except Exception as exc:
             if stopped():
                 result.interrupted = True
                 break
-            raise
+            if not isinstance(exc, ClipProbeError):
+                raise
+            result.failed.append((variant, str(exc)))
+            continue
         if stopped():
             result.interrupted = True
             break

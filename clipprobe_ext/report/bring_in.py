@@ -76,6 +76,10 @@ def bring_in_data(result: BringIn, images: Sequence[str | None] | None = None) -
             "planned": len(result.planned),
             "generated": len(result.results),
             "interrupted": result.interrupted,
+            "failed": [
+                {"kind": v.kind, "label": v.label, "prompt": v.prompt, "reason": why}
+                for v, why in result.failed
+            ],
             "skipped": [
                 {"kind": s.kind, "label": s.label, "reason": s.reason} for s in result.skipped
             ],
@@ -111,6 +115,12 @@ def bring_in_html(result: BringIn) -> str:
             f'<p class="cp-warning">Interrupted: {len(result.results)} of '
             f"{len(result.planned)} variants done.</p>"
         )
+    if result.failed:
+        items = "".join(
+            f"<li>{_e(v.label)}: <code>{_e(v.prompt)}</code>: {_e(why)}</li>"
+            for v, why in result.failed
+        )
+        parts.append(f'<p class="cp-warning">Not generated:</p><ul class="cp-notes">{items}</ul>')
     if result.skipped:
         items = "".join(f"<li>{_e(s.label)}: {_e(s.reason)}</li>" for s in result.skipped)
         parts.append(f'<ul class="cp-notes">{items}</ul>')
