@@ -15,7 +15,11 @@ Public API:
   picture an infotext describes (a WebUI grid carries its first picture's parameters).
 - ``regenerate_and_compare(image, prompt, ...) -> (Regeneration, Comparison)``: one
   session job: generate, then ``compare.compare`` against the analysis the prompt came
-  from (or, without one, an analysis of the picture's own prompt) with the chosen CLIP.
+  from (or, without one, an analysis of the picture's own prompt) with the chosen CLIP;
+  ``seeds=N`` also compares both prompts over N seeds (``confirm_over_seeds``).
+- ``bring_in(image, phrases, ...) -> BringInRun``: one session job: the bring-in variants
+  of the analysed prompt generated with the picture's own plan (only the prompt changes)
+  and measured by ``analysis.bring_in``.
 """
 
 from __future__ import annotations
@@ -218,11 +222,11 @@ def regenerate_and_compare(
     ``seeds`` > 1: both prompts are also generated with the next seeds (``plan.with_seed``)
     and each phrase's presence is compared over the pairs (``Regeneration.seeds``)."""
     from clipprobe_ext.analysis.seeds import MAX_SEEDS
+    from clipprobe_ext.compare import compare
+    from clipprobe_ext.probe import ProbeOptions, analyze
 
     if not 1 <= int(seeds) <= MAX_SEEDS:
         raise ClipProbeError(f"Between 1 and {MAX_SEEDS} seeds, not {seeds}.")
-    from clipprobe_ext.compare import compare
-    from clipprobe_ext.probe import ProbeOptions, analyze
 
     original, text, _ = original_picture(image, infotext)
     plan = plan_regeneration(
