@@ -174,6 +174,18 @@ def compare(
     )
 
 
+def phrase_presence(
+    report: ProbeReport, pictures: list[Image.Image], encoder: ClipEncoder
+) -> np.ndarray | None:
+    """Calibrated presence [pictures, measurable phrases of ``report``], as ``compare``
+    measures it; None for an uncalibrated model."""
+    image_embs = encoder.encode_images([p.convert("RGB") for p in pictures])
+    image_embs = image_embs.numpy().astype(np.float64)
+    banks = reference_banks(encoder, image_embs.shape[1])
+    embs, _ = encoder.encode_texts([p.text for p in report.measurable])
+    return presence(image_embs, embs.numpy().astype(np.float64), banks)
+
+
 def structural_similarity(a: Image.Image, b: Image.Image) -> tuple[float, tuple[int, int]]:
     """SSIM of two pictures on a common size (the smaller width and height), RGB, 0-255."""
     from skimage.metrics import structural_similarity as ssim

@@ -16,8 +16,9 @@
 //   polls /internal/progress, shows "In queue", then ClipProbe's text and percentage) and
 //   returns the arguments with the id as the first one (the hidden task-id textbox).
 //   Without requestProgress (older or forked WebUIs) it only passes an id on.
-// - clipprobe_submit_regenerate(...) / clipprobe_submit_audit(...): the same for the
-//   "Regenerate" and "Audit" buttons (bars over their own results); the regeneration's
+// - clipprobe_submit_regenerate(...) / clipprobe_submit_bring_in(...) /
+//   clipprobe_submit_audit(...): the same for the "Regenerate", "Try to bring it in" and
+//   "Audit" buttons (bars over their own results); the regeneration's
 //   section is scrolled into view, since its button sits at the top of the tab.
 // - clipprobe_show_phrase(target) and a "click" listener on the document: a click on a
 //   phrase of the coloured prompt or of the answer shows its heatmap, marks the phrase
@@ -143,6 +144,10 @@ function clipprobe_submit() {
 function clipprobe_submit_regenerate() {
     clipprobe_bring_into_view(clipprobe_app().querySelector("#clipprobe_regenerate_section"), "start");
     return clipprobe_submit_with_progress("clipprobe_regenerate_result", Array.from(arguments));
+}
+
+function clipprobe_submit_bring_in() {
+    return clipprobe_submit_with_progress("clipprobe_bring_in_result", Array.from(arguments));
 }
 
 function clipprobe_submit_audit() {

@@ -15,7 +15,14 @@ Public API: ``on_app_started(demo, app) -> None`` (pass it to the WebUI's
   true`` the image's ``contact_sheet_png`` (base64 PNGs; either one implies the maps).
 - ``POST /clipprobe/v1/regenerate`` (``RegenerateRequest``) -> the plan, its warnings, the
   comparison (``report.comparison.comparison_data``), the new picture's infotext and the
-  picture as base64 PNG (``"send_image": false`` leaves it out).
+  picture as base64 PNG (``"send_image": false`` leaves it out); ``"seeds": N`` (1-8)
+  also generates both prompts with the N seeds from the picture's own and adds
+  ``"seeds"``: per phrase the mean paired change of presence, its spread, 95 % interval
+  and the seeds that kept it (``report.bring_in.seeds_data``).
+- ``POST /clipprobe/v1/bring-in`` (``BringInRequest``) -> the variants that try to bring
+  ``phrases`` into the picture, generated with its own seed and settings: each one's
+  prompt, picture (base64 PNG) and numbers, the best one and the rule that chose it
+  (``report.bring_in.bring_in_data``); nothing is sent anywhere else.
 
 ``image`` is base64 or a ``data:image/...;base64,`` URL and nothing else
 (``images.decode_base64``): a string that looks like a file path or URL is rejected as
@@ -53,6 +60,7 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import VERSION as PYDANTIC_VERSION
 from pydantic import BaseModel, Field, conlist, constr
 
+from clipprobe_ext.analysis.seeds import MAX_SEEDS
 from clipprobe_ext.errors import ClipProbeError, ModelError
 from clipprobe_ext.images import decode_base64
 from clipprobe_ext.inputs import Resolved, resolve
@@ -164,6 +172,25 @@ class RegenerateRequest(_Strict):
     allow_txt2img: bool = False
     use_original_checkpoint: bool = True
     send_image: bool = True
+    seeds: int = Field(
+        1, ge=1, le=MAX_SEEDS, description="compare both prompts over this many seeds"
+    )
+
+
+class BringInRequest(_Strict):
+    image: str = _image_field()
+    phrases: _conlist(constr(min_length=1, max_length=MAX_PROMPT_CHARS), 1, 32) = Field(  # type: ignore[valid-type]
+        ..., description="the phrases to bring in, as the analysis lists them"
+    )
+    prompt: str | None = Field(
+        None, max_length=MAX_PROMPT_CHARS, description="the analysed prompt; default: the image's"
+    )
+    infotext: str | None = Field(
+        None, max_length=MAX_PROMPT_CHARS, description="default: read from the image"
+    )
+    model: str | None = Field(None, description="CLIP for the measurements; GET /models")
+    allow_txt2img: bool = False
+    use_original_checkpoint: bool = True
 
 
 # -- shared request and response helpers ---------------------------------------------------------
@@ -240,6 +267,7 @@ def on_app_started(demo: Any, app: FastAPI) -> None:
         ("GET", f"{PREFIX}/models"): models_endpoint,
         ("POST", f"{PREFIX}/analyze"): analyze_endpoint,
         ("POST", f"{PREFIX}/regenerate"): regenerate_endpoint,
+        ("POST", f"{PREFIX}/bring-in"): bring_in_endpoint,
     }
     existing = {
         (method, getattr(route, "path", None))
@@ -316,6 +344,7 @@ def heatmaps_after(
 def regenerate_endpoint(request: RegenerateRequest) -> Any:
     """Regenerate the picture with the request's prompt (or ClipProbe's suggestion) and
     compare; the suggestion's analysis is also what the comparison is against."""
+    from clipprobe_ext.report.bring_in import seeds_data
     from clipprobe_ext.report.comparison import comparison_data
 
     try:
@@ -338,10 +367,13 @@ def regenerate_endpoint(request: RegenerateRequest) -> Any:
             allow_txt2img=request.allow_txt2img,
             use_original_checkpoint=request.use_original_checkpoint,
             report=report,
+            seeds=request.seeds,
         )
     except ClipProbeError as exc:
         return error_response(exc)
+    confirmed = result.seeds
     return {
+        "seeds": None if confirmed is None else seeds_data(confirmed.comparisons, confirmed.seeds),
         "prompt": prompt,
         "plan": result.plan.to_dict(),
         "warnings": result.plan.warnings,
@@ -349,3 +381,29 @@ def regenerate_endpoint(request: RegenerateRequest) -> Any:
         "infotext": result.infotext,
         "image": png_base64(result.image, result.infotext) if request.send_image else None,
     }
+
+
+def bring_in_endpoint(request: BringInRequest) -> Any:
+    """Generate the variants that try to bring ``phrases`` in, and measure each."""
+    from clipprobe_ext.report.bring_in import bring_in_data
+
+    try:
+        model = chosen_model(request.model)
+        data = decode_base64(request.image, "'image'")
+        image, text, _ = regenerate.original_picture(data, request.infotext, ask="send 'infotext'")
+        run = regenerate.bring_in(
+            image,
+            list(request.phrases),
+            prompt=request.prompt,
+            infotext=text,
+            model_name=model,
+            allow_txt2img=request.allow_txt2img,
+            use_original_checkpoint=request.use_original_checkpoint,
+        )
+    except ClipProbeError as exc:
+        return error_response(exc)
+    pictures = [png_base64(r.image, info) for r, info in zip(run.result.results, run.infotexts)]
+    out = bring_in_data(run.result, pictures)
+    out["plan"] = run.plan.to_dict()
+    out["warnings"] = run.plan.warnings
+    return out

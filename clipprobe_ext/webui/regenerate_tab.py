@@ -1,11 +1,12 @@
 """The tab's "Regenerate with the pruned prompt" handlers (no gradio import: plain values).
 
-- ``preflight_html(image, pruned_prompt, allow_txt2img=False) -> str``: what the click
-  would run and every warning (checkpoint mismatch, img2img), shown before the click;
-  an HTML box, never an exception.
-- ``regenerate_click(id_task, image, pruned_prompt, allow_txt2img, model, report) ->
-  (html, pictures, saved_path)``: regenerates and compares against ``report`` (the tab's
-  last analysis; without one, the picture's own prompt).  ``pictures`` is the gallery's
+- ``preflight_html(image, pruned_prompt, allow_txt2img=False, seeds=1) -> str``: what the
+  click would run, how many generations and about how long, and every warning
+  (checkpoint mismatch, img2img), shown before the click; an HTML box, never an exception.
+- ``regenerate_click(id_task, image, pruned_prompt, allow_txt2img, model, report, seeds=1)
+  -> (html, pictures, saved_path)``: regenerates and compares against ``report`` (the tab's
+  last analysis; without one, the picture's own prompt); with ``seeds`` > 1 both prompts
+  are compared over that many seeds too, as a table.  ``pictures`` is the gallery's
   value: the original and the regenerated picture (PIL, captioned with their similarity;
   the regenerated one carries its generation parameters in ``info["parameters"]``, so
   "Send to txt2img" works on it); ``html`` holds the numbers as tables; ``saved_path``
@@ -95,12 +96,35 @@ def _checked(image: Any) -> Any:
     return image
 
 
-def preflight_html(image: Any, pruned_prompt: str | None, allow_txt2img: bool = False) -> str:
+def _seeds(value: Any) -> int:
+    from clipprobe_ext.analysis.seeds import MAX_SEEDS
+
+    try:
+        n = int(float(value if value is not None else 1))
+    except (TypeError, ValueError) as exc:
+        raise ClipProbeError(f"The number of seeds is not a number: {value!r}.") from exc
+    if not 1 <= n <= MAX_SEEDS:
+        raise ClipProbeError(f"Between 1 and {MAX_SEEDS} seeds, not {n}.")
+    return n
+
+
+def generations(seeds: int) -> int:
+    """Pictures a regeneration makes: the candidate alone, or with N seeds both prompts N
+    times (the candidate's first is the regenerated picture)."""
+    return 1 if seeds <= 1 else 2 * seeds
+
+
+def preflight_html(
+    image: Any, pruned_prompt: str | None, allow_txt2img: bool = False, seeds: Any = 1
+) -> str:
+    from clipprobe_ext.report.bring_in import estimate_text
     from clipprobe_ext.webui import regenerate
+    from clipprobe_ext.webui.regenerate.plan import estimated_seconds
 
     try:
         if not (pruned_prompt or "").strip():
             raise ClipProbeError(NO_PROMPT)
+        n = _seeds(seeds)
         plan = regenerate.plan_regeneration(
             _infotext(image), pruned_prompt or "", allow_txt2img=bool(allow_txt2img)
         )
@@ -109,7 +133,10 @@ def preflight_html(image: Any, pruned_prompt: str | None, allow_txt2img: bool = 
     except Exception as exc:  # the preview must never break the tab
         log.exception("ClipProbe: planning the regeneration failed")
         return _error(f"ClipProbe could not read the parameters ({first_line(exc)}).")
-    return message_box(markup=_plan_html(plan))
+    count = generations(n)
+    cost = html.escape(estimate_text(count, estimated_seconds(plan, count)))
+    over = f" over {n} seeds" if n > 1 else ""
+    return message_box(markup=f"<p><b>{cost}</b>{over}.</p>" + _plan_html(plan))
 
 
 def regenerate_click(
@@ -119,8 +146,10 @@ def regenerate_click(
     allow_txt2img: Any,
     model: str | None,
     report: Any = None,
+    seeds: Any = 1,
 ) -> tuple[str, Any, str | None]:
     from clipprobe_ext.report import comparison as comparing
+    from clipprobe_ext.report.bring_in import seeds_html
     from clipprobe_ext.report.numbers import similarity
     from clipprobe_ext.webui import regenerate
 
@@ -128,6 +157,7 @@ def regenerate_click(
     try:
         if not (pruned_prompt or "").strip():
             raise ClipProbeError(NO_PROMPT)
+        n = _seeds(seeds)
         original, text, _ = regenerate.original_picture(_checked(image))
         result, comparison = regenerate.regenerate_and_compare(
             original,
@@ -137,6 +167,7 @@ def regenerate_click(
             allow_txt2img=bool(allow_txt2img),
             id_task=task,
             report=report,
+            seeds=n,
         )
         sheet = comparing.side_by_side(comparison, original, result.image)
         saved = save_comparison(sheet, comparison, result)
@@ -164,6 +195,8 @@ def regenerate_click(
     ]
     # what was run is the preflight's line above it; only its warnings are repeated
     body = _warnings_html(result.plan) + comparing.render_html(comparison)
+    if result.seeds is not None:
+        body += seeds_html(result.seeds.comparisons, result.seeds.seeds)
     return message_box(markup=body), pictures, saved
 
 

@@ -16,7 +16,8 @@ top, as the WebUI's Generate), the summary with the suggested prompt and its Sen
 Regenerate buttons, the coloured prompt, and the clicked phrase's heatmap beside it,
 so at 1400×1000 all of it is above the fold.  The numbers are below both columns,
 in closed accordions (verdicts, rounds, heatmaps of every phrase, tokens, negative
-prompt, regeneration, downloads), shown once there is a result.  Progress is the WebUI's
+prompt, regeneration, bringing a missing phrase in, downloads), shown once there is a
+result.  Progress is the WebUI's
 own bar above the answer (``session.Task``); gradio's indicator is off
 (``show_progress=False``), so a pending run shows one timer, not one per output.
 Sliders, their bounds, labels and help come from ``clipprobe_ext.options`` (percent
@@ -29,10 +30,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from clipprobe_ext.analysis.seeds import MAX_SEEDS
 from clipprobe_ext.options import OPTIONS
 from clipprobe_ext.report.messages import message_box
 from clipprobe_ext.webui import (
     audit_tab,
+    bring_in_tab,
     compat,
     host,
     model_source,
@@ -92,6 +95,16 @@ class ClipProbeTab:
     regenerate_result: Any
     comparison_gallery: Any
     comparison_file: Any
+    regenerate_seeds: Any
+    bring_in_section: Any
+    bring_in_phrases: Any
+    bring_in_preflight: Any
+    bring_in_button: Any
+    bring_in_task_id: Any
+    bring_in_gallery: Any
+    bring_in_result: Any
+    bring_in_prompt: Any
+    bring_in_send: Any
     json_file: Any
     csv_file: Any
     report_state: Any
@@ -289,6 +302,11 @@ def _details(gr: Any, parts: dict[str, Any]) -> None:
     ) as section:
         parts["regenerate_section"] = section
         _regenerate_outputs(gr, parts)
+    with gr.Accordion(
+        "Try to bring a missing phrase in", open=False, elem_id="clipprobe_bring_in_section"
+    ) as section:
+        parts["bring_in_section"] = section
+        _bring_in_outputs(gr, parts)
     with (
         gr.Accordion("Downloads", open=False, elem_id="clipprobe_downloads_section"),
         gr.Row(elem_id="clipprobe_exports"),
@@ -324,6 +342,14 @@ def _regenerate_outputs(gr: Any, parts: dict[str, Any]) -> None:
         value=False,
         elem_id="clipprobe_allow_txt2img",
     )
+    parts["regenerate_seeds"] = gr.Slider(
+        minimum=1,
+        maximum=MAX_SEEDS,
+        step=1,
+        value=1,
+        label="Seeds: confirm over this many seeds (both prompts, seed, seed+1, ...)",
+        elem_id="clipprobe_regenerate_seeds",
+    )
     parts["regenerate_preflight"] = gr.HTML(elem_id="clipprobe_regenerate_preflight")
     parts["regenerate_task_id"] = gr.Textbox(visible=False, elem_id="clipprobe_regenerate_task_id")
     parts["comparison_gallery"] = gallery(
@@ -337,6 +363,59 @@ def _regenerate_outputs(gr: Any, parts: dict[str, Any]) -> None:
         visible=False,
         height=60,
         elem_id="clipprobe_comparison_file",
+    )
+
+
+def _bring_in_outputs(gr: Any, parts: dict[str, Any]) -> None:
+    """The phrases to bring in (filled after each analysis, prune and weak first), the
+    count and time before the click, the variants' pictures and their table, and the
+    best variant's prompt, sent to txt2img only by its own button."""
+    parts["bring_in_phrases"] = gr.Dropdown(
+        choices=[],
+        multiselect=True,
+        label="Phrases to bring in",
+        elem_id="clipprobe_bring_in_phrases",
+    )
+    parts["bring_in_preflight"] = gr.HTML(elem_id="clipprobe_bring_in_preflight")
+    parts["bring_in_button"] = gr.Button("Try to bring it in", elem_id="clipprobe_bring_in")
+    parts["bring_in_task_id"] = gr.Textbox(visible=False, elem_id="clipprobe_bring_in_task_id")
+    parts["bring_in_gallery"] = gr.Gallery(
+        label="Original and the variants",
+        columns=4,
+        height="auto",
+        object_fit="contain",
+        visible=False,
+        elem_id="clipprobe_bring_in_gallery",
+        **compat.image_format_kwargs(),
+    )
+    with gr.Row(elem_classes="progress-container", elem_id="clipprobe_bring_in_row"):
+        parts["bring_in_result"] = gr.HTML(elem_id="clipprobe_bring_in_result")
+    parts["bring_in_prompt"] = gr.Textbox(visible=False, elem_id="clipprobe_bring_in_prompt")
+    parts["bring_in_send"] = gr.Button(
+        "Send the best variant's prompt to txt2img",
+        interactive=False,
+        elem_id="clipprobe_bring_in_send",
+    )
+
+
+def bring_in_choices(report: Any) -> Any:
+    """The picker's choices from the last analysis (its old picks dropped)."""
+    import gradio as gr
+
+    return gr.update(choices=bring_in_tab.phrase_choices(report), value=[])
+
+
+def bring_in_and_show(*args: Any) -> tuple[Any, ...]:
+    """``bring_in_tab.bring_in_click``; the gallery shown when there are pictures, the send
+    button usable only when a best variant was found."""
+    import gradio as gr
+
+    box, pictures, best = bring_in_tab.bring_in_click(*args)
+    return (
+        box,
+        gr.update(value=pictures, visible=pictures is not None),
+        best,
+        gr.update(interactive=bool(best)),
     )
 
 
@@ -377,11 +456,17 @@ def _wire(tab: ClipProbeTab) -> None:
     )
     preflight = {
         "fn": regenerate_tab.preflight_html,
-        "inputs": [tab.image, tab.pruned_prompt, tab.allow_txt2img],
+        "inputs": [tab.image, tab.pruned_prompt, tab.allow_txt2img, tab.regenerate_seeds],
         "outputs": [tab.regenerate_preflight],
         "show_progress": False,
     }
-    tab.analyze_button.click(
+    bring_in_preflight = {
+        "fn": bring_in_tab.preflight_html,
+        "inputs": [tab.image, tab.bring_in_phrases, tab.report_state, tab.allow_txt2img],
+        "outputs": [tab.bring_in_preflight],
+        "show_progress": False,
+    }
+    analyzed = tab.analyze_button.click(
         fn=tab_handlers.analyze,
         inputs=tab.inputs(),
         outputs=tab.outputs(),
@@ -389,8 +474,38 @@ def _wire(tab: ClipProbeTab) -> None:
         # indicator; gradio's would add a timer to every output.
         show_progress=False,
         **compat.js_kwarg("clipprobe_submit"),
-    ).then(**preflight)
+    )
+    analyzed.then(**preflight)
+    analyzed.then(
+        fn=bring_in_choices,
+        inputs=[tab.report_state],
+        outputs=[tab.bring_in_phrases],
+        show_progress=False,
+    ).then(**bring_in_preflight)
     tab.allow_txt2img.change(**preflight)
+    tab.regenerate_seeds.change(**preflight)
+    tab.allow_txt2img.change(**bring_in_preflight)
+    tab.bring_in_phrases.change(**bring_in_preflight)
+    tab.bring_in_button.click(
+        fn=_wrap_call(bring_in_and_show),
+        inputs=[
+            tab.bring_in_task_id,
+            tab.image,
+            tab.bring_in_phrases,
+            tab.allow_txt2img,
+            tab.model,
+            tab.report_state,
+        ],
+        outputs=[tab.bring_in_result, tab.bring_in_gallery, tab.bring_in_prompt, tab.bring_in_send],
+        show_progress=False,
+        **compat.js_kwarg("clipprobe_submit_bring_in"),
+    )
+    tab.bring_in_send.click(
+        fn=None,
+        inputs=[tab.bring_in_prompt],
+        outputs=[],
+        **compat.js_kwarg("clipprobe_send_to_txt2img"),
+    )
     tab.regenerate_button.click(
         fn=open_regenerate_section,
         inputs=[],
@@ -405,6 +520,7 @@ def _wire(tab: ClipProbeTab) -> None:
             tab.allow_txt2img,
             tab.model,
             tab.report_state,
+            tab.regenerate_seeds,
         ],
         outputs=[tab.regenerate_result, tab.comparison_gallery, tab.comparison_file],
         show_progress=False,

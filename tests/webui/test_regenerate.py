@@ -387,15 +387,27 @@ def test_tab_wiring_regenerates_with_the_infotexts_parameters(wui, tiny_world) -
     assert tab.open_regenerate_section()["open"] is True
     assert click["js"] == "clipprobe_submit_regenerate"
     assert click["inputs"] == _ids(
-        [t.regenerate_task_id, t.image, t.pruned_prompt, t.allow_txt2img, t.model, t.report_state]
+        [
+            t.regenerate_task_id,
+            t.image,
+            t.pruned_prompt,
+            t.allow_txt2img,
+            t.model,
+            t.report_state,
+            t.regenerate_seeds,
+        ]
     )
     assert click["outputs"] == _ids([t.regenerate_result, t.comparison_gallery, t.comparison_file])
     preflights = [e for e in events if e["fn"] is regenerate_tab.preflight_html]
-    assert len(preflights) == 2  # after Analyze (.then) and when the checkbox changes
+    assert len(preflights) == 3  # after Analyze (.then), when the checkbox or the seeds change
     for event in preflights:
-        assert event["inputs"] == _ids([t.image, t.pruned_prompt, t.allow_txt2img])
+        assert event["inputs"] == _ids(
+            [t.image, t.pruned_prompt, t.allow_txt2img, t.regenerate_seeds]
+        )
         assert event["outputs"] == _ids([t.regenerate_preflight])
-    assert (t.allow_txt2img._id, "change") in [p["targets"][0] for p in preflights if p["targets"]]
+    targets = [p["targets"][0] for p in preflights if p["targets"]]
+    assert (t.allow_txt2img._id, "change") in targets
+    assert (t.regenerate_seeds._id, "change") in targets
 
     # the wired callable, as gradio calls it: the infotext's parameters reach processing
     lock = wui.queue_lock

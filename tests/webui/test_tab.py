@@ -186,6 +186,9 @@ def test_events_are_wired(webui):
     assert {event["targets"][0][1] for event in sends.values()} == {"click"}
     assert sends[t.send_txt2img._id]["js"] == "clipprobe_send_to_txt2img"
     assert sends[t.send_img2img._id]["js"] == "clipprobe_send_to_img2img"
+    # the best bring-in variant's prompt goes the same way, from its own hidden box
+    assert sends[t.bring_in_send._id]["js"] == "clipprobe_send_to_txt2img"
+    assert sends.pop(t.bring_in_send._id)["inputs"] == [t.bring_in_prompt._id]
     for dep in sends.values():
         assert dep["inputs"] == [t.pruned_prompt._id] and dep["backend_fn"] is False
     assert t.pruned_prompt.visible is False
@@ -945,6 +948,7 @@ def test_the_answer_comes_first_beside_the_inputs_and_the_numbers_below(webui):
         "Tokens",
         "Negative prompt",
         "Regenerate with the suggested prompt",
+        "Try to bring a missing phrase in",
         "Downloads",
     ]
     assert all(s.open is False for s in sections)
@@ -955,6 +959,7 @@ def test_the_answer_comes_first_beside_the_inputs_and_the_numbers_below(webui):
         "Tokens": t.tokens_view,
         "Negative prompt": t.negative_view,
         "Regenerate with the suggested prompt": t.comparison_gallery,
+        "Try to bring a missing phrase in": t.bring_in_gallery,
         "Downloads": t.json_file,
     }
     for section in sections:

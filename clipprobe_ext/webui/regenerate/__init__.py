@@ -3,16 +3,21 @@
 - ``plan``: pure, from the picture's parameters and the prompt to the txt2img request.
 - ``checkpoint``: the picture's checkpoint against the loaded one.
 - ``run``: reading the parameters through the WebUI, generating under the session, and
-  comparing; its public functions are re-exported here for the tab.
+  comparing (over several seeds too), and the bring-in's variants generated the same
+  way; its public functions are re-exported here for the tab.
 
-The HTTP route, ``POST /clipprobe/v1/regenerate``, is in ``webui.api`` with the others.
+The HTTP routes, ``POST /clipprobe/v1/regenerate`` and ``/bring-in``, are in ``webui.api``
+with the others.
 """
 
 from clipprobe_ext.webui.regenerate.checkpoint import check_checkpoint
 from clipprobe_ext.webui.regenerate.plan import CheckpointCheck, RegenerationPlan, is_img2img
 from clipprobe_ext.webui.regenerate.run import (
     JOB,
+    BringInRun,
     Regeneration,
+    SeedConfirmation,
+    bring_in,
     generate,
     original_picture,
     plan_regeneration,
@@ -23,6 +28,9 @@ from clipprobe_ext.webui.regenerate.run import (
 
 __all__ = [
     "JOB",
+    "BringInRun",
+    "SeedConfirmation",
+    "bring_in",
     "CheckpointCheck",
     "Regeneration",
     "RegenerationPlan",

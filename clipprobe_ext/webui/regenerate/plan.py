@@ -33,7 +33,7 @@ txt2img and the same settings (hires fix off).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from clipprobe_ext.errors import ClipProbeError, PromptError
@@ -154,6 +154,47 @@ class RegenerationPlan:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+#: Seconds one sampling step of a 512x512 picture takes, for the estimate shown before a
+#: run of several generations (a mid-range GPU with SD 1.5; the estimate says "about").
+SECONDS_PER_STEP_512 = 0.1
+
+
+def with_prompt(plan: RegenerationPlan, prompt: str) -> RegenerationPlan:
+    """The same request with another prompt (the bring-in's variants)."""
+    return replace(plan, params={**plan.params, "prompt": prompt})
+
+
+def with_seed(plan: RegenerationPlan, offset: int) -> RegenerationPlan:
+    """The same request ``offset`` seeds on, as the WebUI counts a batch's seeds: the seed
+    goes up, or with a variation seed at work, the variation seed does."""
+    params = dict(plan.params)
+    if params.get("subseed_strength"):
+        params["subseed"] = int(params.get("subseed", -1)) + offset
+    else:
+        params["seed"] = int(params["seed"]) + offset
+    return replace(plan, params=params)
+
+
+def estimated_seconds(
+    plan: RegenerationPlan, generations: int, per_step_512: float = SECONDS_PER_STEP_512
+) -> float:
+    """About how long ``generations`` pictures of ``plan`` take: sampling steps weighted by
+    the picture's area against 512x512, the hires pass at its own size."""
+    p = plan.params
+    width, height = int(p.get("width", 512)), int(p.get("height", 512))
+    steps = int(p.get("steps", 20)) * width * height / 512**2
+    if p.get("enable_hr"):
+        if p.get("hr_resize_x") or p.get("hr_resize_y"):
+            hr_w = int(p.get("hr_resize_x") or width)
+            hr_h = int(p.get("hr_resize_y") or height)
+        else:
+            scale = float(p.get("hr_scale", 2.0))
+            hr_w, hr_h = width * scale, height * scale
+        hires_steps = int(p.get("hr_second_pass_steps") or p.get("steps", 20))
+        steps += hires_steps * hr_w * hr_h / 512**2
+    return generations * steps * per_step_512
 
 
 def check_request(infotext: str | None, prompt: str | None) -> None:

@@ -15,7 +15,11 @@ Public API:
   picture an infotext describes (a WebUI grid carries its first picture's parameters).
 - ``regenerate_and_compare(image, prompt, ...) -> (Regeneration, Comparison)``: one
   session job: generate, then ``compare.compare`` against the analysis the prompt came
-  from (or, without one, an analysis of the picture's own prompt) with the chosen CLIP.
+  from (or, without one, an analysis of the picture's own prompt) with the chosen CLIP;
+  ``seeds=N`` also compares both prompts over N seeds (``confirm_over_seeds``).
+- ``bring_in(image, phrases, ...) -> BringInRun``: one session job: the bring-in variants
+  of the analysed prompt generated with the picture's own plan (only the prompt changes)
+  and measured by ``analysis.bring_in``.
 """
 
 from __future__ import annotations
@@ -47,10 +51,21 @@ NO_CHECKPOINT = (
 
 
 @dataclass
+class SeedConfirmation:
+    """Both prompts over the same seeds, each phrase compared over the pairs."""
+
+    seeds: list[int]  # the seeds (or variation seeds) used, in order
+    comparisons: list[Any]  # analysis.seeds.SeedComparison, one per measurable phrase
+    original_images: list[Any]  # the original prompt's pictures, seed by seed
+    candidate_images: list[Any]  # the candidate prompt's, seed by seed (the first: image)
+
+
+@dataclass
 class Regeneration:
     plan: RegenerationPlan
     image: Any  # PIL image
     infotext: str  # the regenerated picture's own generation parameters
+    seeds: SeedConfirmation | None = None  # with more than one seed
 
 
 def read_parameters(infotext: str) -> PictureParameters:
@@ -198,12 +213,20 @@ def regenerate_and_compare(
     use_original_checkpoint: bool = True,
     id_task: str | None = None,
     report: Any = None,
+    seeds: int = 1,
 ) -> tuple[Regeneration, Any]:
     """Regenerate ``image`` (its infotext, or ``infotext``) with ``pruned_prompt`` and compare
     against ``report``, the analysis the pruned prompt came from (None: the infotext's
-    prompt is analysed, with the same CLIP, in the same job)."""
+    prompt is analysed, with the same CLIP, in the same job).
+
+    ``seeds`` > 1: both prompts are also generated with the next seeds (``plan.with_seed``)
+    and each phrase's presence is compared over the pairs (``Regeneration.seeds``)."""
+    from clipprobe_ext.analysis.seeds import MAX_SEEDS
     from clipprobe_ext.compare import compare
     from clipprobe_ext.probe import ProbeOptions, analyze
+
+    if not 1 <= int(seeds) <= MAX_SEEDS:
+        raise ClipProbeError(f"Between 1 and {MAX_SEEDS} seeds, not {seeds}.")
 
     original, text, _ = original_picture(image, infotext)
     plan = plan_regeneration(
@@ -220,7 +243,119 @@ def regenerate_and_compare(
         job.show("Measuring the two pictures")
         options = ProbeOptions(contribution=False, prune=False)  # the presence is enough
         analysed = report or analyze([original.convert("RGB")], original_prompt, encoder, options)
+        if seeds > 1:
+            result.seeds = confirm_over_seeds(job, plan, analysed, result.image, int(seeds))
         return result, compare(analysed, original, result.image, pruned_prompt, encoder)
 
     with _task(id_task) as task:
         return session.run(work, model=model_name, job=JOB, task=task)
+
+
+@dataclass
+class BringInRun:
+    """A bring-in through the WebUI: the engine's result and the plan its variants ran on."""
+
+    result: Any  # analysis.bring_in.BringIn
+    plan: RegenerationPlan
+    infotexts: list[str]  # each generated variant's own generation parameters
+    report: Any  # the analysis the phrases were picked in
+
+
+def analysed_report(report: Any, original: Any, prompt: str, encoder: Any) -> Any:
+    """``report`` when it analysed ``prompt`` with ``encoder``'s model, else an analysis
+    of the picture with that prompt (presence is all the comparisons need)."""
+    from clipprobe_ext.probe import ProbeOptions, analyze
+
+    if report is not None and report.prompt == prompt and report.model_id == encoder.model_id:
+        return report
+    options = ProbeOptions(contribution=False, prune=False)
+    return analyze([original.convert("RGB")], prompt, encoder, options)
+
+
+def bring_in(
+    image: Any,
+    phrases: list[int | str],
+    *,
+    prompt: str | None = None,
+    infotext: str | None = None,
+    model_name: str | None = None,
+    allow_txt2img: bool = False,
+    use_original_checkpoint: bool = True,
+    id_task: str | None = None,
+    report: Any = None,
+) -> BringInRun:
+    """Generate ``image``'s prompt's bring-in variants for ``phrases`` with the picture's
+    own seed and settings (one plan, its prompt changed per variant) and measure each
+    (``analysis.bring_in``), as one session job: Interrupt stops it after the picture in
+    progress, keeping the variants done.  ``prompt``: the analysed prompt (default: the
+    infotext's); ``report``: its analysis, when there is one."""
+    from clipprobe_ext.analysis import bring_in as engine
+    from clipprobe_ext.webui.regenerate.plan import with_prompt
+
+    original, text, _ = original_picture(image, infotext)
+    analysed = prompt if prompt and prompt.strip() else parse_parameters(text).prompt
+    plan = plan_regeneration(
+        text,
+        analysed,
+        allow_txt2img=allow_txt2img,
+        use_original_checkpoint=use_original_checkpoint,
+    )
+    infotexts: list[str] = []
+
+    def work(job: session.Job) -> BringInRun:
+        encoder = job.encoder
+        job.show("Measuring the picture")
+        measured = analysed_report(report, original, analysed, encoder)
+
+        def make(variant_prompt: str) -> Any:
+            made = generate(with_prompt(plan, variant_prompt))
+            infotexts.append(made.infotext)
+            return made.image
+
+        result = engine.bring_in(
+            measured,
+            original.convert("RGB"),
+            phrases,
+            make,
+            encoder,
+            stop=job.interrupted,
+            progress=job.show,
+        )
+        return BringInRun(result, plan, infotexts[: len(result.results)], measured)
+
+    with _task(id_task) as task:
+        return session.run(work, model=model_name, job=JOB, task=task)
+
+
+def confirm_over_seeds(
+    job: session.Job, plan: RegenerationPlan, report: Any, first: Any, seeds: int
+) -> SeedConfirmation:
+    """The candidate (``plan``) and the analysed prompt, each generated with ``seeds``
+    seeds (``first``: the candidate's picture with the plan's own seed, already made),
+    and every measurable phrase of ``report`` compared over the pairs."""
+    from clipprobe_ext.analysis.seeds import compare_over_seeds
+    from clipprobe_ext.compare import phrase_presence
+    from clipprobe_ext.webui.regenerate.plan import with_prompt, with_seed
+
+    encoder = job.encoder
+    if phrase_presence(report, [first], encoder) is None:
+        raise ModelError(
+            "The CLIP model is uncalibrated (no presence): comparing over seeds needs it; "
+            "calibrate it first (clipprobe calibrate)."
+        )
+    original_plan = with_prompt(plan, report.prompt)
+    candidates, originals = [first], []
+    total = 2 * seeds - 1
+    for k in range(seeds):
+        for prompt_plan, pictures in ((original_plan, originals), (plan, candidates)):
+            if pictures is candidates and k == 0:
+                continue
+            done = len(originals) + len(candidates) - 1
+            job.progress(f"Seed {k + 1} of {seeds}: picture {done + 1} of {total}", done / total)
+            pictures.append(generate(with_seed(prompt_plan, k)).image)
+    before = phrase_presence(report, originals, encoder)
+    after = phrase_presence(report, candidates, encoder)
+    texts = [p.text for p in report.measurable]
+    key = "subseed" if plan.params.get("subseed_strength") else "seed"
+    used = [int(with_seed(plan, k).params[key]) for k in range(seeds)]
+    return SeedConfirmation(used, compare_over_seeds(texts, before, after), originals, candidates)
