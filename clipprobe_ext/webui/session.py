@@ -52,7 +52,7 @@ from clipprobe_ext.encoders.base import ClipEncoder
 from clipprobe_ext.errors import ClipProbeError, ModelError, first_line
 from clipprobe_ext.probe import ProbeOptions
 from clipprobe_ext.results import ProbeReport
-from clipprobe_ext.webui import host, model_source, settings
+from clipprobe_ext.webui import fit_view, host, model_source, settings
 from clipprobe_ext.webui.clip_source import MODEL_GONE, ClipSource
 
 log = logging.getLogger("clipprobe")
@@ -167,6 +167,7 @@ class Job:
                 host.send_everything_to_cpu()
                 host.torch_gc()
             self._encoder = self.source.open()
+            fit_view.remember(self.model_name, self._encoder.ref)
         return self._encoder
 
     @property

@@ -95,6 +95,7 @@ class ClipProbeTab:
     csv_file: Any
     report_state: Any
     audit: Any = None
+    fit: Any = None  # the fit in force for the chosen model (``fit_view.fit_html``)
 
     @property
     def negative(self) -> Any:
@@ -196,6 +197,9 @@ def _inputs(gr: Any, parts: dict[str, Any]) -> None:
         parts["model_refresh"] = gr.Button(
             "\U0001f504", elem_id="clipprobe_model_refresh", elem_classes=["tool"]
         )
+    parts["fit"] = gr.HTML(
+        value=audit_tab.fit_line(settings.default_model()), elem_id="clipprobe_fit"
+    )
     parts["heatmaps"] = gr.Checkbox(
         label="Heatmaps: where in the picture CLIP sees each phrase (slower)",
         value=False,
@@ -370,6 +374,17 @@ def _wire(tab: ClipProbeTab) -> None:
     tab.model_refresh.click(
         fn=tab_handlers.model_dropdown_update, inputs=[], outputs=[tab.model], show_progress=False
     )
+    # the fit line follows the dropdown, and an analysis (the first use of a model tells
+    # its weights) or a calibration of the same model may change it
+    fit_line = {
+        "fn": audit_tab.fit_line,
+        "inputs": [tab.model],
+        "outputs": [tab.fit],
+        "show_progress": False,
+    }
+    tab.model.change(**fit_line)
+    if tab.audit is not None and tab.audit.calibrated is not None:
+        tab.audit.calibrated.then(**fit_line)
     preflight = {
         "fn": regenerate_tab.preflight_html,
         "inputs": [tab.image, tab.pruned_prompt, tab.allow_txt2img],
@@ -384,7 +399,7 @@ def _wire(tab: ClipProbeTab) -> None:
         # indicator; gradio's would add a timer to every output.
         show_progress=False,
         **compat.js_kwarg("clipprobe_submit"),
-    ).then(**preflight)
+    ).then(**preflight).then(**fit_line)
     tab.allow_txt2img.change(**preflight)
     tab.regenerate_button.click(
         fn=open_regenerate_section,
