@@ -90,6 +90,7 @@ def test_routes_are_registered_once(webui):
     paths = [r.path for r in app.router.routes if r.path.startswith("/clipprobe")]
     assert sorted(paths) == [
         "/clipprobe/v1/analyze",
+        "/clipprobe/v1/calibrate",
         "/clipprobe/v1/models",
         "/clipprobe/v1/regenerate",
     ]
