@@ -178,7 +178,7 @@ def run(args, log=print) -> dict:
         world = World(m.spec)
         items = {kind: claims(world, kind, args.pictures) for kind in KINDS}
         encoder = load_member_encoder(m)
-        embeddings = tuning_embeddings(m, DOMAIN, lambda _: encoder)
+        embeddings = tuning_embeddings(m, DOMAIN, lambda _, e=encoder: e)
         fits = {"truth": truth_fit(embeddings, f"{name}: fitted on the world's truth")}
         try:
             fits["self"] = self_fit(embeddings)
@@ -202,9 +202,7 @@ def run(args, log=print) -> dict:
                         "without_rule": without,
                         # the share of pictures where the true and the wrong claim get the
                         # same verdict: a verdict that cannot tell them apart says nothing
-                        "same_verdict_true_and_wrong": float(
-                            np.mean([a == b for a, b in pairs])
-                        ),
+                        "same_verdict_true_and_wrong": float(np.mean([a == b for a, b in pairs])),
                         "with_rule": with_rule,
                     }
                     log(
