@@ -308,7 +308,8 @@ def create_section(gr: Any, choices: list[str], default_model: str) -> AuditSect
         show_progress=False,
         **compat.js_kwarg("clipprobe_submit_calibrate"),
     )
-    model.change(fn=fit_line, inputs=[model], outputs=[fit], show_progress=False)
+    for trigger in (model.change, model.blur):  # blur: the typed name, settled (tab.py)
+        trigger(fn=fit_line, inputs=[model], outputs=[fit], show_progress=False)
     run_button.click(
         fn=audit_click,
         inputs=[task_id, folder, recursive, limit, model],

@@ -382,7 +382,10 @@ def _wire(tab: ClipProbeTab) -> None:
         "outputs": [tab.fit],
         "show_progress": False,
     }
-    tab.model.change(**fit_line)
+    # change fires while a custom name is typed (gradio 3 drops the triggers that come
+    # while one is running, so the last may be lost): leaving the box settles it
+    for trigger in (tab.model.change, tab.model.blur):
+        trigger(**fit_line)
     if tab.audit is not None and tab.audit.calibrated is not None:
         tab.audit.calibrated.then(**fit_line)
     preflight = {

@@ -165,10 +165,12 @@ def test_the_fit_lines_follow_the_dropdowns_analyses_and_calibrations(webui):
     main = [e for e in lines if e["outputs"] == [t.fit._id]]
     audit = [e for e in lines if e["outputs"] == [t.audit.fit._id]]
     assert all(e["inputs"] == [t.model._id] for e in main)
-    assert (t.model._id, "change") in [target for e in main for target in e["targets"]]
-    assert len(main) == 3  # the dropdown, after Analyze, after a calibration
-    assert [e["targets"] for e in audit] == [[(t.audit.model._id, "change")]]
-    assert audit[0]["inputs"] == [t.audit.model._id]
+    targets = [target for e in main for target in e["targets"]]
+    assert (t.model._id, "change") in targets and (t.model._id, "blur") in targets
+    assert len(main) == 4  # the dropdown (change, blur), after Analyze, after a calibration
+    assert sorted(e["targets"][0][1] for e in audit) == ["blur", "change"]
+    assert all(e["targets"][0][0] == t.audit.model._id for e in audit)
+    assert all(e["inputs"] == [t.audit.model._id] for e in audit)
     [click] = [e for e in _events(t.blocks) if e["fn"] is audit_tab.calibrate_click]
     assert click["targets"] == [(t.audit.calibrate_button._id, "click")]
     assert click["js"] == "clipprobe_submit_calibrate"
