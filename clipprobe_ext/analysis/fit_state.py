@@ -49,7 +49,7 @@ class FitState:
         if self.state == "uncalibrated":
             return UNCALIBRATED_WORDS
         if self.state == "own":
-            return f"its own fit, from a file in its folder: {self.source}"
+            return f"{self.source}, from a file in its folder"
         if self.pictures is not None and self.date:
             return f"calibrated on {self.pictures} of your pictures, {self.date}"
         return f"calibrated: {self.source}"

@@ -21,7 +21,8 @@ One run, in order:
    progress).
 3. ``work(job)``.  On the first ``job.encoder``, with ``--lowvram``/``--medvram`` the SD
    model goes off the GPU first (as ``InterrogateModels.interrogate()`` does), then the
-   CLIP onto its device.
+   CLIP onto its device; its weights' identity is remembered under its name
+   (``fit_view.remember``), so the tab and the models route can name its fit.
 4. Whatever happened: the CLIP back to RAM unless "keep the CLIP model on the GPU" is on
    (always after running out of memory), ``devices.torch_gc()``, ``state.end()``, the lock
    released.

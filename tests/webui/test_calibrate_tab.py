@@ -141,7 +141,7 @@ def test_a_folder_with_its_own_fit_is_known_without_loading(
 
     monkeypatch.setattr(factory, "load_encoder", never)
     line = audit_tab.fit_line(str(trained_clip_dir))
-    assert _state(line) == "own" and "its own fit" in line
+    assert _state(line) == "own" and "own fit" in line and "from a file in its folder" in line
     # the dropdown's other model reads differently (the line follows the dropdown)
     assert _state(audit_tab.fit_line(model)) == "unknown"
 
