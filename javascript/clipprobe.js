@@ -17,8 +17,9 @@
 //   returns the arguments with the id as the first one (the hidden task-id textbox).
 //   Without requestProgress (older or forked WebUIs) it only passes an id on.
 // - clipprobe_submit_regenerate(...) / clipprobe_submit_bring_in(...) /
-//   clipprobe_submit_audit(...): the same for the "Regenerate", "Try to bring it in" and
-//   "Audit" buttons (bars over their own results); the regeneration's
+//   clipprobe_submit_audit(...) / clipprobe_submit_calibrate(...): the same for the
+//   "Regenerate", "Try to bring it in", "Audit" and "Calibrate on this folder" buttons
+//   (bars over their own results); the regeneration's
 //   section is scrolled into view, since its button sits at the top of the tab.
 // - clipprobe_show_phrase(target) and a "click" listener on the document: a click on a
 //   phrase of the coloured prompt or of the answer shows its heatmap, marks the phrase
@@ -152,6 +153,10 @@ function clipprobe_submit_bring_in() {
 
 function clipprobe_submit_audit() {
     return clipprobe_submit_with_progress("clipprobe_audit_result", Array.from(arguments));
+}
+
+function clipprobe_submit_calibrate() {
+    return clipprobe_submit_with_progress("clipprobe_calibrate_result", Array.from(arguments));
 }
 
 // Where a click on a phrase shows its heatmap: the coloured prompt and the answer (both

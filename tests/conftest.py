@@ -20,12 +20,14 @@ def _own_user_cache(tmp_path_factory, monkeypatch):
     shared by the weights: what one test encoded never answers another's text counts.
     (The reference banks stay in memory for the session, as before; a test that needs
     them built says so with ``forget_banks``.)"""
+    from clipprobe_ext.encoders import known_refs
     from clipprobe_ext.encoders.base import forget_text_caches
     from clipprobe_ext.store import forget_open_stores
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("user-cache")))
     forget_open_stores()
     forget_text_caches()
+    known_refs.forget()
     yield
     forget_open_stores()
 

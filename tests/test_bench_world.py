@@ -134,3 +134,50 @@ def test_openai_conversion_refuses_heads_clip_would_not_infer(tmp_path):
     model, _ = build_model(WorldSpec(image_size=32), Recipe(width=64, text_width=64), tmp_path)
     with pytest.raises(ValueError, match="heads"):
         openai_state_dict(model)
+
+
+def _colour_blobs(image: Image.Image, colour: str) -> list[tuple[float, float, int]]:
+    """Connected regions of ``colour`` in the picture: (x, y) centroid and size."""
+    from skimage.measure import label, regionprops
+
+    pixels = np.asarray(image, dtype=np.int32)
+    near = np.abs(pixels - np.array(COLOURS[colour])).sum(axis=2) < 60
+    return [
+        (r.centroid[1], r.centroid[0], int(r.area)) for r in regionprops(label(near)) if r.area >= 8
+    ]
+
+
+def test_relation_claims_hold_in_the_pictures_they_are_drawn_in():
+    """Read back from the pixels: a count claim's colour forms that many blobs, and a
+    position claim's first object lies left of (or above) the second."""
+    from world.relations import NUMBERS, count_scene, position_scene
+
+    world = World(domain_spec("plain", 0))
+    counted = checked = 0
+    for index in range(40):
+        claim = count_scene(world, index)
+        if claim is None:
+            continue
+        number, colour, _ = claim.true.split()
+        if any(colour in other for other in claim.others):
+            continue  # the other object shares the colour: the blobs would mix
+        k = {v: n for n, v in NUMBERS.items()}[number]
+        assert len(_colour_blobs(claim.image, colour)) == k, claim.true
+        assert (
+            claim.wrong.split()[0] != number and claim.wrong.split()[1:] == claim.true.split()[1:]
+        )
+        counted += 1
+    for index in range(60):
+        claim = position_scene(world, index)
+        if claim is None:
+            continue
+        word = " left of " if " left of " in claim.true else " above "
+        first, second = claim.true.split(word)
+        assert claim.wrong == f"{second}{word}{first}"
+        colours = [p.split()[1] for p in (first, second, *claim.others)]
+        if len(set(colours)) < len(colours):
+            continue  # two objects of one colour: the pixels cannot tell them apart
+        (a,), (b,) = _colour_blobs(claim.image, colours[0]), _colour_blobs(claim.image, colours[1])
+        assert (a[0] < b[0]) if word == " left of " else (a[1] < b[1]), claim.true
+        checked += 1
+    assert counted >= 10 and checked >= 10

@@ -143,7 +143,13 @@ def calibration_for(ref: ModelRef) -> PresenceCalibration | None:
 def own_calibration(ref: ModelRef) -> PresenceCalibration | None:
     """The fit in the model's own folder (``CALIBRATION_FILE``), which comes before any
     fit the user saved; None when there is none (or it cannot be read: warned)."""
-    folder = _own_folder(ref.source)
+    return folder_calibration(ref.source)
+
+
+def folder_calibration(source: str | os.PathLike | None) -> PresenceCalibration | None:
+    """The fit in the folder ``source`` (a folder model's own, ``CALIBRATION_FILE``); None
+    when ``source`` is no folder or holds none.  Needs no loaded weights."""
+    folder = _own_folder(os.fspath(source) if source is not None else None)
     if folder is None:
         return None
     path = folder / CALIBRATION_FILE

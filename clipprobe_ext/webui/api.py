@@ -7,6 +7,14 @@ Public API: ``on_app_started(demo, app) -> None`` (pass it to the WebUI's
   "webui_clip_available": bool, "available_locally": {model: bool}}``
   (``webui_clip_available``: an interrogator whose CLIP is loaded or downloaded and did
   not just fail to load; ``available_locally``: usable without network).
+  ``"fits": {model: {"fit": {"state": "own" | "calibrated" | "uncalibrated", "source",
+  "pictures", "date"} | null, "why": str | null}}``: the fit in force per model, null
+  (and why) where it cannot be known without loading the model (``fit_view``).
+- ``POST /clipprobe/v1/calibrate`` (``CalibrateRequest``: ``folders``, ``model``,
+  ``dry_run``, ``recursive``, ``limit``) -> ``report.calibration.calibration_data(run)``
+  plus ``"fit_state"`` (the model's state afterwards).  Folders only inside the WebUI's
+  output folders (``folders.api_folder``: resolved, links followed; anything else is
+  refused before any work); a refusal (``CalibrationRefused``) is a 400 and saves nothing.
 - ``POST /clipprobe/v1/analyze`` (``AnalyzeRequest``) -> ``report.data.report_data(report)``.
   Heatmaps, computed in the same hold of the model, as numbers unless pictures are asked
   for: ``"heatmaps": true`` adds ``"heatmaps"``, per image the maps' data (each phrase's
@@ -66,7 +74,15 @@ from clipprobe_ext.images import decode_base64
 from clipprobe_ext.inputs import Resolved, resolve
 from clipprobe_ext.options import MAX_PROMPT_CHARS, OPTIONS
 from clipprobe_ext.report.data import report_data
-from clipprobe_ext.webui import host, model_source, regenerate, session, settings
+from clipprobe_ext.webui import (
+    fit_view,
+    folders,
+    host,
+    model_source,
+    regenerate,
+    session,
+    settings,
+)
 from clipprobe_ext.webui.regenerate.plan import prompt_to_regenerate
 
 PREFIX = "/clipprobe/v1"
@@ -193,6 +209,16 @@ class BringInRequest(_Strict):
     use_original_checkpoint: bool = True
 
 
+class CalibrateRequest(_Strict):
+    folders: _conlist(  # type: ignore[valid-type]
+        constr(min_length=1, max_length=4096), 1, 64
+    ) = Field(..., description="folders inside the WebUI's output folders")
+    model: str | None = Field(None, description="one of GET /clipprobe/v1/models")
+    dry_run: bool = Field(False, description="fit and report, save nothing")
+    recursive: bool = Field(True, description="include subfolders")
+    limit: int | None = Field(None, ge=1, description="only the newest N files")
+
+
 # -- shared request and response helpers ---------------------------------------------------------
 
 
@@ -268,6 +294,7 @@ def on_app_started(demo: Any, app: FastAPI) -> None:
         ("POST", f"{PREFIX}/analyze"): analyze_endpoint,
         ("POST", f"{PREFIX}/regenerate"): regenerate_endpoint,
         ("POST", f"{PREFIX}/bring-in"): bring_in_endpoint,
+        ("POST", f"{PREFIX}/calibrate"): calibrate_endpoint,
     }
     existing = {
         (method, getattr(route, "path", None))
@@ -280,12 +307,32 @@ def on_app_started(demo: Any, app: FastAPI) -> None:
 
 
 def models_endpoint() -> dict[str, Any]:
+    models = model_source.list_models()
     return {
-        "models": model_source.list_models(),
+        "models": models,
         "default": settings.default_model(),
         "webui_clip_available": model_source.webui_clip_available(),
         "available_locally": model_source.models_on_disk(),
+        "fits": fit_view.fits(models),
     }
+
+
+def calibrate_endpoint(request: CalibrateRequest) -> Any:
+    """Calibrate a model on folders the WebUI writes to; the calibration as data."""
+    from clipprobe_ext.audit.options import AuditOptions
+    from clipprobe_ext.report.calibration import calibration_data
+    from clipprobe_ext.webui.audit_tab import calibrate
+
+    try:
+        model = chosen_model(request.model)
+        paths = [folders.api_folder(path) for path in request.folders]
+        options = AuditOptions(recursive=request.recursive, limit=request.limit)
+        run = calibrate(paths, options, model, save=not request.dry_run)
+    except ClipProbeError as exc:
+        return error_response(exc)
+    data = calibration_data(run)
+    data["fit_state"] = fit_view.model_fit(model).to_dict()["fit"]
+    return data
 
 
 def analyze_endpoint(request: AnalyzeRequest) -> Any:

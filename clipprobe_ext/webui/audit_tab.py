@@ -12,12 +12,21 @@ Public API:
   interrupted).  The report is ``report.audit_page.render_html`` in an ``<iframe srcdoc>``
   (its own page: its CSS stays inside, the base64 plots show) plus HTML and JSON
   downloads.  A path that is not a folder is refused with a message before any work.
+- ``calibrate_click(id_task, folder, recursive, limit, model) -> (html, fit html)``:
+  "Calibrate on this folder" (``audit.calibrate.calibrate_on_folders``) with the same
+  folder rule, lock, progress and Interrupt as the audit; the calibration's words and
+  plot (``report.calibration``) and the model's fit line (``fit_view.fit_html``) after
+  it.  A refusal (too few pictures, prompts that do not differ, a model that does not
+  see what they ask for, Stop) shows its message and saves nothing: the previous fit
+  stays in force.
 - ``stop_click()``: the section's Stop button (``session.interrupt()``).
-- ``create_section(gr, model_choices, default_model) -> AuditSection``: the layout.
+- ``create_section(gr, model_choices, default_model) -> AuditSection``: the layout; the
+  fit line follows the section's model dropdown.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import logging
 import os
@@ -25,17 +34,19 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from clipprobe_ext.audit.calibrate import CalibrationRun, calibrate_on_folders
 from clipprobe_ext.audit.pipeline import AuditOptions, run_audit
 from clipprobe_ext.errors import ClipProbeError, first_line
 from clipprobe_ext.report import audit as audit_report
 from clipprobe_ext.report import audit_page
 from clipprobe_ext.report.messages import message_box
-from clipprobe_ext.webui import compat, exports, host, session
+from clipprobe_ext.webui import compat, exports, fit_view, host, session, settings
 
 log = logging.getLogger("clipprobe")
 
 NOT_A_FOLDER = "'{path}' is not a folder: give the path of a folder of generated pictures."
 NO_FOLDER = "Give the path of a folder of generated pictures."
+UNCHANGED = "Nothing was saved: the fit in force is unchanged."
 
 
 def default_folder() -> str:
@@ -81,16 +92,22 @@ def _update(**kwargs: Any) -> Any:
     return gr.update(**kwargs)
 
 
-def run(
-    folder: str, recursive: bool, limit: Any, model: str | None, task: session.Task | None = None
-) -> Any:
-    """The ``AuditReport`` of ``folder``; ``ClipProbeError`` for bad input."""
+def folder_path(folder: str | None) -> str:
+    """The folder the tab's user typed (``~`` expanded); ``ClipProbeError`` when it is none."""
     path = (folder or "").strip()
     if not path:
         raise ClipProbeError(NO_FOLDER)
     path = os.path.expanduser(path)
     if not os.path.isdir(path):
         raise ClipProbeError(NOT_A_FOLDER.format(path=path))
+    return path
+
+
+def run(
+    folder: str, recursive: bool, limit: Any, model: str | None, task: session.Task | None = None
+) -> Any:
+    """The ``AuditReport`` of ``folder``; ``ClipProbeError`` for bad input."""
+    path = folder_path(folder)
     options = AuditOptions(recursive=bool(recursive), limit=_limit(limit))
 
     def work(job: session.Job) -> Any:
@@ -130,6 +147,78 @@ def audit_click(
     return head + frame(page), _update(value=files, visible=True)
 
 
+def calibrate(
+    folders: list[str],
+    options: AuditOptions,
+    model: str | None,
+    *,
+    save: bool = True,
+    task: session.Task | None = None,
+) -> CalibrationRun:
+    """``calibrate_on_folders`` of checked ``folders`` as a WebUI job (the tab and the API)."""
+
+    def work(job: session.Job) -> CalibrationRun:
+        def progress(done: int, total: int, message: str) -> None:
+            job.show(f"Calibration {done}/{total}: {message}", done / total if total else None)
+
+        return calibrate_on_folders(
+            folders,
+            job.encoder,
+            options,
+            progress=progress,
+            should_stop=job.interrupted,
+            save=save,
+        )
+
+    return session.run(work, model=model or None, job="clipprobe-calibrate", task=task)
+
+
+def calibration_html(run: CalibrationRun) -> str:
+    """The calibration's words and its plot (a plot that cannot be drawn is left out)."""
+    from clipprobe_ext.report.calibration import calibration_plot, calibration_text
+
+    parts = [f"<pre>{html.escape(calibration_text(run))}</pre>"]
+    try:
+        png = base64.b64encode(calibration_plot(run)).decode("ascii")
+        parts.append(
+            f'<img class="clipprobe-calibration-plot" src="data:image/png;base64,{png}" '
+            'alt="The asked and not-asked pairs of the folder with the cut points">'
+        )
+    except Exception:  # the words are the result; the picture only shows them
+        log.exception("ClipProbe: drawing the calibration plot failed")
+    return '<div class="clipprobe-calibration">' + "".join(parts) + "</div>"
+
+
+def calibrate_click(
+    id_task: Any, folder: str, recursive: Any, limit: Any, model: str | None
+) -> tuple[str, str]:
+    task = session.Task(id_task)
+    task.queue()
+    chosen = (model or "").strip() or settings.default_model()
+    try:
+        options = AuditOptions(recursive=bool(recursive), limit=_limit(limit))
+        result = calibrate([folder_path(folder)], options, chosen, task=task)
+        body = calibration_html(result)
+    except ClipProbeError as exc:
+        message = f"{exc}\n{UNCHANGED}"
+        return message_box(message, "error"), fit_view.fit_html(chosen)
+    except Exception as exc:  # never a traceback in the tab
+        log.exception("ClipProbe: the calibration failed")
+        message = (
+            f"The calibration failed unexpectedly ({type(exc).__name__}: "
+            f"{first_line(exc, empty='')}); the full error is in the console.\n{UNCHANGED}"
+        )
+        return message_box(message, "error"), fit_view.fit_html(chosen)
+    finally:
+        task.finish()
+    return body, fit_view.fit_html(chosen)
+
+
+def fit_line(model: str | None) -> str:
+    """The fit line for the dropdown's model (its change event)."""
+    return fit_view.fit_html((model or "").strip() or settings.default_model())
+
+
 def stop_click() -> None:
     session.interrupt()
 
@@ -145,6 +234,11 @@ class AuditSection:
     task_id: Any
     result: Any
     files: Any
+    fit: Any = None
+    calibrate_button: Any = None
+    calibrate_task_id: Any = None
+    calibration: Any = None
+    calibrated: Any = None  # the calibration's click event (others chain ``.then``)
 
 
 def create_section(gr: Any, choices: list[str], default_model: str) -> AuditSection:
@@ -174,8 +268,15 @@ def create_section(gr: Any, choices: list[str], default_model: str) -> AuditSect
                 elem_id="clipprobe_audit_model",
             )
             run_button = gr.Button("Audit", variant="primary", elem_id="clipprobe_audit_run")
+            calibrate_button = gr.Button(
+                "Calibrate on this folder", elem_id="clipprobe_calibrate_run"
+            )
             stop_button = gr.Button("Stop", elem_id="clipprobe_audit_stop")
+        fit = gr.HTML(value=fit_line(default_model), elem_id="clipprobe_audit_fit")
         task_id = gr.Textbox(visible=False, elem_id="clipprobe_audit_task_id")
+        calibrate_task_id = gr.Textbox(visible=False, elem_id="clipprobe_calibrate_task_id")
+        with gr.Row(elem_classes="progress-container", elem_id="clipprobe_calibrate_result_row"):
+            calibration = gr.HTML(elem_id="clipprobe_calibrate_result")
         with gr.Row(elem_classes="progress-container", elem_id="clipprobe_audit_result_row"):
             result = gr.HTML(elem_id="clipprobe_audit_result")
         files = gr.File(
@@ -186,8 +287,29 @@ def create_section(gr: Any, choices: list[str], default_model: str) -> AuditSect
             elem_id="clipprobe_audit_files",
         )
     section = AuditSection(
-        folder, recursive, limit, model, run_button, stop_button, task_id, result, files
+        folder,
+        recursive,
+        limit,
+        model,
+        run_button,
+        stop_button,
+        task_id,
+        result,
+        files,
+        fit,
+        calibrate_button,
+        calibrate_task_id,
+        calibration,
     )
+    section.calibrated = calibrate_button.click(
+        fn=calibrate_click,
+        inputs=[calibrate_task_id, folder, recursive, limit, model],
+        outputs=[calibration, fit],
+        show_progress=False,
+        **compat.js_kwarg("clipprobe_submit_calibrate"),
+    )
+    for trigger in (model.change, model.blur):  # blur: the typed name, settled (tab.py)
+        trigger(fn=fit_line, inputs=[model], outputs=[fit], show_progress=False)
     run_button.click(
         fn=audit_click,
         inputs=[task_id, folder, recursive, limit, model],

@@ -21,7 +21,8 @@ One run, in order:
    progress).
 3. ``work(job)``.  On the first ``job.encoder``, with ``--lowvram``/``--medvram`` the SD
    model goes off the GPU first (as ``InterrogateModels.interrogate()`` does), then the
-   CLIP onto its device.
+   CLIP onto its device; its weights' identity is remembered under its name
+   (``fit_view.remember``), so the tab and the models route can name its fit.
 4. Whatever happened: the CLIP back to RAM unless "keep the CLIP model on the GPU" is on
    (always after running out of memory), ``devices.torch_gc()``, ``state.end()``, the lock
    released.
@@ -52,7 +53,7 @@ from clipprobe_ext.encoders.base import ClipEncoder
 from clipprobe_ext.errors import ClipProbeError, ModelError, first_line
 from clipprobe_ext.probe import ProbeOptions
 from clipprobe_ext.results import ProbeReport
-from clipprobe_ext.webui import host, model_source, settings
+from clipprobe_ext.webui import fit_view, host, model_source, settings
 from clipprobe_ext.webui.clip_source import MODEL_GONE, ClipSource
 
 log = logging.getLogger("clipprobe")
@@ -167,6 +168,7 @@ class Job:
                 host.send_everything_to_cpu()
                 host.torch_gc()
             self._encoder = self.source.open()
+            fit_view.remember(self.model_name, self._encoder.ref)
         return self._encoder
 
     @property

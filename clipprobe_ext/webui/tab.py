@@ -109,6 +109,7 @@ class ClipProbeTab:
     csv_file: Any
     report_state: Any
     audit: Any = None
+    fit: Any = None  # the fit in force for the chosen model (``fit_view.fit_html``)
 
     @property
     def negative(self) -> Any:
@@ -210,6 +211,9 @@ def _inputs(gr: Any, parts: dict[str, Any]) -> None:
         parts["model_refresh"] = gr.Button(
             "\U0001f504", elem_id="clipprobe_model_refresh", elem_classes=["tool"]
         )
+    parts["fit"] = gr.HTML(
+        value=audit_tab.fit_line(settings.default_model()), elem_id="clipprobe_fit"
+    )
     parts["heatmaps"] = gr.Checkbox(
         label="Heatmaps: where in the picture CLIP sees each phrase (slower)",
         value=False,
@@ -454,6 +458,20 @@ def _wire(tab: ClipProbeTab) -> None:
     tab.model_refresh.click(
         fn=tab_handlers.model_dropdown_update, inputs=[], outputs=[tab.model], show_progress=False
     )
+    # the fit line follows the dropdown, and an analysis (the first use of a model tells
+    # its weights) or a calibration of the same model may change it
+    fit_line = {
+        "fn": audit_tab.fit_line,
+        "inputs": [tab.model],
+        "outputs": [tab.fit],
+        "show_progress": False,
+    }
+    # change fires while a custom name is typed (gradio 3 drops the triggers that come
+    # while one is running, so the last may be lost): leaving the box settles it
+    for trigger in (tab.model.change, tab.model.blur):
+        trigger(**fit_line)
+    if tab.audit is not None and tab.audit.calibrated is not None:
+        tab.audit.calibrated.then(**fit_line)
     preflight = {
         "fn": regenerate_tab.preflight_html,
         "inputs": [tab.image, tab.pruned_prompt, tab.allow_txt2img, tab.regenerate_seeds],
@@ -475,7 +493,7 @@ def _wire(tab: ClipProbeTab) -> None:
         show_progress=False,
         **compat.js_kwarg("clipprobe_submit"),
     )
-    analyzed.then(**preflight)
+    analyzed.then(**preflight).then(**fit_line)
     analyzed.then(
         fn=bring_in_choices,
         inputs=[tab.report_state],

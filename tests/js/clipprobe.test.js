@@ -284,11 +284,12 @@ test("the copy listener puts the separated text on the clipboard only for chips"
     assert.strictEqual(prevented, false); // the browser copies it itself
 });
 
-test("the regenerate and audit buttons get their own task ids and progress bars", () => {
+test("the regenerate, audit and calibrate buttons get their own task ids and progress bars", () => {
     const root = page();
     root.append(
         new FakeElement("div", {classes: ["progress-container"]}).append(new FakeElement("div", {id: "clipprobe_regenerate_result"})),
         new FakeElement("div", {classes: ["progress-container"]}).append(new FakeElement("div", {id: "clipprobe_audit_result"})),
+        new FakeElement("div", {classes: ["progress-container"]}).append(new FakeElement("div", {id: "clipprobe_calibrate_result"})),
     );
     const progress = webuiProgress();
     const {context} = load(root, {randomId: progress.randomId, requestProgress: progress.requestProgress});
@@ -298,6 +299,9 @@ test("the regenerate and audit buttons get their own task ids and progress bars"
     const audit = Array.from(context.clipprobe_submit_audit("", "/outputs", true, 0, "model"));
     assert.deepStrictEqual(audit, ["task(id2)", "/outputs", true, 0, "model"]);
     assert.strictEqual(progress.calls[1][1], root.querySelector("#clipprobe_audit_result"));
+    const calibrate = Array.from(context.clipprobe_submit_calibrate("", "/outputs", true, 0, "model"));
+    assert.deepStrictEqual(calibrate, ["task(id3)", "/outputs", true, 0, "model"]);
+    assert.strictEqual(progress.calls[2][1], root.querySelector("#clipprobe_calibrate_result"));
 });
 
 function heatmapPage() {

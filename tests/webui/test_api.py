@@ -91,6 +91,7 @@ def test_routes_are_registered_once(webui):
     assert sorted(paths) == [
         "/clipprobe/v1/analyze",
         "/clipprobe/v1/bring-in",
+        "/clipprobe/v1/calibrate",
         "/clipprobe/v1/models",
         "/clipprobe/v1/regenerate",
     ]
