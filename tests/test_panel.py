@@ -278,3 +278,23 @@ def test_long_prompts_wrap_inside_their_column(fitted):
     negative = parse(outputs["clipprobe_negative_view"], "clipprobe_negative_view")
     [(_, shown)] = with_class(negative, "cp-negative-prompt")
     assert shown == LONG_NEGATIVE  # wrapped by the CSS, not cut
+
+
+def test_an_uncalibrated_model_never_says_what_it_sees(trained_clip_dir, tmp_path, monkeypatch):
+    """Without a fit the rounds only rank the phrases: the headline says so and asks for a
+    calibration, and "Every phrase shows up" (a claim of presence) is never written."""
+    from clipprobe_ext.analysis.calibration import CALIBRATION_FILE
+
+    folder = shutil.copytree(trained_clip_dir, tmp_path / "model")
+    (folder / CALIBRATION_FILE).unlink(missing_ok=True)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no user fit either
+    forget_banks()
+    encoder = HFClipEncoder.from_pretrained(str(folder), device="cpu")
+    report = analyze(RED[:1], "a red circle, a blue square, green stripes", encoder)
+    forget_banks()
+    assert report.bounds is None  # really uncalibrated
+    answer = html.unescape(panel.render_answer(report))
+    keep = sum(v.verdict == "keep" for v in report.verdicts)
+    assert f"Uncalibrated model: {keep} of 3 phrases rank above the threshold" in answer
+    assert "calibrate it on your pictures" in answer
+    assert "CLIP sees" not in answer and "Every phrase shows up" not in answer

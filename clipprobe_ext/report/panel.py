@@ -115,7 +115,14 @@ def _chips(phrases: list[tuple[int | None, str, str]]) -> str:
 def _headline(report: ProbeReport, view: ReportView) -> str:
     seen = view.counts.get("keep", 0)
     unit = view.unit if view.measurable_count != 1 else view.unit.rstrip("s")
-    head = f"CLIP sees {seen} of {view.measurable_count} {unit} in {_pictures(view.image_count)}"
+    where = _pictures(view.image_count)
+    if report.bounds is None:  # no presence: the rounds rank, they do not say "seen"
+        head = (
+            f"Uncalibrated model: {seen} of {view.measurable_count} {unit} rank above the "
+            f"threshold in {where}; calibrate it on your pictures to know what is missing"
+        )
+    else:
+        head = f"CLIP sees {seen} of {view.measurable_count} {unit} in {where}"
     return f'<p class="cp-headline"><b>{_e(head)}.</b></p>'
 
 
@@ -144,7 +151,7 @@ def render_answer(report: ProbeReport, view: ReportView | None = None) -> str:
         f'<span class="cp-meaning">({_e(f.meaning)})</span>: {_chips(f.phrases)}</li>'
         for f in found
     )
-    if not any(f.kind in ("cut", "missing", "unsure") for f in found):
+    if report.bounds is not None and not any(f.kind in ("cut", "missing", "unsure") for f in found):
         lines = f'<li class="cp-find cp-find-all">Every phrase shows up.</li>{lines}'
     model = f"Measured with {view.model_id}."
     if report.bounds is None:
