@@ -21,7 +21,7 @@ import pytest
 from conftest import fitless_copy
 from PIL import Image
 from test_audit import save_png
-from trained_clip import CAPTIONS, picture
+from trained_clip import CAPTIONS, QUALITY, picture, shapes_folder
 
 from clipprobe_ext.analysis.calibration import (
     NOT_SEEN,
@@ -43,10 +43,6 @@ from clipprobe_ext.report import audit as audit_report
 from clipprobe_ext.report.data import report_data
 from clipprobe_ext.report.text import format_table
 
-QUALITY = [
-    "masterpiece", "best quality", "highly detailed", "sharp focus", "soft lighting",
-    "trending on artstation", "8k", "studio photo", "vivid colours", "clean background",
-]  # fmt: skip
 PER_KIND = 60
 DAY = date(2026, 12, 4)
 
@@ -62,18 +58,8 @@ def _fresh_banks():
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory) -> tuple[Path, dict[str, int]]:
     """The folder, and the kind of shape each file shows."""
-    rng = np.random.default_rng(7)
     folder = tmp_path_factory.mktemp("shapes")
-    kinds = {}
-    for n in range(4 * PER_KIND):
-        kind = n % 4
-        absent = [k for k in range(4) if k != kind]
-        asked = [kind, *rng.choice(absent, size=rng.integers(0, 3), replace=False)]
-        phrases = [CAPTIONS[k] for k in asked]
-        phrases += list(rng.choice(QUALITY, size=rng.integers(0, 2), replace=False))
-        rng.shuffle(phrases)
-        path = save_png(folder / f"{n:05}.png", picture(kind, seed=1000 + n), ", ".join(phrases))
-        kinds[str(path)] = kind
+    kinds = shapes_folder(folder, 4 * PER_KIND, seed=7, picture_seed=1000, save=save_png)
     return folder, kinds
 
 

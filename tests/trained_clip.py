@@ -77,3 +77,43 @@ def save_trained_clip(folder: Path, steps: int = 60, seed: int = 0) -> Path:
     model.eval()
     model.save_pretrained(folder)
     return folder
+
+
+#: Quality tags the tests' prompts mix in (never drawn): calibration needs ten phrases.
+QUALITY = [
+    "masterpiece", "best quality", "highly detailed", "sharp focus", "soft lighting",
+    "trending on artstation", "8k", "studio photo", "vivid colours", "clean background",
+]  # fmt: skip
+
+
+def shapes_folder(folder, count: int, seed: int, picture_seed: int, size: int = 96, save=None):
+    """``count`` pictures with prompts, as a folder of generated pictures: the drawn shape,
+    sometimes one or two shapes not drawn, sometimes a quality tag; ``save(path, image,
+    prompt)`` writes each (default: a PNG with the prompt in its ``parameters`` chunk).
+    Returns ``{path: the kind of shape drawn}``."""
+    from pathlib import Path
+
+    from PIL import PngImagePlugin
+
+    def png(path, image, prompt):
+        info = PngImagePlugin.PngInfo()
+        info.add_text("parameters", f"{prompt}\nSteps: 2, Sampler: Euler, Seed: 1, Size: 64x64")
+        image.save(path, pnginfo=info)
+        return path
+
+    save = save or png
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    kinds = {}
+    for n in range(count):
+        kind = n % 4
+        absent = [k for k in range(4) if k != kind]
+        asked = [kind, *rng.choice(absent, size=rng.integers(0, 3), replace=False)]
+        phrases = [CAPTIONS[k] for k in asked]
+        phrases += list(rng.choice(QUALITY, size=rng.integers(0, 2), replace=False))
+        rng.shuffle(phrases)
+        image = picture(kind, seed=picture_seed + n, size=size)
+        path = save(folder / f"{n:05}.png", image, ", ".join(phrases))
+        kinds[str(path)] = kind
+    return kinds

@@ -16,12 +16,12 @@ import shutil
 from datetime import date
 from pathlib import Path
 
-import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import PngImagePlugin
-from trained_clip import CAPTIONS, picture
+from trained_clip import picture
+from trained_clip import shapes_folder as shapes
 
 from clipprobe_ext.analysis.calibration import (
     CALIBRATION_FILE,
@@ -39,10 +39,6 @@ from clipprobe_ext.encoders.hf import HFClipEncoder
 from clipprobe_ext.webui import api, audit_tab, fit_view, session, settings
 
 PICTURES = 64  # 16 of each shape; calibration needs 40
-QUALITY = [
-    "masterpiece", "best quality", "highly detailed", "sharp focus", "soft lighting",
-    "trending on artstation", "8k", "studio photo", "vivid colours", "clean background",
-]  # fmt: skip
 
 
 def save_png(path: Path, image, prompt: str) -> Path:
@@ -61,18 +57,8 @@ def _fresh_banks():
 
 
 def shapes_folder(folder: Path, count: int = PICTURES, seed: int = 3) -> Path:
-    """``count`` pictures with prompts: the drawn shape, sometimes one or two not drawn,
-    sometimes a quality tag (calibration needs ten distinct phrases)."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    for n in range(count):
-        kind = n % 4
-        absent = [k for k in range(4) if k != kind]
-        asked = [kind, *rng.choice(absent, size=rng.integers(0, 3), replace=False)]
-        phrases = [CAPTIONS[k] for k in asked]
-        phrases += list(rng.choice(QUALITY, size=rng.integers(0, 2), replace=False))
-        rng.shuffle(phrases)
-        save_png(folder / f"{n:05}.png", picture(kind, seed=500 + n, size=64), ", ".join(phrases))
+    """``count`` pictures with prompts (``trained_clip.shapes_folder``, 64 px)."""
+    shapes(folder, count, seed=seed, picture_seed=500, size=64, save=save_png)
     return folder
 
 

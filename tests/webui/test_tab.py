@@ -173,6 +173,7 @@ def test_events_are_wired(webui):
             t.regenerate_result,
             t.comparison_gallery,
             t.comparison_file,
+            t.region_note,
         ]
     )
     change = _handler(t.blocks, tab_handlers.image_changed)
