@@ -298,3 +298,7 @@ def test_an_uncalibrated_model_never_says_what_it_sees(trained_clip_dir, tmp_pat
     assert f"Uncalibrated model: {keep} of 3 phrases rank above the threshold" in answer
     assert "calibrate it on your pictures" in answer
     assert "CLIP sees" not in answer and "Every phrase shows up" not in answer
+    # nor its legend: nothing is "seen" or "cut" by an uncalibrated model
+    legend = html.unescape(panel.render_prompt_card(report).split('class="cp-legend"')[1])
+    assert "keep: ranks above the threshold" in legend and "weak: never above it" in legend
+    assert "seen" not in legend and "prune" not in legend

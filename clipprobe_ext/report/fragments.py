@@ -51,6 +51,12 @@ LEGEND = (
     ("unmeasurable", "not measured (tag)"),
 )
 ALWAYS_IN_LEGEND = ("keep", "weak", "prune")
+#: An uncalibrated model's verdicts rank the phrases; nothing is seen or cut.
+UNCALIBRATED_LEGEND = (
+    ("keep", "keep: ranks above the threshold"),
+    ("weak", "weak: never above it"),
+    *LEGEND[3:],
+)
 
 
 def render_prompt(
@@ -80,7 +86,7 @@ def render_prompt(
     kinds = {span.kind for span in view.spans}
     legend = "".join(
         f'<span class="cp-phrase cp-{kind}">{_e(words)}</span> '
-        for kind, words in LEGEND
+        for kind, words in (LEGEND if view.calibrated else UNCALIBRATED_LEGEND)
         if kind in ALWAYS_IN_LEGEND or kind in kinds
     )
     return _section(

@@ -171,6 +171,7 @@ class ReportView:
     tokens: TokenSection | None = None
     negative: NegativeSection | None = None
     reference: str = ""  # what the presence score is compared with, and its bounds
+    calibrated: bool = True  # False: no presence, the verdicts only rank the phrases
 
 
 def build_view(report: ProbeReport) -> ReportView:
@@ -199,6 +200,7 @@ def build_view(report: ProbeReport) -> ReportView:
         tokens=_tokens(report),
         negative=_negative(report),
         reference=reasons.presence_legend(report),
+        calibrated=report.bounds is not None,
     )
 
 
