@@ -52,9 +52,9 @@ from zoo import is_trained, members  # noqa: E402
 from zoo_cache import (  # noqa: E402
     HELD_OUT,
     PICTURE_COUNT,
-    Rows,
     ZooEmbeddings,
     embedding_file,
+    embeddings_of,
     encode,
     load_embeddings,
     prompted_pictures,
@@ -116,22 +116,8 @@ def embeddings_now(encoder, pictures: list, name: str, domain: str, seed: int) -
     """What ``zoo_cache.load_embeddings`` would give, encoded now and kept in memory."""
     arrays = encode(encoder, pictures)
     arrays.update(truth_arrays(pictures, arrays["texts"]))
-    return ZooEmbeddings(
-        member=name,
-        domain=domain,
-        seed=seed,
-        images=arrays["images"],
-        prompts=arrays["prompts"].tolist(),
-        texts=arrays["texts"].tolist(),
-        text_embeddings=arrays["text_embeddings"],
-        rows=Rows(*(arrays[f"row_{k}"] for k in ("picture", "text", "label", "kind", "twin"))),
-        neutral_texts=arrays["neutral_texts"].tolist(),
-        neutral=arrays["neutral"],
-        reference=arrays["reference"],
-        empty=arrays["empty"],
-        logit_scale=float(arrays["logit_scale"]),
-        meta={"member": name, "encoded": "in memory by bench_transfer.py"},
-    )
+    meta = {"member": name, "encoded": "in memory by bench_transfer.py"}
+    return embeddings_of(arrays, name, domain, seed, meta)
 
 
 def member_fits(ready, encoder_for, log) -> tuple[dict, dict]:

@@ -187,6 +187,27 @@ class ZooEmbeddings:
         return np.einsum("md,md->m", self.images[rows.picture], self.text_embeddings[rows.text])
 
 
+def embeddings_of(arrays, member: str, domain: str, seed: int, meta: dict) -> ZooEmbeddings:
+    """``ZooEmbeddings`` from the arrays a cache file holds (or ``encode`` returns with
+    ``truth_arrays``)."""
+    return ZooEmbeddings(
+        member=member,
+        domain=domain,
+        seed=seed,
+        images=arrays["images"],
+        prompts=arrays["prompts"].tolist(),
+        texts=arrays["texts"].tolist(),
+        text_embeddings=arrays["text_embeddings"],
+        rows=Rows(*(arrays[f"row_{k}"] for k in ("picture", "text", "label", "kind", "twin"))),
+        neutral_texts=arrays["neutral_texts"].tolist(),
+        neutral=arrays["neutral"],
+        reference=arrays["reference"],
+        empty=arrays["empty"],
+        logit_scale=float(arrays["logit_scale"]),
+        meta=meta,
+    )
+
+
 def load_embeddings(member: str, domain: str, seed: int) -> ZooEmbeddings:
     """The cached embeddings of (member, domain, seed); ``python zoo.py embed`` makes them."""
     path = embedding_file(member, domain, seed)
@@ -194,25 +215,4 @@ def load_embeddings(member: str, domain: str, seed: int) -> ZooEmbeddings:
         raise FileNotFoundError(f"{path} is missing: run `python bench/zoo.py embed`")
     with np.load(path, allow_pickle=False) as data:
         meta = json.loads(str(data["meta"]))
-        return ZooEmbeddings(
-            member=member,
-            domain=domain,
-            seed=seed,
-            images=data["images"],
-            prompts=data["prompts"].tolist(),
-            texts=data["texts"].tolist(),
-            text_embeddings=data["text_embeddings"],
-            rows=Rows(
-                data["row_picture"],
-                data["row_text"],
-                data["row_label"],
-                data["row_kind"],
-                data["row_twin"],
-            ),
-            neutral_texts=data["neutral_texts"].tolist(),
-            neutral=data["neutral"],
-            reference=data["reference"],
-            empty=data["empty"],
-            logit_scale=float(data["logit_scale"]),
-            meta=meta,
-        )
+        return embeddings_of(data, member, domain, seed, meta)
