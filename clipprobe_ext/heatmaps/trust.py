@@ -20,9 +20,14 @@ def _normalised(grid: np.ndarray) -> np.ndarray:
     return grid / peak if peak > 0 else np.zeros_like(grid)
 
 
+def peak_patches(grids: Sequence[np.ndarray]) -> list[int]:
+    """Per map, its hottest patch (flat index); -1 for a map of zeros, which has none."""
+    return [int(np.argmax(g)) if np.max(g) > 0 else -1 for g in grids]
+
+
 def shared_peaks(grids: Sequence[np.ndarray]) -> list[bool]:
     """Per map, whether another map of the same picture has its hottest patch there too."""
-    peaks = [int(np.argmax(g)) if np.max(g) > 0 else -1 for g in grids]
+    peaks = peak_patches(grids)
     return [p >= 0 and peaks.count(p) > 1 for p in peaks]
 
 

@@ -32,7 +32,7 @@ from clipprobe_ext.heatmaps.cli_output import report_heatmaps, report_phrases
 from clipprobe_ext.heatmaps.compute import Heatmap
 from clipprobe_ext.heatmaps.region import rank_region
 from clipprobe_ext.heatmaps.render import CROP_NOTE, DEFAULT_OPACITY, overlay
-from clipprobe_ext.heatmaps.trust import shared_peaks
+from clipprobe_ext.heatmaps.trust import peak_patches
 from clipprobe_ext.report.messages import message_box
 from clipprobe_ext.report.numbers import presence, similarity
 from clipprobe_ext.report.region import region_text, shared_peak_warning
@@ -65,13 +65,11 @@ class HeatmapState:
     def sharing_peak(self, index: int) -> list[str]:
         """The other phrases whose map peaks on the same patch as phrase ``index``'s."""
         maps = self.distinct()
-        mine = self.maps[index]
-        shared = shared_peaks([h.grid for h in maps])
-        k = next(k for k, h in enumerate(maps) if h.phrase == mine.phrase)
-        if not shared[k]:
-            return []
-        peak = int(mine.grid.argmax())
-        return [h.phrase for h in maps if h.phrase != mine.phrase and int(h.grid.argmax()) == peak]
+        peaks = dict(zip((h.phrase for h in maps), peak_patches([h.grid for h in maps])))
+        mine = peaks[self.maps[index].phrase]
+        return [
+            p for p, peak in peaks.items() if peak == mine >= 0 and p != self.maps[index].phrase
+        ]
 
     def first(self) -> int | None:
         """The phrase shown before any click: the first measured one in the prompt."""
