@@ -162,8 +162,9 @@ def test_the_fit_from_the_pictures_is_close_to_the_fit_from_the_truth(shapes, mo
 
     The phrase-level "not seen" is never above the truth's: the estimator cuts 3 spreads
     under the present part's median, not at its 1-in-200 quantile, which the mixture cannot
-    place reliably (measured here: -0.79 against the truth's 0.81; the outcome on the
-    labelled pairs is what the user gets)."""
+    place reliably (1.6-1.9 under the truth's on nine such folders:
+    bench/bench_calibrate_shapes.py; the outcome on the labelled pairs is what the user
+    gets)."""
     folder, kinds = shapes
     run = calibrate_on_folders([folder], encoder_of(model), AuditOptions(cache=store), save=False)
     truth, pairs = truth_fit(run, kinds)
