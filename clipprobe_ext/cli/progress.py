@@ -33,7 +33,7 @@ class Progress:
         self._shown = 0
         self._last = float("-inf")
         self._message = ""
-        self._counting: tuple[float, int] | None = None  # (started, done) of ``count``
+        self._counting: tuple[float, int, str] | None = None  # (started, done, message)
 
     def __call__(self, message: str, fraction: float | None = None) -> None:
         if self.enabled:
@@ -46,9 +46,9 @@ class Progress:
         now = time.monotonic()
         if now - self._last < 0.1 and done < total:
             return  # at most ten redraws a second, and always the last one
-        if self._counting is None:
-            self._counting = (now, done)
-        started, first = self._counting
+        if self._counting is None or self._counting[2] != message:
+            self._counting = (now, done, message)  # a new count: its own rate
+        started, first, _ = self._counting
         text = f"{message} {done}/{total}"
         if now - started >= 1.0 and done > first:
             rate = (done - first) / (now - started)
