@@ -277,3 +277,20 @@ def test_one_progress_line_for_steps_and_counts(monkeypatch):
     quiet = Terminal()
     module.Progress(quiet, enabled=False)("Loading model")
     assert quiet.written == []
+
+
+def test_a_new_count_has_its_own_rate(monkeypatch):
+    """The calibration counts its resamples after the audit counted its pictures: the
+    second count's rate and time left are its own, not the pictures'."""
+    from clipprobe_ext.cli import progress as module
+
+    clock = iter([0.0, 10.0, 10.5, 12.5])
+    monkeypatch.setattr(module.time, "monotonic", lambda: next(clock))
+    terminal = Terminal()
+    line = module.Progress(terminal)
+    line.count(0, 100, "Reading")
+    line.count(100, 100, "Reading")  # 10 pictures a second
+    line.count(0, 50, "Resampling")
+    line.count(10, 50, "Resampling")  # 10 in 2 s: 5 a second, 8 s left
+    shown = [text.strip("\r").rstrip() for text in terminal.written]
+    assert shown[-1] == "clipprobe: Resampling 10/50, 5.0/s, 0:08 left  20%"
