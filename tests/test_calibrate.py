@@ -207,6 +207,15 @@ def test_a_saved_fit_carries_what_it_rests_on(shapes, model, store):
     assert "calibrated on 240 of your pictures, 2026-12-04" in found.source
 
 
+def test_the_command_help_names_the_minimums():
+    """The help is written without importing the estimator (no numpy for ``--help``): it
+    must still say what the estimator refuses under."""
+    from clipprobe_ext.analysis.self_calibration import MIN_PHRASES, MIN_PICTURES
+    from clipprobe_ext.cli.calibrate import EPILOG
+
+    assert f"at least {MIN_PICTURES} pictures, {MIN_PHRASES} distinct phrases" in EPILOG
+
+
 def test_a_refused_calibration_leaves_the_previous_fit(shapes, model, store, tmp_path):
     folder, _ = shapes
     encoder = encoder_of(model)
@@ -217,7 +226,7 @@ def test_a_refused_calibration_leaves_the_previous_fit(shapes, model, store, tmp
     few.mkdir()
     for n in range(12):  # one prompt: nothing is ever not asked
         save_png(few / f"{n}.png", picture(n % 4, seed=n), "a red circle, masterpiece")
-    with pytest.raises(CalibrationRefused, match="at least 40"):
+    with pytest.raises(CalibrationRefused, match="at least 60"):
         calibrate_on_folders([few], encoder, AuditOptions(cache=store))
     assert path.read_bytes() == saved
     assert calibration_for(encoder.ref).seen_z == 1.2

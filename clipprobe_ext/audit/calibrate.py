@@ -99,7 +99,7 @@ def calibrate_on_folders(
     matrix = collector.matrix()
     rows = evidence_rows(matrix)
     evidence = folder_evidence(matrix, reference_banks(encoder), rows)
-    folder = fit_from_folder(evidence, when)
+    folder = fit_from_folder(evidence, when, progress)
     day = (when or date.today()).isoformat()
     metadata = {
         "pictures": folder.pictures,

@@ -31,7 +31,7 @@ DESCRIPTION = (
 )
 EPILOG = (
     "A model without a fit of its own is uncalibrated: no presence score, no pruning by "
-    "it. Use pictures from varied prompts (at least 40 pictures, 10 distinct phrases)."
+    "it. Use pictures from varied prompts (at least 60 pictures, 10 distinct phrases)."
 )
 
 

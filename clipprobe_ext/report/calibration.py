@@ -14,10 +14,26 @@ from typing import Any
 import numpy as np
 
 from clipprobe_ext.analysis.calibration import NOT_SEEN, SEEN, PresenceCalibration
+from clipprobe_ext.analysis.self_calibration import MIN_SEPARATION, SEPARATION_CONFIDENCE
 from clipprobe_ext.audit.calibrate import CalibrationRun, Shares
 from clipprobe_ext.report.audit import skipped_groups
 from clipprobe_ext.report.data import clean
 from clipprobe_ext.report.numbers import clip_text, count, percent, presence, zscore
+
+
+def _separation(diagnostics: dict) -> str:
+    """The separation as the refusal reads it: the share of the absent part under the seen
+    part's median, the folder's and the cautious end of its resamples'."""
+    point = diagnostics.get("separation")
+    if point is None:
+        return "not measured"
+    cautious = diagnostics.get("separation_cautious", point)
+    return (
+        f"separation: {percent(point, 0)} of the unseen pairs score under the seen ones' "
+        f"median ({percent(cautious, 0)} in the least favourable "
+        f"{percent(1 - SEPARATION_CONFIDENCE, 0)} of resamples; {percent(MIN_SEPARATION, 0)} "
+        "needed)"
+    )
 
 
 def _points(fit: PresenceCalibration) -> str:
@@ -75,8 +91,7 @@ def calibration_text(run: CalibrationRun) -> str:
     lines += [
         f"  About {percent(1 - folder.absent_share, 0)} of what your prompts ask for is seen in "
         f"their pictures (estimated without labels, from how the asked pairs stand against "
-        f"pictures that did not ask; separation AUROC "
-        f"{folder.diagnostics.get('separation', float('nan')):.2f}).",
+        f"pictures that did not ask; {_separation(folder.diagnostics)}).",
         f"  Where seen begins now: {_points(fit)}.",
     ]
     if run.previous is None:

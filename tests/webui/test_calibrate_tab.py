@@ -205,7 +205,7 @@ def test_a_refusal_shows_its_message_and_keeps_the_previous_fit(webui, tmp_path,
     for n in range(12):  # too few, and all of one prompt
         save_png(few / f"{n}.png", picture(n % 4, seed=n, size=64), "a red circle")
     box, line = audit_tab.calibrate_click("", str(few), True, 0, model)
-    assert "clipprobe-error" in box and "at least 40" in box
+    assert "clipprobe-error" in box and "at least 60" in box
     assert audit_tab.UNCHANGED in box
     assert path.read_bytes() == saved
     assert calibration_for(ref).seen_z == 1.2
