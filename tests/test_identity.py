@@ -164,6 +164,19 @@ def test_the_fingerprint_reads_the_weights_not_the_loader(tiny_hf_clip_dir):
     assert weights_fingerprint(copy.deepcopy(slow.model)) == fast.fingerprint()
 
 
+def test_the_fingerprint_does_not_follow_the_library_s_buffers(tiny_hf_clip_dir):
+    """transformers 4.30 (AUTOMATIC1111) keeps ``position_ids`` in the state dict, the
+    version Forge runs does not: the same weights must keep one fingerprint (and one fit)."""
+    encoder = HFClipEncoder.from_pretrained(str(tiny_hf_clip_dir), "cpu")
+    newer = copy.deepcopy(encoder.model)
+    for embeddings in (newer.text_model.embeddings, newer.vision_model.embeddings):
+        ids = embeddings.position_ids
+        del embeddings.position_ids
+        embeddings.register_buffer("position_ids", ids, persistent=False)
+    assert set(encoder.model.state_dict()) - set(newer.state_dict())  # the buffers differ
+    assert weights_fingerprint(newer) == encoder.fingerprint()
+
+
 def test_the_openai_preprocessing_key_is_the_same_in_every_process(openai_encoder):
     """repr() of clip's preprocess holds a function's address: a key built on it changed
     with every process, so the audit's store never served an openai CLIP twice."""

@@ -89,8 +89,11 @@ _fingerprints: weakref.WeakKeyDictionary[Any, tuple[tuple, str]] = weakref.WeakK
 
 
 def weights_fingerprint(model: Any) -> str:
-    """A hash of the weights: every tensor's name, shape and dtype, and an evenly spaced
-    sample of its values (the first and the last among them).
+    """A hash of the weights: every parameter's name, shape and dtype, and an evenly spaced
+    sample of its values (the first and the last among them).  Parameters only, not the
+    buffers a library version adds or drops (transformers 4.30 keeps ``position_ids`` in
+    the state dict, later versions do not): the same weights read in AUTOMATIC1111 and in
+    Forge have one fingerprint, and so one fit.
 
     Computed once per module and numeric type (``model.half()`` in place changes it;
     moving it between devices does not), so wrapping the same model again costs nothing.
@@ -104,7 +107,7 @@ def weights_fingerprint(model: Any) -> str:
     digest = hashlib.blake2b(digest_size=10)
     samples = []
     with torch.no_grad():
-        for name, tensor in model.state_dict().items():
+        for name, tensor in model.named_parameters():
             digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype};".encode())
             flat = tensor.detach().reshape(-1)
             if flat.numel() == 0:
