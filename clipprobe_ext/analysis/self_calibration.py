@@ -9,7 +9,9 @@ absent part of the asked population is the not-asked population of the same phra
 weighted so.  Subtracting it leaves the present part, whose middle (quartiles) is
 estimated well; "not seen" is set ``TAIL`` interquartile ranges under its median (a
 present phrase's score rarely falls that far: measured on the benchmark's zoo of models),
-"seen" where 5 % of the absent part rises above.
+"seen" where 5 % of the absent part rises above.  A small folder's cuts move with the
+pictures drawn, so each cut is taken on the cautious side of seeded resamples of the
+folder's pictures, and the folder is refused unless nearly all of them separate.
 """
 
 from __future__ import annotations
@@ -45,13 +47,13 @@ STOREY_LAMBDA = 0.5
 #: ``SEPARATION_CONFIDENCE`` of the resamples, and each cut is taken at the cautious
 #: ``CONFIDENCE`` quantile of the resamples' cuts (bench/README.md, "Small folders").
 RESAMPLES = 50
+SEPARATION_CONFIDENCE = 0.95
+CONFIDENCE = 0.6
+RESAMPLE_SEED = 0
 #: A big folder's cuts move little: it gets fewer resamples, as many as keep the work
 #: under this many (picture, phrase) pairs in all, and never fewer than MIN_RESAMPLES.
 RESAMPLE_PAIRS = 20_000_000
 MIN_RESAMPLES = 20
-SEPARATION_CONFIDENCE = 0.95
-CONFIDENCE = 0.6
-RESAMPLE_SEED = 0
 #: A phrase's own absent share is pulled towards the folder's by this many pairs' worth.
 SHRINK = 2.0
 GRID = 1001
