@@ -162,7 +162,7 @@ def test_the_fit_from_the_pictures_is_close_to_the_fit_from_the_truth(shapes, mo
 
     The phrase-level "not seen" is never above the truth's: the estimator cuts 3 spreads
     under the present part's median, not at its 1-in-200 quantile, which the mixture cannot
-    place reliably (1.6-1.9 under the truth's on nine such folders:
+    place reliably (1.8-1.9 under the truth's on nine such folders:
     bench/bench_calibrate_shapes.py; the outcome on the labelled pairs is what the user
     gets)."""
     folder, kinds = shapes
