@@ -37,20 +37,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from transfer_rules import (  # noqa: E402
-    DOMAINS,
-    folder_evidence,
-    patched,
-    score_matrices,
-    truth_fit,
-)
-from zoo import is_trained, members  # noqa: E402
-from zoo_cache import HELD_OUT, embedding_file, load_embeddings  # noqa: E402
+from transfer_rules import folder_evidence, patched, score_matrices, truth_fit  # noqa: E402
+from zoo import cached_pairs  # noqa: E402
+from zoo_cache import HELD_OUT, TUNING, load_embeddings  # noqa: E402
 
 from clipprobe_ext.analysis import self_calibration  # noqa: E402
 from clipprobe_ext.analysis.self_calibration import CalibrationRefused  # noqa: E402
 
-TUNING = 0
 TAILS = (3.0, 2.75, 2.5, 2.25, 2.0)
 #: Cut candidates per score for the ceiling: quantiles of the present phrases' scores.
 STEPS = 60
@@ -143,16 +136,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     limit = args.present_limit / 100
-    results = []
-    for m in members():
-        if args.members and m.name not in args.members:
-            continue
-        for domain in DOMAINS:
-            cached = all(embedding_file(m.name, domain, s).exists() for s in (TUNING, HELD_OUT))
-            if not (is_trained(m) and cached):
-                print(f"{m.name} {domain}: not cached (python bench/zoo.py embed)", file=sys.stderr)
-                continue
-            results.append(measure(m.name, domain, args.tails, limit))
+    results = [
+        measure(name, domain, args.tails, limit) for name, domain in cached_pairs(args.members)
+    ]
     print_table(results, args.tails, limit)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))

@@ -27,14 +27,13 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 from bench_ceiling import under  # noqa: E402
-from transfer_rules import DOMAINS, folder_evidence, patched, score_matrices  # noqa: E402
-from zoo import is_trained, members  # noqa: E402
-from zoo_cache import HELD_OUT, embedding_file, load_embeddings  # noqa: E402
+from transfer_rules import folder_evidence, patched, score_matrices  # noqa: E402
+from zoo import cached_pairs  # noqa: E402
+from zoo_cache import HELD_OUT, TUNING, load_embeddings  # noqa: E402
 
 from clipprobe_ext.analysis import self_calibration  # noqa: E402
 from clipprobe_ext.analysis.self_calibration import CalibrationRefused, FolderEvidence  # noqa: E402
 
-TUNING = 0
 SIZES = (40, 60, 100, 150, 300)
 
 
@@ -103,17 +102,11 @@ def main() -> None:
     results = []
     print("| member, domain | " + " | ".join(f"{s} pictures" for s in args.sizes) + " |")
     print("|" + "---|" * (len(args.sizes) + 1))
-    for m in members():
-        if args.members and m.name not in args.members:
-            continue
-        for domain in DOMAINS:
-            cached = all(embedding_file(m.name, domain, s).exists() for s in (TUNING, HELD_OUT))
-            if not (is_trained(m) and cached):
-                continue
-            r = measure(m.name, domain, args.sizes, args.draws, args.before)
-            results.append(r)
-            cells = [cell(r["sizes"][str(s)]) for s in args.sizes]
-            print(f"| {m.name} {domain} | " + " | ".join(cells) + " |", flush=True)
+    for name, domain in cached_pairs(args.members):
+        r = measure(name, domain, args.sizes, args.draws, args.before)
+        results.append(r)
+        cells = [cell(r["sizes"][str(s)]) for s in args.sizes]
+        print(f"| {name} {domain} | " + " | ".join(cells) + " |", flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 

@@ -52,6 +52,7 @@ from zoo import is_trained, members  # noqa: E402
 from zoo_cache import (  # noqa: E402
     HELD_OUT,
     PICTURE_COUNT,
+    TUNING,
     ZooEmbeddings,
     embedding_file,
     embeddings_of,
@@ -64,8 +65,6 @@ from zoo_cache import (  # noqa: E402
 from clipprobe_ext.analysis.references import reference_banks  # noqa: E402
 from clipprobe_ext.analysis.self_calibration import CalibrationRefused  # noqa: E402
 from clipprobe_ext.probe import ProbeOptions, analyze  # noqa: E402
-
-TUNING = 0
 
 
 class KnownImages:

@@ -167,6 +167,21 @@ def is_trained(m: Member) -> bool:
     return (m.folder / "metrics.json").exists()
 
 
+def cached_pairs(names: list[str] | None = None) -> list[tuple[str, str]]:
+    """(member, domain) for every trained member (or the named ones) whose embeddings of
+    both seeds are cached, in training order; each pair left out is named on stderr."""
+    pairs = []
+    for m in members():
+        if names and m.name not in names:
+            continue
+        for domain in DOMAINS:
+            if is_trained(m) and all(embedding_file(m.name, domain, s).exists() for s in SEEDS):
+                pairs.append((m.name, domain))
+            else:
+                print(f"{m.name} {domain}: not cached (python bench/zoo.py embed)", file=sys.stderr)
+    return pairs
+
+
 # -- commands ----------------------------------------------------------------------------
 
 

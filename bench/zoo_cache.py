@@ -31,8 +31,9 @@ ZOO = CACHE / "zoo"
 EMBEDDINGS = ZOO / "embeddings"
 PICTURES = ZOO / "pictures"
 PICTURE_COUNT = 300
-SEEDS = (0, 1)  # tuning, held out
-HELD_OUT = 1
+TUNING = 0  # the seed fits are made on
+HELD_OUT = 1  # the seed they are judged on
+SEEDS = (TUNING, HELD_OUT)
 FORMAT = 1  # bump when the file's contents change
 
 
