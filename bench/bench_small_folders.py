@@ -32,19 +32,9 @@ from zoo import cached_pairs  # noqa: E402
 from zoo_cache import HELD_OUT, TUNING, load_embeddings  # noqa: E402
 
 from clipprobe_ext.analysis import self_calibration  # noqa: E402
-from clipprobe_ext.analysis.self_calibration import CalibrationRefused, FolderEvidence  # noqa: E402
+from clipprobe_ext.analysis.self_calibration import CalibrationRefused  # noqa: E402
 
 SIZES = (40, 60, 100, 150, 300)
-
-
-def subset(evidence: FolderEvidence, rows: np.ndarray) -> FolderEvidence:
-    return FolderEvidence(
-        evidence.cosine[rows],
-        evidence.cosine_z[rows],
-        evidence.phrase_z[rows],
-        evidence.asked[rows],
-        evidence.phrases,
-    )
 
 
 def estimator(before: bool):
@@ -73,7 +63,7 @@ def measure(name: str, domain: str, sizes, draws: int, before: bool, seed: int =
             picked = rng.choice(total, min(size, total), replace=False)
             try:
                 with estimator(before):
-                    fit = self_calibration.fit_from_folder(subset(evidence, picked)).fit
+                    fit = self_calibration.fit_from_folder(evidence.of_pictures(picked)).fit
             except CalibrationRefused:
                 refused += 1
                 continue

@@ -77,6 +77,21 @@ class FolderEvidence:
     asked: np.ndarray  # [pictures, phrases] bool: the picture's prompt holds the phrase
     phrases: tuple[str, ...] = ()
 
+    def of_pictures(self, rows: np.ndarray) -> FolderEvidence:
+        """The evidence of the pictures ``rows`` (a subset, or a resample with repeats)."""
+        return FolderEvidence(
+            np.asarray(self.cosine)[rows],
+            np.asarray(self.cosine_z)[rows],
+            np.asarray(self.phrase_z)[rows],
+            np.asarray(self.asked, dtype=bool)[rows],
+            self.phrases,
+        )
+
+    def compares(self) -> bool:
+        """Whether some asked phrase has a picture that did not ask for it."""
+        asked = np.asarray(self.asked, dtype=bool)
+        return bool((~asked[:, asked.any(0)]).any())
+
 
 @dataclass(frozen=True)
 class FolderFit:
@@ -224,9 +239,10 @@ class _Points:
     level: _Part
 
 
-def _points(cosine_z: np.ndarray, phrase_z: np.ndarray, asked: np.ndarray, evidence) -> _Points:
-    cosine_z = np.asarray(cosine_z, dtype=np.float64)
-    phrase_z = np.asarray(phrase_z, dtype=np.float64)
+def _points(evidence: FolderEvidence) -> _Points:
+    cosine_z = np.asarray(evidence.cosine_z, dtype=np.float64)
+    phrase_z = np.asarray(evidence.phrase_z, dtype=np.float64)
+    asked = np.asarray(evidence.asked, dtype=bool)
     shares, absent = absent_shares(evidence)
     own_absent = AbsentPart.of(cosine_z, asked, shares)
     level_absent = AbsentPart.of(phrase_z, asked, shares)
@@ -248,16 +264,6 @@ def _points(cosine_z: np.ndarray, phrase_z: np.ndarray, asked: np.ndarray, evide
     )
 
 
-def _resampled(evidence: FolderEvidence, rows: np.ndarray) -> FolderEvidence:
-    return FolderEvidence(
-        np.asarray(evidence.cosine)[rows],
-        np.asarray(evidence.cosine_z)[rows],
-        np.asarray(evidence.phrase_z)[rows],
-        np.asarray(evidence.asked, dtype=bool)[rows],
-        evidence.phrases,
-    )
-
-
 def resampled_points(
     evidence: FolderEvidence, count: int | None = None, progress: Progress | None = None
 ) -> list[_Points]:
@@ -273,12 +279,11 @@ def resampled_points(
     for done in range(count):
         if progress is not None:
             progress(done, count, RESAMPLING)
-        sample = _resampled(evidence, rng.integers(0, len(asked), len(asked)))
-        sample_asked = np.asarray(sample.asked, dtype=bool)
-        if (~sample_asked[:, sample_asked.sum(0) > 0]).sum() == 0:
+        sample = evidence.of_pictures(rng.integers(0, len(asked), len(asked)))
+        if not sample.compares():
             continue
         with np.errstate(invalid="ignore", divide="ignore"):
-            points = _points(sample.cosine_z, sample.phrase_z, sample_asked, sample)
+            points = _points(sample)
         if points.own.pairs > 0 and np.isfinite([points.not_seen, points.separation]).all():
             out.append(points)
     if progress is not None:
@@ -310,11 +315,9 @@ def fit_from_folder(
             f"{MIN_PHRASES}, from prompts that differ (pictures of one prompt cannot tell "
             "what is asked for from what is not)."
         )
-    if (~asked[:, asked.sum(0) > 0]).sum() == 0:
+    if not evidence.compares():
         raise CalibrationRefused("Every picture asks for every phrase: nothing to compare.")
-    cz = np.asarray(evidence.cosine_z, dtype=np.float64)
-    pz = np.asarray(evidence.phrase_z, dtype=np.float64)
-    point = _points(cz, pz, asked, evidence)
+    point = _points(evidence)
     resamples = resampled_points(evidence, progress=progress)
 
     def cautious(name: str, upper: bool = False, confidence: float = CONFIDENCE) -> float:
