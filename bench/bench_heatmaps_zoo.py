@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +34,29 @@ from world.scenes import domain_spec  # noqa: E402
 from zoo import is_trained, members  # noqa: E402
 
 from clipprobe_ext.encoders import load_encoder  # noqa: E402
-from clipprobe_ext.heatmaps.trust import contrasted, shared_peaks  # noqa: E402
+from clipprobe_ext.heatmaps.trust import shared_peaks  # noqa: E402
 
 METHODS = ("chefer", "chefer-2", "chefer-3", "chefer-all", "grad-eclip")
+
+
+def _normalised(grid: np.ndarray) -> np.ndarray:
+    grid = np.asarray(grid, dtype=np.float32)
+    peak = float(grid.max()) if grid.size else 0.0
+    return grid / peak if peak > 0 else np.zeros_like(grid)
+
+
+def contrasted(grids: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Each map less the mean of the others (all normalised to their peak), clipped at 0
+    and normalised again; a single map is returned as it is."""
+    normal = [_normalised(g) for g in grids]
+    if len(normal) < 2:
+        return normal
+    total = np.sum(normal, axis=0)
+    out = []
+    for grid in normal:
+        others = (total - grid) / (len(normal) - 1)
+        out.append(_normalised(np.clip(grid - others, 0, None)))
+    return out
 
 
 def member_accuracy(member, scenes: int, methods=METHODS) -> dict:

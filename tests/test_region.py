@@ -119,8 +119,8 @@ def test_a_region_outside_the_picture_is_said_not_fatal(capsys, trained_clip_dir
 # -- trust ------------------------------------------------------------------------------------
 
 
-def test_shared_peaks_and_contrast_against_a_direct_computation():
-    from clipprobe_ext.heatmaps.trust import contrasted, shared_peaks
+def test_shared_peaks_against_a_direct_computation():
+    from clipprobe_ext.heatmaps.trust import shared_peaks
 
     rng = np.random.default_rng(3)
     grids = [rng.random((4, 4)) for _ in range(3)]
@@ -128,11 +128,3 @@ def test_shared_peaks_and_contrast_against_a_direct_computation():
     grids[0][0, 0] = 5.0
     assert shared_peaks(grids) == [False, True, True]
     assert shared_peaks([np.zeros((4, 4)), np.zeros((4, 4))]) == [False, False]
-    out = contrasted(grids)
-    for k, grid in enumerate(grids):
-        own = grid / grid.max()
-        others = np.mean([g / g.max() for j, g in enumerate(grids) if j != k], axis=0)
-        want = np.clip(own - others, 0, None)
-        np.testing.assert_allclose(out[k], want / want.max(), rtol=1e-5, atol=1e-7)
-    # a phrase whose map is everyone's peak loses it; the particular place wins
-    assert np.argmax(out[0]) == 0
